@@ -1,0 +1,3 @@
+from bids_encoding.cli import main
+
+raise SystemExit(main())

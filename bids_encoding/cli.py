@@ -1,0 +1,236 @@
+"""Command line: ``bids_encoding bids_dir output_dir participant`` and ``bids_encoding demo OUT_DIR``."""
+
+import argparse
+import json
+import logging
+import sys
+import tomllib
+import traceback
+from pathlib import Path
+
+from bids_encoding import __version__
+from bids_encoding.errors import (
+    EXIT_FAILURE,
+    EXIT_UNKNOWN_LEVEL,
+    BidsAppError,
+    MissingInputError,
+    UsageError,
+)
+
+LOGGER = logging.getLogger("bids_encoding.cli")
+LEVELS = ("participant", "group")
+NOT_FROM_CONFIG = {"help", "version", "config_file", "bids_dir", "output_dir", "analysis_level"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the BIDS-Apps usage exit code (64) instead of 2."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(UsageError.exit_code, f"{self.prog}: error: {message}\n")
+
+
+def _option(group, *names, **kwargs):
+    """Add an option under its dashed name with an underscore alias (as fMRIPrep)."""
+    aliases = ["--" + name[2:].replace("-", "_") for name in names if name.startswith("--") and "-" in name[2:]]
+    group.add_argument(*names, *aliases, **kwargs)
+
+
+def build_parser():
+    """The participant/group parser."""
+    from bids_encoding.config import DEFAULT_MODELS
+    from bids_encoding.design import DesignSettings
+    from bids_encoding.features.extract import POOLINGS
+    from bids_encoding.inputs.bold import DEFAULT_HIGH_PASS
+    from bids_encoding.ridge import DEFAULT_ALPHAS
+
+    parser = _Parser(
+        prog="bids_encoding",
+        description="Voxel-wise encoding models of language-model features on a BIDS dataset of "
+                    "people listening to stories. Also: 'bids_encoding demo OUT_DIR'.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("bids_dir", type=Path, help="root folder of the BIDS dataset (read only)")
+    parser.add_argument("output_dir", type=Path, help="folder for the BIDS-Derivatives outputs")
+    parser.add_argument("analysis_level", help="'participant' (group level: not available yet)")
+    parser.add_argument("--version", action="version", version=f"bids_encoding {__version__}")
+
+    selection = parser.add_argument_group("what to analyse")
+    _option(selection, "--participant-label", nargs="+", metavar="LABEL", default=None,
+            help="participants to analyse, with or without 'sub-' (default: all)")
+    _option(selection, "-t", "--task", default=None, help="task label (default: every task)")
+    _option(selection, "--space", default=None,
+            help="keep BOLD files with this space- entity (default: the files' own space; "
+                 "files without one are labelled space-orig)")
+    _option(selection, "--mask", type=Path, default=None,
+            help="brain mask NIfTI (default: computed from the BOLD data)")
+    _option(selection, "--skip-bids-validation", action="store_true", default=False,
+            help="index files whose names are not valid BIDS too")
+
+    models = parser.add_argument_group("language models")
+    _option(models, "--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
+            help="hub ids (id@revision to pin), local model directories, or .gguf files")
+    _option(models, "--pooling", choices=POOLINGS, default="last",
+            help="word vector: hidden state of the word's last token, or mean of its tokens")
+    _option(models, "--window-tokens", type=int, default=None,
+            help="tokens per forward pass (default: the model's maximum)")
+    _option(models, "--context-tokens", type=int, default=None,
+            help="minimum left context of every word in tokens (default: half the window)")
+    _option(models, "--batch-size", type=int, default=4, help="windows per forward pass")
+    _option(models, "--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+            help="model dtype (auto: bfloat16 on a GPU that supports it, else float32)")
+
+    fit = parser.add_argument_group("design and fit")
+    _option(fit, "--trim-scans", type=int, default=DesignSettings.trim_start,
+            help="scans dropped at the start and at the end of every run (BOLD and design)")
+    _option(fit, "--hrf-model", default=DesignSettings.hrf_model, help="nilearn HRF model")
+    _option(fit, "--high-pass", type=float, default=DEFAULT_HIGH_PASS, help="BOLD high-pass cutoff in Hz")
+    _option(fit, "--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="ALPHA",
+            help="ridge penalties to choose from, per voxel")
+
+    run = parser.add_argument_group("running")
+    _option(run, "-w", "--work-dir", type=Path, default=None,
+            help="intermediate files and feature cache (default: OUTPUT_DIR/work)")
+    _option(run, "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where models and fits run")
+    _option(run, "--voxel-chunk", type=int, default=5000, help="voxels fitted at once (bounds memory)")
+    _option(run, "--config-file", type=Path, default=None,
+            help="TOML or JSON file of options (long names as keys); the command line wins")
+    _option(run, "-v", "--verbose", action="count", default=0, help="more messages")
+    return parser
+
+
+def load_config_file(path, parser):
+    """Read option defaults from a TOML or JSON file.
+
+    Returns
+    -------
+    dict
+        ``{dest: value}`` checked against the parser's options.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"config file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from error
+    actions = {action.dest: action for action in parser._actions}
+    defaults = {}
+    for key, value in data.items():
+        dest = key.lstrip("-").replace("-", "_")
+        if dest not in actions or dest in NOT_FROM_CONFIG:
+            raise UsageError(f"config file {path}: unknown option '{key}'")
+        action = actions[dest]
+        if action.nargs in ("+", "*") and not isinstance(value, list):
+            value = [value]
+        try:
+            if action.type is not None:
+                value = [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"config file {path}: bad value for '{key}': {error}") from error
+        if action.choices is not None and value not in action.choices:
+            raise UsageError(f"config file {path}: '{key}' must be one of {', '.join(map(str, action.choices))}")
+        defaults[dest] = value
+    return defaults
+
+
+def parse_args(argv):
+    """Parse the command line over the config file's values."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config-file", "--config_file", type=Path, default=None)
+    known, _ = pre.parse_known_args(argv)
+    parser = build_parser()
+    if known.config_file is not None:
+        parser.set_defaults(**load_config_file(known.config_file, parser))
+    return parser.parse_args(argv)
+
+
+def _output_paths(args):
+    bids_dir = args.bids_dir.resolve()
+    output_dir = args.output_dir.resolve()
+    if not bids_dir.is_dir():
+        raise MissingInputError(f"BIDS dataset {args.bids_dir} does not exist: give the dataset's root folder")
+    for name, path in (("output_dir", output_dir),
+                       ("--work-dir", args.work_dir.resolve() if args.work_dir else None)):
+        if path is not None and (path == bids_dir or bids_dir in path.parents):
+            raise UsageError(f"{name} {path} is inside the input dataset {bids_dir}: choose a folder outside it")
+    work_dir = args.work_dir.resolve() if args.work_dir else output_dir / "work"
+    return bids_dir, output_dir, work_dir
+
+
+def config_from_args(args):
+    """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig`."""
+    from bids_encoding.config import ParticipantConfig, resolve_device
+    from bids_encoding.design import DesignSettings
+    from bids_encoding.features import FeatureSettings
+
+    for name in ("trim_scans", "batch_size", "voxel_chunk"):
+        if getattr(args, name) < (0 if name == "trim_scans" else 1):
+            raise UsageError(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'trim_scans' else '>= 1'}")
+    if any(alpha <= 0 for alpha in args.alphas):
+        raise UsageError("--alphas must all be positive")
+    bids_dir, output_dir, work_dir = _output_paths(args)
+    return ParticipantConfig(
+        bids_dir=bids_dir,
+        output_dir=output_dir,
+        work_dir=work_dir,
+        participant_labels=args.participant_label,
+        task=args.task,
+        space=args.space,
+        mask=args.mask,
+        models=tuple(args.models),
+        device=resolve_device(args.device),
+        dtype=args.dtype,
+        validate=not args.skip_bids_validation,
+        features=FeatureSettings(pooling=args.pooling, window=args.window_tokens,
+                                 context=args.context_tokens, batch_size=args.batch_size),
+        design=DesignSettings(hrf_model=args.hrf_model, trim_start=args.trim_scans, trim_end=args.trim_scans),
+        high_pass=args.high_pass,
+        alphas=tuple(sorted(args.alphas)),
+        voxel_chunk=args.voxel_chunk,
+        progress=sys.stderr.isatty(),
+    )
+
+
+def run(args):
+    """Run one analysis level; return the exit code."""
+    from bids_encoding.logs import setup_logging
+
+    if args.analysis_level not in LEVELS:
+        raise BidsAppError(f"unknown analysis level '{args.analysis_level}': use 'participant'",
+                           EXIT_UNKNOWN_LEVEL)
+    if args.analysis_level == "group":
+        raise BidsAppError(
+            f"the group level is not available in bids_encoding {__version__} yet: "
+            "run 'participant' (group statistics arrive in a later release)", EXIT_UNKNOWN_LEVEL)
+    config = config_from_args(args)
+    setup_logging(config.output_dir, args.verbose)
+    from bids_encoding.workflow import run_participant_level
+
+    summary = run_participant_level(config)
+    LOGGER.info(summary)
+    return 0
+
+
+def main(argv=None):
+    """Entry point of the ``bids_encoding`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "demo":
+            from bids_encoding.demo import run_demo
+
+            return run_demo(argv[1:])
+        return run(parse_args(argv))
+    except BidsAppError as error:
+        LOGGER.debug("stopped: %s", error)
+        print(f"bids_encoding: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("bids_encoding: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # last resort: one line on screen, the traceback in the log
+        LOGGER.debug("unexpected error:\n%s", traceback.format_exc())
+        print(f"bids_encoding: error: unexpected {type(error).__name__}: {error} "
+              "(details in OUTPUT_DIR/logs; please report it)", file=sys.stderr)
+        return EXIT_FAILURE

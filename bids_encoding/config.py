@@ -1,0 +1,51 @@
+"""Settings of one participant-level run, gathered from the command line and config file."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bids_encoding.design import DesignSettings
+from bids_encoding.features import FeatureSettings
+from bids_encoding.inputs.bold import DEFAULT_HIGH_PASS
+from bids_encoding.ridge import DEFAULT_ALPHAS
+
+DEFAULT_MODELS = ("sentence-transformers/all-MiniLM-L6-v2",)
+
+
+@dataclass
+class ParticipantConfig:
+    """Everything the participant level needs; every field ends up in the sidecars."""
+
+    bids_dir: Path
+    output_dir: Path
+    work_dir: Path
+    participant_labels: list | None = None
+    task: str | None = None
+    space: str | None = None
+    mask: Path | None = None
+    models: tuple = DEFAULT_MODELS
+    device: str = "cpu"
+    dtype: str | None = None
+    validate: bool = True
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    design: DesignSettings = field(default_factory=DesignSettings)
+    high_pass: float = DEFAULT_HIGH_PASS
+    alphas: tuple = DEFAULT_ALPHAS
+    voxel_chunk: int = 5000
+    progress: bool = True
+
+    @property
+    def feature_cache_dir(self):
+        return Path(self.work_dir) / "features"
+
+
+def resolve_device(device):
+    """``auto`` becomes ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    from bids_encoding.errors import UsageError
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was given but no CUDA GPU is visible: use --device cpu or auto")
+    return device

@@ -1,0 +1,85 @@
+"""Word features convolved with the HRF at the scan times (nilearn's ``compute_regressor``)."""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from nilearn.glm.first_level import compute_regressor
+
+
+@dataclass(frozen=True)
+class DesignSettings:
+    """How features become regressors.
+
+    Attributes
+    ----------
+    hrf_model : str
+        Any ``hrf_model`` of ``nilearn.glm.first_level.compute_regressor``.
+    oversampling : int
+        Temporal oversampling of the convolution.
+    frame_time_offset : float
+        Acquisition time of each scan as a fraction of TR
+        (0.5: the middle of the volume, as Bonnasse-Gahot & Pallier).
+    trim_start, trim_end : int
+        Scans dropped at the start and end of each run (BOLD and design).
+    """
+
+    hrf_model: str = "glover"
+    oversampling: int = 50
+    frame_time_offset: float = 0.5
+    trim_start: int = 0
+    trim_end: int = 0
+
+    def record(self):
+        return asdict(self)
+
+
+def frame_times(n_scans, repetition_time, offset=0.5):
+    """Acquisition time of every scan, in seconds."""
+    return (np.arange(n_scans) + offset) * repetition_time
+
+
+def word_response_matrix(onsets, durations, times, hrf_model="glover", oversampling=50):
+    """HRF response at ``times`` to each word as a unit-amplitude event.
+
+    ``compute_regressor`` is linear in the event amplitudes, so the
+    regressor of any feature is this matrix times the feature's values:
+    one call per word instead of one per word and feature dimension.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_scans, n_words)``.
+    """
+    columns = [
+        compute_regressor(np.array([[onset], [duration], [1.0]]), hrf_model, times,
+                          oversampling=oversampling)[0][:, 0]
+        for onset, duration in zip(onsets, durations)
+    ]
+    return np.stack(columns, axis=1)
+
+
+def zscore(data, axis=0):
+    """Z-score columns; constant columns become 0."""
+    data = np.asarray(data, dtype=np.float64)
+    std = data.std(axis=axis, keepdims=True)
+    return (data - data.mean(axis=axis, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
+def hrf_design(features, response, settings):
+    """Regressors of one run: features convolved with the HRF, trimmed, z-scored.
+
+    Parameters
+    ----------
+    features : array ``(n_words, n_features)``
+    response : array ``(n_scans, n_words)``
+        From :func:`word_response_matrix`.
+    settings : DesignSettings
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_scans - trim_start - trim_end, n_features)`` float32.
+    """
+    design = response @ np.asarray(features, dtype=np.float64)
+    design = design[settings.trim_start: design.shape[0] - settings.trim_end]
+    return zscore(design).astype(np.float32)

@@ -1,0 +1,47 @@
+"""Errors that end a run with a one-line message and a BIDS-Apps exit code."""
+
+# BIDS-Apps 2.0 exit codes (bids-standard/execution-spec).
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_VALIDATION = 16
+EXIT_UNKNOWN_LEVEL = 17
+EXIT_NOTHING_SELECTED = 18
+EXIT_USAGE = 64
+EXIT_BAD_DATA = 65
+EXIT_MISSING_INPUT = 66
+EXIT_CANNOT_CREATE = 73
+
+
+class BidsAppError(Exception):
+    """An error the user can fix; carries its exit code.
+
+    Parameters
+    ----------
+    message : str
+        One line that names the file and says what to do.
+    exit_code : int
+        A BIDS-Apps exit code.
+    """
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message, exit_code=None):
+        super().__init__(" ".join(str(message).split()))
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(BidsAppError):
+    exit_code = EXIT_USAGE
+
+
+class MissingInputError(BidsAppError):
+    exit_code = EXIT_MISSING_INPUT
+
+
+class BadDataError(BidsAppError):
+    exit_code = EXIT_BAD_DATA
+
+
+class NothingSelectedError(BidsAppError):
+    exit_code = EXIT_NOTHING_SELECTED

@@ -1,0 +1,67 @@
+"""BOLD: brain mask, masking, and per-run cleaning (nilearn)."""
+
+import numpy as np
+from nilearn import image, masking, signal
+
+from bids_encoding.errors import BadDataError, MissingInputError
+
+DEFAULT_HIGH_PASS = 1.0 / 128  # Hz, as Bonnasse-Gahot & Pallier
+
+
+def brain_mask(bold_paths, mask_path=None):
+    """Return the brain mask on the BOLD grid.
+
+    Parameters
+    ----------
+    bold_paths : list of Path
+        The participant's BOLD runs (all on one grid).
+    mask_path : Path or None
+        A given mask, resampled (nearest neighbour) to the BOLD grid when its
+        grid differs; ``None`` computes one from the data with
+        ``nilearn.masking.compute_multi_epi_mask``.
+
+    Returns
+    -------
+    nibabel.Nifti1Image
+    """
+    reference = image.load_img(str(bold_paths[0]))
+    if mask_path is not None:
+        try:
+            mask = image.load_img(str(mask_path))
+        except Exception as error:
+            raise MissingInputError(f"cannot read mask {mask_path}: {error}") from error
+        if mask.shape[:3] != reference.shape[:3] or not np.allclose(mask.affine, reference.affine):
+            mask = image.resample_to_img(mask, reference, interpolation="nearest",
+                                         force_resample=True, copy_header=True)
+        data = np.asarray(mask.dataobj) > 0
+        if not data.any():
+            raise BadDataError(f"mask {mask_path} is empty on the grid of {bold_paths[0]}")
+        return image.new_img_like(reference, data.astype(np.uint8), copy_header=False)
+    mean_images = [image.mean_img(str(path), copy_header=True) for path in bold_paths]
+    mask = masking.compute_multi_epi_mask(mean_images, threshold=0.5)
+    if not np.asarray(mask.dataobj).any():
+        raise BadDataError(f"no brain found in {bold_paths[0]}: give a mask with --mask")
+    return mask
+
+
+def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0,
+                   high_pass=DEFAULT_HIGH_PASS):
+    """Mask, trim, detrend, high-pass and z-score one run.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_kept_scans, n_voxels)`` float32.
+    """
+    data = masking.apply_mask(str(bold_path), mask_img)
+    n_scans = data.shape[0]
+    data = data[trim_start:n_scans - trim_end]
+    cleaned = signal.clean(
+        data,
+        detrend=True,
+        standardize="zscore_sample",
+        high_pass=high_pass,
+        t_r=repetition_time,
+        ensure_finite=True,
+    )
+    return cleaned.astype(np.float32)

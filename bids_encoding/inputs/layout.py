@@ -1,0 +1,247 @@
+"""Select the BOLD runs of each participant and task, with their word timings."""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import pandas as pd
+
+from bids_encoding.errors import (
+    EXIT_VALIDATION,
+    BadDataError,
+    BidsAppError,
+    MissingInputError,
+    NothingSelectedError,
+)
+from bids_encoding.inputs.events import read_word_events
+
+LOGGER = logging.getLogger(__name__)
+MIN_RUNS = 3  # leave-one-run-out outside, leave-one-run-out inside
+
+
+@dataclass
+class Run:
+    """One BOLD run and the words heard during it."""
+
+    subject: str
+    task: str
+    bold_path: Path
+    events_path: Path
+    repetition_time: float
+    n_scans: int
+    words: pd.DataFrame = field(repr=False)
+    session: str | None = None
+    run: str | None = None
+    space: str | None = None
+
+    @property
+    def label(self):
+        """Entities that tell this run apart from the participant's other runs."""
+        parts = [f"ses-{self.session}" if self.session else "", f"run-{self.run}" if self.run else ""]
+        return "_".join(part for part in parts if part) or Path(self.bold_path).name
+
+    @property
+    def scan_duration(self):
+        return self.n_scans * self.repetition_time
+
+
+def load_layout(bids_dir, database_dir, validate=True):
+    """Index a BIDS dataset with pybids, keeping the index out of the dataset.
+
+    Parameters
+    ----------
+    bids_dir : Path
+        Root of the raw dataset.
+    database_dir : Path
+        Where pybids writes its index (under the work directory).
+    validate : bool
+        Drop files whose names are not valid BIDS, and require
+        ``dataset_description.json``.
+
+    Returns
+    -------
+    bids.BIDSLayout
+    """
+    from bids import BIDSLayout
+    from bids.exceptions import BIDSValidationError
+
+    bids_dir = Path(bids_dir)
+    if not bids_dir.is_dir():
+        raise MissingInputError(f"BIDS dataset {bids_dir} does not exist: give the dataset's root folder")
+    if not (bids_dir / "dataset_description.json").is_file():
+        code = EXIT_VALIDATION if validate else None
+        raise BidsAppError(
+            f"{bids_dir / 'dataset_description.json'} is missing: {bids_dir} is not a BIDS dataset "
+            "(add the file, or point to the dataset's root folder)",
+            code if code else MissingInputError.exit_code,
+        )
+    database_dir = Path(database_dir)
+    database_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return BIDSLayout(bids_dir, validate=validate, database_path=database_dir, reset_database=True)
+    except BIDSValidationError as error:
+        raise BidsAppError(f"{bids_dir}: {error} (or use --skip-bids-validation)", EXIT_VALIDATION) from error
+    except ValueError as error:
+        raise BadDataError(f"{bids_dir}: pybids cannot index the dataset: {error}") from error
+
+
+def _strip_prefix(label, prefix):
+    return label[len(prefix):] if label.startswith(prefix) else label
+
+
+def select_subjects(layout, participant_labels=None):
+    """Return the subject labels to process (all when none are given)."""
+    available = sorted(layout.get_subjects())
+    if not participant_labels:
+        if not available:
+            raise NothingSelectedError(f"no participant (sub-*) folder found in {layout.root}")
+        return available
+    wanted = [_strip_prefix(label, "sub-") for label in participant_labels]
+    missing = [label for label in wanted if label not in available]
+    if missing:
+        raise NothingSelectedError(
+            f"participant(s) {', '.join('sub-' + m for m in missing)} not found in {layout.root} "
+            f"(available: {', '.join(available[:10]) or 'none'})"
+        )
+    return list(dict.fromkeys(wanted))
+
+
+def _bold_files(layout, subject, task, space):
+    filters = dict(subject=subject, suffix="bold", extension=[".nii", ".nii.gz"], datatype="func")
+    if task:
+        filters["task"] = task
+    files = layout.get(**filters)
+    if space:
+        files = [f for f in files if f.entities.get("space") == space]
+    return files
+
+
+def _run_key(bold):
+    entities = bold.entities
+    return (entities.get("task"), entities.get("session"), entities.get("run"))
+
+
+def _read_n_scans(bold_path):
+    try:
+        shape = nib.load(str(bold_path)).shape
+    except Exception as error:  # nibabel raises many kinds on broken files
+        raise BadDataError(f"cannot read NIfTI {bold_path}: {error}") from error
+    if len(shape) != 4 or shape[3] < 2:
+        raise BadDataError(f"{bold_path} is not a 4D BOLD series (shape {shape})")
+    return int(shape[3])
+
+
+def _repetition_time(layout, bold_path):
+    metadata = layout.get_metadata(str(bold_path))
+    tr = metadata.get("RepetitionTime")
+    if tr is None:
+        sidecar = str(bold_path).replace(".nii.gz", ".json").replace(".nii", ".json")
+        raise BadDataError(f"no RepetitionTime for {bold_path}: add it (in seconds) to its sidecar {sidecar}")
+    try:
+        tr = float(tr)
+    except (TypeError, ValueError):
+        tr = -1.0
+    if tr <= 0:
+        raise BadDataError(f"RepetitionTime of {bold_path} must be a positive number of seconds")
+    return tr
+
+
+def _events_file(layout, bold_path):
+    events = layout.get_nearest(str(bold_path), suffix="events", extension=".tsv", strict=False)
+    if events is None:
+        raise MissingInputError(
+            f"no events file with word timings for {bold_path}: add "
+            f"{Path(str(bold_path).split('_bold.nii')[0] + '_events.tsv').name} or a top-level "
+            "task-<label>_events.tsv (see docs/input-format.md)"
+        )
+    return Path(events)
+
+
+def _check_words(run):
+    words = run.words
+    if words.empty:
+        raise BadDataError(
+            f"no word events (trial_type 'word') in {run.events_path} for {run.bold_path.name}: "
+            "every run needs its word timings"
+        )
+    late = words[words["onset"] >= run.scan_duration]
+    if not late.empty:
+        first = late.iloc[0]
+        raise BadDataError(
+            f"{run.events_path}: word '{first['word']}' at {first['onset']:.2f} s starts after the end of "
+            f"{run.bold_path.name} ({run.n_scans} scans x {run.repetition_time:g} s = {run.scan_duration:g} s); "
+            "check the events' time origin or the BOLD file"
+        )
+    if (words["onset"] < 0).any():
+        raise BadDataError(f"{run.events_path}: negative word onsets; onsets count from the first volume")
+
+
+def select_runs(layout, subject, task=None, space=None):
+    """Collect and check one participant's runs, grouped by task.
+
+    Parameters
+    ----------
+    layout : bids.BIDSLayout
+    subject : str
+        Label without ``sub-``.
+    task : str or None
+        Task label; ``None`` takes every task of the participant.
+    space : str or None
+        Keep only BOLD files with this ``space-`` entity.
+
+    Returns
+    -------
+    dict
+        ``{task: [Run, ...]}`` sorted by session and run.
+    """
+    files = _bold_files(layout, subject, task, space)
+    if not files:
+        what = f"task-{task}" if task else "any task"
+        raise NothingSelectedError(f"no BOLD file for sub-{subject} and {what}" +
+                                   (f" in space-{space}" if space else "") + f" in {layout.root}")
+    by_key = {}
+    for bold in files:
+        if bold.entities.get("echo") is not None:
+            raise BadDataError(
+                f"{bold.path} is one echo of a multi-echo run: combine the echoes first "
+                "(e.g. with tedana or fMRIPrep) and give the combined series"
+            )
+        key = _run_key(bold)
+        if key in by_key:
+            raise BadDataError(
+                f"two BOLD files for the same run: {by_key[key].path} and {bold.path}; "
+                "keep one (choose a space with --space)"
+            )
+        by_key[key] = bold
+
+    runs_by_task = {}
+    for key in sorted(by_key, key=lambda k: tuple(str(x) for x in k)):
+        bold = by_key[key]
+        bold_path = Path(bold.path)
+        events_path = _events_file(layout, bold_path)
+        run = Run(
+            subject=subject,
+            task=key[0],
+            session=key[1],
+            run=None if key[2] is None else str(key[2]),
+            space=bold.entities.get("space"),
+            bold_path=bold_path,
+            events_path=events_path,
+            repetition_time=_repetition_time(layout, bold_path),
+            n_scans=_read_n_scans(bold_path),
+            words=read_word_events(events_path),
+        )
+        _check_words(run)
+        runs_by_task.setdefault(run.task, []).append(run)
+
+    for task_label, runs in runs_by_task.items():
+        if len(runs) < MIN_RUNS:
+            raise BadDataError(
+                f"sub-{subject} task-{task_label} has {len(runs)} run(s) ({', '.join(r.bold_path.name for r in runs)}); "
+                f"leave-one-run-out cross-validation needs at least {MIN_RUNS}"
+            )
+        trs = {run.repetition_time for run in runs}
+        if len(trs) > 1:
+            raise BadDataError(f"sub-{subject} task-{task_label}: runs have different RepetitionTime {sorted(trs)}")
+    return runs_by_task

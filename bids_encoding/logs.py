@@ -1,0 +1,45 @@
+"""Logging to the console and to a file in the output's ``logs/`` folder."""
+
+import logging
+import os
+import time
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(output_dir=None, verbosity=0):
+    """Log INFO (DEBUG with ``-v``) to stderr and everything to a log file.
+
+    Parameters
+    ----------
+    output_dir : Path or None
+        The log file goes to ``<output_dir>/logs/``.
+    verbosity : int
+        Number of ``-v`` flags.
+
+    Returns
+    -------
+    Path or None
+        The log file.
+    """
+    root = logging.getLogger("bids_encoding")
+    root.setLevel(logging.DEBUG)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if verbosity else logging.INFO)
+    console.setFormatter(logging.Formatter("bids_encoding: %(message)s"))
+    root.addHandler(console)
+    root.propagate = False
+    if output_dir is None:
+        return None
+    log_dir = Path(output_dir) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"bids_encoding_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.log"
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(logging.Formatter(FORMAT))
+    root.addHandler(file_handler)
+    return log_file

@@ -1,0 +1,211 @@
+"""Write a synthetic BIDS dataset whose BOLD is driven by a known model's features.
+
+The story is read at about 2.5 words per second with pauses at punctuation.
+BOLD lives on a coarse MNI-like grid (8 mm, x < 0 is left). A left temporal
+sphere is driven strongly, and its mirror on the right weakly, by the top
+principal components of one layer of a known model, convolved with the HRF
+exactly as the pipeline does. Every other voxel is AR(1) noise plus drift.
+The ground truth (labels map and JSON) goes next to the dataset.
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from bids_encoding.design import DesignSettings, frame_times, hrf_design, word_response_matrix
+from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
+from bids_encoding.synthetic.story import paragraphs
+
+TASK = "story"
+VOXEL_SIZE = 8.0
+GRID_SHAPE = (19, 23, 19)
+GRID_ORIGIN = (-72.0, -104.0, -56.0)  # world coordinates of voxel (0, 0, 0); voxel i = 9 is x = 0
+BRAIN_CENTER, BRAIN_RADII = (0.0, -18.0, 14.0), (68.0, 86.0, 64.0)
+LEFT_CLUSTER, CLUSTER_RADIUS = (-56.0, -24.0, 0.0), 14.0
+LABELS = {"null": 0, "left": 1, "right": 2}
+
+
+@dataclass
+class GroundTruth:
+    """What was planted, written to ``ground_truth/ground_truth.json``."""
+
+    model: str
+    layer: int
+    n_components: int
+    amplitude_left: float
+    amplitude_right: float
+    noise_ar1: float
+    left_center_mm: tuple
+    right_center_mm: tuple
+    cluster_radius_mm: float
+    repetition_time: float
+    n_participants: int
+    n_runs: int
+    seed: int
+    labels: dict
+    labels_file: str
+
+
+def story_runs(n_runs, seed=0, words_per_second=2.5):
+    """Word timings of the story split into runs of whole paragraphs.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        ``onset``, ``duration``, ``trial_type``, ``word`` per run; onsets from
+        the run's first volume (4 s of silence first).
+    """
+    rng = np.random.default_rng(seed)
+    parts = np.array_split(np.arange(len(paragraphs())), n_runs)
+    runs = []
+    for part in parts:
+        words = [word for index in part for word in paragraphs()[index]]
+        lengths = np.array([len(word.strip(".,;:!?'\"")) for word in words], dtype=float)
+        duration = 0.12 + 0.045 * lengths * rng.uniform(0.85, 1.15, len(words))
+        pause = np.array([0.6 if w[-1] in ".!?" else 0.25 if w[-1] in ",;:" else 0.0 for w in words])
+        gap = rng.uniform(0.02, 0.08, len(words))
+        step = duration + gap + pause
+        step *= (len(words) / words_per_second) / step.sum()  # overall rate ~ words_per_second
+        duration = np.minimum(duration, step - 0.01)
+        onset = 4.0 + np.concatenate([[0.0], np.cumsum(step)[:-1]])
+        runs.append(pd.DataFrame({"onset": onset.round(3), "duration": duration.round(3),
+                                  "trial_type": "word", "word": words}))
+    return runs
+
+
+def _grid():
+    affine = np.diag([VOXEL_SIZE] * 3 + [1.0])
+    affine[:3, 3] = GRID_ORIGIN
+    ijk = np.indices(GRID_SHAPE).reshape(3, -1).T
+    xyz = nib.affines.apply_affine(affine, ijk).reshape(*GRID_SHAPE, 3)
+    return affine, xyz
+
+
+def _sphere(xyz, center, radius):
+    return np.linalg.norm(xyz - np.asarray(center), axis=-1) <= radius
+
+
+def _ar1_noise(rng, n_scans, n_voxels, phi):
+    innovations = rng.standard_normal((n_scans, n_voxels)) * math.sqrt(1 - phi ** 2)
+    noise = np.empty_like(innovations)
+    noise[0] = rng.standard_normal(n_voxels)
+    for t in range(1, n_scans):
+        noise[t] = phi * noise[t - 1] + innovations[t]
+    return noise
+
+
+def _planted_components(loaded, runs, layer, n_components, repetition_time, n_scans, settings):
+    """Top principal components of one layer's HRF design, z-scored per run."""
+    designs = []
+    for words, scans in zip(runs, n_scans):
+        features, _ = extract_word_features(loaded, list(words["word"]), settings, progress=False)
+        response = word_response_matrix(words["onset"], words["duration"], frame_times(scans, repetition_time))
+        designs.append(hrf_design(features[layer], response, DesignSettings()))
+    stacked = np.concatenate(designs)
+    _, _, vt = np.linalg.svd(stacked - stacked.mean(0), full_matrices=False)
+    components = [design @ vt[:n_components].T for design in designs]
+    return [(c - c.mean(0)) / c.std(0) for c in components]
+
+
+def _write_json(path, data):
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.0, seed=0,
+                     layer=None, n_components=4, amplitude_left=1.2, amplitude_right=0.35,
+                     noise_ar1=0.4, feature_settings=FeatureSettings()):
+    """Write the synthetic dataset under ``root/bids`` and its ground truth under ``root/ground_truth``.
+
+    Parameters
+    ----------
+    root : Path
+    model : str
+        Model whose features drive the planted voxels (hub id, directory, .gguf).
+    layer : int or None
+        Layer index (0 = embeddings); ``None`` = the middle layer.
+    amplitude_left, amplitude_right : float
+        Signal standard deviation relative to the noise's (1).
+
+    Returns
+    -------
+    GroundTruth
+    """
+    root = Path(root)
+    bids_dir, truth_dir = root / "bids", root / "ground_truth"
+    if bids_dir.exists() and any(bids_dir.iterdir()):
+        raise FileExistsError(f"{bids_dir} exists and is not empty")
+    bids_dir.mkdir(parents=True, exist_ok=True)
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    runs = story_runs(n_runs, seed=seed)
+    n_scans = [int(math.ceil((words["onset"].iloc[-1] + words["duration"].iloc[-1] + 10.0) / repetition_time))
+               for words in runs]
+
+    loaded = load_model(parse_model_spec(model))
+    layer = loaded.n_layers // 2 + 1 if layer is None else layer
+    components = _planted_components(loaded, runs, layer, n_components, repetition_time, n_scans,
+                                     feature_settings)
+
+    affine, xyz = _grid()
+    brain = (((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1) <= 1.0
+    left = _sphere(xyz, LEFT_CLUSTER, CLUSTER_RADIUS) & brain
+    right_center = (-LEFT_CLUSTER[0], *LEFT_CLUSTER[1:])
+    right = _sphere(xyz, right_center, CLUSTER_RADIUS) & brain
+    labels = np.zeros(GRID_SHAPE, dtype=np.uint8)
+    labels[left], labels[right] = LABELS["left"], LABELS["right"]
+    nib.Nifti1Image(labels, affine).to_filename(truth_dir / "planted_labels.nii.gz")
+
+    _write_json(bids_dir / "dataset_description.json", {
+        "Name": "bids_encoding synthetic story listening", "BIDSVersion": "1.10.0", "DatasetType": "raw",
+        "License": "CC0", "Authors": ["bids_encoding"],
+        "GeneratedBy": [{"Name": "bids_encoding demo generator"}]})
+    (bids_dir / "README").write_text(
+        "Synthetic dataset written by `bids_encoding demo`: participants listen to a story in "
+        f"{n_runs} runs; BOLD in a left temporal sphere (and, weakly, its mirror) follows the features of "
+        f"{model}. Ground truth: ../ground_truth/.\n")
+    pd.DataFrame({"participant_id": [f"sub-{i + 1:02d}" for i in range(n_participants)],
+                  "age": rng.integers(20, 40, n_participants), "sex": rng.choice(["F", "M"], n_participants)}
+                 ).to_csv(bids_dir / "participants.tsv", sep="\t", index=False)
+    _write_json(bids_dir / f"task-{TASK}_bold.json", {"TaskName": TASK, "RepetitionTime": repetition_time})
+    _write_json(bids_dir / f"task-{TASK}_events.json", {
+        "trial_type": {"Description": "Kind of event", "Levels": {"word": "a spoken word"}},
+        "word": {"Description": "The word as written in the story's text, punctuation included"}})
+    for k, words in enumerate(runs, start=1):
+        words.to_csv(bids_dir / f"task-{TASK}_run-{k}_events.tsv", sep="\t", index=False)
+
+    weights_left = rng.standard_normal((n_components, int(left.sum())))
+    weights_right = rng.standard_normal((n_components, int(right.sum())))
+    baseline = 600.0 + 200.0 * np.exp(-(((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1))
+    for subject in range(1, n_participants + 1):
+        func = bids_dir / f"sub-{subject:02d}" / "func"
+        func.mkdir(parents=True)
+        for k, (scans, planted) in enumerate(zip(n_scans, components), start=1):
+            signal = np.zeros((scans, *GRID_SHAPE), dtype=np.float64)
+            noise = _ar1_noise(rng, scans, int(brain.sum()), noise_ar1)
+            t = np.arange(scans)[:, None] / scans
+            drift = rng.normal(0, 0.5, (1, noise.shape[1])) * t + rng.normal(0, 0.3, (1, noise.shape[1])) * np.cos(np.pi * t)
+            signal[:, brain] = noise + drift
+            for mask, weights, amplitude in ((left, weights_left, amplitude_left),
+                                             (right, weights_right, amplitude_right)):
+                drive = planted @ weights
+                signal[:, mask] += amplitude * drive / drive.std(0)
+            data = np.where(brain, baseline, 5.0)[None] * (1.0 + 0.01 * signal)
+            data[:, ~brain] += rng.normal(0, 2.0, (scans, int((~brain).sum())))
+            image = nib.Nifti1Image(np.moveaxis(data, 0, -1).astype(np.float32), affine)
+            image.header.set_xyzt_units("mm", "sec")
+            image.header["pixdim"][4] = repetition_time
+            image.to_filename(func / f"sub-{subject:02d}_task-{TASK}_run-{k}_bold.nii.gz")
+
+    truth = GroundTruth(model=model, layer=int(layer), n_components=n_components,
+                        amplitude_left=amplitude_left, amplitude_right=amplitude_right, noise_ar1=noise_ar1,
+                        left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,
+                        cluster_radius_mm=CLUSTER_RADIUS, repetition_time=repetition_time,
+                        n_participants=n_participants, n_runs=n_runs, seed=seed, labels=LABELS,
+                        labels_file="planted_labels.nii.gz")
+    _write_json(truth_dir / "ground_truth.json", {**asdict(truth), "feature_settings": asdict(feature_settings)})
+    return truth
