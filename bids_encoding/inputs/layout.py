@@ -147,15 +147,32 @@ def _repetition_time(layout, bold_path):
     return tr
 
 
-def _events_file(layout, bold_path):
-    events = layout.get_nearest(str(bold_path), suffix="events", extension=".tsv", strict=False)
-    if events is None:
+def _events_file(layout, bold):
+    """The events file that applies to a BOLD run under the BIDS inheritance principle.
+
+    Candidates live in the BOLD file's folder or one of its parents and have
+    no entity that differs from the BOLD file's; the nearest folder wins,
+    then the most specific name.
+    """
+    bold_path = Path(bold.path)
+    entities = {key: value for key, value in bold.get_entities(metadata=False).items()
+                if key not in ("suffix", "extension", "datatype")}
+    candidates = []
+    for events in layout.get(suffix="events", extension=".tsv"):
+        path = Path(events.path)
+        if path.parent not in (bold_path.parent, *bold_path.parents):
+            continue
+        own = {key: value for key, value in events.get_entities(metadata=False).items()
+               if key not in ("suffix", "extension", "datatype")}
+        if all(key in entities and str(entities[key]) == str(value) for key, value in own.items()):
+            candidates.append((len(path.parts), len(own), path))
+    if not candidates:
         raise MissingInputError(
             f"no events file with word timings for {bold_path}: add "
-            f"{Path(str(bold_path).split('_bold.nii')[0] + '_events.tsv').name} or a top-level "
+            f"{bold_path.name.split('_bold.nii')[0] + '_events.tsv'} or a top-level "
             "task-<label>_events.tsv (see docs/input-format.md)"
         )
-    return Path(events)
+    return max(candidates)[2]
 
 
 def _check_words(run):
@@ -219,7 +236,7 @@ def select_runs(layout, subject, task=None, space=None):
     for key in sorted(by_key, key=lambda k: tuple(str(x) for x in k)):
         bold = by_key[key]
         bold_path = Path(bold.path)
-        events_path = _events_file(layout, bold_path)
+        events_path = _events_file(layout, bold)
         run = Run(
             subject=subject,
             task=key[0],

@@ -1,0 +1,64 @@
+"""Shared fixtures: a tiny model built offline, and synthetic datasets made by the product's generator."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from bids_encoding.synthetic import generate_dataset
+from bids_encoding.synthetic.story import STORY
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def build_tiny_gpt2(directory, n_positions=64, seed=0):
+    """A 2-layer GPT-2 with a word-level tokenizer over the story's vocabulary, saved to ``directory``."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+
+    pieces = pre_tokenizers.Whitespace().pre_tokenize_str(STORY)
+    vocab = {"[UNK]": 0, "[PAD]": 1}
+    for piece, _ in pieces:
+        vocab.setdefault(piece, len(vocab))
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]")
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(vocab), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2)
+    GPT2Model(config).save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return Path(directory)
+
+
+def tree_digest(root):
+    """Hash of every file's path and bytes under ``root``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    return build_tiny_gpt2(tmp_path_factory.mktemp("models") / "tinygpt2")
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory, tiny_model):
+    """The demo dataset (3 participants, 4 runs) planted through the tiny model."""
+    root = tmp_path_factory.mktemp("demo")
+    truth = generate_dataset(root, str(tiny_model))
+    return root, truth
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory, tiny_model):
+    """One participant, three runs: the base of the bad-input tests."""
+    root = tmp_path_factory.mktemp("small")
+    generate_dataset(root, str(tiny_model), n_participants=1, n_runs=3, seed=1)
+    return root / "bids"

@@ -1,0 +1,173 @@
+"""Bad input: one-line error naming the file, a BIDS-Apps exit code, no output that looks complete."""
+
+import json
+import shutil
+
+import nibabel as nib
+import pandas as pd
+import pytest
+
+from bids_encoding.cli import main
+from conftest import tree_digest
+
+
+@pytest.fixture
+def dataset(small_dataset, tmp_path):
+    copy = tmp_path / "bids"
+    shutil.copytree(small_dataset, copy)
+    return copy
+
+
+def run(bids_dir, output_dir, tiny_model, *extra):
+    return main([str(bids_dir), str(output_dir), "participant", "--models", str(tiny_model),
+                 "--device", "cpu", *extra])
+
+
+def assert_failed_cleanly(capsys, code, expected_code, *fragments, output_dir=None):
+    err = capsys.readouterr().err
+    assert code == expected_code, err
+    message = [line for line in err.splitlines() if line.startswith("bids_encoding: error:")]
+    assert len(message) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in message[0]
+    if output_dir is not None and output_dir.exists():
+        assert not list(output_dir.rglob("*_statmap.nii.gz"))
+        assert not list(output_dir.rglob("*_scores.tsv"))
+        assert not list(output_dir.glob(".staging-*"))
+
+
+def test_word_after_end_of_scan(dataset, tmp_path, tiny_model, capsys):
+    events_path = dataset / "task-story_run-2_events.tsv"
+    events = pd.read_csv(events_path, sep="\t")
+    events.loc[len(events)] = [5000.0, 0.3, "word", "late"]
+    events.to_csv(events_path, sep="\t", index=False)
+    before = tree_digest(dataset)
+    out = tmp_path / "out"
+    code = run(dataset, out, tiny_model)
+    assert_failed_cleanly(capsys, code, 65, "task-story_run-2_events.tsv", "'late'", "after the end",
+                          output_dir=out)
+    assert tree_digest(dataset) == before
+
+
+def test_run_without_words(dataset, tmp_path, tiny_model, capsys):
+    events_path = dataset / "task-story_run-3_events.tsv"
+    events = pd.read_csv(events_path, sep="\t")
+    events["trial_type"] = "silence"
+    events.to_csv(events_path, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "task-story_run-3_events.tsv",
+                          "no word events", output_dir=out)
+
+
+def test_per_run_events_file_overrides_the_top_level_one(dataset, tmp_path, tiny_model, capsys):
+    own = dataset / "sub-01" / "func" / "sub-01_task-story_run-1_events.tsv"
+    pd.DataFrame({"onset": [1.0], "duration": [0.3], "trial_type": ["word"], "word": ["x"]}).iloc[:0].to_csv(
+        own, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "sub-01_task-story_run-1_events.tsv",
+                          output_dir=out)
+
+
+def test_fewer_than_three_runs(dataset, tmp_path, tiny_model, capsys):
+    (dataset / "sub-01" / "func" / "sub-01_task-story_run-3_bold.nii.gz").unlink()
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "sub-01", "2 run(s)", "at least 3",
+                          output_dir=out)
+
+
+def test_missing_repetition_time(dataset, tmp_path, tiny_model, capsys):
+    sidecar = dataset / "task-story_bold.json"
+    sidecar.write_text(json.dumps({"TaskName": "story"}))
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "RepetitionTime", "_bold.nii.gz",
+                          output_dir=out)
+
+
+def test_missing_events_file(dataset, tmp_path, tiny_model, capsys):
+    (dataset / "task-story_run-1_events.tsv").unlink()
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 66, "sub-01_task-story_run-1_bold.nii.gz",
+                          output_dir=out)
+
+
+def test_events_without_word_column(dataset, tmp_path, tiny_model, capsys):
+    events_path = dataset / "task-story_run-1_events.tsv"
+    pd.read_csv(events_path, sep="\t").drop(columns="word").to_csv(events_path, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "task-story_run-1_events.tsv", "'word'",
+                          output_dir=out)
+
+
+def test_unreadable_nifti(dataset, tmp_path, tiny_model, capsys):
+    (dataset / "sub-01" / "func" / "sub-01_task-story_run-2_bold.nii.gz").write_bytes(b"")
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "sub-01_task-story_run-2_bold.nii.gz",
+                          output_dir=out)
+
+
+def test_unknown_participant(dataset, tmp_path, tiny_model, capsys):
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model, "--participant-label", "07"), 18, "sub-07",
+                          output_dir=out)
+
+
+def test_unknown_task(dataset, tmp_path, tiny_model, capsys):
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model, "--task", "rest"), 18, "task-rest",
+                          output_dir=out)
+
+
+def test_missing_dataset(tmp_path, tiny_model, capsys):
+    assert_failed_cleanly(capsys, run(tmp_path / "nowhere", tmp_path / "out", tiny_model), 66, "nowhere")
+
+
+def test_not_a_bids_dataset(dataset, tmp_path, tiny_model, capsys):
+    (dataset / "dataset_description.json").unlink()
+    assert_failed_cleanly(capsys, run(dataset, tmp_path / "out", tiny_model), 16, "dataset_description.json")
+
+
+def test_output_inside_the_dataset(dataset, tiny_model, capsys):
+    before = tree_digest(dataset)
+    assert_failed_cleanly(capsys, run(dataset, dataset / "derivatives" / "x", tiny_model), 64, "inside")
+    assert tree_digest(dataset) == before
+
+
+def test_missing_model(dataset, tmp_path, capsys):
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--models", str(tmp_path / "no_model")])
+    assert_failed_cleanly(capsys, code, 66, "no_model")
+
+
+def test_unreachable_hub_model(dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    code = main([str(dataset), str(tmp_path / "out"), "participant", "--models", "some-org/absent-model"])
+    assert_failed_cleanly(capsys, code, 66, "some-org/absent-model", "HF_HOME", output_dir=tmp_path / "out")
+
+
+@pytest.mark.parametrize("level, expected", [("group", 17), ("session", 17)])
+def test_analysis_levels(dataset, tmp_path, level, expected, capsys):
+    code = main([str(dataset), str(tmp_path / "out"), level])
+    assert_failed_cleanly(capsys, code, expected, level)
+
+
+def test_usage_error_exit_code(dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([str(dataset), str(tmp_path / "out"), "participant", "--pooling", "max"])
+    assert stopped.value.code == 64
+    assert "--pooling" in capsys.readouterr().err
+
+
+def test_bids_examples_placeholder_nifti(tmp_path, tiny_model, capsys):
+    """Like bids-examples: valid names, empty NIfTI placeholders, block events without words."""
+    root = tmp_path / "ds"
+    func = root / "sub-01" / "func"
+    func.mkdir(parents=True)
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "x", "BIDSVersion": "1.8.0"}))
+    (root / "task-rhymejudgment_bold.json").write_text(json.dumps({"RepetitionTime": 2.0}))
+    for run_label in (1, 2, 3):
+        (func / f"sub-01_task-rhymejudgment_run-{run_label}_bold.nii.gz").write_bytes(b"")
+        pd.DataFrame({"onset": [0.0, 20.0], "duration": [20.0, 20.0], "trial_type": ["word", "pseudoword"]}
+                     ).to_csv(func / f"sub-01_task-rhymejudgment_run-{run_label}_events.tsv", sep="\t", index=False)
+    assert_failed_cleanly(capsys, run(root, tmp_path / "out", tiny_model), 65, "_bold.nii.gz",
+                          output_dir=tmp_path / "out")

