@@ -1,0 +1,73 @@
+"""Command line: options, config files, exit codes."""
+
+import json
+
+import pytest
+
+from bids_encoding import __version__
+from bids_encoding.cli import build_parser, config_from_args, main, parse_args
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: last)" in out
+    assert "--participant-label" in out
+
+
+def test_config_file_values_and_command_line_precedence(tmp_path):
+    toml = tmp_path / "config.toml"
+    toml.write_text('pooling = "mean"\ntrim-scans = 10\nmodels = ["gpt2", "facebook/opt-125m"]\n'
+                    'participant_label = ["01"]\n')
+    args = parse_args(["bids", "out", "participant", "--config-file", str(toml), "--trim-scans", "3"])
+    assert args.pooling == "mean"
+    assert args.trim_scans == 3
+    assert args.models == ["gpt2", "facebook/opt-125m"]
+    assert args.participant_label == ["01"]
+    as_json = tmp_path / "config.json"
+    as_json.write_text(json.dumps({"alphas": [1, 10], "device": "cpu"}))
+    args = parse_args(["bids", "out", "participant", "--config_file", str(as_json)])
+    assert args.alphas == [1.0, 10.0]
+
+
+@pytest.mark.parametrize("content, suffix, code", [
+    ('unknown_option = 1\n', ".toml", 64),
+    ('pooling = "max"\n', ".toml", 64),
+    ('not toml at all [', ".toml", 64),
+])
+def test_bad_config_file(tmp_path, capsys, content, suffix, code):
+    path = tmp_path / f"config{suffix}"
+    path.write_text(content)
+    assert main([str(tmp_path), str(tmp_path / "out"), "participant", "--config-file", str(path)]) == code
+    assert str(path) in capsys.readouterr().err
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main([str(tmp_path), str(tmp_path / "out"), "participant", "--config-file", "nope.toml"]) == 66
+
+
+def test_participant_labels_with_or_without_prefix(small_dataset, tiny_model, tmp_path):
+    from bids_encoding.workflow import collect_runs
+
+    for label in ("01", "sub-01"):
+        args = parse_args([str(small_dataset), str(tmp_path / "out"), "participant", "--participant-label", label,
+                           "--device", "cpu"])
+        selected = collect_runs(config_from_args(args))
+        assert list(selected) == [("01", "story")]
+        assert [run.run for run in selected[("01", "story")]] == ["1", "2", "3"]
+
+
+def test_work_dir_defaults_inside_output(tmp_path):
+    (tmp_path / "bids").mkdir()
+    config = config_from_args(build_parser().parse_args([str(tmp_path / "bids"), str(tmp_path / "out"),
+                                                          "participant", "--device", "cpu"]))
+    assert config.work_dir == (tmp_path / "out" / "work").resolve()
+    assert config.design.trim_start == 0

@@ -1,0 +1,35 @@
+"""``bids_encoding demo``: dataset, ground truth and results in one folder."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from bids_encoding.cli import main
+from bids_encoding.synthetic import story_runs
+
+
+def test_story_timings_are_realistic():
+    runs = story_runs(4)
+    assert len(runs) == 4
+    for words in runs:
+        assert (words["trial_type"] == "word").all()
+        assert (np.diff(words["onset"]) > 0).all()
+        assert (words["onset"].iloc[1:].to_numpy() >= (words["onset"] + words["duration"]).iloc[:-1].to_numpy()).all()
+        rate = len(words) / (words["onset"].iloc[-1] - words["onset"].iloc[0])
+        assert 2.2 < rate < 2.8
+        after_period = words["onset"].diff().shift(-1)[words["word"].str.endswith(".")].median()
+        assert after_period > words["onset"].diff().median() + 0.3  # pauses at sentence ends
+
+
+def test_demo_command(tmp_path, tiny_model, capsys):
+    code = main(["demo", str(tmp_path / "demo"), "--model", str(tiny_model), "--participants", "2",
+                 "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "planted left" in out and str(tmp_path / "demo" / "derivatives" / "bids_encoding") in out
+    truth = json.loads((tmp_path / "demo" / "ground_truth" / "ground_truth.json").read_text())
+    assert truth["model"] == str(tiny_model) and truth["n_participants"] == 2
+    participants = pd.read_csv(tmp_path / "demo" / "bids" / "participants.tsv", sep="\t")
+    assert list(participants["participant_id"]) == ["sub-01", "sub-02"]
+    assert len(list((tmp_path / "demo" / "derivatives" / "bids_encoding").glob("sub-*/func/*_scores.tsv"))) == 2
