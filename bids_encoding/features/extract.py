@@ -133,7 +133,8 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
     if settings.pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}")
     text, spans = join_words(words)
-    encoding = loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # the whole run at once: longer than the model's window, hence verbose=False
+    encoding = loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     token_ids = encoding["input_ids"]
     token_words = token_word_index(encoding["offset_mapping"], spans, len(text))
     states, info = _token_hidden_states(loaded, token_ids, settings, device, progress)

@@ -135,7 +135,9 @@ def load_model(spec, device="cpu", dtype=None):
     LoadedModel
     """
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # our own bars show progress
     kwargs = {"revision": spec.revision}
     if spec.gguf_file:
         kwargs["gguf_file"] = spec.gguf_file
