@@ -69,14 +69,31 @@ def build_parser():
 
     models = parser.add_argument_group("language models")
     _option(models, "--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
-            help="hub ids (id@revision to pin), local model directories, or .gguf files")
+            help="hub ids (id@revision to pin), local model directories, .gguf files, untrained:<model>, "
+                 "or baselines random:token[:DIM], random:type[:DIM], wordrate, wordlength")
+    _option(models, "--layers", nargs="+", default=None, metavar="LAYER",
+            help="layers to fit: indices (0 = embeddings, -1 = last) or relative depths (0.25 0.5 1.0); "
+                 "default: all")
     _option(models, "--pooling", choices=POOLINGS, default="last",
             help="word vector: hidden state of the word's last token, or mean of its tokens")
     _option(models, "--window-tokens", type=int, default=None,
             help="tokens per forward pass (default: the model's maximum)")
     _option(models, "--context-tokens", type=int, default=None,
-            help="minimum left context of every word in tokens (default: half the window)")
-    _option(models, "--batch-size", type=int, default=4, help="windows per forward pass")
+            help="minimum left context of every token (default: the largest that keeps every token to at "
+                 "most two passes: half the window)")
+    _option(models, "--right-context-tokens", type=int, default=None,
+            help="encoder models (BERT-like): minimum right context of every token (default: 0)")
+    _option(models, "--continuous-context", action="store_true", default=False,
+            help="runs of a task continue one story: each run's first words get the previous run's "
+                 "last tokens as context")
+    _option(models, "--batch-size", type=int, default=None,
+            help="windows per forward pass (default: sized to the free device memory)")
+    _option(models, "--trust-remote-code", action="store_true", default=False,
+            help="let transformers run Python code shipped with a hub model (needed by some "
+                 "architectures; only for models you trust)")
+    _option(models, "--ffn-neurons", action="store_true", default=False,
+            help="also cache each layer's feed-forward activations per word (input of the block's second "
+                 "feed-forward linear layer) for neuron-to-network analyses")
     _option(models, "--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
             help="model dtype (auto: bfloat16 on a GPU that supports it, else float32)")
 
@@ -93,6 +110,8 @@ def build_parser():
             help="intermediate files and feature cache (default: OUTPUT_DIR/work)")
     _option(run, "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where models and fits run")
     _option(run, "--voxel-chunk", type=int, default=5000, help="voxels fitted at once (bounds memory)")
+    _option(run, "--feature-cache", type=Path, default=None,
+            help="feature cache shared by several output folders and jobs (default: WORK_DIR/features)")
     _option(run, "--config-file", type=Path, default=None,
             help="TOML or JSON file of options (long names as keys); the command line wins")
     _option(run, "-v", "--verbose", action="count", default=0, help="more messages")
@@ -165,9 +184,17 @@ def config_from_args(args):
     from bids_encoding.design import DesignSettings
     from bids_encoding.features import FeatureSettings
 
-    for name in ("trim_scans", "batch_size", "voxel_chunk"):
-        if getattr(args, name) < (0 if name == "trim_scans" else 1):
-            raise UsageError(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'trim_scans' else '>= 1'}")
+    for name, minimum in (("trim_scans", 0), ("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
+                          ("context_tokens", 0), ("right_context_tokens", 0)):
+        if getattr(args, name) is not None and getattr(args, name) < minimum:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}")
+    if args.layers:
+        from bids_encoding.features import resolve_layers
+
+        try:
+            resolve_layers(args.layers, 10 ** 6)
+        except ValueError as error:
+            raise UsageError(f"--layers: {error}") from error
     if any(alpha <= 0 for alpha in args.alphas):
         raise UsageError("--alphas must all be positive")
     bids_dir, output_dir, work_dir = _output_paths(args)
@@ -183,8 +210,13 @@ def config_from_args(args):
         device=resolve_device(args.device),
         dtype=args.dtype,
         validate=not args.skip_bids_validation,
-        features=FeatureSettings(pooling=args.pooling, window=args.window_tokens,
-                                 context=args.context_tokens, batch_size=args.batch_size),
+        trust_remote_code=args.trust_remote_code,
+        feature_cache=args.feature_cache.resolve() if args.feature_cache else None,
+        ffn_neurons=args.ffn_neurons,
+        features=FeatureSettings(pooling=args.pooling, window=args.window_tokens, context=args.context_tokens,
+                                 right_context=args.right_context_tokens, batch_size=args.batch_size,
+                                 layers=tuple(args.layers) if args.layers else None,
+                                 continuous=args.continuous_context),
         design=DesignSettings(hrf_model=args.hrf_model, trim_start=args.trim_scans, trim_end=args.trim_scans),
         high_pass=args.high_pass,
         alphas=tuple(sorted(args.alphas)),

@@ -25,6 +25,9 @@ class ParticipantConfig:
     models: tuple = DEFAULT_MODELS
     device: str = "cpu"
     dtype: str | None = None
+    trust_remote_code: bool = False
+    feature_cache: Path | None = None
+    ffn_neurons: bool = False
     validate: bool = True
     features: FeatureSettings = field(default_factory=FeatureSettings)
     design: DesignSettings = field(default_factory=DesignSettings)
@@ -35,7 +38,7 @@ class ParticipantConfig:
 
     @property
     def feature_cache_dir(self):
-        return Path(self.work_dir) / "features"
+        return Path(self.feature_cache) if self.feature_cache else Path(self.work_dir) / "features"
 
 
 def resolve_device(device):

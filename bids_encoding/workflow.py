@@ -9,13 +9,8 @@ from tqdm.auto import tqdm
 
 from bids_encoding.design import frame_times, hrf_design, word_response_matrix
 from bids_encoding.errors import UsageError
-from bids_encoding.features import (
-    FeatureCache,
-    extract_word_features,
-    load_model,
-    parse_model_spec,
-    stimulus_fingerprint,
-)
+from bids_encoding.features import FeatureCache, parse_model_spec
+from bids_encoding.features.engine import FeatureExtractor, run_stimuli
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import brain_mask, clean_run_bold
 from bids_encoding.inputs.layout import select_subjects
@@ -29,7 +24,6 @@ from bids_encoding.outputs import (
 from bids_encoding.ridge import NestedRidgeCV
 
 LOGGER = logging.getLogger(__name__)
-FEATURE_CODE_VERSION = 1
 
 
 def collect_runs(config):
@@ -58,62 +52,7 @@ def _model_specs(models):
     return specs
 
 
-def _feature_record(spec, fingerprint, config):
-    return {
-        "stimulus": fingerprint,
-        "model_id": spec.model_id,
-        "model_revision": spec.revision,
-        "model_source": spec.source,
-        "model_label": spec.label,
-        "dtype": config.dtype or "auto",
-        "device_kind": "cuda" if config.device.startswith("cuda") else "cpu",
-        "features": asdict(config.features),
-        "feature_code": FEATURE_CODE_VERSION,
-    }
-
-
-def compute_features(spec, stimuli, cache, config):
-    """Features of every distinct stimulus for one model, from the cache when possible.
-
-    Parameters
-    ----------
-    spec : ModelSpec
-    stimuli : dict
-        ``{fingerprint: words DataFrame}``.
-    cache : FeatureCache
-
-    Returns
-    -------
-    features : dict
-        ``{fingerprint: array (n_layers + 1, n_words, hidden)}``.
-    model_info : dict
-        Parameter count, layers, hidden size, feature settings.
-    """
-    features, model_info, loaded = {}, None, None
-    for fingerprint, words in stimuli.items():
-        record = _feature_record(spec, fingerprint, config)
-        cached = cache.load(record)
-        if cached is not None:
-            features[fingerprint], info = cached
-            LOGGER.info("reusing cached features of %s for stimulus %s (%s)",
-                        spec.model_id, fingerprint, cache.path(record))
-        else:
-            if loaded is None:
-                LOGGER.info("loading model %s (%s)", spec.model_id, spec.location)
-                loaded = load_model(spec, device=config.device, dtype=config.dtype)
-            array, info = extract_word_features(loaded, list(words["word"]), config.features,
-                                                device=config.device, progress=config.progress)
-            info["model"] = {"n_params": loaded.n_params, "n_layers": loaded.n_layers,
-                             "hidden_size": loaded.hidden_size, "max_tokens": loaded.max_tokens,
-                             "dtype": str(next(loaded.model.parameters()).dtype).replace("torch.", "")}
-            features[fingerprint] = cache.save(record, array, info)
-            LOGGER.info("computed features of %s for stimulus %s: %d words, %d tokens, %d windows",
-                        spec.model_id, fingerprint, info["n_words"], info["n_tokens"], info["n_windows"])
-        model_info = model_info or {**info["model"], "window": info["window"], "context": info["context"]}
-    return features, model_info
-
-
-def _best_layer(results):
+def _best_layer(results, layers):
     """Per outer fold, the layer with the best inner-validation r; never the test r.
 
     Returns
@@ -128,17 +67,20 @@ def _best_layer(results):
     choice = validation.argmax(axis=0)  # (F, V)
     best_r = np.take_along_axis(test, choice[None], axis=0)[0].mean(axis=0)
     counts = np.apply_along_axis(np.bincount, 0, choice, minlength=len(results))
-    return best_r, counts.argmax(axis=0)
+    return best_r, np.asarray(layers)[counts.argmax(axis=0)]
 
 
 def _base_sidecar(config, runs, spec, model_info):
     return {
         "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
-                  "Location": spec.location, "Label": spec.label,
-                  "NumberOfParameters": model_info["n_params"], "NumberOfLayers": model_info["n_layers"],
-                  "HiddenSize": model_info["hidden_size"], "DType": model_info["dtype"]},
-        "Features": {**asdict(config.features), "window": model_info["window"],
-                     "context": model_info["context"], "LayerIndexing": "0 = embeddings, k = block k"},
+                  "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
+                  "NumberOfParameters": model_info["n_params"],
+                  "NumberOfParametersNonEmbedding": model_info["n_params_non_embedding"],
+                  "NumberOfLayers": model_info["n_layers"], "HiddenSize": model_info["hidden_size"],
+                  "DType": model_info["dtype"]},
+        "Features": {**asdict(config.features), "window": model_info.get("window"),
+                     "context": model_info.get("context"), "right_context": model_info.get("right_context"),
+                     "layers": model_info["layers"], "LayerIndexing": "0 = embeddings, k = block k"},
         "Design": {**config.design.record(), "ZScore": "per run, after trimming"},
         "BOLD": {"Detrend": True, "HighPassHz": config.high_pass, "Standardize": "zscore per run",
                  "Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
@@ -178,13 +120,13 @@ def fit_participant(subject, task, runs, model_features, config):
                                      config.design.hrf_model, config.design.oversampling)
                 for run in runs
             ]
-            fingerprints = [stimulus_fingerprint(run.words) for run in runs]
-            n_layers = model_info["n_layers"] + 1
+            fingerprints = [stimulus.fingerprint for stimulus in run_stimuli(runs, config.features.continuous)]
+            layers = model_info["layers"]
             base = _base_sidecar(config, runs, spec, model_info)
             results = []
-            bar = tqdm(total=n_layers * len(runs), desc=f"fit sub-{subject} {spec.label}", unit="fold",
+            bar = tqdm(total=len(layers) * len(runs), desc=f"fit sub-{subject} {spec.label}", unit="fold",
                        disable=not config.progress, leave=False)
-            for layer in range(n_layers):
+            for layer in layers:
                 designs = [hrf_design(features[fp][layer], response, config.design)
                            for fp, response in zip(fingerprints, regressors)]
                 result = ridge.fit_score(designs, responses, progress=lambda: bar.update(1))
@@ -199,7 +141,7 @@ def fit_participant(subject, task, runs, model_features, config):
                                  model=spec.label, layer=layer, stat="alpha")
                 rows.append(_score_row(spec, model_info, layer, result.mean_r, left, right))
             bar.close()
-            best_r, chosen = _best_layer(results)
+            best_r, chosen = _best_layer(results, layers)
             best_sidecar = {**base, "Layer": "best", "LayerChoice": "per voxel and outer fold, the layer "
                             "with the best inner-validation r (the test run is never used)"}
             output.write_map(best_r, {**best_sidecar, "Description": "Pearson r of the best layer"},
@@ -217,8 +159,9 @@ def fit_participant(subject, task, runs, model_features, config):
 
 def _score_row(spec, model_info, layer, r_map, left, right):
     return {"model": spec.label, "model_id": spec.model_id, "layer": layer,
-            "n_params": model_info["n_params"], "n_layers": model_info["n_layers"],
-            "hidden_size": model_info["hidden_size"], **summary_scores(r_map, left, right)}
+            "n_params": model_info["n_params"], "n_params_non_embedding": model_info["n_params_non_embedding"],
+            "n_layers": model_info["n_layers"], "hidden_size": model_info["hidden_size"],
+            **summary_scores(r_map, left, right)}
 
 
 def run_participant_level(config):
@@ -235,12 +178,15 @@ def run_participant_level(config):
     write_dataset_description(config.output_dir, config.bids_dir)
     stimuli = {}
     for runs in selected.values():
-        for run in runs:
-            stimuli.setdefault(stimulus_fingerprint(run.words), run.words)
+        for stimulus in run_stimuli(runs, config.features.continuous):
+            stimuli.setdefault(stimulus.fingerprint, stimulus)
     LOGGER.info("%d participant(s), %d run(s), %d distinct stimuli, %d model(s)",
                 len({s for s, _ in selected}), sum(map(len, selected.values())), len(stimuli), len(specs))
     cache = FeatureCache(config.feature_cache_dir)
-    model_features = {spec: compute_features(spec, stimuli, cache, config) for spec in specs}
+    extractor = FeatureExtractor(cache, config.features, device=config.device, dtype=config.dtype,
+                                 trust_remote_code=config.trust_remote_code, progress=config.progress,
+                                 ffn_neurons=config.ffn_neurons)
+    model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs}
     best = []
     for (subject, task), runs in selected.items():
         LOGGER.info("fitting sub-%s task-%s (%d runs)", subject, task, len(runs))

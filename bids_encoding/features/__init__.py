@@ -1,16 +1,26 @@
-"""Features: language-model hidden states for every word of every run."""
+"""Features: language-model hidden states (or baselines) for every word of every run."""
 
+from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.cache import FeatureCache, stimulus_fingerprint
-from bids_encoding.features.extract import FeatureSettings, extract_word_features
-from bids_encoding.features.models import LoadedModel, ModelSpec, load_model, parse_model_spec
+from bids_encoding.features.extract import FeatureSettings, extract_word_features, resolve_layers
+from bids_encoding.features.models import (
+    LoadedModel,
+    ModelSpec,
+    load_model,
+    parameter_counts,
+    parse_model_spec,
+)
 
 __all__ = [
     "FeatureCache",
     "FeatureSettings",
     "LoadedModel",
     "ModelSpec",
+    "baseline_features",
     "extract_word_features",
     "load_model",
+    "parameter_counts",
     "parse_model_spec",
+    "resolve_layers",
     "stimulus_fingerprint",
 ]

@@ -1,10 +1,40 @@
-"""Match tokens to words through the fast tokenizer's character offsets."""
+"""Match tokens to words through the fast tokenizer's character offsets.
+
+Works for byte-level BPE (GPT-2's ``Ġ``: the offset may include the leading
+space), SentencePiece (``▁``), WordPiece (``##`` continuations), punctuation
+glued to words, words split into many tokens, special tokens (empty offsets,
+ignored), and scripts written without spaces (Chinese), where one token may
+straddle two words: it then belongs to both.
+"""
+
+import unicodedata
 
 import numpy as np
 
 
-def join_words(words):
-    """Join words with single spaces.
+def _is_spaceless_script(character):
+    """CJK ideographs, kana and hangul: scripts whose words are not separated by spaces."""
+    name = unicodedata.name(character, "")
+    return name.startswith(("CJK UNIFIED", "CJK COMPATIBILITY", "HIRAGANA", "KATAKANA", "HANGUL"))
+
+
+def word_separator(words):
+    """``""`` when most words are in a script written without spaces, else ``" "``."""
+    letters = [c for word in words for c in word if c.isalpha()]
+    if letters and sum(map(_is_spaceless_script, letters)) > len(letters) / 2:
+        return ""
+    return " "
+
+
+def join_words(words, separator=None):
+    """Join words into the text the model reads.
+
+    Parameters
+    ----------
+    words : list of str
+    separator : str or None
+        ``None``: a space, or nothing for Chinese/Japanese text (see
+        :func:`word_separator`).
 
     Returns
     -------
@@ -12,20 +42,19 @@ def join_words(words):
     spans : list of (start, end)
         Character span of each word in ``text``.
     """
+    separator = word_separator(words) if separator is None else separator
     spans, position = [], 0
     for word in words:
         spans.append((position, position + len(word)))
-        position += len(word) + 1
-    return " ".join(words), spans
+        position += len(word) + len(separator)
+    return separator.join(words), spans
 
 
-def token_word_index(offsets, spans, text_length):
-    """Word index of every token, -1 for tokens that belong to no word.
+def word_token_ranges(offsets, spans, text_length):
+    """First and last token of every word; -1 for words no token covers.
 
-    A token belongs to the word that holds the first non-space character of
-    its offset span, so byte-level BPE tokens with a leading space (``Ġ``),
-    SentencePiece ``▁`` pieces and WordPiece ``##`` continuations all map
-    to their word.
+    A token covers a word when its character offsets overlap the word's
+    span on a non-space character.
 
     Parameters
     ----------
@@ -37,17 +66,22 @@ def token_word_index(offsets, spans, text_length):
 
     Returns
     -------
-    numpy.ndarray of int
+    first, last : numpy.ndarray of int
     """
     char_word = np.full(text_length + 1, -1, dtype=np.int64)
     for index, (start, end) in enumerate(spans):
         char_word[start:end] = index
-    token_words = np.full(len(offsets), -1, dtype=np.int64)
+    n_words = len(spans)
+    first = np.full(n_words, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(n_words, -1, dtype=np.int64)
     for token, (start, end) in enumerate(offsets):
         if end <= start:
             continue
         owners = char_word[start:end]
         owners = owners[owners >= 0]
         if owners.size:
-            token_words[token] = owners[0]
-    return token_words
+            low, high = owners.min(), owners.max()
+            first[low:high + 1] = np.minimum(first[low:high + 1], token)
+            last[low:high + 1] = np.maximum(last[low:high + 1], token)
+    first[last < 0] = -1
+    return first, last

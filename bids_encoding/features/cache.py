@@ -1,49 +1,73 @@
-"""Features computed once per stimulus and model, reused by every participant and run.
+"""Features computed once per stimulus and model, shared by every participant, run and job.
 
-Each entry is one ``.npy`` array ``(n_layers + 1, n_words, hidden_size)``
-read memory-mapped, with a JSON record of what made it. Keys hash the
+An entry is a folder ``<root>/<model label>/<key>/`` holding one ``.npy``
+array per layer (read memory-mapped) and ``meta.json`` with the record that
+made it and each array's SHA-256, checked on every read. Keys hash the
 stimulus (words and timings), the model (id, revision, source, dtype) and
-the extraction settings, so a changed setting is a new entry.
+the extraction settings, so a changed setting is a new entry. Writes are
+atomic (temporary file, then rename) and a file lock per entry makes
+concurrent jobs compute each entry once: the others wait, then read it.
+Layers asked for later are added to the entry.
 """
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 LOGGER = logging.getLogger(__name__)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
-def stimulus_fingerprint(words):
-    """Hash of a run's words and their timings.
+def stimulus_fingerprint(words, context=None):
+    """Hash of a run's words and their timings (and of the context words before them).
 
     Parameters
     ----------
     words : pandas.DataFrame
         Columns ``onset``, ``duration``, ``word``.
+    context : str or None
+        Fingerprint of what precedes the run when context continues across runs.
     """
-    digest = hashlib.sha256()
+    digest = hashlib.sha256((context or "").encode())
     for onset, duration, word in words[["onset", "duration", "word"]].itertuples(index=False):
         digest.update(f"{onset:.4f}\t{duration:.4f}\t{word}\n".encode())
     return digest.hexdigest()[:16]
 
 
 def _key(record):
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps({**record, "cache_format": CACHE_FORMAT}, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _file_sha256(path):
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _atomic_write(path, write):
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 class FeatureCache:
-    """A folder of feature arrays shared by all participants.
+    """A folder of per-layer feature arrays.
 
     Parameters
     ----------
     root : Path
-        Cache folder (``<work-dir>/features`` by default).
+        Cache folder (``<work-dir>/features``, or ``--feature-cache``).
     """
 
     def __init__(self, root):
@@ -51,39 +75,93 @@ class FeatureCache:
         self.hits = 0
         self.misses = 0
 
-    def path(self, record):
-        label = record.get("model_label", "model")
-        return self.root / label / f"{_key({**record, 'cache_format': CACHE_FORMAT})}.npy"
+    def entry(self, record):
+        return self.root / record.get("model_label", "model") / _key(record)
 
-    def load(self, record):
-        """Return the cached array (memory-mapped) and its info, or ``None``."""
-        path = self.path(record)
-        meta_path = path.with_suffix(".json")
-        if not (path.is_file() and meta_path.is_file()):
-            return None
+    def _read_meta(self, entry):
         try:
-            meta = json.loads(meta_path.read_text())
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as error:
-            LOGGER.warning("ignoring unreadable cached features %s: %s", path, error)
+            return json.loads((entry / "meta.json").read_text())
+        except (OSError, ValueError):
             return None
-        if meta.get("record") != record or list(array.shape) != meta.get("shape"):
-            LOGGER.warning("ignoring cached features %s: they do not match their record", path)
-            return None
-        self.hits += 1
-        return array, meta["info"]
 
-    def save(self, record, array, info):
-        """Write atomically (temporary file, then rename) and return a memory map."""
-        path = self.path(record)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, write in ((".npy", lambda f: np.save(f, array)),
-                              (".json", lambda f: f.write(json.dumps(
-                                  {"record": record, "shape": list(array.shape), "info": info},
-                                  indent=1).encode()))):
-            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(handle, "wb") as stream:
-                write(stream)
-            os.replace(temporary, path.with_suffix(suffix))
-        self.misses += 1
-        return np.load(path, mmap_mode="r")
+    def load(self, record, layers):
+        """Return ``({layer: memmap}, info)`` when every layer is cached and intact, else ``None``."""
+        entry = self.entry(record)
+        meta = self._read_meta(entry)
+        if meta is None or meta.get("record") != record:
+            return None
+        arrays = {}
+        for layer in layers:
+            item = meta["arrays"].get(str(layer))
+            if item is None:
+                return None
+            path = entry / item["file"]
+            try:
+                if _file_sha256(path) != item["sha256"]:
+                    raise ValueError("checksum mismatch")
+                arrays[layer] = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as error:
+                LOGGER.warning("cached features %s are damaged (%s): computing them again", path, error)
+                return None
+        return arrays, meta["info"]
+
+    def save(self, record, arrays, info):
+        """Add arrays to the entry (atomically) and update its record."""
+        entry = self.entry(record)
+        entry.mkdir(parents=True, exist_ok=True)
+        meta = self._read_meta(entry)
+        if meta is None or meta.get("record") != record:
+            meta = {"record": record, "arrays": {}, "info": {}}
+        for layer, array in arrays.items():
+            name = f"layer-{int(layer):03d}.npy"
+            _atomic_write(entry / name, lambda stream, a=array: np.save(stream, np.ascontiguousarray(a)))
+            meta["arrays"][str(layer)] = {"file": name, "sha256": _file_sha256(entry / name),
+                                          "shape": list(np.shape(array))}
+        meta["info"] = {**info, "layers": sorted(int(k) for k in meta["arrays"])}
+        _atomic_write(entry / "meta.json", lambda stream: stream.write(json.dumps(meta, indent=1).encode()))
+
+    @contextmanager
+    def _lock(self, record):
+        entry = self.entry(record)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        with open(entry.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def get_or_compute(self, record, layers, compute):
+        """Cached arrays for ``layers``, computing the missing ones once across processes.
+
+        Parameters
+        ----------
+        record : dict
+            What identifies the features (JSON-serialisable).
+        layers : list of int
+        compute : callable
+            ``compute(missing_layers) -> ({layer: array}, info)``.
+
+        Returns
+        -------
+        arrays : dict
+            ``{layer: memmap}``.
+        info : dict
+        computed : bool
+            Whether this call computed anything.
+        """
+        cached = self.load(record, layers)
+        if cached is not None:
+            self.hits += 1
+            return (*cached, False)
+        with self._lock(record):
+            cached = self.load(record, layers)  # another process may have finished meanwhile
+            if cached is not None:
+                self.hits += 1
+                return (*cached, False)
+            missing = [layer for layer in layers if self.load(record, [layer]) is None]
+            arrays, info = compute(missing)
+            self.save(record, arrays, info)
+            self.misses += 1
+        arrays, info = self.load(record, layers)
+        return arrays, info, True

@@ -1,23 +1,29 @@
-"""Hidden states of every layer for every word, with long left context.
+"""Hidden states of the chosen layers for every word, with long left context.
 
-The run's text goes through the model in overlapping windows of ``W``
-tokens with stride ``S = W - C``: each token is taken from the first window
-in which it has at least ``C`` tokens of left context (all tokens of the
-first window), so every token is processed ``W / S`` times on average
-(twice with the default ``C = W / 2``) instead of once per word.
+The run's token stream goes through the model in overlapping windows of
+``W`` tokens with stride ``S = W - C - R``. Each token is taken from the first
+window in which it has at least ``C`` tokens of left context (and, for
+encoder models, ``R`` tokens of right context), so every token is processed
+``W / S`` times (twice with the defaults) instead of once per word.
+Layers are read from forward hooks on the transformer blocks; when only
+early layers are needed, the forward pass stops after the deepest one.
 """
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bids_encoding.features.alignment import join_words, token_word_index
+from bids_encoding.features.alignment import join_words, word_token_ranges
 
 LOGGER = logging.getLogger(__name__)
 POOLINGS = ("last", "mean")
+# The input of these modules is the feed-forward network's hidden activation (after the nonlinearity).
+FFN_SECOND_LINEAR = ("mlp.c_proj", "mlp.down_proj", "mlp.fc2", "fc2", "output.dense", "mlp.dense_4h_to_h",
+                     "feed_forward.w2", "feed_forward.down_proj", "ffn.lin2", "mlp.fc_out", "mlp.linear_2")
 
 
 @dataclass(frozen=True)
@@ -32,35 +38,95 @@ class FeatureSettings:
     window : int or None
         Tokens per forward pass; ``None`` = the model's maximum.
     context : int or None
-        Minimum left context in tokens; ``None`` = half the window.
-    batch_size : int
-        Windows per forward pass.
+        Minimum left context of every token in tokens; ``None`` = the largest
+        that keeps each token to at most two passes (half the window, less
+        the right context).
+    right_context : int or None
+        Encoder models only: minimum right context; ``None`` = 0.
+    batch_size : int or None
+        Windows per forward pass; ``None`` = sized to the free memory.
+    layers : tuple of str or None
+        Layer indices (``0`` = embeddings, negative from the end) or relative
+        depths (``0.5``); ``None`` = all.
+    continuous : bool
+        Runs of one story continue each other: a run's first words get the
+        previous run's last tokens as context.
     """
 
     pooling: str = "last"
     window: int | None = None
     context: int | None = None
-    batch_size: int = 4
+    right_context: int | None = None
+    batch_size: int | None = None
+    layers: tuple | None = None
+    continuous: bool = False
 
-    def resolve(self, max_tokens):
-        """Return ``(window, context)`` for a model that accepts ``max_tokens``."""
-        window = min(self.window or max_tokens, max_tokens)
-        context = window // 2 if self.context is None else min(self.context, window - 1)
-        return window, context
+    def plan(self, max_tokens, is_encoder):
+        """Return ``(window, left_context, right_context)`` for a model that accepts ``max_tokens``."""
+        window = max(2, min(self.window or max_tokens, max_tokens))
+        right = (self.right_context or 0) if is_encoder else 0
+        left = (window // 2 - right) if self.context is None else self.context
+        left = max(0, min(left, window - right - 1))
+        if window - left - right < 1:
+            raise ValueError(f"context {left} + right context {right} leave no room in a window of {window}")
+        return window, left, right
 
-    def record(self, max_tokens):
-        window, context = self.resolve(max_tokens)
-        return {**asdict(self), "window": window, "context": context}
+    def cache_record(self):
+        """The settings that change the features (batch size does not; layers are stored one by one)."""
+        record = asdict(self)
+        record.pop("batch_size")
+        record.pop("layers")
+        return record
 
 
-def window_starts(n_tokens, window, context):
-    """Start of each window and the first token each window contributes."""
-    stride = window - context
-    starts = [0]
-    while starts[-1] + window < n_tokens:
-        starts.append(starts[-1] + stride)
-    owned_from = [0] + [start + context for start in starts[1:]]
-    return starts, owned_from
+def resolve_layers(layers, n_layers):
+    """Layer indices from indices or relative depths.
+
+    >>> resolve_layers(("0.25", "0.5", "1.0"), 12)
+    [3, 6, 12]
+    >>> resolve_layers(("0", "-1"), 12)
+    [0, 12]
+    """
+    if not layers:
+        return list(range(n_layers + 1))
+    resolved = []
+    for value in layers:
+        text = str(value)
+        index = round(float(text) * n_layers) if "." in text else int(text)
+        index = index + n_layers + 1 if index < 0 else index
+        if not 0 <= index <= n_layers:
+            raise ValueError(f"layer {value} is outside 0..{n_layers}")
+        resolved.append(index)
+    return sorted(set(resolved))
+
+
+def plan_windows(n_tokens, window, left, right=0, prefix=0):
+    """Windows over a token stream.
+
+    Parameters
+    ----------
+    n_tokens : int
+        Length of the stream (prefix included).
+    window, left, right : int
+        Window length, minimum left and right context.
+    prefix : int
+        Leading context-only tokens (from a previous run) that no window keeps.
+
+    Returns
+    -------
+    list of (start, keep_from, keep_to)
+        Each window is ``[start, start + window)``; it contributes tokens
+        ``[keep_from, keep_to)``, and these ranges tile ``[prefix, n_tokens)``.
+    """
+    stride = window - left - right
+    plans, start, kept = [], max(0, prefix - left), prefix
+    while kept < n_tokens:
+        end = min(start + window, n_tokens)
+        keep_to = end if end == n_tokens else end - right
+        plans.append((start, kept, keep_to))
+        kept = keep_to
+        start += stride
+    return plans
 
 
 def special_tokens(tokenizer):
@@ -73,44 +139,108 @@ def special_tokens(tokenizer):
     return [], []
 
 
-@torch.no_grad()
-def _token_hidden_states(loaded, token_ids, settings, device, progress):
-    tokenizer, model = loaded.tokenizer, loaded.model
-    prefix, suffix = special_tokens(tokenizer)
-    n_extra = len(prefix) + len(suffix)
-    window, context = settings.resolve(loaded.max_tokens - n_extra)
-    starts, owned_from = window_starts(len(token_ids), window, context)
-    n_states = loaded.n_layers + 1
-    states = np.zeros((n_states, len(token_ids), loaded.hidden_size), dtype=np.float32)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    bar = tqdm(total=len(token_ids), desc="features", unit="tok", disable=not progress, leave=False)
-    for batch_start in range(0, len(starts), settings.batch_size):
-        batch = []
-        for k in range(batch_start, min(batch_start + settings.batch_size, len(starts))):
-            end = min(starts[k] + window, len(token_ids))
-            batch.append((k, end, prefix + list(token_ids[starts[k]:end]) + suffix))
-        length = max(len(item[2]) for item in batch)
-        input_ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), length), dtype=torch.long)
-        for row, (_, _, built) in enumerate(batch):
-            input_ids[row, : len(built)] = torch.tensor(built)
-            attention[row, : len(built)] = 1
-        output = model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                       output_hidden_states=True)
-        hidden = torch.stack(output.hidden_states).float().cpu().numpy()
-        for row, (k, end, _) in enumerate(batch):
-            first = owned_from[k]
-            local = slice(len(prefix) + first - starts[k], len(prefix) + end - starts[k])
-            states[:, first:end] = hidden[:, row, local]
-            bar.update(end - first)
-    bar.close()
-    return states, {"window": window, "context": context, "n_windows": len(starts),
-                    "tokens_processed_per_token": float(sum(min(s + window, len(token_ids)) - s for s in starts)
-                                                        / max(len(token_ids), 1))}
+def transformer_blocks(model, n_layers):
+    """The ``ModuleList`` of the model's transformer blocks."""
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers:
+            return module
+    raise ValueError(f"cannot find the {n_layers} transformer blocks of {type(model).__name__}")
 
 
-def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu", progress=True):
-    """Hidden states of every layer for every word of one run.
+def ffn_second_linear(block):
+    """Name and module of the feed-forward network's second linear layer in a block."""
+    for name in FFN_SECOND_LINEAR:
+        try:
+            return name, block.get_submodule(name)
+        except AttributeError:
+            continue
+    raise ValueError(f"cannot find the feed-forward output layer of {type(block).__name__}")
+
+
+def _free_memory(device):
+    if str(device).startswith("cuda"):
+        return torch.cuda.mem_get_info()[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 4 << 30
+
+
+def auto_batch_size(loaded, window, n_kept_layers, device):
+    """Windows per pass such that activations use at most a quarter of the free memory."""
+    config = loaded.model.config
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 12)
+    ffn = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * loaded.hidden_size
+    per_window = 4 * window * (loaded.hidden_size * (n_kept_layers + 8) + 2 * ffn + heads * window)
+    return int(max(1, min(64, _free_memory(device) // 4 // per_window)))
+
+
+class _StopForward(Exception):
+    pass
+
+
+class _LayerCapture:
+    """Forward hooks that record block inputs (= hidden states) and FFN activations.
+
+    ``hidden_states[k]`` of transformers is the input of block ``k + 1`` for
+    ``k < n_layers``; the last one (after the final norm in most causal
+    models) comes from ``output_hidden_states``, so the numbers are the
+    library's own.
+    """
+
+    def __init__(self, loaded, layers, neurons):
+        self.layers, self.neurons = layers, neurons
+        self.n_layers = loaded.n_layers
+        self.blocks = transformer_blocks(loaded.model, loaded.n_layers)
+        self.needs_last = self.n_layers in layers
+        self.stop_at = None if self.needs_last else max(layers)  # stop at this block's input
+        self.states, self.activations, self.handles = {}, {}, []
+        self.ffn_name = None
+        for index, block in enumerate(self.blocks):
+            if index in layers and index < self.n_layers:
+                self.handles.append(block.register_forward_pre_hook(self._block_input(index), with_kwargs=True))
+            if neurons and index + 1 in layers:
+                self.ffn_name, ffn = ffn_second_linear(block)
+                self.handles.append(ffn.register_forward_pre_hook(self._ffn_input(index + 1)))
+
+    def _block_input(self, layer):
+        def hook(module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            self.states[layer] = hidden.detach()
+            if layer == self.stop_at:
+                raise _StopForward
+        return hook
+
+    def _ffn_input(self, layer):
+        def hook(module, args):
+            self.activations[layer] = args[0].detach()
+        return hook
+
+    def run(self, model, input_ids, attention_mask):
+        self.states, self.activations = {}, {}
+        try:
+            output = model(input_ids=input_ids, attention_mask=attention_mask,
+                           output_hidden_states=self.needs_last)
+            if self.needs_last:
+                self.states[self.n_layers] = output.hidden_states[self.n_layers]
+        except _StopForward:
+            pass
+        return self.states, self.activations
+
+    def close(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+def _pool(states, first, last, pooling):
+    if pooling == "last":
+        return states[last]
+    return np.stack([states[a:b + 1].mean(axis=0) for a, b in zip(first, last)])
+
+
+def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu", progress=True,
+                          context_words=None, neurons=False):
+    """Hidden states of the chosen layers for every word of one run.
 
     Parameters
     ----------
@@ -121,45 +251,99 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
     device : str
     progress : bool
         Show a progress bar in tokens.
+    context_words : list of str or None
+        Words heard before the run (the previous run of the story); their
+        last tokens serve as left context only.
+    neurons : bool
+        Also return the feed-forward activations (input of each block's
+        second feed-forward linear layer), per word.
 
     Returns
     -------
-    features : numpy.ndarray
-        ``(n_layers + 1, n_words, hidden_size)`` float32; index 0 is the
+    features : dict
+        ``{layer: array (n_words, hidden_size)}`` float32; layer 0 is the
         embedding layer.
     info : dict
-        Window, context, tokens per word, and words that got no token.
+        Window plan, tokens processed per token, layers, FFN module, and
+        the words that got no token.
     """
     if settings.pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}")
-    text, spans = join_words(words)
-    # the whole run at once: longer than the model's window, hence verbose=False
-    encoding = loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    token_ids = encoding["input_ids"]
-    token_words = token_word_index(encoding["offset_mapping"], spans, len(text))
-    states, info = _token_hidden_states(loaded, token_ids, settings, device, progress)
+    tokenizer = loaded.tokenizer
+    layers = resolve_layers(settings.layers, loaded.n_layers)
+    prefix_ids, suffix_ids = special_tokens(tokenizer)
+    window, left, right = settings.plan(loaded.max_tokens - len(prefix_ids) - len(suffix_ids), loaded.is_encoder)
 
-    n_words = len(words)
-    features = np.zeros((states.shape[0], n_words, states.shape[2]), dtype=np.float32)
-    has_token = np.zeros(n_words, dtype=bool)
-    valid = np.flatnonzero(token_words >= 0)
-    if settings.pooling == "last":
-        last_token = np.full(n_words, -1, dtype=np.int64)
-        np.maximum.at(last_token, token_words[valid], valid)
-        with_token = np.flatnonzero(last_token >= 0)
-        features[:, with_token] = states[:, last_token[with_token]]
-    else:
-        counts = np.bincount(token_words[valid], minlength=n_words).astype(np.float32)
-        np.add.at(features, (slice(None), token_words[valid]), states[:, valid])
-        features /= np.maximum(counts, 1)[None, :, None]
-    has_token[token_words[valid]] = True
-    missing = np.flatnonzero(~has_token)
-    for index in missing:
-        if index > 0:
-            features[:, index] = features[:, index - 1]
+    text, spans = join_words(words)
+    # the whole run at once is longer than the model's window, hence verbose=False
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    first, last = word_token_ranges(encoding["offset_mapping"], spans, len(text))
+    context_ids = []
+    if context_words and left:
+        context_text, _ = join_words(list(context_words))
+        context_ids = tokenizer(context_text, add_special_tokens=False, verbose=False)["input_ids"][-left:]
+    stream = list(context_ids) + list(encoding["input_ids"])
+    plans = plan_windows(len(stream), window, left, right, prefix=len(context_ids))
+    batch_size = settings.batch_size or auto_batch_size(loaded, window, len(layers), device)
+
+    n_tokens = len(encoding["input_ids"])
+    states = {layer: np.zeros((n_tokens, loaded.hidden_size), dtype=np.float32) for layer in layers}
+    activations = {}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    capture = _LayerCapture(loaded, layers, neurons)
+    bar = tqdm(total=n_tokens, desc=f"features {loaded.spec.label}", unit="tok", disable=not progress, leave=False)
+    try:
+        with torch.no_grad():
+            for batch_start in range(0, len(plans), batch_size):
+                batch = plans[batch_start:batch_start + batch_size]
+                inputs = [prefix_ids + stream[start:min(start + window, len(stream))] + suffix_ids
+                          for start, _, _ in batch]
+                length = max(map(len, inputs))
+                input_ids = torch.full((len(inputs), length), pad_id, dtype=torch.long)
+                attention = torch.zeros((len(inputs), length), dtype=torch.long)
+                for row, ids in enumerate(inputs):
+                    input_ids[row, :len(ids)] = torch.tensor(ids)
+                    attention[row, :len(ids)] = 1
+                hidden, ffn = capture.run(loaded.model, input_ids.to(device), attention.to(device))
+                for row, (start, keep_from, keep_to) in enumerate(batch):
+                    local = slice(len(prefix_ids) + keep_from - start, len(prefix_ids) + keep_to - start)
+                    kept = slice(keep_from - len(context_ids), keep_to - len(context_ids))
+                    for layer in layers:
+                        states[layer][kept] = hidden[layer][row, local].float().cpu().numpy()
+                    for layer, values in ffn.items():
+                        if layer not in activations:
+                            activations[layer] = np.zeros((n_tokens, values.shape[-1]), dtype=np.float32)
+                        activations[layer][kept] = values[row, local].float().cpu().numpy()
+                    bar.update(keep_to - keep_from)
+    finally:
+        capture.close()
+        bar.close()
+
+    missing = np.flatnonzero(last < 0)
     if missing.size:
         LOGGER.warning("%d word(s) got no token and inherit the previous word's vector: %s",
                        missing.size, ", ".join(repr(words[i]) for i in missing[:5]))
-    info.update(n_tokens=len(token_ids), n_words=n_words,
-                words_without_token=[int(i) for i in missing])
+    first, last = _inherit_previous(first), _inherit_previous(last)
+    features = {layer: _pool(values, first, last, settings.pooling) for layer, values in states.items()}
+    info = {
+        "window": window, "context": left, "right_context": right, "n_windows": len(plans),
+        "batch_size": batch_size, "layers": layers, "n_tokens": n_tokens, "n_words": len(words),
+        "n_context_tokens": len(context_ids),
+        "tokens_processed_per_token": float(sum(min(s + window, len(stream)) - s for s, _, _ in plans)
+                                            / max(n_tokens, 1)),
+        "words_without_token": [int(i) for i in missing],
+    }
+    if neurons:
+        info["ffn_module"] = capture.ffn_name
+        return features, info, {layer: _pool(values, first, last, settings.pooling)
+                                for layer, values in activations.items()}
     return features, info
+
+
+def _inherit_previous(indices):
+    """Words without a token take the previous word's token (the first word: token 0)."""
+    indices = indices.copy()
+    for i in range(len(indices)):
+        if indices[i] < 0:
+            indices[i] = indices[i - 1] if i else 0
+    return indices

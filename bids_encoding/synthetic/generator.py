@@ -10,7 +10,7 @@ The ground truth (labels map and JSON) goes next to the dataset.
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -102,6 +102,7 @@ def _ar1_noise(rng, n_scans, n_voxels, phi):
 def _planted_components(loaded, runs, layer, n_components, repetition_time, n_scans, settings):
     """Top principal components of one layer's HRF design, z-scored per run."""
     designs = []
+    settings = replace(settings, layers=(str(layer),))
     for words, scans in zip(runs, n_scans):
         features, _ = extract_word_features(loaded, list(words["word"]), settings, progress=False)
         response = word_response_matrix(words["onset"], words["duration"], frame_times(scans, repetition_time))

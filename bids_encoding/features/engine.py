@@ -1,0 +1,147 @@
+"""Features of every distinct stimulus for every model, through the shared cache."""
+
+import logging
+from dataclasses import dataclass
+
+from bids_encoding.features.baselines import baseline_features
+from bids_encoding.features.cache import FeatureCache, stimulus_fingerprint
+from bids_encoding.features.extract import FeatureSettings, extract_word_features, resolve_layers
+from bids_encoding.features.models import load_model, parameter_counts, resolve_dtype
+
+LOGGER = logging.getLogger(__name__)
+FEATURE_CODE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """The words of one run, and the words heard just before it when context continues across runs."""
+
+    fingerprint: str
+    words: tuple
+    context_words: tuple | None = None
+
+
+def run_stimuli(runs, continuous=False):
+    """One :class:`Stimulus` per run, in run order.
+
+    Parameters
+    ----------
+    runs : list of Run
+        One participant's runs of one task, in order.
+    continuous : bool
+        Each run's context continues from the previous run's words.
+    """
+    stimuli, previous = [], None
+    for run in runs:
+        context = previous if continuous else None
+        fingerprint = stimulus_fingerprint(run.words, context.fingerprint if context else None)
+        stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None))
+        previous = stimuli[-1]
+    return stimuli
+
+
+class FeatureExtractor:
+    """Computes or reuses features for many models and stimuli.
+
+    Parameters
+    ----------
+    cache : FeatureCache
+    settings : FeatureSettings
+    device : str
+    dtype : str or None
+        ``auto``/``None``: bfloat16 on a GPU that supports it, else float32.
+    trust_remote_code : bool
+        Let transformers run code shipped with a hub model (only for models you trust).
+    progress : bool
+    ffn_neurons : bool
+        Also cache the feed-forward activations of every chosen layer.
+    """
+
+    def __init__(self, cache, settings=FeatureSettings(), device="cpu", dtype=None, trust_remote_code=False,
+                 progress=True, ffn_neurons=False):
+        self.cache = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
+        self.settings = settings
+        self.device = device
+        self.dtype = str(resolve_dtype(device, dtype)).replace("torch.", "")
+        self.trust_remote_code = trust_remote_code
+        self.progress = progress
+        self.ffn_neurons = ffn_neurons
+
+    def model_info(self, spec):
+        """Size of a model read from its config alone (no weights)."""
+        if spec.is_baseline:
+            return {"n_params": 0, "n_params_non_embedding": 0, "n_layers": 0, "hidden_size": spec.dim,
+                    "max_tokens": None, "dtype": "float32"}
+        return {**parameter_counts(spec, self.trust_remote_code), "dtype": self.dtype}
+
+    def record(self, spec, fingerprint, what="hidden_states"):
+        return {
+            "what": what, "stimulus": fingerprint, "model_id": spec.model_id, "model_revision": spec.revision,
+            "model_source": spec.source, "model_label": spec.label, "untrained": spec.untrained,
+            "dtype": self.dtype, "features": self.settings.cache_record(), "feature_code": FEATURE_CODE_VERSION,
+        }
+
+    def features(self, spec, stimuli):
+        """Features of each stimulus for one model.
+
+        Parameters
+        ----------
+        spec : ModelSpec
+        stimuli : iterable of Stimulus
+
+        Returns
+        -------
+        features : dict
+            ``{fingerprint: {layer: array (n_words, dim)}}``.
+        info : dict
+            Model size, layers and the window plan (for sidecars and tables).
+        """
+        stimuli = {stimulus.fingerprint: stimulus for stimulus in stimuli}
+        info = self.model_info(spec)
+        if spec.is_baseline:
+            features = {fp: baseline_features(spec, list(s.words), stimulus_seed=int(fp[:8], 16))
+                        for fp, s in stimuli.items()}
+            return features, {**info, "layers": [0]}
+        layers = resolve_layers(self.settings.layers, info["n_layers"])
+        loaded, features = None, {}
+        for fingerprint, stimulus in stimuli.items():
+            def compute(missing, stimulus=stimulus, fingerprint=fingerprint):
+                nonlocal loaded
+                if loaded is None:
+                    LOGGER.info("loading model %s (%s)", spec.model_id, spec.location)
+                    loaded = load_model(spec, self.device, self.dtype, self.trust_remote_code)
+                settings = _with_layers(self.settings, missing)
+                result = extract_word_features(loaded, list(stimulus.words), settings, device=self.device,
+                                               progress=self.progress, context_words=stimulus.context_words,
+                                               neurons=self.ffn_neurons)
+                if self.ffn_neurons:
+                    arrays, extraction, neurons = result
+                    self.cache.save(self.record(spec, fingerprint, "ffn_neurons"), neurons, extraction)
+                else:
+                    arrays, extraction = result
+                LOGGER.info("computed features of %s for stimulus %s: %d words, %d tokens, %d windows, "
+                            "%.2f passes per token", spec.model_id, fingerprint, extraction["n_words"],
+                            extraction["n_tokens"], extraction["n_windows"], extraction["tokens_processed_per_token"])
+                return arrays, extraction
+
+            arrays, extraction, computed = self.cache.get_or_compute(self.record(spec, fingerprint), layers, compute)
+            if not computed:
+                LOGGER.info("reusing cached features of %s for stimulus %s (%s)", spec.model_id, fingerprint,
+                            self.cache.entry(self.record(spec, fingerprint)))
+            features[fingerprint] = arrays
+            info.update({key: extraction[key] for key in ("window", "context", "right_context")})
+        if loaded is not None and self.ffn_neurons:
+            info["ffn_module"] = _ffn_module_name(loaded)
+        return features, {**info, "layers": layers}
+
+
+def _with_layers(settings, layers):
+    from dataclasses import replace
+
+    return replace(settings, layers=tuple(str(layer) for layer in layers))
+
+
+def _ffn_module_name(loaded):
+    from bids_encoding.features.extract import ffn_second_linear, transformer_blocks
+
+    return ffn_second_linear(transformer_blocks(loaded.model, loaded.n_layers)[0])[0]
