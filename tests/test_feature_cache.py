@@ -72,3 +72,16 @@ def test_two_processes_compute_once(tiny_model, tmp_path):
     assert sorted(first) == [0, 1, 2]
     for layer in first:
         np.testing.assert_array_equal(first[layer], second[layer])
+
+
+def test_ffn_neurons_are_cached_beside_the_features(tiny_model, tmp_path):
+    spec = parse_model_spec(str(tiny_model))
+    stimulus = Stimulus("story", tuple(STORY.split()[:40]))
+    plain = FeatureExtractor(tmp_path, progress=False)
+    plain.features(spec, [stimulus])
+    with_neurons = FeatureExtractor(tmp_path, progress=False, ffn_neurons=True)
+    assert with_neurons.neurons(spec, "story", [0, 1, 2]) is None
+    _, info = with_neurons.features(spec, [stimulus])  # computes the neurons although features are cached
+    assert info["ffn_module"] == "mlp.c_proj"
+    neurons = with_neurons.neurons(spec, "story", info["layers"])
+    assert sorted(neurons) == [1, 2] and neurons[1].shape == (40, 128)

@@ -124,24 +124,34 @@ class FeatureExtractor:
                             extraction["n_tokens"], extraction["n_windows"], extraction["tokens_processed_per_token"])
                 return arrays, extraction
 
-            arrays, extraction, computed = self.cache.get_or_compute(self.record(spec, fingerprint), layers, compute)
-            if not computed:
+            record = self.record(spec, fingerprint)
+            forced = self.ffn_neurons and self.neurons(spec, fingerprint, layers) is None
+            if forced:  # neurons come from the same forward pass as the hidden states
+                self.cache.save(record, *compute(layers))
+            arrays, extraction, computed = self.cache.get_or_compute(record, layers, compute)
+            if not (computed or forced):
                 LOGGER.info("reusing cached features of %s for stimulus %s (%s)", spec.model_id, fingerprint,
                             self.cache.entry(self.record(spec, fingerprint)))
             features[fingerprint] = arrays
             info.update({key: extraction[key] for key in ("window", "context", "right_context")})
-        if loaded is not None and self.ffn_neurons:
-            info["ffn_module"] = _ffn_module_name(loaded)
+        if self.ffn_neurons:
+            info["ffn_module"] = self._ffn_module(spec, stimuli)
         return features, {**info, "layers": layers}
+
+    def neurons(self, spec, fingerprint, layers):
+        """Cached feed-forward activations ``{layer: (n_words, d_ff)}`` of one stimulus (after :meth:`features`)."""
+        cached = self.cache.load(self.record(spec, fingerprint, "ffn_neurons"), [l for l in layers if l > 0])
+        return None if cached is None else cached[0]
+
+    def _ffn_module(self, spec, stimuli):
+        for fingerprint in stimuli:
+            meta = self.cache.load(self.record(spec, fingerprint, "ffn_neurons"), [])
+            if meta is not None and meta[1].get("ffn_module"):
+                return meta[1]["ffn_module"]
+        return None
 
 
 def _with_layers(settings, layers):
     from dataclasses import replace
 
     return replace(settings, layers=tuple(str(layer) for layer in layers))
-
-
-def _ffn_module_name(loaded):
-    from bids_encoding.features.extract import ffn_second_linear, transformer_blocks
-
-    return ffn_second_linear(transformer_blocks(loaded.model, loaded.n_layers)[0])[0]
