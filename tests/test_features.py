@@ -292,3 +292,15 @@ def test_baselines():
     assert not np.allclose(by_token[1], by_token[4])
     assert baseline_features(parse_model_spec("wordlength"), words)[0][:, 0].tolist() == [3, 4, 4, 3, 4]
     assert (baseline_features(parse_model_spec("wordrate"), words)[0] == 1).all()
+
+
+def test_batch_size_follows_free_memory(tiny_model, monkeypatch):
+    from bids_encoding.features import extract
+
+    loaded = load_model(parse_model_spec(str(tiny_model)))
+    monkeypatch.setattr(extract, "_free_memory", lambda device: 1 << 40)
+    assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 64
+    monkeypatch.setattr(extract, "_free_memory", lambda device: 4 * 64 * (32 * 11 + 256 + 2 * 64) * 4 * 5)
+    assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 5
+    monkeypatch.setattr(extract, "_free_memory", lambda device: 1)
+    assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 1

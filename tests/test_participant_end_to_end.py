@@ -148,3 +148,18 @@ def test_gguf_model_runs_end_to_end(small_dataset, tmp_path):
     assert sidecar["Features"]["window"] == 256
     scores = pd.read_csv(func / "sub-01_task-story_space-orig_scores.tsv", sep="\t")
     assert len(scores) == 32  # embeddings + 30 layers + best
+
+
+def test_chosen_layers_and_shared_feature_cache(small_dataset, tiny_model, tmp_path, capsys):
+    shared = tmp_path / "cache"
+    for out in ("a", "b"):
+        code = main([str(small_dataset), str(tmp_path / out), "participant", "--models", str(tiny_model),
+                     "--layers", "0", "-1", "--feature-cache", str(shared), "--device", "cpu"])
+        assert code == 0
+    err = capsys.readouterr().err
+    assert "features 0 reused, 3 computed" in err and "features 3 reused, 0 computed" in err
+    assert not (tmp_path / "b" / "work" / "features").exists()
+    scores = pd.read_csv(tmp_path / "b" / "sub-01" / "func" / "sub-01_task-story_space-orig_scores.tsv", sep="\t")
+    assert list(scores["layer"].astype(str)) == ["0", "2", "best"]
+    layer_map = nib.load(next((tmp_path / "b" / "sub-01" / "func").glob("*_layer-best_stat-layer_statmap.nii.gz")))
+    assert set(np.unique(np.asarray(layer_map.dataobj))) <= {0, 2}
