@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import re
 import sys
 import tomllib
 import traceback
@@ -43,6 +44,8 @@ def build_parser():
     from bids_encoding.features.extract import POOLINGS
     from bids_encoding.inputs.bold import DEFAULT_HIGH_PASS
     from bids_encoding.ridge import DEFAULT_ALPHAS
+    from bids_encoding.ridge.cv import INNER_SCHEMES
+    from bids_encoding.ridge.significance import PERMUTATION_SCHEMES
 
     parser = _Parser(
         prog="bids_encoding",
@@ -102,14 +105,37 @@ def build_parser():
             help="scans dropped at the start and at the end of every run (BOLD and design)")
     _option(fit, "--hrf-model", default=DesignSettings.hrf_model, help="nilearn HRF model")
     _option(fit, "--high-pass", type=float, default=DEFAULT_HIGH_PASS, help="BOLD high-pass cutoff in Hz")
+    _option(fit, "--design", choices=("hrf", "lanczos-fir"), default="hrf",
+            help="hrf: features convolved with the HRF (Bonnasse-Gahot & Pallier); lanczos-fir: Lanczos "
+                 "resampling to scan times then FIR delays (Antonello et al.)")
+    _option(fit, "--fir-delays", type=int, nargs="+", default=[1, 2, 3, 4], metavar="SCANS",
+            help="delays in scans for --design lanczos-fir")
     _option(fit, "--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="ALPHA",
-            help="ridge penalties to choose from, per voxel")
+            help="ridge penalties to choose from")
+    _option(fit, "--alpha-choice", choices=("voxel", "shared"), default="voxel",
+            help="one alpha per voxel, or one shared by all voxels (Bonnasse-Gahot & Pallier)")
+    _option(fit, "--inner-cv", choices=INNER_SCHEMES, default="loro",
+            help="how alphas (and layers) are chosen inside each outer fold: leave one training run out, "
+                 "a single validation run, contiguous chunks, or bootstrapped chunks (Huth lab)")
+    _option(fit, "--inner-chunks", type=int, default=5, help="number of chunks for --inner-cv chunks")
+    _option(fit, "--bootstraps", type=int, default=20, help="draws for --inner-cv bootstrap")
+    _option(fit, "--chunk-length", type=int, default=40, help="scans per chunk for --inner-cv bootstrap")
+    _option(fit, "--held-out", type=float, default=0.2,
+            help="fraction of chunks held out per draw for --inner-cv bootstrap")
+    _option(fit, "--permutations", type=int, default=1000,
+            help="permutations for per-voxel p-values (0: none)")
+    _option(fit, "--permutation-scheme", choices=PERMUTATION_SCHEMES, default="circular",
+            help="circular shifts or shuffled blocks of the held-out predictions")
 
     run = parser.add_argument_group("running")
     _option(run, "-w", "--work-dir", type=Path, default=None,
             help="intermediate files and feature cache (default: OUTPUT_DIR/work)")
     _option(run, "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where models and fits run")
-    _option(run, "--voxel-chunk", type=int, default=5000, help="voxels fitted at once (bounds memory)")
+    _option(run, "--mem", default=None, metavar="SIZE",
+            help="memory the ridge fit may use beyond the data, e.g. 8GB or 500MB (default: a quarter of the "
+                 "available RAM; on a GPU, 80%% of its free memory)")
+    _option(run, "--voxel-chunk", type=int, default=None, help="voxels per block (overrides --mem)")
+    _option(run, "--tf32", action="store_true", default=False, help="allow TF32 matrix products on the GPU")
     _option(run, "--feature-cache", type=Path, default=None,
             help="feature cache shared by several output folders and jobs (default: WORK_DIR/features)")
     _option(run, "--config-file", type=Path, default=None,
@@ -165,6 +191,17 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def parse_memory(text):
+    """``8GB``, ``500MB``, ``2G`` or a number of megabytes (as fMRIPrep's --mem) -> bytes."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)B?\s*", str(text).upper())
+    if not match:
+        raise UsageError(f"--mem {text}: write a size such as 8GB or 500MB")
+    value, unit = float(match.group(1)), match.group(2) or "M"
+    return int(value * 1024 ** "KMGT".index(unit) * 1024)
+
+
 def _output_paths(args):
     bids_dir = args.bids_dir.resolve()
     output_dir = args.output_dir.resolve()
@@ -183,9 +220,11 @@ def config_from_args(args):
     from bids_encoding.config import ParticipantConfig, resolve_device
     from bids_encoding.design import DesignSettings
     from bids_encoding.features import FeatureSettings
+    from bids_encoding.ridge import InnerCV
 
     for name, minimum in (("trim_scans", 0), ("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
-                          ("context_tokens", 0), ("right_context_tokens", 0)):
+                          ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 0),
+                          ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1)):
         if getattr(args, name) is not None and getattr(args, name) < minimum:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}")
     if args.layers:
@@ -217,10 +256,18 @@ def config_from_args(args):
                                  right_context=args.right_context_tokens, batch_size=args.batch_size,
                                  layers=tuple(args.layers) if args.layers else None,
                                  continuous=args.continuous_context),
-        design=DesignSettings(hrf_model=args.hrf_model, trim_start=args.trim_scans, trim_end=args.trim_scans),
+        design=DesignSettings(kind=args.design, hrf_model=args.hrf_model, trim_start=args.trim_scans,
+                              trim_end=args.trim_scans, fir_delays=tuple(args.fir_delays)),
         high_pass=args.high_pass,
         alphas=tuple(sorted(args.alphas)),
+        alpha_per_voxel=args.alpha_choice == "voxel",
+        inner_cv=InnerCV(args.inner_cv, n_chunks=args.inner_chunks, n_bootstraps=args.bootstraps,
+                         chunk_length=args.chunk_length, held_out=args.held_out),
+        mem=parse_memory(args.mem),
         voxel_chunk=args.voxel_chunk,
+        tf32=args.tf32,
+        n_permutations=args.permutations,
+        permutation_scheme=args.permutation_scheme,
         progress=sys.stderr.isatty(),
     )
 

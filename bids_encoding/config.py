@@ -6,7 +6,7 @@ from pathlib import Path
 from bids_encoding.design import DesignSettings
 from bids_encoding.features import FeatureSettings
 from bids_encoding.inputs.bold import DEFAULT_HIGH_PASS
-from bids_encoding.ridge import DEFAULT_ALPHAS
+from bids_encoding.ridge import DEFAULT_ALPHAS, InnerCV
 
 DEFAULT_MODELS = ("sentence-transformers/all-MiniLM-L6-v2",)
 
@@ -33,7 +33,13 @@ class ParticipantConfig:
     design: DesignSettings = field(default_factory=DesignSettings)
     high_pass: float = DEFAULT_HIGH_PASS
     alphas: tuple = DEFAULT_ALPHAS
-    voxel_chunk: int = 5000
+    alpha_per_voxel: bool = True
+    inner_cv: InnerCV = field(default_factory=InnerCV)
+    mem: int | None = None
+    voxel_chunk: int | None = None
+    tf32: bool = False
+    n_permutations: int = 1000
+    permutation_scheme: str = "circular"
     progress: bool = True
 
     @property

@@ -1,13 +1,18 @@
-"""Participant level: inputs -> features -> design -> ridge -> outputs."""
+"""Participant level: inputs -> features -> design -> ridge -> outputs.
+
+Participants who heard the same stimuli (same runs, words, timings and
+scan counts) share one design matrix: their voxels are concatenated and
+fitted together, so everything that depends on the design alone is
+computed once.
+"""
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from bids_encoding.design import frame_times, hrf_design, word_response_matrix
 from bids_encoding.errors import UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor, run_stimuli
@@ -22,6 +27,8 @@ from bids_encoding.outputs import (
     write_dataset_description,
 )
 from bids_encoding.ridge import NestedRidgeCV
+from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
+from bids_encoding.ridge.significance import fdr_qvalues, permutation_pvalues
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,25 +59,85 @@ def _model_specs(models):
     return specs
 
 
-def _best_layer(results, layers):
-    """Per outer fold, the layer with the best inner-validation r; never the test r.
-
-    Returns
-    -------
-    best_r : array ``(n_voxels,)``
-        Test r of the chosen layer, averaged over folds.
-    chosen_layer : array ``(n_voxels,)``
-        The layer chosen most often over folds (lowest on ties).
-    """
-    validation = np.stack([result.validation_r for result in results])  # (L, F, V)
-    test = np.stack([result.test_r for result in results])
-    choice = validation.argmax(axis=0)  # (F, V)
-    best_r = np.take_along_axis(test, choice[None], axis=0)[0].mean(axis=0)
-    counts = np.apply_along_axis(np.bincount, 0, choice, minlength=len(results))
-    return best_r, np.asarray(layers)[counts.argmax(axis=0)]
+def build_ridge(config):
+    """The ridge estimator described by the configuration."""
+    return NestedRidgeCV(config.alphas, inner_cv=config.inner_cv, alpha_per_voxel=config.alpha_per_voxel,
+                         device=config.device, mem=config.mem, voxel_chunk=config.voxel_chunk, tf32=config.tf32)
 
 
-def _base_sidecar(config, runs, spec, model_info):
+@dataclass
+class Participant:
+    """One participant's cleaned data and staged outputs for one task."""
+
+    subject: str
+    task: str
+    runs: list
+    responses: list
+    output: ParticipantOutput
+    left: np.ndarray
+    right: np.ndarray
+    ceiling: np.ndarray | None = None
+    rows: list = field(default_factory=list)
+
+    @property
+    def n_voxels(self):
+        return self.responses[0].shape[1]
+
+
+def prepare_participant(subject, task, runs, config, stimulus_keys):
+    """Mask and clean a participant's BOLD, compute the noise ceiling when stimuli repeat."""
+    mask_img = brain_mask([run.bold_path for run in runs], config.mask)
+    trim = (config.design.trim_start, config.design.trim_end)
+    responses = [clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
+                 for run in runs]
+    left, right = hemisphere_masks(mask_img)
+    space = runs[0].space or config.space or "orig"
+    output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)
+    output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)]})
+    participant = Participant(subject, task, runs, responses, output, left, right)
+    repeated = [[responses[i] for i, key in enumerate(stimulus_keys) if key == k]
+                for k in dict.fromkeys(stimulus_keys) if stimulus_keys.count(k) > 1]
+    if repeated:
+        participant.ceiling = cc_max([np.stack(group) for group in repeated])
+    return participant
+
+
+def stimulus_signature(runs, config):
+    """What must match for participants to share a design matrix."""
+    stimuli = run_stimuli(runs, config.features.continuous)
+    return tuple((stimulus.fingerprint, run.n_scans, run.repetition_time) for stimulus, run in zip(stimuli, runs))
+
+
+class BestLayer:
+    """Per outer fold and voxel, keeps the layer with the best inner-validation r (never the test r)."""
+
+    def __init__(self):
+        self.validation = self.test_r = self.test_r2 = self.layer = None
+        self.predictions = None
+        self.counts = {}
+
+    def update(self, layer, result):
+        if self.validation is None:
+            self.validation, self.test_r, self.test_r2 = (result.validation_r.copy(), result.test_r.copy(),
+                                                          result.test_r2.copy())
+            self.layer = np.full(result.test_r.shape, layer)
+            self.predictions = [p.copy() for p in result.predictions]
+            self.targets = result.targets
+            return
+        better = result.validation_r > self.validation
+        for mine, theirs in ((self.validation, result.validation_r), (self.test_r, result.test_r),
+                             (self.test_r2, result.test_r2)):
+            mine[better] = theirs[better]
+        self.layer[better] = layer
+        for fold, prediction in enumerate(result.predictions):
+            self.predictions[fold][:, better[fold]] = prediction[:, better[fold]]
+
+    def most_chosen_layer(self, layers):
+        counts = np.stack([(self.layer == layer).sum(axis=0) for layer in layers])
+        return np.asarray(layers)[counts.argmax(axis=0)]
+
+
+def _base_sidecar(config, runs, spec, model_info, ridge):
     return {
         "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
                   "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
@@ -81,87 +148,123 @@ def _base_sidecar(config, runs, spec, model_info):
         "Features": {**asdict(config.features), "window": model_info.get("window"),
                      "context": model_info.get("context"), "right_context": model_info.get("right_context"),
                      "layers": model_info["layers"], "LayerIndexing": "0 = embeddings, k = block k"},
-        "Design": {**config.design.record(), "ZScore": "per run, after trimming"},
+        "Design": {**config.design.record(), "ZScore": "per run"},
         "BOLD": {"Detrend": True, "HighPassHz": config.high_pass, "Standardize": "zscore per run",
                  "Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
-        "Ridge": {"Alphas": list(config.alphas), "AlphaChoice": "per voxel",
-                  "OuterCV": "leave-one-run-out", "InnerCV": "leave-one-run-out over training runs",
-                  "Score": "Pearson r on the held-out run, averaged over outer folds",
-                  "Intercept": False, "Solver": "SVD (torch)", "Device": config.device},
+        "Ridge": ridge.record(),
+        "Significance": ({"Test": "permutation", "Scheme": config.permutation_scheme,
+                          "NumberOfPermutations": config.n_permutations, "Statistic": "fold-mean Pearson r",
+                          "Correction": "Benjamini-Hochberg FDR (stat-q)", "Seed": 0}
+                         if config.n_permutations else None),
         "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
                    + sorted({str(run.events_path.relative_to(config.bids_dir)) for run in runs}),
         "SoftwareVersions": software_versions(),
     }
 
 
-def fit_participant(subject, task, runs, model_features, config):
-    """Fit and write every model and layer for one participant and task.
+def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=None, pvalues=None,
+                      repeated_folds=None):
+    """Write one layer's maps for one participant (``voxels`` selects theirs)."""
+    def write(values, stat, description, dtype=np.float32):
+        participant.output.write_map(values[voxels], {**sidecar, "Description": description}, dtype=dtype,
+                                     model=spec.label, layer=layer, stat=stat)
 
-    Returns
-    -------
-    list of dict
-        The rows of the participant's scores table.
-    """
-    mask_img = brain_mask([run.bold_path for run in runs], config.mask)
-    trim = (config.design.trim_start, config.design.trim_end)
-    responses = [clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
-                 for run in runs]
-    left, right = hemisphere_masks(mask_img)
-    space = runs[0].space or config.space or "orig"
-    output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)
-    ridge = NestedRidgeCV(config.alphas, device=config.device, voxel_chunk=config.voxel_chunk)
-    rows = []
-    try:
-        output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)]})
-        for spec, (features, model_info) in model_features.items():
-            regressors = [
-                word_response_matrix(run.words["onset"], run.words["duration"],
-                                     frame_times(run.n_scans, run.repetition_time, config.design.frame_time_offset),
-                                     config.design.hrf_model, config.design.oversampling)
-                for run in runs
-            ]
-            fingerprints = [stimulus.fingerprint for stimulus in run_stimuli(runs, config.features.continuous)]
-            layers = model_info["layers"]
-            base = _base_sidecar(config, runs, spec, model_info)
-            results = []
-            bar = tqdm(total=len(layers) * len(runs), desc=f"fit sub-{subject} {spec.label}", unit="fold",
-                       disable=not config.progress, leave=False)
-            for layer in layers:
-                designs = [hrf_design(features[fp][layer], response, config.design)
-                           for fp, response in zip(fingerprints, regressors)]
-                result = ridge.fit_score(designs, responses, progress=lambda: bar.update(1))
-                results.append(result)
-                sidecar = {**base, "Layer": layer}
-                output.write_map(result.mean_r, {**sidecar, "Description": "Pearson r on held-out runs, "
-                                                 "mean over leave-one-run-out folds"},
-                                 model=spec.label, layer=layer, stat="r")
-                output.write_map(np.exp(np.log(result.alpha).mean(axis=0)),
-                                 {**sidecar, "Description": "Ridge alpha chosen by inner leave-one-run-out "
-                                  "(geometric mean over outer folds)"},
-                                 model=spec.label, layer=layer, stat="alpha")
-                rows.append(_score_row(spec, model_info, layer, result.mean_r, left, right))
-            bar.close()
-            best_r, chosen = _best_layer(results, layers)
-            best_sidecar = {**base, "Layer": "best", "LayerChoice": "per voxel and outer fold, the layer "
-                            "with the best inner-validation r (the test run is never used)"}
-            output.write_map(best_r, {**best_sidecar, "Description": "Pearson r of the best layer"},
-                             model=spec.label, layer="best", stat="r")
-            output.write_map(chosen, {**best_sidecar, "Description": "Layer chosen most often over folds"},
-                             dtype=np.int16, model=spec.label, layer="best", stat="layer")
-            rows.append(_score_row(spec, model_info, "best", best_r, left, right))
-        output.write_scores(rows)
-        output.commit()
-    except BaseException:
-        output.discard()
-        raise
-    return rows
+    write(r.mean(axis=0), "r", "Pearson r on held-out stimuli, mean over outer folds")
+    write(r2.mean(axis=0), "r2", "R² (coefficient of determination) on held-out stimuli, mean over outer folds")
+    if alpha is not None:
+        write(np.exp(np.log(alpha).mean(axis=0)), "alpha",
+              "Ridge alpha chosen by inner cross-validation (geometric mean over outer folds)")
+    if pvalues is not None:
+        write(pvalues, "p", "One-sided permutation p-value of the mean r")
+        participant.output.write_map(fdr_qvalues(pvalues[voxels]), {**sidecar, "Description":
+                                     "Benjamini-Hochberg FDR q-value over the participant's mask"},
+                                     model=spec.label, layer=layer, stat="q")
+    if participant.ceiling is not None and repeated_folds:
+        participant.output.write_map(
+            normalized_correlation(r[repeated_folds].mean(axis=0)[voxels], participant.ceiling),
+            {**sidecar, "Description": "r on the repeated stimuli (with their mean response) divided by CC_max "
+             "(Schoppe et al. 2016); n/a where CC_max < 0.05"}, model=spec.label, layer=layer, stat="rnorm")
 
 
-def _score_row(spec, model_info, layer, r_map, left, right):
+def fit_group(participants, model_features, config):
+    """Fit every model and layer for participants who share one stimulus sequence, and write their maps."""
+    runs = participants[0].runs
+    stimuli = run_stimuli(runs, config.features.continuous)
+    keys = [stimulus.fingerprint for stimulus in stimuli]
+    groups = list(dict.fromkeys(keys))
+    repeated_folds = [fold for fold, key in enumerate(groups) if keys.count(key) > 1]
+    offsets = np.cumsum([0] + [p.n_voxels for p in participants])
+    responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
+    ridge = build_ridge(config)
+    keep = config.n_permutations > 0
+    for participant in participants:
+        if participant.ceiling is not None:
+            participant.output.write_map(participant.ceiling, {
+                "Description": "Noise ceiling CC_max from repeated stimuli (Schoppe et al. 2016)",
+                "RepeatedStimuli": [runs[i].bold_path.name for i, key in enumerate(keys) if keys.count(key) > 1]},
+                stat="ccmax")
+    for spec, (features, model_info) in model_features.items():
+        matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
+        base = _base_sidecar(config, runs, spec, model_info, ridge)
+        label = ",".join(f"sub-{p.subject}" for p in participants)
+        bar = tqdm(total=len(model_info["layers"]) * len(groups), desc=f"fit {label} {spec.label}", unit="fold",
+                   disable=not config.progress, leave=False)
+        best = BestLayer()
+        for layer in model_info["layers"]:
+            designs = [config.design.regressors(features[key][layer], matrix) for key, matrix in zip(keys, matrices)]
+            result = ridge.fit_score(designs, responses, keys, keep_predictions=keep, progress=lambda: bar.update(1))
+            pvalues = (permutation_pvalues(result.predictions, result.targets, config.n_permutations,
+                                           config.permutation_scheme) if keep else None)
+            best.update(layer, result)
+            for index, participant in enumerate(participants):
+                voxels = slice(offsets[index], offsets[index + 1])
+                _write_layer_maps(participant, voxels, spec, layer, {**base, "Layer": layer}, result.test_r,
+                                  result.test_r2, result.alpha, pvalues, repeated_folds)
+                participant.rows.append(_score_row(spec, model_info, layer, result.mean_r[voxels],
+                                                   result.mean_r2[voxels], participant))
+            del result
+        bar.close()
+        chosen = best.most_chosen_layer(model_info["layers"])
+        pvalues = permutation_pvalues(best.predictions, best.targets, config.n_permutations,
+                                      config.permutation_scheme) if keep else None
+        sidecar = {**base, "Layer": "best", "LayerChoice": "per voxel and outer fold, the layer with the best "
+                   "inner-validation r (the test data are never used)"}
+        for index, participant in enumerate(participants):
+            voxels = slice(offsets[index], offsets[index + 1])
+            _write_layer_maps(participant, voxels, spec, "best", sidecar, best.test_r, best.test_r2,
+                              pvalues=pvalues, repeated_folds=repeated_folds)
+            participant.output.write_map(chosen[voxels], {**sidecar, "Description": "Layer chosen most often "
+                                         "over outer folds"}, dtype=np.int16, model=spec.label, layer="best",
+                                         stat="layer")
+            participant.rows.append(_score_row(spec, model_info, "best", best.test_r.mean(axis=0)[voxels],
+                                               best.test_r2.mean(axis=0)[voxels], participant))
+
+
+def _score_row(spec, model_info, layer, r_map, r2_map, participant):
     return {"model": spec.label, "model_id": spec.model_id, "layer": layer,
             "n_params": model_info["n_params"], "n_params_non_embedding": model_info["n_params_non_embedding"],
             "n_layers": model_info["n_layers"], "hidden_size": model_info["hidden_size"],
-            **summary_scores(r_map, left, right)}
+            **summary_scores(r_map, participant.left, participant.right), "mean_r2": float(np.mean(r2_map))}
+
+
+def _batches(members, config):
+    """Split participants sharing a stimulus into batches whose data take at most half the memory budget."""
+    import nibabel as nib
+
+    from bids_encoding.ridge.solver import available_memory
+
+    budget = (config.mem or 0.25 * available_memory("cpu")) / 2
+    batches, current, size = [], [], 0
+    for member in members:
+        runs = member[1]
+        grid = int(np.prod(nib.load(str(runs[0].bold_path)).shape[:3]))
+        estimate = 4 * grid * sum(run.n_scans for run in runs)  # float32, the whole grid as an upper bound
+        if current and size + estimate > budget:
+            batches.append(current)
+            current, size = [], 0
+        current.append(member)
+        size += estimate
+    return batches + ([current] if current else [])
 
 
 def run_participant_level(config):
@@ -187,11 +290,29 @@ def run_participant_level(config):
                                  trust_remote_code=config.trust_remote_code, progress=config.progress,
                                  ffn_neurons=config.ffn_neurons)
     model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs}
-    best = []
+
+    by_signature = {}
     for (subject, task), runs in selected.items():
-        LOGGER.info("fitting sub-%s task-%s (%d runs)", subject, task, len(runs))
-        rows = fit_participant(subject, task, runs, model_features, config)
-        best.extend(row["mean_r_top10"] for row in rows if row["layer"] == "best")
+        by_signature.setdefault((task, stimulus_signature(runs, config)), []).append((subject, runs))
+    best = []
+    for (task, _), members in by_signature.items():
+        for batch in _batches(members, config):
+            LOGGER.info("fitting %s task-%s together (%d runs)", ", ".join(f"sub-{s}" for s, _ in batch), task,
+                        len(batch[0][1]))
+            keys = [stimulus.fingerprint for stimulus in run_stimuli(batch[0][1], config.features.continuous)]
+            participants = []
+            try:
+                for subject, runs in batch:
+                    participants.append(prepare_participant(subject, task, runs, config, keys))
+                fit_group(participants, model_features, config)
+                for participant in participants:
+                    participant.output.write_scores(participant.rows)
+                    participant.output.commit()
+            except BaseException:
+                for participant in participants:
+                    participant.output.discard()
+                raise
+            best.extend(row["mean_r_top10"] for p in participants for row in p.rows if row["layer"] == "best")
     return (f"done in {time.time() - start:.0f} s: {len(selected)} participant-task(s), {len(specs)} model(s); "
             f"features {cache.hits} reused, {cache.misses} computed; best-layer top-10% mean r "
             f"{np.mean(best):.3f}; results in {config.output_dir}")

@@ -63,13 +63,18 @@ def test_outputs_are_bids_derivatives(tiny_run, tiny_model):
         assert sidecar["Model"]["Id"] == str(tiny_model)
         assert sidecar["Model"]["NumberOfParameters"] > 0
         assert sidecar["Layer"] == layer
-        assert sidecar["Ridge"]["OuterCV"] == "leave-one-run-out"
+        assert sidecar["Ridge"]["OuterCV"].startswith("leave-one-stimulus-out")
+        assert sidecar["Ridge"]["InnerCV"] == {"Scheme": "loro"}
+        assert sidecar["Significance"]["NumberOfPermutations"] == 1000
         assert len(sidecar["Ridge"]["Alphas"]) == 17
         assert {"window", "context", "pooling"} <= set(sidecar["Features"])
         assert {"hrf_model", "trim_start", "trim_end"} <= set(sidecar["Design"])
         assert "torch" in sidecar["SoftwareVersions"]
     assert (func / f"sub-01_task-story_space-orig_model-{label}_layer-best_stat-layer_statmap.nii.gz").is_file()
-    assert (func / f"sub-01_task-story_space-orig_model-{label}_layer-2_stat-alpha_statmap.nii.gz").is_file()
+    for stat in ("alpha", "r2", "p", "q"):
+        assert (func / f"sub-01_task-story_space-orig_model-{label}_layer-2_stat-{stat}_statmap.nii.gz").is_file()
+    for stat in ("r2", "p", "q", "layer"):
+        assert (func / f"sub-01_task-story_space-orig_model-{label}_layer-best_stat-{stat}_statmap.nii.gz").is_file()
     scores = pd.read_csv(func / "sub-01_task-story_space-orig_scores.tsv", sep="\t")
     assert list(scores["layer"].astype(str)) == ["0", "1", "2", "best"]
     assert {"n_params", "mean_r", "mean_r_left", "mean_r_right", "mean_r_top10"} <= set(scores.columns)

@@ -12,6 +12,9 @@ class DesignSettings:
 
     Attributes
     ----------
+    kind : str
+        ``hrf``: features convolved with the HRF (Bonnasse-Gahot & Pallier);
+        ``lanczos-fir``: Lanczos resampling then FIR delays (Antonello et al.).
     hrf_model : str
         Any ``hrf_model`` of ``nilearn.glm.first_level.compute_regressor``.
     oversampling : int
@@ -21,16 +24,44 @@ class DesignSettings:
         (0.5: the middle of the volume, as Bonnasse-Gahot & Pallier).
     trim_start, trim_end : int
         Scans dropped at the start and end of each run (BOLD and design).
+    fir_delays : tuple of int
+        Delays in scans for ``lanczos-fir``.
+    lanczos_window : int
+        Lobes of the Lanczos kernel.
     """
 
+    kind: str = "hrf"
     hrf_model: str = "glover"
     oversampling: int = 50
     frame_time_offset: float = 0.5
     trim_start: int = 0
     trim_end: int = 0
+    fir_delays: tuple = (1, 2, 3, 4)
+    lanczos_window: int = 3
 
     def record(self):
-        return asdict(self)
+        record = asdict(self)
+        for key in (("fir_delays", "lanczos_window") if self.kind == "hrf" else ("hrf_model", "oversampling")):
+            record.pop(key)
+        return record
+
+    def word_matrix(self, words, n_scans, repetition_time):
+        """``(n_scans, n_words)`` matrix that brings word features to scan times."""
+        times = frame_times(n_scans, repetition_time, self.frame_time_offset)
+        if self.kind == "hrf":
+            return word_response_matrix(words["onset"], words["duration"], times, self.hrf_model, self.oversampling)
+        from bids_encoding.design.lanczos import lanczos_matrix
+
+        midpoints = np.asarray(words["onset"]) + np.asarray(words["duration"]) / 2
+        return lanczos_matrix(midpoints, times, repetition_time, self.lanczos_window)
+
+    def regressors(self, features, matrix):
+        """Regressors of one run from its word features and :meth:`word_matrix`."""
+        if self.kind == "hrf":
+            return hrf_design(features, matrix, self)
+        from bids_encoding.design.lanczos import lanczos_fir_design
+
+        return lanczos_fir_design(features, matrix, self.fir_delays, self.trim_start, self.trim_end)
 
 
 def frame_times(n_scans, repetition_time, offset=0.5):

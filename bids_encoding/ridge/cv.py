@@ -1,14 +1,101 @@
-"""Run-wise cross-validation splits."""
+"""Cross-validation schemes over runs.
+
+Outer loop: leave one stimulus out. Runs that repeat the same stimulus form
+one group and are held out together (otherwise the model would be trained on
+the very stimulus it is tested on); their mean response is the test target.
+
+Inner loop (choosing alphas, and layers), over the outer fold's training rows:
+
+- ``loro``: leave one training stimulus out (default);
+- ``single``: one validation run, the last training stimulus (Bonnasse-Gahot & Pallier);
+- ``chunks``: ``n_chunks`` contiguous chunks of the training rows;
+- ``bootstrap``: ``n_bootstraps`` random draws of chunks of ``chunk_length``
+  scans held out together, a fraction ``held_out`` of the chunks each time
+  (Huth lab).
+"""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+INNER_SCHEMES = ("loro", "single", "chunks", "bootstrap")
 
 
 def leave_one_run_out(run_ids):
-    """Yield ``(train_runs, test_run)`` for each run.
-
-    Parameters
-    ----------
-    run_ids : sequence
-        Identifiers of the runs (indices into the list of runs).
-    """
+    """Yield ``(train_runs, test_run)`` for each run."""
     run_ids = list(run_ids)
     for test in run_ids:
         yield [run for run in run_ids if run != test], test
+
+
+def stimulus_groups(keys):
+    """Group runs that share a stimulus key, in order of first appearance.
+
+    Returns
+    -------
+    list of list of int
+    """
+    groups = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class InnerCV:
+    """Inner cross-validation scheme (see module docstring)."""
+
+    scheme: str = "loro"
+    n_chunks: int = 5
+    n_bootstraps: int = 20
+    chunk_length: int = 40
+    held_out: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.scheme not in INNER_SCHEMES:
+            raise ValueError(f"inner CV scheme must be one of {INNER_SCHEMES}")
+
+    def record(self):
+        record = {"Scheme": self.scheme}
+        if self.scheme == "chunks":
+            record["NumberOfChunks"] = self.n_chunks
+        if self.scheme == "bootstrap":
+            record.update(NumberOfBootstraps=self.n_bootstraps, ChunkLength=self.chunk_length,
+                          HeldOutFraction=self.held_out, Seed=self.seed)
+        return record
+
+    def validation_sets(self, group_rows, n_rows):
+        """Validation rows of every inner split.
+
+        Parameters
+        ----------
+        group_rows : list of list of (start, stop)
+            Rows of each training stimulus group in the concatenated training data.
+        n_rows : int
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Row indices of each split's validation set (the rest trains).
+        """
+        def rows(ranges):
+            return np.concatenate([np.arange(start, stop) for start, stop in ranges])
+
+        if self.scheme == "loro":
+            if len(group_rows) < 2:
+                raise ValueError("inner leave-one-run-out needs at least 2 training stimuli")
+            return [rows(ranges) for ranges in group_rows]
+        if self.scheme == "single":
+            return [rows(group_rows[-1])]
+        if self.scheme == "chunks":
+            bounds = np.linspace(0, n_rows, self.n_chunks + 1).round().astype(int)
+            return [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        starts = np.arange(0, n_rows, self.chunk_length)
+        n_held = max(1, int(round(self.held_out * len(starts))))
+        rng = np.random.default_rng(self.seed)
+        sets = []
+        for _ in range(self.n_bootstraps):
+            chosen = np.sort(rng.choice(starts, n_held, replace=False))
+            sets.append(np.concatenate([np.arange(s, min(s + self.chunk_length, n_rows)) for s in chosen]))
+        return sets

@@ -1,63 +1,79 @@
-"""Ridge regression in SVD form, one alpha per voxel, nested leave-one-run-out.
+"""Ridge regression with one alpha per voxel and nested cross-validation, in torch.
 
-For a split with training design ``X = U S Vᵀ``, ``R = Uᵀ Y`` is computed
-once; predictions for every alpha are ``P diag(s / (s² + α)) R`` with
-``P = X_val V``, so each alpha costs one small product instead of a new
-solve. The same torch code runs on CPU and CUDA.
+For a training set with Gram matrix ``XᵀX = V diag(λ) Vᵀ`` (float64 ``eigh``)
+and ``C = XᵀY``, the ridge weights for alpha ``α`` are
+``V diag(1 / (λ + α)) Vᵀ C``. Validation predictions for every alpha at once
+are one product ``[P / (λ + α)]_α · (Vᵀ C)`` with ``P = X_val V`` fixed per
+split, so each extra alpha costs ``2 n_val p`` per voxel, where himalaya forms
+new weights per alpha (``2 p² + 2 n_val p``). ``XᵀX`` and ``XᵀY`` of each inner
+split are the outer fold's minus the validation rows', so no split touches its
+training rows again. Everything that depends on X alone (eigenvectors, ``P``)
+is computed once per split and shared by all voxels — and by all
+participants who heard the same stimulus, whose voxels are simply
+concatenated. Voxels go through in blocks sized to the memory budget.
 """
 
-from dataclasses import dataclass
+import math
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from bids_encoding.ridge.cv import leave_one_run_out
+from bids_encoding.ridge.cv import InnerCV, stimulus_groups
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
+BLOCK_MULTIPLE = 64
 
 
 def pearson_r(prediction, target):
-    """Pearson r of matching columns; 0 where either column is constant.
+    """Pearson r of matching columns along the second-to-last axis; 0 where a column is constant.
 
-    Parameters
-    ----------
-    prediction, target : torch.Tensor ``(n_samples, n_voxels)``, or with a
-        leading batch dimension for ``prediction``.
+    Sums accumulate in float64: near-ties between alphas are decided by the
+    data, not by float32 rounding.
     """
-    prediction = prediction - prediction.mean(dim=-2, keepdim=True)
-    target = target - target.mean(dim=-2, keepdim=True)
-    numerator = (prediction * target).sum(dim=-2)
-    denominator = torch.sqrt((prediction ** 2).sum(dim=-2) * (target ** 2).sum(dim=-2))
-    return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-30), torch.zeros_like(numerator))
+    def centered(values):
+        mean = values.sum(dim=-2, keepdim=True, dtype=torch.float64) / values.shape[-2]
+        return values - mean.to(values.dtype)
+
+    prediction, target = centered(prediction), centered(target)
+    numerator = (prediction * target).sum(dim=-2, dtype=torch.float64)
+    denominator = torch.sqrt((prediction * prediction).sum(dim=-2, dtype=torch.float64)
+                             * (target * target).sum(dim=-2, dtype=torch.float64))
+    r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
+    return r.to(prediction.dtype)
 
 
-class _Split:
-    """Everything of one train/predict split that depends on X alone."""
+def r2_score(prediction, target):
+    """Coefficient of determination of matching columns; 0 where the target is constant."""
+    residual = ((target - prediction) ** 2).sum(dim=0)
+    total = ((target - target.mean(dim=0, keepdim=True)) ** 2).sum(dim=0)
+    return torch.where(total > 0, 1 - residual / total.clamp_min(1e-30), torch.zeros_like(total))
 
-    def __init__(self, x_train, x_predict):
-        u, s, vt = torch.linalg.svd(x_train, full_matrices=False)
-        self.ut = u.T
-        self.s = s
-        self.projected = x_predict @ vt.T  # P = X_predict V
 
-    def shrinkage(self, alphas):
-        return self.s[None, :] / (self.s[None, :] ** 2 + alphas[:, None])  # (A, k)
+def available_memory(device):
+    """Free memory in bytes on the device (GPU), or available RAM (CPU)."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.mem_get_info()[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
-    def predictions(self, y_train, alphas):
-        """Predictions for every alpha: ``(A, n_predict, n_voxels)``."""
-        r = self.ut @ y_train
-        return torch.einsum("nk,ak,kv->anv", self.projected, self.shrinkage(alphas), r)
 
-    def predict_with(self, y_train, alpha_per_voxel):
-        """Predictions with one alpha per voxel, grouped by alpha value."""
-        r = self.ut @ y_train
-        prediction = torch.empty((self.projected.shape[0], y_train.shape[1]),
-                                 dtype=y_train.dtype, device=y_train.device)
-        for alpha in torch.unique(alpha_per_voxel):
-            voxels = alpha_per_voxel == alpha
-            shrink = self.s / (self.s ** 2 + alpha)
-            prediction[:, voxels] = (self.projected * shrink) @ r[:, voxels]
-        return prediction
+@contextmanager
+def _tf32(enabled):
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 @dataclass
@@ -66,55 +82,154 @@ class CVResult:
 
     Attributes
     ----------
-    test_r : numpy.ndarray ``(n_folds, n_voxels)``
-        Pearson r on each held-out run.
+    test_r, test_r2 : numpy.ndarray ``(n_folds, n_voxels)``
+        Pearson r and R² on each held-out stimulus.
     validation_r : numpy.ndarray ``(n_folds, n_voxels)``
-        Best inner-validation r (mean over inner folds) in each outer fold;
-        used to choose layers without looking at the test run.
+        Best inner-validation r (mean over inner splits) in each outer fold:
+        what layers are chosen on, never the test r.
     alpha : numpy.ndarray ``(n_folds, n_voxels)``
         Alpha chosen in each outer fold.
+    predictions, targets : list of numpy.ndarray ``(n_test, n_voxels)``
+        Held-out predictions and targets per fold (``keep_predictions=True``).
+    block_size : int
+        Voxels per block.
     """
 
     test_r: np.ndarray
+    test_r2: np.ndarray
     validation_r: np.ndarray
     alpha: np.ndarray
+    predictions: list = field(default_factory=list)
+    targets: list = field(default_factory=list)
+    block_size: int = 0
 
     @property
     def mean_r(self):
         return self.test_r.mean(axis=0)
 
+    @property
+    def mean_r2(self):
+        return self.test_r2.mean(axis=0)
+
+
+class _Eigen:
+    """Eigendecomposition of a training Gram matrix and its projection of the rows to predict."""
+
+    def __init__(self, gram, x_predict, dtype):
+        eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+        self.eigenvalues = eigenvalues.clamp_min(0).to(dtype)
+        self.eigenvectors = eigenvectors.to(dtype)
+        self.projected = x_predict @ self.eigenvectors  # P = X_predict V
+
+    def weights_for(self, cross, alphas_per_voxel):
+        """``diag(1 / (λ + α_v)) Vᵀ C`` for one alpha per column."""
+        return (self.eigenvectors.T @ cross) / (self.eigenvalues[:, None] + alphas_per_voxel[None, :])
+
+
+class _ValidationScorer:
+    """Validation r of every alpha for one inner split, from the split's training ``XᵀY``.
+
+    Only ``Σ prediction²`` needs the predictions themselves (one product for
+    all alphas); their means and their products with the targets come from
+    ``p``-sized quantities: ``mean = (1ᵀP / n) D_α Z`` and
+    ``Σ prediction · y = Σ_k D_αk Z_k (Pᵀ y)_k`` with ``Z = Vᵀ XᵀY``.
+    """
+
+    def __init__(self, split, alphas):
+        self.split = split
+        self.inverse = 1.0 / (split.eigenvalues[None, :] + alphas[:, None])  # (A, p)
+        n_alphas, (n_rows, n_features) = len(alphas), split.projected.shape
+        self.shrunk = (split.projected[None] * self.inverse[:, None, :]).reshape(n_alphas * n_rows, n_features)
+        self.shrunk_mean = split.projected.mean(dim=0)[None, :] * self.inverse  # (A, p)
+
+    def scores(self, cross, y_val):
+        """Pearson r ``(n_alphas, n_voxels)`` of the validation predictions."""
+        rotated = self.split.eigenvectors.T @ cross  # Z
+        n_alphas, n_rows = self.inverse.shape[0], y_val.shape[0]
+        prediction = (self.shrunk @ rotated).reshape(n_alphas, n_rows, -1)
+        prediction -= (self.shrunk_mean @ rotated)[:, None, :]
+        sum_squares = torch.linalg.vector_norm(prediction, dim=1).double() ** 2
+        y_centered = y_val - y_val.mean(dim=0, keepdim=True)
+        numerator = self.inverse.double() @ (rotated * (self.split.projected.T @ y_centered)).double()
+        denominator = torch.sqrt(sum_squares * (y_centered.double() ** 2).sum(dim=0))
+        r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
+        return r.to(rotated.dtype)
+
 
 class NestedRidgeCV:
-    """Voxel-wise ridge: leave one run out outside, leave one run out inside.
+    """Voxel-wise ridge with nested cross-validation over runs.
 
     Parameters
     ----------
     alphas : sequence of float
+    inner_cv : InnerCV
+        How alphas are chosen inside each outer fold.
+    alpha_per_voxel : bool
+        One alpha per voxel (default), or one shared by all voxels
+        (Bonnasse-Gahot & Pallier), chosen on the mean validation r.
     device : str
         ``cpu`` or ``cuda``.
-    voxel_chunk : int
-        Voxels fitted at once (bounds memory).
-    dtype : torch.dtype
+    mem : int or None
+        Bytes the fit may use beyond the data; ``None``: a quarter of the
+        available RAM, or 80% of the GPU's free memory.
+    voxel_chunk : int or None
+        Voxels per block, overriding ``mem``.
+    tf32 : bool
+        Allow TF32 matrix products on the GPU.
     """
 
-    def __init__(self, alphas=DEFAULT_ALPHAS, device="cpu", voxel_chunk=20000, dtype=torch.float32):
-        self.alphas = tuple(float(a) for a in alphas)
+    def __init__(self, alphas=DEFAULT_ALPHAS, inner_cv=InnerCV(), alpha_per_voxel=True, device="cpu", mem=None,
+                 voxel_chunk=None, tf32=False, dtype=torch.float32):
+        self.alphas = tuple(sorted(float(a) for a in alphas))
+        self.inner_cv = inner_cv
+        self.alpha_per_voxel = alpha_per_voxel
         self.device = device
-        self.voxel_chunk = int(voxel_chunk)
+        self.mem = mem
+        self.voxel_chunk = voxel_chunk
+        self.tf32 = tf32
         self.dtype = dtype
+
+    def record(self):
+        """Settings for the sidecars."""
+        return {"Alphas": list(self.alphas), "AlphaChoice": "per voxel" if self.alpha_per_voxel else "shared",
+                "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
+                "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
+                "Intercept": False, "Solver": "eigendecomposition of XᵀX (torch)", "Device": str(self.device),
+                "DType": str(self.dtype).replace("torch.", ""), "TF32": bool(self.tf32)}
+
+    def block_size(self, n_rows, n_features, n_val, n_test, n_voxels):
+        """Voxels per block so that the per-block work arrays fit the memory budget."""
+        if self.voxel_chunk:
+            return int(self.voxel_chunk)
+        budget = self.mem if self.mem else (0.8 if str(self.device).startswith("cuda") else 0.25) * \
+            available_memory(self.device)
+        itemsize = torch.finfo(self.dtype).bits // 8
+        per_voxel = itemsize * (2 * n_rows + 3 * n_features + 3 * len(self.alphas) * n_val + 4 * n_test + 64)
+        fixed = itemsize * (len(self.alphas) * n_val * n_features + 4 * n_features ** 2)
+        block = int((budget - fixed) // per_voxel) // BLOCK_MULTIPLE * BLOCK_MULTIPLE
+        if block < BLOCK_MULTIPLE:
+            need = fixed + BLOCK_MULTIPLE * per_voxel
+            raise MemoryError(f"the ridge fit needs at least {need / 2 ** 20:.0f} MiB of working memory "
+                              f"(--mem gives {budget / 2 ** 20:.0f} MiB)")
+        return min(block, max(BLOCK_MULTIPLE, math.ceil(n_voxels / BLOCK_MULTIPLE) * BLOCK_MULTIPLE))
 
     def _tensor(self, array):
         return torch.as_tensor(np.ascontiguousarray(array), dtype=self.dtype, device=self.device)
 
-    def fit_score(self, designs, responses, progress=None):
-        """Nested cross-validation over runs.
+    def fit_score(self, designs, responses, stimulus_keys=None, keep_predictions=False, progress=None):
+        """Nested cross-validation.
 
         Parameters
         ----------
         designs : list of array ``(n_scans_run, n_features)``
             One per run, z-scored.
         responses : list of array ``(n_scans_run, n_voxels)``
-            One per run, z-scored.
+            One per run, z-scored (numpy, stays in host memory; blocks move to the device).
+        stimulus_keys : list or None
+            One per run; runs with equal keys repeat one stimulus and are held
+            out together. ``None``: every run is its own stimulus.
+        keep_predictions : bool
+            Keep held-out predictions and targets (for permutation tests).
         progress : callable or None
             Called once per outer fold.
 
@@ -122,38 +237,78 @@ class NestedRidgeCV:
         -------
         CVResult
         """
-        if len(designs) != len(responses) or len(designs) < 3:
-            raise ValueError("nested leave-one-run-out needs at least 3 runs")
+        keys = list(range(len(designs))) if stimulus_keys is None else list(stimulus_keys)
+        groups = stimulus_groups(keys)
+        if len(designs) != len(responses) or len(groups) < 3:
+            raise ValueError("nested leave-one-stimulus-out needs at least 3 distinct stimuli")
+        with _tf32(self.tf32), torch.no_grad():
+            return self._fit_score(designs, responses, groups, keep_predictions, progress)
+
+    def _fit_score(self, designs, responses, groups, keep_predictions, progress):
         alphas = torch.tensor(self.alphas, dtype=self.dtype, device=self.device)
         x_runs = [self._tensor(x) for x in designs]
-        y_runs = [self._tensor(y) for y in responses]
-        n_voxels = y_runs[0].shape[1]
-        n_folds = len(x_runs)
-        test_r = np.zeros((n_folds, n_voxels), dtype=np.float32)
-        validation_r = np.zeros_like(test_r)
-        chosen_alpha = np.zeros_like(test_r)
+        n_voxels = responses[0].shape[1]
+        shape = (len(groups), n_voxels)
+        result = CVResult(*(np.zeros(shape, np.float32) for _ in range(4)))
+        for group in groups:
+            if len({len(designs[run]) for run in group}) > 1:
+                raise ValueError("repeated runs of one stimulus must have the same number of scans")
+        for fold, test_group in enumerate(groups):
+            train_runs = [run for group in groups if group is not test_group for run in group]
+            offsets = dict(zip(train_runs, np.cumsum([0] + [len(designs[run]) for run in train_runs])))
+            group_rows = [[(offsets[run], offsets[run] + len(designs[run])) for run in group]
+                          for group in groups if group is not test_group]
+            x_train = torch.cat([x_runs[run] for run in train_runs])
+            gram = x_train.double().T @ x_train.double()
+            inner = []
+            for rows in self.inner_cv.validation_sets(group_rows, len(x_train)):
+                rows = torch.as_tensor(rows, device=self.device)
+                x_val = x_train[rows]
+                split = _Eigen(gram - x_val.double().T @ x_val.double(), x_val, self.dtype)
+                inner.append((rows, x_val, _ValidationScorer(split, alphas)))
+            outer = _Eigen(gram, x_runs[test_group[0]], self.dtype)
+            block = self.block_size(len(x_train), x_train.shape[1], max(len(rows) for rows, _, _ in inner),
+                                    len(designs[test_group[0]]), n_voxels)
+            result.block_size = block
 
-        for fold, (train, test) in enumerate(leave_one_run_out(range(n_folds))):
-            inner = [
-                (_Split(torch.cat([x_runs[i] for i in inner_train]), x_runs[val]), inner_train, val)
-                for inner_train, val in leave_one_run_out(train)
-            ]
-            outer = _Split(torch.cat([x_runs[i] for i in train]), x_runs[test])
-            for start in range(0, n_voxels, self.voxel_chunk):
-                voxels = slice(start, min(start + self.voxel_chunk, n_voxels))
-                scores = torch.zeros((len(self.alphas), voxels.stop - voxels.start),
-                                     dtype=self.dtype, device=self.device)
-                for split, inner_train, val in inner:
-                    y_train = torch.cat([y_runs[i][:, voxels] for i in inner_train])
-                    scores += pearson_r(split.predictions(y_train, alphas), y_runs[val][:, voxels])
-                scores /= len(inner)
-                best_score, best = scores.max(dim=0)
-                alpha_per_voxel = alphas[best]
-                y_train = torch.cat([y_runs[i][:, voxels] for i in train])
-                prediction = outer.predict_with(y_train, alpha_per_voxel)
-                test_r[fold, voxels] = pearson_r(prediction, y_runs[test][:, voxels]).cpu().numpy()
-                validation_r[fold, voxels] = best_score.cpu().numpy()
-                chosen_alpha[fold, voxels] = alpha_per_voxel.cpu().numpy()
+            def training_block(voxels):
+                y_train = torch.cat([self._tensor(responses[run][:, voxels]) for run in train_runs])
+                return y_train, x_train.T @ y_train
+
+            scores = torch.zeros((len(self.alphas), n_voxels), dtype=self.dtype, device=self.device)
+            tested = []
+            for start in range(0, n_voxels, block):
+                voxels = slice(start, min(start + block, n_voxels))
+                y_train, cross = training_block(voxels)
+                for rows, x_val, scorer in inner:
+                    y_val = y_train[rows]
+                    scores[:, voxels] += scorer.scores(cross - x_val.T @ y_val, y_val)
+                scores[:, voxels] /= len(inner)
+                if self.alpha_per_voxel:
+                    tested.append(self._test_block(voxels, outer, cross, scores[:, voxels], alphas, responses,
+                                                   test_group))
+            if not self.alpha_per_voxel:
+                shared = scores.mean(dim=1, keepdim=True).expand_as(scores)
+                for start in range(0, n_voxels, block):
+                    voxels = slice(start, min(start + block, n_voxels))
+                    tested.append(self._test_block(voxels, outer, training_block(voxels)[1], shared[:, voxels],
+                                                   alphas, responses, test_group))
+            result.validation_r[fold] = scores.max(dim=0).values.cpu().numpy()
+            for name in ("test_r", "test_r2", "alpha"):
+                getattr(result, name)[fold] = np.concatenate([block[name] for block in tested])
+            if keep_predictions:
+                result.predictions.append(np.concatenate([block["prediction"] for block in tested], axis=1))
+                result.targets.append(np.concatenate([block["target"] for block in tested], axis=1))
             if progress is not None:
                 progress()
-        return CVResult(test_r=test_r, validation_r=validation_r, alpha=chosen_alpha)
+        return result
+
+    def _test_block(self, voxels, outer, cross, scores, alphas, responses, test_group):
+        """Refit on all training rows with each voxel's alpha; score on the held-out stimulus."""
+        alpha_per_voxel = alphas[scores.argmax(dim=0)]
+        prediction = outer.projected @ outer.weights_for(cross, alpha_per_voxel)
+        target = torch.stack([self._tensor(responses[run][:, voxels]) for run in test_group]).mean(dim=0)
+        return {"test_r": pearson_r(prediction, target).cpu().numpy(),
+                "test_r2": r2_score(prediction, target).cpu().numpy(),
+                "alpha": alpha_per_voxel.cpu().numpy(),
+                "prediction": prediction.cpu().numpy(), "target": target.cpu().numpy()}

@@ -1,0 +1,62 @@
+"""Lanczos resampling of word features to scan times, then FIR delays (Antonello, Vaidya & Huth 2023).
+
+As the Huth lab's ``lanczosinterp2D``: each scan time ``t`` takes
+``Σ_w L(t - t_w) f_w`` with ``L(x) = a sin(πcx) sin(πcx/a) / (πcx)²``
+(``L(0) = 1``, 0 beyond ``|cx| > a``), window ``a = 3`` and cutoff
+``c = 1/TR``; word times are the words' midpoints. The resampled features
+are z-scored per run and stacked at delays of 1-4 scans (2-8 s at TR 2 s).
+"""
+
+import numpy as np
+
+from bids_encoding.design.hrf import zscore
+
+
+def lanczos_kernel(times, cutoff, window=3):
+    """Lanczos weights for time differences ``times`` (seconds)."""
+    x = np.asarray(times, dtype=np.float64) * cutoff
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = window * np.sin(np.pi * x) * np.sin(np.pi * x / window) / (np.pi ** 2 * x ** 2)
+    values[x == 0] = 1.0
+    values[np.abs(x) > window] = 0.0
+    return values
+
+
+def lanczos_matrix(word_times, scan_times, repetition_time, window=3):
+    """``(n_scans, n_words)`` resampling matrix from word times to scan times."""
+    cutoff = 1.0 / repetition_time
+    return lanczos_kernel(np.asarray(scan_times)[:, None] - np.asarray(word_times)[None, :], cutoff, window)
+
+
+def fir_delays(design, delays):
+    """Stack copies of ``design`` shifted down by each delay (in scans), zero-filled."""
+    n_scans = design.shape[0]
+    shifted = []
+    for delay in delays:
+        moved = np.zeros_like(design)
+        if delay >= 0:
+            moved[delay:] = design[:n_scans - delay]
+        else:
+            moved[:delay] = design[-delay:]
+        shifted.append(moved)
+    return np.concatenate(shifted, axis=1)
+
+
+def lanczos_fir_design(features, response, delays, trim_start=0, trim_end=0):
+    """Regressors of one run: Lanczos-resampled features, z-scored, delayed, trimmed.
+
+    Parameters
+    ----------
+    features : array ``(n_words, n_features)``
+    response : array ``(n_scans, n_words)``
+        From :func:`lanczos_matrix`.
+    delays : sequence of int
+        In scans.
+
+    Returns
+    -------
+    numpy.ndarray ``(n_scans - trim_start - trim_end, n_features * len(delays))`` float32.
+    """
+    resampled = zscore(response @ np.asarray(features, dtype=np.float64))
+    delayed = fir_delays(resampled, delays)
+    return delayed[trim_start: delayed.shape[0] - trim_end].astype(np.float32)
