@@ -30,3 +30,48 @@ def test_trimming_and_zscore():
 
 def test_frame_times_are_mid_volume():
     np.testing.assert_allclose(frame_times(3, 2.0), [1.0, 3.0, 5.0])
+
+
+def huth_lanczosinterp2d(data, oldtime, newtime, window=3, cutoff_mult=1.0):
+    """The Huth lab's reference implementation (ridge_utils/interpdata.py), transcribed."""
+    def lanczosfun(cutoff, t, window):
+        t = t * cutoff
+        with np.errstate(divide="ignore", invalid="ignore"):
+            val = window * np.sin(np.pi * t) * np.sin(np.pi * t / window) / (np.pi ** 2 * t ** 2)
+        val[t == 0] = 1.0
+        val[np.abs(t) > window] = 0.0
+        return val
+
+    cutoff = 1 / np.mean(np.diff(newtime)) * cutoff_mult
+    sincmat = np.zeros((len(newtime), len(oldtime)))
+    for index in range(len(newtime)):
+        sincmat[index] = lanczosfun(cutoff, newtime[index] - oldtime, window)
+    return sincmat @ data
+
+
+def test_lanczos_matches_the_huth_lab_implementation():
+    from bids_encoding.design.lanczos import lanczos_matrix
+
+    rng = np.random.default_rng(2)
+    word_times = np.sort(rng.uniform(0, 200, 450))
+    scan_times = frame_times(100, 2.0)
+    data = rng.standard_normal((450, 6))
+    np.testing.assert_allclose(lanczos_matrix(word_times, scan_times, 2.0) @ data,
+                               huth_lanczosinterp2d(data, word_times, scan_times), atol=1e-10)
+
+
+def test_fir_delays_and_lanczos_design():
+    from bids_encoding.design.lanczos import fir_delays
+
+    design = np.arange(12, dtype=float).reshape(6, 2)
+    delayed = fir_delays(design, (1, 2))
+    assert delayed.shape == (6, 4)
+    np.testing.assert_array_equal(delayed[:, :2], np.vstack([np.zeros((1, 2)), design[:5]]))
+    np.testing.assert_array_equal(delayed[:, 2:], np.vstack([np.zeros((2, 2)), design[:4]]))
+    import pandas as pd
+
+    words = pd.DataFrame({"onset": np.arange(2, 180, 0.4), "duration": 0.3})
+    settings = DesignSettings(kind="lanczos-fir", trim_start=3, trim_end=2)
+    matrix = settings.word_matrix(words, 95, 2.0)
+    regressors = settings.regressors(np.random.default_rng(0).standard_normal((len(words), 5)), matrix)
+    assert regressors.shape == (90, 20)

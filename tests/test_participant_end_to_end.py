@@ -168,3 +168,32 @@ def test_chosen_layers_and_shared_feature_cache(small_dataset, tiny_model, tmp_p
     assert list(scores["layer"].astype(str)) == ["0", "2", "best"]
     layer_map = nib.load(next((tmp_path / "b" / "sub-01" / "func").glob("*_layer-best_stat-layer_statmap.nii.gz")))
     assert set(np.unique(np.asarray(layer_map.dataobj))) <= {0, 2}
+
+
+def test_repeats_ceiling_and_alternative_fit_settings(tmp_path, tiny_model):
+    """A stimulus heard three times gives a CC_max map; Lanczos+FIR, bootstrap inner CV, shared alpha run."""
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=3, repeats=2, seed=3)
+    output_dir = tmp_path / "out"
+    code = main([str(tmp_path / "bids"), str(output_dir), "participant", "--models", str(tiny_model),
+                 "--device", "cpu", "--design", "lanczos-fir", "--inner-cv", "bootstrap", "--bootstraps", "5",
+                 "--alpha-choice", "shared", "--permutations", "200", "--layers", "1"])
+    assert code == 0
+    func = output_dir / "sub-01" / "func"
+    labels = np.asarray(nib.load(tmp_path / "ground_truth" / "planted_labels.nii.gz").dataobj)
+    mask = np.asarray(nib.load(next(func.glob("*_desc-brain_mask.nii.gz"))).dataobj) > 0
+    ceiling = np.asarray(nib.load(func / "sub-01_task-story_space-orig_stat-ccmax_statmap.nii.gz").dataobj)
+    assert ceiling[mask & (labels == 1)].mean() > 0.5 > ceiling[mask & (labels == 0)].mean() + 0.3
+    label = model_label(str(tiny_model))
+    assert (func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-rnorm_statmap.nii.gz").is_file()
+    sidecar = json.loads((func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-r_statmap.json").read_text())
+    assert sidecar["Design"]["kind"] == "lanczos-fir" and sidecar["Design"]["fir_delays"] == [1, 2, 3, 4]
+    assert sidecar["Ridge"]["InnerCV"]["Scheme"] == "bootstrap" and sidecar["Ridge"]["AlphaChoice"] == "shared"
+    alpha = np.asarray(nib.load(func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-alpha_statmap.nii.gz").dataobj)
+    assert len(np.unique(alpha[mask].round(3))) <= 3  # one alpha per outer fold, shared by all voxels
+    r = np.asarray(nib.load(func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-r_statmap.nii.gz").dataobj)
+    q = np.asarray(nib.load(func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-q_statmap.nii.gz").dataobj)
+    assert r[mask & (labels == 1)].mean() > 0.3
+    assert (q[mask & (labels == 1)] <= 0.05).mean() > 0.8
+    assert (q[mask & (labels == 0)] <= 0.05).mean() < 0.05

@@ -1,83 +1,179 @@
-"""The torch nested ridge matches a plain numpy reference of the same procedure."""
+"""The torch nested ridge: same answers as himalaya and scikit-learn on the same splits, bounded memory."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
 
 import numpy as np
 import pytest
+import torch
 
-from bids_encoding.ridge import NestedRidgeCV, leave_one_run_out
+from bids_encoding.ridge import InnerCV, NestedRidgeCV, leave_one_run_out
 
-
-def reference_nested_ridge(x_runs, y_runs, alphas):
-    """Closed-form ridge (X'X + aI)^-1 X'y, per-voxel alpha by inner leave-one-run-out."""
-    def fit_predict(train, predict, alpha):
-        x = np.concatenate([x_runs[i] for i in train]).astype(np.float64)
-        y = np.concatenate([y_runs[i] for i in train]).astype(np.float64)
-        weights = np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y)
-        return x_runs[predict] @ weights
-
-    def corr(a, b):
-        a, b = a - a.mean(0), b - b.mean(0)
-        return (a * b).sum(0) / np.sqrt((a ** 2).sum(0) * (b ** 2).sum(0))
-
-    test_r, chosen = [], []
-    for train, test in leave_one_run_out(range(len(x_runs))):
-        scores = np.zeros((len(alphas), y_runs[0].shape[1]))
-        for inner_train, val in leave_one_run_out(train):
-            for a, alpha in enumerate(alphas):
-                scores[a] += corr(fit_predict(inner_train, val, alpha), y_runs[val])
-        best = scores.argmax(0)
-        prediction = np.column_stack([
-            fit_predict(train, test, alphas[best[v]])[:, v] for v in range(y_runs[0].shape[1])])
-        test_r.append(corr(prediction, y_runs[test]))
-        chosen.append(np.asarray(alphas)[best])
-    return np.array(test_r), np.array(chosen)
+ALPHAS = np.logspace(1, 6, 11)
 
 
-def synthetic_runs(seed=0, n_runs=4, n_scans=60, n_features=20, n_voxels=30):
+def zscore(values):
+    return ((values - values.mean(0)) / values.std(0)).astype(np.float32)
+
+
+def synthetic_runs(seed=0, n_runs=4, n_scans=80, n_features=40, n_voxels=300, signal_fraction=0.3):
+    """Correlated features, a fraction of voxels driven by them, everything z-scored per run."""
     rng = np.random.default_rng(seed)
-    weights = rng.standard_normal((n_features, n_voxels)) * rng.uniform(0, 1, n_voxels)
-    x_runs, y_runs = [], []
-    for _ in range(n_runs):
-        x = rng.standard_normal((n_scans, n_features))
-        y = x @ weights + rng.standard_normal((n_scans, n_voxels)) * 3
-        x_runs.append(((x - x.mean(0)) / x.std(0)).astype(np.float32))
-        y_runs.append(((y - y.mean(0)) / y.std(0)).astype(np.float32))
+    mixing = rng.standard_normal((n_features, n_features)) / np.sqrt(n_features) + np.eye(n_features)
+    weights = rng.standard_normal((n_features, n_voxels)) / np.sqrt(n_features)
+    weights *= rng.random(n_voxels) < signal_fraction
+    x_runs = [zscore(rng.standard_normal((n_scans, n_features)) @ mixing) for _ in range(n_runs)]
+    y_runs = [zscore(x @ weights + rng.standard_normal((n_scans, n_voxels))) for x in x_runs]
     return x_runs, y_runs
 
 
-def test_matches_closed_form_reference():
-    x_runs, y_runs = synthetic_runs()
-    alphas = np.logspace(-1, 4, 11)
-    result = NestedRidgeCV(alphas, voxel_chunk=7).fit_score(x_runs, y_runs)
-    test_r, chosen = reference_nested_ridge(x_runs, y_runs, alphas)
-    assert np.mean(np.isclose(result.alpha, chosen, rtol=1e-6)) > 0.99
-    assert np.abs(result.test_r - test_r).max() < 1e-4
+def correlation(a, b):
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def run_splits(x_runs, test):
+    train = [i for i in range(len(x_runs)) if i != test]
+    n = len(x_runs[0])
+    indices = np.arange(n * len(train))
+    inner = [(indices[indices // n != k], indices[indices // n == k]) for k in range(len(train))]
+    return train, inner
+
+
+def test_matches_himalaya_ridgecv():
+    himalaya = pytest.importorskip("himalaya")
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+    from himalaya.scoring import correlation_score
+
+    set_backend("numpy")
+    x_runs, y_runs = synthetic_runs(n_runs=5, n_scans=100, n_features=50, n_voxels=2000)
+    ours = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    test_r, alphas = [], []
+    for test in range(len(x_runs)):
+        train, inner = run_splits(x_runs, test)
+        model = RidgeCV(alphas=ALPHAS, cv=inner,
+                        solver_params=dict(score_func=correlation_score, local_alpha=True, warn=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(np.concatenate([x_runs[i] for i in train]).astype(np.float64),
+                      np.concatenate([y_runs[i] for i in train]).astype(np.float64))
+        test_r.append(correlation(np.asarray(model.predict(x_runs[test].astype(np.float64))), y_runs[test]))
+        alphas.append(np.asarray(model.best_alphas_))
+    same = np.isclose(ours.alpha, np.array(alphas), rtol=1e-5)
+    assert same.mean() >= 0.999
+    assert np.abs(ours.test_r - np.array(test_r))[same].max() < 1e-4
+    assert himalaya.__version__
+
+
+def test_matches_scikit_learn_ridge():
+    from sklearn.linear_model import Ridge
+
+    x_runs, y_runs = synthetic_runs(seed=3, n_runs=4, n_voxels=200)
+    ours = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    for test in range(len(x_runs)):
+        train, inner = run_splits(x_runs, test)
+        x = np.concatenate([x_runs[i] for i in train]).astype(np.float64)
+        y = np.concatenate([y_runs[i] for i in train]).astype(np.float64)
+        scores = np.zeros((len(ALPHAS), y.shape[1]))
+        for fit_rows, val_rows in inner:
+            for a, alpha in enumerate(ALPHAS):
+                model = Ridge(alpha=alpha, fit_intercept=False, solver="svd").fit(x[fit_rows], y[fit_rows])
+                scores[a] += correlation(model.predict(x[val_rows]), y[val_rows])
+        best = ALPHAS[scores.argmax(0)]
+        assert np.mean(np.isclose(ours.alpha[test], best, rtol=1e-5)) >= 0.99
+        prediction = np.column_stack([Ridge(alpha=alpha, fit_intercept=False, solver="svd").fit(x, y[:, v])
+                                      .predict(x_runs[test].astype(np.float64)) for v, alpha in enumerate(best)])
+        same = np.isclose(ours.alpha[test], best, rtol=1e-5)
+        assert np.abs(ours.test_r[test] - correlation(prediction, y_runs[test]))[same].max() < 1e-4
 
 
 def test_chunking_does_not_change_results():
-    x_runs, y_runs = synthetic_runs(seed=1)
-    whole = NestedRidgeCV(voxel_chunk=10_000).fit_score(x_runs, y_runs)
-    chunked = NestedRidgeCV(voxel_chunk=4).fit_score(x_runs, y_runs)
-    # alphas can differ only where the validation curve is flat (float32 ties), which leaves r unchanged
-    assert np.mean(whole.alpha == chunked.alpha) > 0.95
-    np.testing.assert_allclose(whole.test_r, chunked.test_r, atol=1e-5)
+    x_runs, y_runs = synthetic_runs(seed=1, n_voxels=1000)
+    whole = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    for chunk in (64, 100, 448):
+        chunked = NestedRidgeCV(ALPHAS, voxel_chunk=chunk).fit_score(x_runs, y_runs)
+        np.testing.assert_array_equal(whole.alpha, chunked.alpha)
+        np.testing.assert_array_equal(whole.test_r, chunked.test_r)
+        np.testing.assert_array_equal(whole.validation_r, chunked.validation_r)
+
+
+def test_participants_fitted_together_equal_fitted_alone():
+    x_runs, first = synthetic_runs(seed=4, n_voxels=150)
+    _, second = synthetic_runs(seed=5, n_voxels=250)
+    second = [y[:, :250] for y in second]
+    together = NestedRidgeCV(ALPHAS).fit_score(x_runs, [np.hstack(pair) for pair in zip(first, second)])
+    alone = [NestedRidgeCV(ALPHAS).fit_score(x_runs, y) for y in (first, second)]
+    np.testing.assert_array_equal(together.alpha, np.hstack([a.alpha for a in alone]))
+    np.testing.assert_allclose(together.test_r, np.hstack([a.test_r for a in alone]), atol=1e-6)
 
 
 def test_signal_voxels_score_higher_than_noise_voxels():
-    rng = np.random.default_rng(2)
-    x_runs, y_runs = [], []
-    weights = rng.standard_normal(10)
-    for _ in range(4):
-        x = rng.standard_normal((80, 10)).astype(np.float32)
-        signal = x @ weights
-        y = np.column_stack([signal + rng.standard_normal(80), rng.standard_normal(80)]).astype(np.float32)
-        x_runs.append(x)
-        y_runs.append(y)
-    result = NestedRidgeCV().fit_score(x_runs, y_runs)
-    assert result.mean_r[0] > 0.8
-    assert abs(result.mean_r[1]) < 0.25
+    x_runs, y_runs = synthetic_runs(seed=2, n_voxels=400, signal_fraction=0.5)
+    result = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    driven = np.abs(result.mean_r) > 0.3
+    assert 0.3 < driven.mean() < 0.7
+    assert (result.test_r2.mean(0)[driven] > 0).all()
 
 
-def test_needs_three_runs():
+@pytest.mark.parametrize("inner", [InnerCV("single"), InnerCV("chunks", n_chunks=4),
+                                   InnerCV("bootstrap", n_bootstraps=5, chunk_length=20)])
+def test_inner_cv_schemes(inner):
+    x_runs, y_runs = synthetic_runs(seed=6, n_voxels=200, signal_fraction=0.5)
+    loro = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    other = NestedRidgeCV(ALPHAS, inner_cv=inner).fit_score(x_runs, y_runs)
+    assert np.corrcoef(loro.mean_r, other.mean_r)[0, 1] > 0.95
+    rows = inner.validation_sets([[(0, 80)], [(80, 160)], [(160, 240)]], 240)
+    assert all(len(r) and r.max() < 240 for r in rows)
+
+
+def test_shared_alpha():
+    x_runs, y_runs = synthetic_runs(seed=7, n_voxels=300)
+    result = NestedRidgeCV(ALPHAS, alpha_per_voxel=False).fit_score(x_runs, y_runs)
+    assert all(len(np.unique(fold)) == 1 for fold in result.alpha)
+
+
+def test_repeated_stimuli_are_held_out_together():
+    x_runs, y_runs = synthetic_runs(seed=8, n_runs=4, n_voxels=100)
+    x_runs.append(x_runs[0].copy())
+    y_runs.append(zscore(y_runs[0] + np.random.default_rng(0).standard_normal(y_runs[0].shape)))
+    result = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs, stimulus_keys=["a", "b", "c", "d", "a"])
+    assert result.test_r.shape == (4, 100)
+
+
+def test_needs_three_stimuli():
     x_runs, y_runs = synthetic_runs(n_runs=2)
     with pytest.raises(ValueError):
         NestedRidgeCV().fit_score(x_runs, y_runs)
+
+
+def test_peak_memory_stays_under_the_budget(tmp_path):
+    """Resident memory of the fit (beyond the data) stays under --mem; without the bound it would not."""
+    script = textwrap.dedent("""
+        import json, resource, sys
+        import numpy as np, torch
+        from bids_encoding.ridge import NestedRidgeCV
+        torch.set_num_threads(1)
+        mem = int(sys.argv[1]) if sys.argv[1] != "none" else None
+        rng = np.random.default_rng(0)
+        x = [rng.standard_normal((150, 100)).astype(np.float32) for _ in range(4)]
+        y = [rng.standard_normal((150, 20000)).astype(np.float32) for _ in range(4)]
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        model = NestedRidgeCV(np.logspace(0, 5, 13), mem=mem, voxel_chunk=None if mem else 20000)
+        model.fit_score(x, y)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"extra": after - before}))
+    """)
+    path = tmp_path / "fit.py"
+    path.write_text(script)
+
+    def extra(mem):
+        out = subprocess.run([sys.executable, str(path), mem], capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])["extra"]
+
+    budget = 48 * 2 ** 20
+    assert extra(str(budget)) < budget
+    assert extra("none") > budget  # the unbounded fit needs more: the check can fail

@@ -200,7 +200,7 @@ class NestedRidgeCV:
     def block_size(self, n_rows, n_features, n_val, n_test, n_voxels):
         """Voxels per block so that the per-block work arrays fit the memory budget."""
         if self.voxel_chunk:
-            return int(self.voxel_chunk)
+            return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE)
         budget = self.mem if self.mem else (0.8 if str(self.device).startswith("cuda") else 0.25) * \
             available_memory(self.device)
         itemsize = torch.finfo(self.dtype).bits // 8
@@ -215,6 +215,19 @@ class NestedRidgeCV:
 
     def _tensor(self, array):
         return torch.as_tensor(np.ascontiguousarray(array), dtype=self.dtype, device=self.device)
+
+    def _columns(self, array, voxels):
+        """Columns of a response array as a tensor, zero-padded to a multiple of ``BLOCK_MULTIPLE``.
+
+        Matrix-product kernels are chosen by shape: with every block a
+        multiple of 64 wide, each voxel's numbers do not depend on how the
+        voxels were chunked.
+        """
+        block = array[:, voxels]
+        padding = -block.shape[1] % BLOCK_MULTIPLE
+        if padding:
+            block = np.pad(block, ((0, 0), (0, padding)))
+        return self._tensor(block)
 
     def fit_score(self, designs, responses, stimulus_keys=None, keep_predictions=False, progress=None):
         """Nested cross-validation.
@@ -272,26 +285,29 @@ class NestedRidgeCV:
             result.block_size = block
 
             def training_block(voxels):
-                y_train = torch.cat([self._tensor(responses[run][:, voxels]) for run in train_runs])
+                y_train = torch.cat([self._columns(responses[run], voxels) for run in train_runs])
                 return y_train, x_train.T @ y_train
 
-            scores = torch.zeros((len(self.alphas), n_voxels), dtype=self.dtype, device=self.device)
+            padded = n_voxels + BLOCK_MULTIPLE * math.ceil(n_voxels / block)
+            scores = torch.zeros((len(self.alphas), padded), dtype=self.dtype, device=self.device)
             tested = []
-            for start in range(0, n_voxels, block):
-                voxels = slice(start, min(start + block, n_voxels))
+            blocks = [slice(start, min(start + block, n_voxels)) for start in range(0, n_voxels, block)]
+            for voxels in blocks:
                 y_train, cross = training_block(voxels)
+                columns = slice(voxels.start, voxels.start + y_train.shape[1])
                 for rows, x_val, scorer in inner:
                     y_val = y_train[rows]
-                    scores[:, voxels] += scorer.scores(cross - x_val.T @ y_val, y_val)
-                scores[:, voxels] /= len(inner)
+                    scores[:, columns] += scorer.scores(cross - x_val.T @ y_val, y_val)
+                scores[:, columns] /= len(inner)
                 if self.alpha_per_voxel:
-                    tested.append(self._test_block(voxels, outer, cross, scores[:, voxels], alphas, responses,
+                    tested.append(self._test_block(voxels, outer, cross, scores[:, columns], alphas, responses,
                                                    test_group))
+            scores = scores[:, :n_voxels]
             if not self.alpha_per_voxel:
-                shared = scores.mean(dim=1, keepdim=True).expand_as(scores)
-                for start in range(0, n_voxels, block):
-                    voxels = slice(start, min(start + block, n_voxels))
-                    tested.append(self._test_block(voxels, outer, training_block(voxels)[1], shared[:, voxels],
+                shared = scores.mean(dim=1, keepdim=True)
+                for voxels in blocks:
+                    cross = training_block(voxels)[1]
+                    tested.append(self._test_block(voxels, outer, cross, shared.expand(-1, cross.shape[1]),
                                                    alphas, responses, test_group))
             result.validation_r[fold] = scores.max(dim=0).values.cpu().numpy()
             for name in ("test_r", "test_r2", "alpha"):
@@ -307,8 +323,9 @@ class NestedRidgeCV:
         """Refit on all training rows with each voxel's alpha; score on the held-out stimulus."""
         alpha_per_voxel = alphas[scores.argmax(dim=0)]
         prediction = outer.projected @ outer.weights_for(cross, alpha_per_voxel)
-        target = torch.stack([self._tensor(responses[run][:, voxels]) for run in test_group]).mean(dim=0)
-        return {"test_r": pearson_r(prediction, target).cpu().numpy(),
-                "test_r2": r2_score(prediction, target).cpu().numpy(),
-                "alpha": alpha_per_voxel.cpu().numpy(),
-                "prediction": prediction.cpu().numpy(), "target": target.cpu().numpy()}
+        target = torch.stack([self._columns(responses[run], voxels) for run in test_group]).mean(dim=0)
+        width = voxels.stop - voxels.start
+        return {"test_r": pearson_r(prediction, target).cpu().numpy()[:width],
+                "test_r2": r2_score(prediction, target).cpu().numpy()[:width],
+                "alpha": alpha_per_voxel.cpu().numpy()[:width],
+                "prediction": prediction.cpu().numpy()[:, :width], "target": target.cpu().numpy()[:, :width]}

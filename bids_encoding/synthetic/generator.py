@@ -46,6 +46,7 @@ class GroundTruth:
     repetition_time: float
     n_participants: int
     n_runs: int
+    repeats: int
     seed: int
     labels: dict
     labels_file: str
@@ -119,7 +120,7 @@ def _write_json(path, data):
 
 def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.0, seed=0,
                      layer=None, n_components=4, amplitude_left=1.2, amplitude_right=0.35,
-                     noise_ar1=0.4, feature_settings=FeatureSettings()):
+                     noise_ar1=0.4, feature_settings=FeatureSettings(), repeats=0):
     """Write the synthetic dataset under ``root/bids`` and its ground truth under ``root/ground_truth``.
 
     Parameters
@@ -131,6 +132,8 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
         Layer index (0 = embeddings); ``None`` = the middle layer.
     amplitude_left, amplitude_right : float
         Signal standard deviation relative to the noise's (1).
+    repeats : int
+        Extra runs that replay the first run's stimulus (for noise ceilings).
 
     Returns
     -------
@@ -144,13 +147,15 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     runs = story_runs(n_runs, seed=seed)
+    runs += [runs[0]] * repeats
     n_scans = [int(math.ceil((words["onset"].iloc[-1] + words["duration"].iloc[-1] + 10.0) / repetition_time))
                for words in runs]
 
     loaded = load_model(parse_model_spec(model))
     layer = loaded.n_layers // 2 + 1 if layer is None else layer
-    components = _planted_components(loaded, runs, layer, n_components, repetition_time, n_scans,
-                                     feature_settings)
+    components = _planted_components(loaded, runs[:n_runs], layer, n_components, repetition_time,
+                                     n_scans[:n_runs], feature_settings)
+    components += [components[0]] * repeats
 
     affine, xyz = _grid()
     brain = (((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1) <= 1.0
@@ -206,7 +211,7 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
                         amplitude_left=amplitude_left, amplitude_right=amplitude_right, noise_ar1=noise_ar1,
                         left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,
                         cluster_radius_mm=CLUSTER_RADIUS, repetition_time=repetition_time,
-                        n_participants=n_participants, n_runs=n_runs, seed=seed, labels=LABELS,
+                        n_participants=n_participants, n_runs=n_runs, repeats=repeats, seed=seed, labels=LABELS,
                         labels_file="planted_labels.nii.gz")
     _write_json(truth_dir / "ground_truth.json", {**asdict(truth), "feature_settings": asdict(feature_settings)})
     return truth

@@ -1,0 +1,83 @@
+"""Permutation p-values and FDR keep their nominal rate; noise ceilings recover a known SNR."""
+
+import numpy as np
+
+from bids_encoding.ridge import NestedRidgeCV
+from bids_encoding.ridge.ceiling import cc_max, normalized_correlation, split_half_ceiling
+from bids_encoding.ridge.significance import circular_shift_r, fdr_qvalues, permutation_pvalues
+
+
+def ar1(rng, n, v, phi=0.6):
+    noise = np.zeros((n, v))
+    noise[0] = rng.standard_normal(v)
+    for t in range(1, n):
+        noise[t] = phi * noise[t - 1] + np.sqrt(1 - phi ** 2) * rng.standard_normal(v)
+    return noise
+
+
+def test_circular_shift_r_matches_rolled_correlation():
+    rng = np.random.default_rng(0)
+    prediction, target = rng.standard_normal((90, 4)), rng.standard_normal((90, 4))
+    by_lag = circular_shift_r(prediction, target)
+    for lag in (0, 7, 45, 89):
+        expected = [np.corrcoef(np.roll(prediction[:, v], lag), target[:, v])[0, 1] for v in range(4)]
+        np.testing.assert_allclose(by_lag[lag], expected, atol=1e-10)
+
+
+def test_fdr_controls_null_voxels_and_finds_signal():
+    """Autocorrelated data through the real ridge: no-signal voxels stay at or below the nominal rate."""
+    rng = np.random.default_rng(1)
+    n_runs, n_scans, n_features, n_null, n_signal = 4, 120, 10, 1500, 100
+    x_runs = [ar1(rng, n_scans, n_features) for _ in range(n_runs)]
+    weights = rng.standard_normal((n_features, n_signal))
+    y_runs = [np.hstack([ar1(rng, n_scans, n_null), x @ weights * 0.3 + ar1(rng, n_scans, n_signal)])
+              for x in x_runs]
+    zscore = [((a - a.mean(0)) / a.std(0)).astype(np.float32) for a in x_runs + y_runs]
+    result = NestedRidgeCV(np.logspace(0, 5, 11)).fit_score(zscore[:n_runs], zscore[n_runs:], keep_predictions=True)
+    for scheme in ("circular", "blocks"):
+        p = permutation_pvalues(result.predictions, result.targets, n_permutations=500, scheme=scheme, seed=2)
+        q = fdr_qvalues(p)
+        assert (q[:n_null] <= 0.05).mean() <= 0.05
+        assert (q[n_null:] <= 0.05).mean() > 0.9
+        assert 0.35 < p[:n_null].mean() < 0.65  # null p-values are roughly uniform
+
+
+def test_benjamini_hochberg():
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    q = fdr_qvalues(p)
+    assert (q <= 0.05).sum() == 2
+    np.testing.assert_allclose(q[:2], [0.01, 0.04])
+    assert (np.diff(q[np.argsort(p)]) >= 0).all()
+
+
+def test_cc_max_recovers_the_known_snr():
+    rng = np.random.default_rng(3)
+    n_scans, n_voxels = 400, 300
+    for n_repeats, noise_sd in ((2, 1.0), (10, 2.0), (5, 0.5)):
+        signal = rng.standard_normal((n_scans, n_voxels))
+        repeats = signal[None] + noise_sd * rng.standard_normal((n_repeats, n_scans, n_voxels))
+        expected = np.sqrt(1 / (1 + noise_sd ** 2 / n_repeats))
+        assert abs(np.median(cc_max(repeats)) - expected) < 0.03
+    pure_noise = rng.standard_normal((4, n_scans, n_voxels))
+    assert np.median(cc_max(pure_noise)) < 0.15
+
+
+def test_normalized_correlation_of_a_perfect_model_is_one():
+    rng = np.random.default_rng(4)
+    signal = rng.standard_normal((2000, 50))
+    repeats = signal[None] + rng.standard_normal((6, 2000, 50))
+    ceiling = cc_max(repeats)
+    mean = repeats.mean(0)
+    r = np.array([np.corrcoef(signal[:, v], mean[:, v])[0, 1] for v in range(50)])
+    np.testing.assert_allclose(normalized_correlation(r, ceiling), 1.0, atol=0.05)
+
+
+def test_split_half_ceiling():
+    rng = np.random.default_rng(5)
+    shared = [rng.standard_normal((100, 30)) for _ in range(3)]
+    participants = [[s + rng.standard_normal(s.shape) for s in shared] for _ in range(8)]
+    ceiling = split_half_ceiling(participants, n_splits=5)
+    expected = 1 / (1 + 1 / 4)  # r of two means of 4 noisy copies: var_s / (var_s + var_n / 4)
+    assert abs(ceiling.mean() - expected) < 0.05
+    noise_only = [[rng.standard_normal((100, 30)) for _ in range(3)] for _ in range(8)]
+    assert abs(split_half_ceiling(noise_only).mean()) < 0.05
