@@ -25,6 +25,7 @@ from bids_encoding.ridge.cv import InnerCV, stimulus_groups
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
 BLOCK_MULTIPLE = 64
+LIBRARY_OVERHEAD = 32 * 2 ** 20  # workspaces of the linear-algebra libraries, counted in --mem
 
 
 def pearson_r(prediction, target):
@@ -204,8 +205,8 @@ class NestedRidgeCV:
         budget = self.mem if self.mem else (0.8 if str(self.device).startswith("cuda") else 0.25) * \
             available_memory(self.device)
         itemsize = torch.finfo(self.dtype).bits // 8
-        per_voxel = itemsize * (2 * n_rows + 3 * n_features + 3 * len(self.alphas) * n_val + 4 * n_test + 64)
-        fixed = itemsize * (len(self.alphas) * n_val * n_features + 4 * n_features ** 2)
+        per_voxel = itemsize * (3 * n_rows + 3 * n_features + 3 * len(self.alphas) * n_val + 4 * n_test + 64)
+        fixed = itemsize * (len(self.alphas) * n_val * n_features + 4 * n_features ** 2) + LIBRARY_OVERHEAD
         block = int((budget - fixed) // per_voxel) // BLOCK_MULTIPLE * BLOCK_MULTIPLE
         if block < BLOCK_MULTIPLE:
             need = fixed + BLOCK_MULTIPLE * per_voxel
@@ -301,14 +302,14 @@ class NestedRidgeCV:
                 scores[:, columns] /= len(inner)
                 if self.alpha_per_voxel:
                     tested.append(self._test_block(voxels, outer, cross, scores[:, columns], alphas, responses,
-                                                   test_group))
+                                                   test_group, keep_predictions))
             scores = scores[:, :n_voxels]
             if not self.alpha_per_voxel:
                 shared = scores.mean(dim=1, keepdim=True)
                 for voxels in blocks:
                     cross = training_block(voxels)[1]
                     tested.append(self._test_block(voxels, outer, cross, shared.expand(-1, cross.shape[1]),
-                                                   alphas, responses, test_group))
+                                                   alphas, responses, test_group, keep_predictions))
             result.validation_r[fold] = scores.max(dim=0).values.cpu().numpy()
             for name in ("test_r", "test_r2", "alpha"):
                 getattr(result, name)[fold] = np.concatenate([block[name] for block in tested])
@@ -319,13 +320,15 @@ class NestedRidgeCV:
                 progress()
         return result
 
-    def _test_block(self, voxels, outer, cross, scores, alphas, responses, test_group):
+    def _test_block(self, voxels, outer, cross, scores, alphas, responses, test_group, keep):
         """Refit on all training rows with each voxel's alpha; score on the held-out stimulus."""
         alpha_per_voxel = alphas[scores.argmax(dim=0)]
         prediction = outer.projected @ outer.weights_for(cross, alpha_per_voxel)
         target = torch.stack([self._columns(responses[run], voxels) for run in test_group]).mean(dim=0)
         width = voxels.stop - voxels.start
-        return {"test_r": pearson_r(prediction, target).cpu().numpy()[:width],
-                "test_r2": r2_score(prediction, target).cpu().numpy()[:width],
-                "alpha": alpha_per_voxel.cpu().numpy()[:width],
-                "prediction": prediction.cpu().numpy()[:, :width], "target": target.cpu().numpy()[:, :width]}
+        tested = {"test_r": pearson_r(prediction, target).cpu().numpy()[:width],
+                  "test_r2": r2_score(prediction, target).cpu().numpy()[:width],
+                  "alpha": alpha_per_voxel.cpu().numpy()[:width]}
+        if keep:
+            tested.update(prediction=prediction.cpu().numpy()[:, :width], target=target.cpu().numpy()[:, :width])
+        return tested
