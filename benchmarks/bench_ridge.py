@@ -1,0 +1,152 @@
+"""Nested leave-one-run-out ridge: our solver vs himalaya's RidgeCV (torch backend), same data and splits.
+
+Workload of ../shared/reference/performance.md: 9 runs of 310 scans, p = 768
+features, 13 alphas, one alpha per voxel chosen by leave-one-run-out inside
+each leave-one-run-out outer fold (72 inner + 9 outer splits), V voxels.
+Both solvers are timed one after the other in the same process, on the same
+float32 data. Then several participants who share the stimulus are fitted
+one by one and together (voxels concatenated, shared design).
+
+Usage::
+
+    python benchmarks/bench_ridge.py --n-voxels 20000 [--device cpu|cuda] [--participants 3]
+
+The LAST line printed is
+``ratio=<himalaya time / our time> alpha_agreement=<fraction> max_abs_r_diff=<value>``
+(r difference over the voxels whose alphas agree). Results are appended to
+``benchmarks/results/bench_ridge.jsonl``.
+"""
+
+import argparse
+import json
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bids_encoding.ridge import NestedRidgeCV
+
+RESULTS = Path(__file__).parent / "results" / "bench_ridge.jsonl"
+
+
+def zscore(values):
+    return ((values - values.mean(0)) / values.std(0)).astype(np.float32)
+
+
+def make_data(n_runs, n_scans, n_features, n_voxels, seed=0):
+    """Correlated features; 30% of voxels driven by them; z-scored per run."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((n_features, n_features)) / np.sqrt(n_features) + np.eye(n_features)
+    weights = rng.standard_normal((n_features, n_voxels)) / np.sqrt(n_features) * (rng.random(n_voxels) < 0.3)
+    x_runs = [zscore(rng.standard_normal((n_scans, n_features)) @ mixing) for _ in range(n_runs)]
+    y_runs = [zscore(x @ weights + rng.standard_normal((n_scans, n_voxels))) for x in x_runs]
+    return x_runs, y_runs
+
+
+def correlation(a, b):
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def himalaya_nested(x_runs, y_runs, alphas, device):
+    """The same nested scheme with himalaya: one RidgeCV per outer fold, inner leave-one-run-out splits."""
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV
+    from himalaya.scoring import correlation_score
+
+    backend = set_backend("torch_cuda" if device.startswith("cuda") else "torch")
+    n = len(x_runs[0])
+    test_r, chosen = [], []
+    for test in range(len(x_runs)):
+        train = [i for i in range(len(x_runs)) if i != test]
+        rows = np.arange(n * len(train))
+        inner = [(rows[rows // n != k], rows[rows // n == k]) for k in range(len(train))]
+        model = RidgeCV(alphas=alphas, cv=inner, solver_params=dict(
+            score_func=correlation_score, local_alpha=True, n_targets_batch=2000, n_alphas_batch=None,
+            n_targets_batch_refit=2000, warn=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(np.concatenate([x_runs[i] for i in train]), np.concatenate([y_runs[i] for i in train]))
+        prediction = backend.to_numpy(model.predict(x_runs[test]))
+        test_r.append(correlation(prediction, y_runs[test]))
+        chosen.append(backend.to_numpy(model.best_alphas_))
+    return np.array(test_r), np.array(chosen)
+
+
+def timed(function, device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    value = function()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return value, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-voxels", type=int, default=20000)
+    parser.add_argument("--n-runs", type=int, default=9)
+    parser.add_argument("--n-scans", type=int, default=310)
+    parser.add_argument("--n-features", type=int, default=768)
+    parser.add_argument("--n-alphas", type=int, default=13)
+    parser.add_argument("--participants", type=int, default=3,
+                        help="participants for the shared-stimulus comparison (0: skip it)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tf32", action="store_true")
+    parser.add_argument("--skip-himalaya", action="store_true")
+    args = parser.parse_args()
+
+    alphas = np.logspace(1, 7, args.n_alphas)
+    x_runs, y_runs = make_data(args.n_runs, args.n_scans, args.n_features, args.n_voxels)
+    solver = NestedRidgeCV(alphas, device=args.device, tf32=args.tf32)
+    solver.fit_score([x[:60] for x in x_runs[:3]], [y[:60, :64] for y in y_runs[:3]])  # warm-up
+    ours, our_time = timed(lambda: solver.fit_score(x_runs, y_runs), args.device)
+    n = args.n_runs * args.n_scans
+    n_train, n_val = n - args.n_scans, args.n_scans
+    flop = args.n_runs * (
+        (args.n_runs - 1) * 2 * args.n_alphas * n_val * args.n_features * args.n_voxels  # validation products
+        + args.n_runs * 2 * args.n_features ** 2 * args.n_voxels  # rotations
+        + 2 * n_train * args.n_features * args.n_voxels)  # XᵀY
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": args.device,
+              "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
+              else (platform.processor() or "cpu"), "threads": torch.get_num_threads(),
+              "n_runs": args.n_runs, "n_scans": args.n_scans, "n_features": args.n_features,
+              "n_alphas": args.n_alphas, "n_voxels": args.n_voxels, "ours_seconds": round(our_time, 2),
+              "ours_tflops": round(flop / our_time / 1e12, 3)}
+    print(f"ours: {our_time:.1f} s ({result['ours_tflops']} TFLOP/s in the main products)")
+
+    if args.participants > 1:
+        share = args.n_voxels // args.participants
+        pieces = [[y[:, k * share:(k + 1) * share] for y in y_runs] for k in range(args.participants)]
+        _, alone = timed(lambda: [solver.fit_score(x_runs, piece) for piece in pieces], args.device)
+        _, together = timed(lambda: solver.fit_score(x_runs, [np.hstack(parts) for parts in zip(*pieces)]),
+                            args.device)
+        result.update(participants=args.participants, one_by_one_seconds=round(alone, 2),
+                      together_seconds=round(together, 2), together_speedup=round(alone / together, 2))
+        print(f"{args.participants} participants x {share} voxels: one by one {alone:.1f} s, together "
+              f"{together:.1f} s ({alone / together:.2f}x faster)")
+
+    if args.skip_himalaya:
+        print(json.dumps(result))
+        return
+    (their_r, their_alpha), their_time = timed(lambda: himalaya_nested(x_runs, y_runs, alphas, args.device),
+                                               args.device)
+    same = np.isclose(ours.alpha, their_alpha, rtol=1e-4)
+    result.update(himalaya_seconds=round(their_time, 2), ratio=round(their_time / our_time, 2),
+                  alpha_agreement=float(same.mean()),
+                  max_abs_r_diff=float(np.abs(ours.test_r - their_r)[same].max()),
+                  max_abs_r_diff_all_voxels=float(np.abs(ours.test_r - their_r).max()))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS, "a") as stream:
+        stream.write(json.dumps(result) + "\n")
+    print(f"himalaya (torch backend): {their_time:.1f} s")
+    print(f"ratio={result['ratio']} alpha_agreement={result['alpha_agreement']:.5f} "
+          f"max_abs_r_diff={result['max_abs_r_diff']:.2e}")
+
+
+if __name__ == "__main__":
+    main()
