@@ -18,7 +18,6 @@ appended to ``benchmarks/results/bench_features.jsonl``.
 """
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _results import append_result
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.features.alignment import join_words, word_token_ranges
 from bids_encoding.synthetic.story import STORY
@@ -127,9 +127,7 @@ def main():
         "max_abs_diff_words_within_context": difference,
         "ratio": round(their_time / our_time, 2),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS, "a") as stream:
-        stream.write(json.dumps(result) + "\n")
+    append_result(RESULTS, result)
     print(f"per-word windows: {their_tokens_per_word:.1f} tokens processed per word, {their_time:.2f} s")
     print(f"strided windows:  {our_tokens_per_word:.2f} tokens processed per word, {our_time:.2f} s "
           f"({result['ours_tokens_per_second']:.0f} tokens/s, {result['ours_tflops']} TFLOP/s at 2N FLOP/token)")

@@ -27,28 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _results import append_result
 from bids_encoding.ridge import NestedRidgeCV
+from bids_encoding.synthetic.regression import correlation, regression_runs
 
 RESULTS = Path(__file__).parent / "results" / "bench_ridge.jsonl"
-
-
-def zscore(values):
-    return ((values - values.mean(0)) / values.std(0)).astype(np.float32)
-
-
-def make_data(n_runs, n_scans, n_features, n_voxels, seed=0):
-    """Correlated features; 30% of voxels driven by them; z-scored per run."""
-    rng = np.random.default_rng(seed)
-    mixing = rng.standard_normal((n_features, n_features)) / np.sqrt(n_features) + np.eye(n_features)
-    weights = rng.standard_normal((n_features, n_voxels)) / np.sqrt(n_features) * (rng.random(n_voxels) < 0.3)
-    x_runs = [zscore(rng.standard_normal((n_scans, n_features)) @ mixing) for _ in range(n_runs)]
-    y_runs = [zscore(x @ weights + rng.standard_normal((n_scans, n_voxels))) for x in x_runs]
-    return x_runs, y_runs
-
-
-def correlation(a, b):
-    a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
 
 
 def himalaya_nested(x_runs, y_runs, alphas, device):
@@ -101,7 +84,7 @@ def main():
     args = parser.parse_args()
 
     alphas = np.logspace(1, 7, args.n_alphas)
-    x_runs, y_runs = make_data(args.n_runs, args.n_scans, args.n_features, args.n_voxels)
+    x_runs, y_runs = regression_runs(0, args.n_runs, args.n_scans, args.n_features, args.n_voxels)
     solver = NestedRidgeCV(alphas, device=args.device, tf32=args.tf32)
     solver.fit_score([x[:60] for x in x_runs[:3]], [y[:60, :64] for y in y_runs[:3]])  # warm-up
     ours, our_time = timed(lambda: solver.fit_score(x_runs, y_runs), args.device)
@@ -140,9 +123,7 @@ def main():
                   alpha_agreement=float(same.mean()),
                   max_abs_r_diff=float(np.abs(ours.test_r - their_r)[same].max()),
                   max_abs_r_diff_all_voxels=float(np.abs(ours.test_r - their_r).max()))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS, "a") as stream:
-        stream.write(json.dumps(result) + "\n")
+    append_result(RESULTS, result)
     print(f"himalaya (torch backend): {their_time:.1f} s")
     print(f"ratio={result['ratio']} alpha_agreement={result['alpha_agreement']:.5f} "
           f"max_abs_r_diff={result['max_abs_r_diff']:.2e}")

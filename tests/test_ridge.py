@@ -11,28 +11,13 @@ import pytest
 import torch
 
 from bids_encoding.ridge import InnerCV, NestedRidgeCV, leave_one_run_out
+from bids_encoding.synthetic.regression import correlation, regression_runs, zscore
 
 ALPHAS = np.logspace(1, 6, 11)
 
 
-def zscore(values):
-    return ((values - values.mean(0)) / values.std(0)).astype(np.float32)
-
-
-def synthetic_runs(seed=0, n_runs=4, n_scans=80, n_features=40, n_voxels=300, signal_fraction=0.3):
-    """Correlated features, a fraction of voxels driven by them, everything z-scored per run."""
-    rng = np.random.default_rng(seed)
-    mixing = rng.standard_normal((n_features, n_features)) / np.sqrt(n_features) + np.eye(n_features)
-    weights = rng.standard_normal((n_features, n_voxels)) / np.sqrt(n_features)
-    weights *= rng.random(n_voxels) < signal_fraction
-    x_runs = [zscore(rng.standard_normal((n_scans, n_features)) @ mixing) for _ in range(n_runs)]
-    y_runs = [zscore(x @ weights + rng.standard_normal((n_scans, n_voxels))) for x in x_runs]
-    return x_runs, y_runs
-
-
-def correlation(a, b):
-    a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+def synthetic_runs(**kwargs):
+    return regression_runs(**kwargs)
 
 
 def run_splits(x_runs, test):
