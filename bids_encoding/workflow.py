@@ -114,7 +114,6 @@ class BestLayer:
     def __init__(self):
         self.validation = self.test_r = self.test_r2 = self.layer = None
         self.predictions = None
-        self.counts = {}
 
     def update(self, layer, result):
         if self.validation is None:
@@ -212,7 +211,11 @@ def fit_group(participants, model_features, config):
         best = BestLayer()
         for layer in model_info["layers"]:
             designs = [config.design.regressors(features[key][layer], matrix) for key, matrix in zip(keys, matrices)]
-            result = ridge.fit_score(designs, responses, keys, keep_predictions=keep, progress=lambda: bar.update(1))
+            try:
+                result = ridge.fit_score(designs, responses, keys, keep_predictions=keep,
+                                         progress=lambda: bar.update(1))
+            except MemoryError as error:
+                raise UsageError(f"{error}: give more with --mem") from error
             pvalues = (permutation_pvalues(result.predictions, result.targets, config.n_permutations,
                                            config.permutation_scheme) if keep else None)
             best.update(layer, result)

@@ -171,3 +171,8 @@ def test_bids_examples_placeholder_nifti(tmp_path, tiny_model, capsys):
                      ).to_csv(func / f"sub-01_task-rhymejudgment_run-{run_label}_events.tsv", sep="\t", index=False)
     assert_failed_cleanly(capsys, run(root, tmp_path / "out", tiny_model), 65, "_bold.nii.gz",
                           output_dir=tmp_path / "out")
+
+
+def test_too_little_memory(dataset, tmp_path, tiny_model, capsys):
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model, "--mem", "1MB"), 64, "--mem", output_dir=out)
