@@ -55,7 +55,8 @@ def build_parser():
     )
     parser.add_argument("bids_dir", type=Path, help="root folder of the BIDS dataset (read only)")
     parser.add_argument("output_dir", type=Path, help="folder for the BIDS-Derivatives outputs")
-    parser.add_argument("analysis_level", help="'participant' (group level: not available yet)")
+    parser.add_argument("analysis_level", help="'participant', then 'group' (reads the participant results "
+                                               "in output_dir)")
     parser.add_argument("--version", action="version", version=f"bids_encoding {__version__}")
 
     selection = parser.add_argument_group("what to analyse")
@@ -126,6 +127,12 @@ def build_parser():
             help="permutations for per-voxel p-values (0: none)")
     _option(fit, "--permutation-scheme", choices=PERMUTATION_SCHEMES, default="circular",
             help="circular shifts or shuffled blocks of the held-out predictions")
+
+    group = parser.add_argument_group("group level")
+    _option(group, "--atlas", choices=("HarvardOxford", "Schaefer2018"), default=None,
+            help="also report atlas parcels (TemplateFlow, in the outputs' template space)")
+    _option(group, "--group-bootstraps", type=int, default=2000,
+            help="bootstrap resamples of participants for the scaling slopes' confidence intervals")
 
     run = parser.add_argument_group("running")
     _option(run, "-w", "--work-dir", type=Path, default=None,
@@ -279,15 +286,16 @@ def run(args):
     if args.analysis_level not in LEVELS:
         raise BidsAppError(f"unknown analysis level '{args.analysis_level}': use 'participant'",
                            EXIT_UNKNOWN_LEVEL)
-    if args.analysis_level == "group":
-        raise BidsAppError(
-            f"the group level is not available in bids_encoding {__version__} yet: "
-            "run 'participant' (group statistics arrive in a later release)", EXIT_UNKNOWN_LEVEL)
     config = config_from_args(args)
     setup_logging(config.output_dir, args.verbose)
-    from bids_encoding.workflow import run_participant_level
+    if args.analysis_level == "group":
+        from bids_encoding.group.workflow import run_group_level
 
-    summary = run_participant_level(config)
+        summary = run_group_level(config, atlas=args.atlas, n_bootstraps=args.group_bootstraps)
+    else:
+        from bids_encoding.workflow import run_participant_level
+
+        summary = run_participant_level(config)
     LOGGER.info(summary)
     return 0
 

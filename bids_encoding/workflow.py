@@ -140,6 +140,7 @@ def _base_sidecar(config, runs, spec, model_info, ridge):
     return {
         "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
                   "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
+                  "Type": model_info.get("model_type"),
                   "NumberOfParameters": model_info["n_params"],
                   "NumberOfParametersNonEmbedding": model_info["n_params_non_embedding"],
                   "NumberOfLayers": model_info["n_layers"], "HiddenSize": model_info["hidden_size"],

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def build_tiny_gpt2(directory, n_positions=64, seed=1234):
+def build_tiny_gpt2(directory, n_positions=64, seed=1234, n_embd=32, n_layer=2):
     """A 2-layer GPT-2 with a word-level tokenizer over the story's vocabulary, saved to ``directory``."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
@@ -27,7 +27,7 @@ def build_tiny_gpt2(directory, n_positions=64, seed=1234):
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]")
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(vocab), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2)
+    config = GPT2Config(vocab_size=len(vocab), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=2)
     GPT2Model(config).save_pretrained(directory)
     fast.save_pretrained(directory)
     return Path(directory)

@@ -145,7 +145,7 @@ def test_unreachable_hub_model(dataset, tmp_path, capsys, monkeypatch):
     assert_failed_cleanly(capsys, code, 66, "some-org/absent-model", "HF_HOME", output_dir=tmp_path / "out")
 
 
-@pytest.mark.parametrize("level, expected", [("group", 17), ("session", 17)])
+@pytest.mark.parametrize("level, expected", [("group", 66), ("session", 17)])
 def test_analysis_levels(dataset, tmp_path, level, expected, capsys):
     code = main([str(dataset), str(tmp_path / "out"), level])
     assert_failed_cleanly(capsys, code, expected, level)

@@ -206,7 +206,8 @@ def describe_config(config):
     n_layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
     hidden = getattr(text, "hidden_size", None) or getattr(text, "n_embd", None)
     max_tokens = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
-    return {"n_layers": int(n_layers), "hidden_size": int(hidden), "max_tokens": int(max_tokens or 512)}
+    return {"n_layers": int(n_layers), "hidden_size": int(hidden), "max_tokens": int(max_tokens or 512),
+            "model_type": getattr(text, "model_type", None) or getattr(config, "model_type", "unknown")}
 
 
 def count_parameters(model):

@@ -1,0 +1,1 @@
+"""Group level: scaling laws and lateralization across participants and models."""

@@ -1,0 +1,105 @@
+"""Collect the participant outputs of an output folder into tidy tables, and check they belong together."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from bids_encoding.errors import BadDataError, MissingInputError
+
+# Sidecar sections that must match across participants for their results to be compared.
+SHARED_SETTINGS = ("Features", "Design", "BOLD")
+RIDGE_SETTINGS = ("Alphas", "AlphaChoice", "OuterCV", "InnerCV", "Score")
+
+
+@dataclass
+class ParticipantResult:
+    """One participant's outputs for one task."""
+
+    subject: str
+    task: str
+    space: str
+    scores: pd.DataFrame
+    mask_path: Path
+    best_r: dict = field(default_factory=dict)  # model label -> best-layer r map path
+    sidecars: dict = field(default_factory=dict)  # model label -> sidecar of the best-layer r map
+
+
+def _entities(name):
+    return dict(part.split("-", 1) for part in name.split("_")[:-1] if "-" in part)
+
+
+def collect(output_dir, task=None, participant_labels=None):
+    """Every participant's scores table, mask and best-layer maps in ``output_dir``.
+
+    Returns
+    -------
+    list of ParticipantResult
+    """
+    output_dir = Path(output_dir)
+    wanted = {label.removeprefix("sub-") for label in participant_labels or []}
+    results = []
+    for table in sorted(output_dir.glob("sub-*/func/sub-*_scores.tsv")):
+        entities = _entities(table.name)
+        if (task and entities.get("task") != task) or (wanted and entities["sub"] not in wanted):
+            continue
+        stem = table.name[: -len("_scores.tsv")]
+        mask = table.parent / f"{stem}_desc-brain_mask.nii.gz"
+        result = ParticipantResult(entities["sub"], entities["task"], entities["space"],
+                                   pd.read_csv(table, sep="\t"), mask)
+        for path in sorted(table.parent.glob(f"{stem}_model-*_layer-best_stat-r_statmap.nii.gz")):
+            label = _entities(path.name)["model"]
+            result.best_r[label] = path
+            result.sidecars[label] = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+        results.append(result)
+    if not results:
+        raise MissingInputError(
+            f"no participant results in {output_dir}: run 'bids_encoding BIDS_DIR {output_dir} participant' first")
+    return results
+
+
+def check_consistency(results):
+    """Raise a one-line error naming what differs between participants."""
+    reference = results[0]
+    reference_mask = nib.load(reference.mask_path)
+    for result in results[1:]:
+        if result.space != reference.space:
+            raise BadDataError(f"sub-{result.subject} is in space-{result.space}, sub-{reference.subject} in "
+                               f"space-{reference.space}: the group level needs one space")
+        mask = nib.load(result.mask_path)
+        if mask.shape != reference_mask.shape or not np.allclose(mask.affine, reference_mask.affine):
+            raise BadDataError(f"{result.mask_path} and {reference.mask_path} are on different grids: "
+                               "resample the BOLD data to one template grid")
+        for label, sidecar in result.sidecars.items():
+            other = reference.sidecars.get(label)
+            if other is None:
+                continue
+            for section in SHARED_SETTINGS:
+                if sidecar.get(section) != other.get(section):
+                    raise BadDataError(f"model {label}: {section} settings differ between sub-{result.subject} and "
+                                       f"sub-{reference.subject} ({result.best_r[label].name}): rerun them alike")
+            for key in RIDGE_SETTINGS:
+                if sidecar["Ridge"].get(key) != other["Ridge"].get(key):
+                    raise BadDataError(f"model {label}: Ridge {key} differs between sub-{result.subject} and "
+                                       f"sub-{reference.subject}: rerun them alike")
+            mine = sidecar["SoftwareVersions"].get("bids_encoding")
+            theirs = other["SoftwareVersions"].get("bids_encoding")
+            if mine != theirs:
+                raise BadDataError(f"sub-{result.subject} was analysed with bids_encoding {mine}, sub-"
+                                   f"{reference.subject} with {theirs}: rerun them with one version")
+
+
+def model_table(results):
+    """One row per model: label, id, parameters, layers, hidden size, family, whether it is a baseline."""
+    rows = {}
+    for result in results:
+        for label, sidecar in result.sidecars.items():
+            model = sidecar["Model"]
+            rows[label] = {"model": label, "model_id": model["Id"], "n_params": model["NumberOfParameters"],
+                           "n_layers": model["NumberOfLayers"], "hidden_size": model["HiddenSize"],
+                           "family": model.get("Type") or model["Label"],
+                           "baseline": bool(model.get("Untrained")) or model["Source"] == "baseline"}
+    return pd.DataFrame(list(rows.values()))

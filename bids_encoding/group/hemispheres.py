@@ -1,0 +1,57 @@
+"""Symmetric masks and left/right mirrors on a template grid (x < 0 is left)."""
+
+import nibabel as nib
+import numpy as np
+
+
+def mirror_indices(affine, shape):
+    """For each voxel, the flat index of its mirror across x = 0 (-1 outside the grid or on the midline)."""
+    ijk = np.indices(shape).reshape(3, -1).T
+    xyz = nib.affines.apply_affine(affine, ijk)
+    xyz[:, 0] *= -1
+    mirrored = np.round(nib.affines.apply_affine(np.linalg.inv(affine), xyz)).astype(int)
+    inside = np.all((mirrored >= 0) & (mirrored < np.array(shape)), axis=1)
+    flat = np.full(len(ijk), -1)
+    flat[inside] = np.ravel_multi_index(mirrored[inside].T, shape)
+    voxel_size = np.abs(affine[0, 0]) or 1.0
+    flat[np.abs(nib.affines.apply_affine(affine, ijk)[:, 0]) < voxel_size / 2] = -1  # midline: neither side
+    return flat
+
+
+def symmetric_mask(masks, affine):
+    """Intersection of the masks and its mirror; the midline (|x| < half a voxel) excluded.
+
+    Returns
+    -------
+    mask : bool array (grid shape)
+    left : bool array (grid shape), x < 0 voxels of the mask
+    mirror : int array (flat), mirror index of every voxel
+    """
+    mask = np.logical_and.reduce([np.asarray(m, dtype=bool) for m in masks])
+    mirror = mirror_indices(affine, mask.shape)
+    flat = mask.ravel()
+    symmetric = flat & (mirror >= 0)
+    symmetric[symmetric] &= flat[mirror[symmetric]]
+    symmetric = symmetric.reshape(mask.shape)
+    x = nib.affines.apply_affine(affine, np.indices(mask.shape).reshape(3, -1).T)[:, 0].reshape(mask.shape)
+    return symmetric, symmetric & (x < 0), mirror
+
+
+def hemisphere_scores(r_map, left, mirror):
+    """Left, right (mirrors of the left voxels), L-R and lateralization index (L-R)/(L+R)."""
+    flat = np.asarray(r_map).ravel()
+    left_flat = np.flatnonzero(left.ravel())
+    left_mean = float(flat[left_flat].mean())
+    right_mean = float(flat[mirror[left_flat]].mean())
+    total = left_mean + right_mean
+    return {"left": left_mean, "right": right_mean, "l_minus_r": left_mean - right_mean,
+            "lateralization_index": (left_mean - right_mean) / total if total else float("nan")}
+
+
+def mirror_difference(r_map, mask, mirror):
+    """Map minus its mirror image, on the left voxels of the mask (0 elsewhere)."""
+    flat = np.asarray(r_map, dtype=float).ravel()
+    out = np.zeros_like(flat)
+    indices = np.flatnonzero(mask.ravel())
+    out[indices] = flat[indices] - flat[mirror[indices]]
+    return out.reshape(np.shape(r_map))

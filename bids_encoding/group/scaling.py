@@ -1,0 +1,87 @@
+"""Scaling laws: score = a + b log10(parameters), per participant and for the group.
+
+The group slope is fitted to the mean over participants of each model's
+score; its confidence interval comes from resampling participants with
+replacement (bootstrap), and its test of b != 0 is a one-sample t-test on the
+participants' own slopes (with one participant: the bootstrap p alone).
+"""
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def fit_line(x, y):
+    """Least-squares slope and intercept of ``y = a + b x``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
+
+
+def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, confidence=0.95, seed=0):
+    """Fit ``measure`` against ``predictor`` across models.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per participant and model, with columns ``participant``,
+        ``model``, ``measure`` and ``predictor``.
+
+    Returns
+    -------
+    rows : list of dict
+        One row per participant and one for the group: slope, intercept,
+        and for the group the bootstrap CI, the t-test and the correlation
+        across models.
+    """
+    wide = table.pivot_table(index="participant", columns="model", values=measure)
+    x = table.groupby("model")[predictor].first().reindex(wide.columns).to_numpy()
+    if len(np.unique(x)) < 2:
+        raise ValueError(f"scaling needs models of at least 2 sizes (got {len(np.unique(x))})")
+    rows = []
+    slopes = []
+    for participant, values in wide.iterrows():
+        keep = values.notna().to_numpy()
+        slope, intercept = fit_line(x[keep], values.to_numpy()[keep])
+        slopes.append(slope)
+        rows.append({"measure": measure, "predictor": predictor, "level": "participant",
+                     "participant": participant, "slope": slope, "intercept": intercept})
+    mean = wide.mean(axis=0).to_numpy()
+    slope, intercept = fit_line(x, mean)
+    rng = np.random.default_rng(seed)
+    data = wide.to_numpy()
+    boot = np.array([fit_line(x, np.nanmean(data[rng.integers(0, len(data), len(data))], axis=0))[0]
+                     for _ in range(n_bootstraps)])
+    low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
+    if len(slopes) > 1 and np.std(slopes) > 0:
+        t_value, p_value = stats.ttest_1samp(slopes, 0.0)
+    else:
+        t_value, p_value = float("nan"), float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
+    rows.append({"measure": measure, "predictor": predictor, "level": "group", "participant": "group",
+                 "slope": slope, "intercept": intercept, "ci_low": float(low), "ci_high": float(high),
+                 "confidence": confidence, "n_bootstraps": n_bootstraps, "t": float(t_value),
+                 "p": float(p_value), "n_participants": len(slopes), "n_models": len(x),
+                 "r_across_models": float(np.corrcoef(x, mean)[0, 1])})
+    return rows
+
+
+def scaling_table(scores, measures, predictors, n_bootstraps=2000, seed=0):
+    """All fits of ``measures`` x ``predictors`` (and per model family), as one table."""
+    rows = []
+    for predictor in predictors:
+        for measure in measures:
+            try:
+                rows.extend({**row, "family": "all"} for row in
+                            scaling_fit(scores, measure, predictor, n_bootstraps, seed=seed))
+            except ValueError:
+                continue
+        if predictor != "log10_params":
+            continue
+        for family, subset in scores.groupby("family"):
+            for measure in measures:
+                try:
+                    rows.extend({**row, "family": family} for row in
+                                scaling_fit(subset, measure, predictor, n_bootstraps, seed=seed))
+                except ValueError:
+                    continue
+    return pd.DataFrame(rows)

@@ -1,0 +1,278 @@
+"""Group level: collect participant results, fit scaling laws, measure lateralization, write tables, maps, figures."""
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from bids_encoding.errors import BidsAppError
+from bids_encoding.group.collect import check_consistency, collect, model_table
+from bids_encoding.group.hemispheres import hemisphere_scores, mirror_difference, symmetric_mask
+from bids_encoding.group.rois import atlas_parcels, sphere_masks
+from bids_encoding.group.scaling import fit_line, scaling_table
+from bids_encoding.outputs import software_versions
+
+LOGGER = logging.getLogger(__name__)
+MEASURES = ("mean_r", "mean_r_reliable", "mean_r_top10", "left", "right", "l_minus_r")
+RELIABLE_QUANTILE = 0.75
+
+
+class GroupOutput:
+    """Files of ``OUTPUT_DIR/group`` written to a staging folder, moved into place when complete."""
+
+    def __init__(self, output_dir, task, space):
+        self.root = Path(output_dir) / "group"
+        self.staging = Path(output_dir) / f".staging-group-{uuid.uuid4().hex[:8]}"
+        (self.staging / "figures").mkdir(parents=True)
+        self.prefix = f"task-{task}_space-{space}"
+        self.files = []
+
+    def path(self, name):
+        self.files.append(name)
+        return self.staging / name
+
+    def table(self, frame, suffix, description):
+        frame.to_csv(self.path(f"{self.prefix}_{suffix}.tsv"), sep="\t", index=False, na_rep="n/a")
+        self.sidecar(f"{self.prefix}_{suffix}.json", {"Description": description})
+
+    def sidecar(self, name, content):
+        self.path(name).write_text(json.dumps({**content, "SoftwareVersions": software_versions()}, indent=2,
+                                              default=float))
+
+    def image(self, data, affine, entities, description, extra=None):
+        name = f"{self.prefix}_{entities}"
+        nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine).to_filename(self.path(f"{name}.nii.gz"))
+        self.sidecar(f"{name}.json", {"Description": description, **(extra or {})})
+
+    def commit(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "figures").mkdir(exist_ok=True)
+        for name in self.files:
+            os.replace(self.staging / name, self.root / name)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def discard(self):
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _inter_subject_ceiling(config, results, mask, affine):
+    """Split-half inter-subject correlation on the symmetric mask (participants who heard the same stimuli)."""
+    from bids_encoding.inputs.bold import clean_run_bold
+    from bids_encoding.ridge.ceiling import split_half_ceiling
+    from bids_encoding.workflow import collect_runs, stimulus_signature
+
+    if len(results) < 2:
+        return None
+    try:
+        selected = collect_runs(config)
+    except BidsAppError as error:
+        LOGGER.warning("no inter-subject ceiling (reliable voxels n/a): %s", error)
+        return None
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
+    by_signature = {}
+    for result in results:
+        runs = selected.get((result.subject, result.task))
+        if runs:
+            by_signature.setdefault(stimulus_signature(runs, config), []).append(runs)
+    largest = max(by_signature.values(), key=len, default=[])
+    if len(largest) < 2:
+        return None
+    trim = (config.design.trim_start, config.design.trim_end)
+    responses = [[clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
+                  for run in runs] for runs in largest]
+    return split_half_ceiling(responses)
+
+
+def participant_scores(results, models, mask, left, mirror, reliable):
+    """One row per participant and model, on the symmetric mask (best-layer maps)."""
+    rows = []
+    inside = mask.ravel()
+    for result in results:
+        for label, path in result.best_r.items():
+            r_map = np.asarray(nib.load(path).dataobj, dtype=float)
+            values = r_map.ravel()[inside]
+            n_top = max(1, int(round(0.1 * values.size)))
+            layer_path = Path(str(path).replace("_stat-r_statmap", "_stat-layer_statmap"))
+            layers = np.asarray(nib.load(layer_path).dataobj).ravel()[inside] if layer_path.exists() else None
+            rows.append({
+                "participant": f"sub-{result.subject}", "model": label,
+                "mean_r": float(values.mean()),
+                "mean_r_reliable": float(r_map[reliable].mean()) if reliable is not None else float("nan"),
+                "mean_r_top10": float(np.sort(values)[-n_top:].mean()),
+                "best_layer": float(np.median(layers)) if layers is not None else float("nan"),
+                **hemisphere_scores(r_map, left, mirror)})
+    table = pd.DataFrame(rows).merge(models, on="model")
+    table["log10_params"] = np.log10(table["n_params"].where(table["n_params"] > 0))
+    return table
+
+
+def roi_scores(results, rois, mask):
+    rows = []
+    for result in results:
+        for label, path in result.best_r.items():
+            r_map = np.asarray(nib.load(path).dataobj, dtype=float)
+            for name in sorted({key.rsplit("_", 1)[0] for key in rois}):
+                left, right = rois[f"{name}_L"] & mask, rois[f"{name}_R"] & mask
+                if not left.any() or not right.any():
+                    continue
+                rows.append({"participant": f"sub-{result.subject}", "model": label, "roi": name,
+                             "left": r_map[left].mean(), "right": r_map[right].mean(),
+                             "l_minus_r": r_map[left].mean() - r_map[right].mean(),
+                             "n_voxels_left": int(left.sum()), "n_voxels_right": int(right.sum())})
+    return pd.DataFrame(rows)
+
+
+def _roi_scaling(roi_table, models):
+    rows = []
+    if roi_table.empty:
+        return pd.DataFrame(columns=["roi", "r_lminusr_log10_params", "slope", "mean_l_minus_r"])
+    trained = models[~models["baseline"]].set_index("model")
+    for roi, subset in roi_table[roi_table["model"].isin(trained.index)].groupby("roi"):
+        mean = subset.groupby("model")["l_minus_r"].mean()
+        x = np.log10(trained.loc[mean.index, "n_params"].astype(float))
+        if len(np.unique(x)) < 2:
+            continue
+        slope, _ = fit_line(x, mean.values)
+        rows.append({"roi": roi, "r_lminusr_log10_params": float(np.corrcoef(x, mean.values)[0, 1]),
+                     "slope": slope, "mean_l_minus_r": float(mean.mean())})
+    return pd.DataFrame(rows)
+
+
+def _one_sample_t(output, maps, mask_img, affine, model, desc, description):
+    """Second-level one-sample t map over participants (nilearn), and its FDR-thresholded version."""
+    from nilearn.glm import threshold_stats_img
+    from nilearn.glm.second_level import SecondLevelModel
+
+    images = [nib.Nifti1Image(np.asarray(m, dtype=np.float32), affine) for m in maps]
+    design = pd.DataFrame({"intercept": np.ones(len(images))})
+    t_map = SecondLevelModel(mask_img=mask_img).fit(images, design_matrix=design).compute_contrast(
+        "intercept", output_type="stat")
+    prefix = f"model-{model}_" if model else ""
+    output.image(t_map.get_fdata(), affine, f"{prefix}{f'desc-{desc}_' if desc else ''}stat-t_statmap", description)
+    thresholded, threshold = threshold_stats_img(t_map, mask_img=mask_img, alpha=0.05, height_control="fdr",
+                                                 two_sided=False)
+    output.image(thresholded.get_fdata(), affine, f"{prefix}desc-{desc}fdr05_stat-t_statmap",
+                 f"{description}, thresholded at FDR q < 0.05 (one-sided)", {"Threshold": float(threshold)})
+
+
+def _group_maps(output, results, models, mask, mirror, affine):
+    """Per model: one-sample t of Fisher-z r and of L - R; across models: the voxel-wise scaling slope."""
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
+    left_img = nib.Nifti1Image(_left_of(mask, affine).astype(np.uint8), affine)
+    maps_by_model = {label: [np.asarray(nib.load(r.best_r[label]).dataobj, dtype=float) * mask
+                             for r in results if label in r.best_r] for label in models["model"]}
+    for label, maps in maps_by_model.items():
+        output.image(mirror_difference(np.mean(maps, axis=0), mask, mirror), affine,
+                     f"model-{label}_desc-LminusR_stat-r_statmap",
+                     "Group-mean best-layer r minus its mirror image (left voxels; right and midline 0)")
+        if len(maps) < 2:
+            continue
+        _one_sample_t(output, [np.arctanh(np.clip(m, -0.999, 0.999)) for m in maps], mask_img, affine,
+                      label, "", "One-sample t of Fisher-z best-layer r over participants")
+        _one_sample_t(output, [mirror_difference(m, mask, mirror) for m in maps], left_img, affine,
+                      label, "LminusR", "One-sample t of r minus its mirror image over participants")
+    trained = models[~models["baseline"]]
+    if trained["n_params"].nunique() < 2:
+        return
+    centered = np.log10(trained["n_params"].astype(float).to_numpy())
+    centered = centered - centered.mean()
+    n_participants = min(len(maps_by_model[label]) for label in trained["model"])
+    slopes = [sum(c * maps_by_model[label][p] for c, label in zip(centered, trained["model"])) / (centered ** 2).sum()
+              for p in range(n_participants)]
+    output.image(np.mean(slopes, axis=0) * mask, affine, "stat-slope_statmap",
+                 "Voxel-wise slope of best-layer r on log10(parameters), mean over participants (trained models)",
+                 {"Models": list(trained["model_id"])})
+    if n_participants >= 2:
+        _one_sample_t(output, slopes, mask_img, affine, None, "slope",
+                      "One-sample t of the participants' voxel-wise scaling slopes")
+
+
+def _left_of(mask, affine):
+    x = nib.affines.apply_affine(affine, np.indices(mask.shape).reshape(3, -1).T)[:, 0].reshape(mask.shape)
+    return mask & (x < 0)
+
+
+def run_group_level(config, atlas=None, n_bootstraps=2000):
+    """Run the group level on the participant results in ``config.output_dir``.
+
+    Returns
+    -------
+    str
+        A one-line summary.
+    """
+    from bids_encoding.group import figures
+
+    results = collect(config.output_dir, config.task, config.participant_labels)
+    check_consistency(results)
+    summaries = []
+    for task in sorted({r.task for r in results}):
+        members = [r for r in results if r.task == task]
+        reference = nib.load(members[0].mask_path)
+        affine = reference.affine
+        mask, left, mirror = symmetric_mask([np.asarray(nib.load(r.mask_path).dataobj) > 0 for r in members],
+                                            affine)
+        models = model_table(members)
+        output = GroupOutput(config.output_dir, task, members[0].space)
+        try:
+            output.image(mask, affine, "desc-symmetric_mask", "Participants' masks intersected with their "
+                         "mirror image; the midline (|x| < half a voxel) excluded")
+            ceiling = _inter_subject_ceiling(config, members, mask, affine)
+            reliable = None
+            if ceiling is not None:
+                ceiling_map = np.zeros(mask.shape)
+                ceiling_map[mask] = ceiling
+                reliable = mask & (ceiling_map >= np.quantile(ceiling, RELIABLE_QUANTILE))
+                output.image(ceiling_map, affine, "stat-isc_statmap", "Split-half inter-subject correlation "
+                             "(10 random half splits, mean over runs)")
+                output.image(reliable, affine, "desc-reliable_mask",
+                             f"Voxels with inter-subject correlation above its {RELIABLE_QUANTILE:.0%} quantile")
+            scores = participant_scores(members, models, mask, left, mirror, reliable)
+            output.table(scores, "scores", "Per participant and model, on the symmetric mask, best-layer r")
+            trained = scores[~scores["baseline"]]
+            measures = [m for m in MEASURES if scores[m].notna().any()]
+            fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], n_bootstraps)
+            output.table(fits, "fits", "score = intercept + slope x predictor, per participant and group; group "
+                         "CI from a bootstrap over participants, p from a t-test of participant slopes")
+            rois = sphere_masks(affine, mask.shape)
+            roi_table = roi_scores(members, rois, mask)
+            output.table(roi_table, "rois", "Language ROIs (10 mm spheres, left and mirrored right)")
+            output.table(_roi_scaling(roi_table, models), "roifits",
+                         "Per ROI: correlation of group-mean L - R with log10(parameters), trained models")
+            if atlas:
+                parcels = atlas_parcels(atlas, members[0].space, reference)
+                output.table(roi_scores(members, {f"{n}_L": m for n, m in parcels.items()}
+                                        | {f"{n}_R": m for n, m in parcels.items()}, np.ones(mask.shape, bool))
+                             .drop(columns=["right", "l_minus_r", "n_voxels_right"]).rename(
+                                 columns={"left": "mean_r", "n_voxels_left": "n_voxels"}),
+                             f"atlas-{atlas}_parcels", f"Mean best-layer r per {atlas} parcel")
+            _group_maps(output, members, models, mask, mirror, affine)
+            if not trained.empty and trained["n_params"].nunique() >= 2:
+                baselines = scores[scores["baseline"]]
+                figures.scaling_figure(trained, fits, ["mean_r", "left", "right"],
+                                       output.path(f"figures/{output.prefix}_desc-scaling_plot.svg"), baselines)
+                figures.scaling_figure(trained, fits, ["l_minus_r"],
+                                       output.path(f"figures/{output.prefix}_desc-lateralization_plot.svg"),
+                                       baselines)
+            if not roi_table.empty:
+                figures.roi_figure(roi_table, output.path(f"figures/{output.prefix}_desc-roiasymmetry_plot.svg"))
+            for label in models["model"]:
+                t_path = output.staging / f"{output.prefix}_model-{label}_stat-t_statmap.nii.gz"
+                if t_path.exists():
+                    figures.glass_brain(str(t_path), output.path(f"figures/{output.prefix}_model-{label}_"
+                                                                 "desc-glassbrain_plot.svg"), f"{label}: t")
+            output.commit()
+        except BaseException:
+            output.discard()
+            raise
+        group_fit = fits[(fits["level"] == "group") & (fits["measure"] == "mean_r")
+                         & (fits["predictor"] == "log10_params") & (fits["family"] == "all")]
+        slope = f"{group_fit['slope'].iloc[0]:.4f} r per decade" if not group_fit.empty else "n/a"
+        summaries.append(f"task-{task}: {len(members)} participant(s), {len(models)} model(s), scaling slope "
+                         f"{slope}, mean L-R {scores['l_minus_r'].mean():.4f}")
+    return "group level done: " + "; ".join(summaries) + f"; results in {Path(config.output_dir) / 'group'}"

@@ -1,0 +1,170 @@
+"""Group level: planted scaling slopes and lateralization are recovered; errors are clear."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_encoding.cli import main
+from bids_encoding.group.scaling import scaling_fit
+
+GRID = (15, 6, 5)
+AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
+AFFINE[:3, 3] = (-28.0, 0.0, 0.0)  # voxel 7 is x = 0
+PARAMS = [1.24e8, 3.5e8, 7.7e8, 1.5e9, 6.7e9, 1.3e10]
+SETTINGS = {"Features": {"pooling": "last"}, "Design": {"kind": "hrf"}, "BOLD": {"HighPassHz": 0.0078125},
+            "Ridge": {"Alphas": [1.0], "AlphaChoice": "per voxel", "OuterCV": "x", "InnerCV": {"Scheme": "loro"},
+                      "Score": "r"}, "SoftwareVersions": {"bids_encoding": "0.1.0"}}
+
+
+def write_participant_outputs(root, n_participants=12, slope=0.017, lr_growth=0.004, seed=0, space="MNI152NLin2009cAsym"):
+    """Synthetic participant results: r = 0.1 + slope log10(N) (+ L-R growth on the left) + noise."""
+    rng = np.random.default_rng(seed)
+    x = nib.affines.apply_affine(AFFINE, np.indices(GRID).reshape(3, -1).T)[:, 0].reshape(GRID)
+    for s in range(1, n_participants + 1):
+        func = root / f"sub-{s:02d}" / "func"
+        func.mkdir(parents=True)
+        stem = f"sub-{s:02d}_task-story_space-{space}"
+        nib.Nifti1Image(np.ones(GRID, np.uint8), AFFINE).to_filename(func / f"{stem}_desc-brain_mask.nii.gz")
+        offset = rng.normal(0, 0.02)
+        rows = []
+        for k, params in enumerate(PARAMS):
+            decades = np.log10(params) - 8
+            r_map = 0.1 + offset + slope * decades + lr_growth * decades * (x < 0)
+            r_map = r_map + rng.normal(0, 0.01, GRID) + rng.normal(0, 0.004)
+            name = f"{stem}_model-m{k}_layer-best_stat-r_statmap"
+            nib.Nifti1Image(r_map.astype(np.float32), AFFINE).to_filename(func / f"{name}.nii.gz")
+            (func / f"{name}.json").write_text(json.dumps({**SETTINGS, "Model": {
+                "Id": f"org/m{k}", "Label": f"m{k}", "Source": "hub", "Untrained": False, "Type": "gpt2",
+                "NumberOfParameters": params, "NumberOfLayers": 12 + 2 * k, "HiddenSize": 768 + 128 * k}}))
+            rows.append({"model": f"m{k}", "layer": "best", "mean_r": float(r_map.mean())})
+        pd.DataFrame(rows).to_csv(func / f"{stem}_scores.tsv", sep="\t", index=False)
+    (root / "bids").mkdir()
+    (root / "bids" / "dataset_description.json").write_text(json.dumps({"Name": "x", "BIDSVersion": "1.10.0"}))
+    return root
+
+
+def group_fit(fits, measure):
+    row = fits[(fits["level"] == "group") & (fits["measure"] == measure) & (fits["predictor"] == "log10_params")
+               & (fits["family"] == "all")]
+    return row.iloc[0]
+
+
+@pytest.mark.parametrize("slope, growth", [(0.017, 0.004), (0.0, 0.0)])
+def test_planted_slopes_are_recovered(tmp_path, slope, growth):
+    root = write_participant_outputs(tmp_path, slope=slope, lr_growth=growth)
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "1000"]) == 0
+    fits = pd.read_csv(root / "group" / "task-story_space-MNI152NLin2009cAsym_fits.tsv", sep="\t")
+    for measure, planted in (("mean_r", slope + growth / 2), ("l_minus_r", growth), ("right", slope),
+                             ("left", slope + growth)):
+        fit = group_fit(fits, measure)
+        assert fit["ci_low"] <= planted <= fit["ci_high"], measure
+        if planted:
+            assert fit["ci_low"] > 0 and fit["p"] < 0.01
+    scores = pd.read_csv(root / "group" / "task-story_space-MNI152NLin2009cAsym_scores.tsv", sep="\t")
+    assert set(scores["participant"]) == {f"sub-{s:02d}" for s in range(1, 13)}
+    assert (root / "group" / "task-story_space-MNI152NLin2009cAsym_stat-slope_statmap.nii.gz").is_file()
+    assert (root / "group" / "figures" / "task-story_space-MNI152NLin2009cAsym_desc-scaling_plot.svg").is_file()
+
+
+def test_scaling_fit_on_a_table():
+    rng = np.random.default_rng(1)
+    rows = [{"participant": p, "model": f"m{k}", "log10_params": np.log10(n),
+             "r": 0.2 + 0.02 * np.log10(n) + rng.normal(0, 0.005)} for p in range(10) for k, n in enumerate(PARAMS)]
+    group = scaling_fit(pd.DataFrame(rows), "r", n_bootstraps=500)[-1]
+    assert group["ci_low"] <= 0.02 <= group["ci_high"]
+    assert group["r_across_models"] > 0.95
+
+
+def test_atlas_parcels_through_templateflow(tmp_path, monkeypatch):
+    home = tmp_path / "templateflow"
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
+    import importlib
+
+    import templateflow.conf
+
+    importlib.reload(templateflow.conf)
+    import templateflow.api
+
+    importlib.reload(templateflow.api)
+    root = write_participant_outputs(tmp_path / "out", n_participants=3)
+    templateflow.api.templates()  # unpacks the skeleton (no download)
+    folder = home / "tpl-MNI152NLin2009cAsym"
+    atlas = np.zeros(GRID, np.int16)
+    atlas[:7], atlas[8:] = 1, 2
+    for path in folder.glob("*atlas-Schaefer2018_desc-400Parcels7Networks_dseg.nii.gz"):
+        nib.Nifti1Image(atlas, AFFINE).to_filename(path)
+    pd.DataFrame({"index": [1, 2], "name": ["LH_Language", "RH_Language"]}).to_csv(
+        folder / "tpl-MNI152NLin2009cAsym_atlas-Schaefer2018_desc-400Parcels7Networks_dseg.tsv", sep="\t",
+        index=False)
+    assert main([str(root / "bids"), str(root), "group", "--atlas", "Schaefer2018", "--group-bootstraps", "100"]) == 0
+    parcels = pd.read_csv(root / "group" / "task-story_space-MNI152NLin2009cAsym_atlas-Schaefer2018_parcels.tsv",
+                          sep="\t")
+    assert set(parcels["roi"]) == {"LH_Language", "RH_Language"}
+    left = parcels[parcels["roi"] == "LH_Language"]["mean_r"].mean()
+    right = parcels[parcels["roi"] == "RH_Language"]["mean_r"].mean()
+    assert left > right
+
+
+def test_missing_template_says_how_to_prefetch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "templateflow"))
+    root = write_participant_outputs(tmp_path / "out", n_participants=2, space="MNI152NLin2009cAsym")
+    code = main([str(root / "bids"), str(root), "group", "--atlas", "HarvardOxford", "--group-bootstraps", "50"])
+    err = capsys.readouterr().err
+    assert code == 66
+    assert "prefetch" in err and "TEMPLATEFLOW_HOME" in err
+    assert not (root / "group").exists()
+
+
+def test_group_without_participant_results(tmp_path, capsys):
+    (tmp_path / "bids").mkdir()
+    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "group"])
+    assert code == 66
+    assert "participant' first" in capsys.readouterr().err
+
+
+def test_inconsistent_settings_are_named(tmp_path, capsys):
+    root = write_participant_outputs(tmp_path, n_participants=2)
+    sidecar = next((root / "sub-02" / "func").glob("*_model-m0_layer-best_stat-r_statmap.json"))
+    content = json.loads(sidecar.read_text())
+    content["Design"] = {"kind": "lanczos-fir"}
+    sidecar.write_text(json.dumps(content))
+    assert main([str(root / "bids"), str(root), "group"]) == 65
+    err = capsys.readouterr().err
+    assert "Design" in err and "sub-02" in err
+
+
+def test_demo_participant_then_group(tmp_path, tiny_model):
+    """Two trained models and an untrained baseline on the demo dataset, then the group level."""
+    from conftest import build_tiny_gpt2
+    from bids_encoding.synthetic import generate_dataset
+
+    bigger = build_tiny_gpt2(tmp_path / "bigger", n_embd=64, n_layer=3, seed=7)
+    generate_dataset(tmp_path, str(tiny_model))
+    out = tmp_path / "derivatives"
+    models = [str(tiny_model), str(bigger), f"untrained:{tiny_model}"]
+    assert main([str(tmp_path / "bids"), str(out), "participant", "--models", *models, "--device", "cpu",
+                 "--permutations", "100"]) == 0
+    assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "200"]) == 0
+    group = out / "group"
+    prefix = "task-story_space-orig"
+    for name in ("scores.tsv", "fits.tsv", "rois.tsv", "roifits.tsv", "stat-isc_statmap.nii.gz",
+                 "desc-reliable_mask.nii.gz", "desc-symmetric_mask.nii.gz", "stat-slope_statmap.nii.gz"):
+        assert (group / f"{prefix}_{name}").is_file(), name
+        assert (group / f"{prefix}_{name.split('.')[0]}.json").is_file(), name
+    from bids_encoding.features.models import model_label
+
+    label = model_label(str(tiny_model))
+    for name in (f"model-{label}_stat-t_statmap", f"model-{label}_desc-fdr05_stat-t_statmap",
+                 f"model-{label}_desc-LminusR_stat-r_statmap", f"model-{label}_desc-LminusR_stat-t_statmap",
+                 f"model-{label}_desc-LminusRfdr05_stat-t_statmap", "desc-slope_stat-t_statmap",
+                 "desc-slopefdr05_stat-t_statmap"):
+        assert (group / f"{prefix}_{name}.nii.gz").is_file()
+    assert list((group / "figures").glob("*.svg"))
+    scores = pd.read_csv(group / f"{prefix}_scores.tsv", sep="\t")
+    planted = scores[scores["model"] == label]
+    assert (planted["l_minus_r"] > 0).all()
+    assert planted["mean_r_reliable"].mean() > planted["mean_r"].mean()
+    assert scores[scores["model"] == f"untrained{label}"]["baseline"].all()
