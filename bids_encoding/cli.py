@@ -131,6 +131,9 @@ def build_parser():
     group = parser.add_argument_group("group level")
     _option(group, "--atlas", choices=("HarvardOxford", "Schaefer2018"), default=None,
             help="also report atlas parcels (TemplateFlow, in the outputs' template space)")
+    _option(group, "--roi-file", type=Path, default=None,
+            help="TSV of language ROIs (name, x, y, z in left-hemisphere MNI mm; 10 mm spheres mirrored to the "
+                 "right) replacing the built-in ones")
     _option(group, "--group-bootstraps", type=int, default=2000,
             help="bootstrap resamples of participants for the scaling slopes' confidence intervals")
 
@@ -291,7 +294,8 @@ def run(args):
     if args.analysis_level == "group":
         from bids_encoding.group.workflow import run_group_level
 
-        summary = run_group_level(config, atlas=args.atlas, n_bootstraps=args.group_bootstraps)
+        summary = run_group_level(config, atlas=args.atlas, n_bootstraps=args.group_bootstraps,
+                                  roi_file=args.roi_file)
     else:
         from bids_encoding.workflow import run_participant_level
 

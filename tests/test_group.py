@@ -118,6 +118,16 @@ def test_missing_template_says_how_to_prefetch(tmp_path, monkeypatch, capsys):
     assert not (root / "group").exists()
 
 
+def test_roi_file(tmp_path):
+    root = write_participant_outputs(tmp_path, n_participants=3)
+    roi_file = tmp_path / "rois.tsv"
+    pd.DataFrame({"name": ["lateral"], "x": [-20], "y": [8], "z": [8]}).to_csv(roi_file, sep="\t", index=False)
+    assert main([str(root / "bids"), str(root), "group", "--roi-file", str(roi_file), "--group-bootstraps", "50"]) == 0
+    rois = pd.read_csv(root / "group" / "task-story_space-MNI152NLin2009cAsym_rois.tsv", sep="\t")
+    assert set(rois["roi"]) == {"lateral"}
+    assert (rois["l_minus_r"] > 0).mean() > 0.5  # planted L-R growth
+
+
 def test_group_without_participant_results(tmp_path, capsys):
     (tmp_path / "bids").mkdir()
     code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "group"])

@@ -5,8 +5,9 @@ import nibabel as nib
 
 from bids_encoding.errors import MissingInputError
 
-# MNI coordinates (mm) of the left-hemisphere language ROIs of Pallier, Devauchelle & Dehaene (2011),
-# as used by Bonnasse-Gahot & Pallier (2024); each is mirrored to the right hemisphere.
+# Approximate MNI coordinates (mm) of the left-hemisphere language ROIs of Pallier, Devauchelle & Dehaene
+# (2011), as used by Bonnasse-Gahot & Pallier (2024); each is mirrored to the right hemisphere. They were
+# written from memory of the papers, not checked against their tables: --roi-file replaces them.
 LANGUAGE_ROIS = {
     "TP": (-48, 15, -27),
     "aSTS": (-54, -12, -12),
@@ -21,6 +22,19 @@ ATLASES = {
     "HarvardOxford": {"atlas": "HOCPA", "desc": "th25"},
     "Schaefer2018": {"atlas": "Schaefer2018", "desc": "400Parcels7Networks"},
 }
+
+
+def read_roi_file(path):
+    """ROIs from a TSV with columns ``name``, ``x``, ``y``, ``z`` (left-hemisphere MNI mm)."""
+    import pandas as pd
+
+    from bids_encoding.errors import BadDataError
+
+    try:
+        table = pd.read_csv(path, sep="\t")
+        return {str(row["name"]): (float(row["x"]), float(row["y"]), float(row["z"])) for _, row in table.iterrows()}
+    except (OSError, KeyError, ValueError) as error:
+        raise BadDataError(f"cannot read ROI file {path}: {error} (columns: name, x, y, z)") from error
 
 
 def sphere_masks(affine, shape, rois=LANGUAGE_ROIS, radius=ROI_RADIUS_MM):

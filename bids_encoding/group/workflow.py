@@ -14,7 +14,7 @@ import pandas as pd
 from bids_encoding.errors import BidsAppError
 from bids_encoding.group.collect import check_consistency, collect, model_table
 from bids_encoding.group.hemispheres import hemisphere_scores, mirror_difference, symmetric_mask
-from bids_encoding.group.rois import atlas_parcels, sphere_masks
+from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, read_roi_file, sphere_masks
 from bids_encoding.group.scaling import fit_line, scaling_table
 from bids_encoding.outputs import software_versions
 
@@ -198,7 +198,7 @@ def _left_of(mask, affine):
     return mask & (x < 0)
 
 
-def run_group_level(config, atlas=None, n_bootstraps=2000):
+def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None):
     """Run the group level on the participant results in ``config.output_dir``.
 
     Returns
@@ -239,7 +239,7 @@ def run_group_level(config, atlas=None, n_bootstraps=2000):
             fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], n_bootstraps)
             output.table(fits, "fits", "score = intercept + slope x predictor, per participant and group; group "
                          "CI from a bootstrap over participants, p from a t-test of participant slopes")
-            rois = sphere_masks(affine, mask.shape)
+            rois = sphere_masks(affine, mask.shape, read_roi_file(roi_file) if roi_file else LANGUAGE_ROIS)
             roi_table = roi_scores(members, rois, mask)
             output.table(roi_table, "rois", "Language ROIs (10 mm spheres, left and mirrored right)")
             output.table(_roi_scaling(roi_table, models), "roifits",
