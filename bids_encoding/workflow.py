@@ -113,7 +113,7 @@ class BestLayer:
 
     def __init__(self):
         self.validation = self.test_r = self.test_r2 = self.layer = None
-        self.predictions = None
+        self.predictions = self.targets = None
 
     def update(self, layer, result):
         if self.validation is None:

@@ -8,19 +8,15 @@ import pandas as pd
 import pytest
 
 from bids_encoding.cli import main
+from bids_encoding.demo import recovery_summary
 from bids_encoding.features.models import model_label
 from conftest import tree_digest
 
 
 def recovered(output_dir, truth_dir, label):
-    labels = np.asarray(nib.load(truth_dir / "planted_labels.nii.gz").dataobj)
-    values = {"left": [], "right": [], "null": []}
-    for r_path in sorted(output_dir.glob(f"sub-*/func/*_model-{label}_layer-best_stat-r_statmap.nii.gz")):
-        r_map = np.asarray(nib.load(r_path).dataobj)
-        mask = np.asarray(nib.load(next(r_path.parent.glob("*_desc-brain_mask.nii.gz"))).dataobj) > 0
-        for name, value in (("left", 1), ("right", 2), ("null", 0)):
-            values[name].append(r_map[mask & (labels == value)].mean())
-    return {name: np.array(v) for name, v in values.items()}
+    """Best-layer mean r in planted left, planted right and null voxels, one value per participant."""
+    summary = recovery_summary(output_dir, truth_dir, label).values()
+    return {name: np.array([values[name] for values in summary]) for name in ("left", "right", "null")}
 
 
 @pytest.fixture(scope="module")
