@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bids_encoding.cli import main
-from bids_encoding.group.scaling import scaling_fit
+from bids_encoding.group.scaling import confidence_band, scaling_fit
 
 GRID = (15, 6, 5)
 AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
@@ -78,43 +78,87 @@ def test_scaling_fit_on_a_table():
     assert group["r_across_models"] > 0.95
 
 
-def test_atlas_parcels_through_templateflow(tmp_path, monkeypatch):
-    home = tmp_path / "templateflow"
-    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
+def test_confidence_band_holds_the_planted_line():
+    rng = np.random.default_rng(2)
+    offsets = rng.normal(0, 0.02, 10)
+    rows = [{"participant": p, "model": f"m{k}", "log10_params": np.log10(n),
+             "r": 0.2 + offsets[p] + 0.02 * np.log10(n) + rng.normal(0, 0.005)}
+            for p in range(10) for k, n in enumerate(PARAMS)]
+    table = pd.DataFrame(rows)
+    grid = np.linspace(np.log10(PARAMS[0]), np.log10(PARAMS[-1]), 25)
+    low, high = confidence_band(table, "r", grid, n_bootstraps=500)
+    group = scaling_fit(table, "r", n_bootstraps=500)[-1]
+    fitted = group["intercept"] + group["slope"] * grid
+    assert np.all(low <= fitted) and np.all(fitted <= high)
+    truth = 0.2 + offsets.mean() + 0.02 * grid  # the line of these participants' population
+    assert np.mean((low <= truth) & (truth <= high)) > 0.9
+    standard_error = 0.02 / np.sqrt(10)  # of the participants' mean offset
+    assert np.all(high - low < 2 * 1.96 * standard_error * 1.5)
+
+
+def _templateflow_home(tmp_path, monkeypatch):
+    """A TEMPLATEFLOW_HOME holding TemplateFlow's own skeleton (empty images, real label tables); no download."""
     import importlib
 
+    import templateflow.api
     import templateflow.conf
 
+    home = tmp_path / "templateflow"
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
     importlib.reload(templateflow.conf)
-    import templateflow.api
-
     importlib.reload(templateflow.api)
-    root = write_participant_outputs(tmp_path / "out", n_participants=3)
-    templateflow.api.templates()  # unpacks the skeleton (no download)
-    folder = home / "tpl-MNI152NLin2009cAsym"
+    templateflow.api.templates()  # unpacks the skeleton
+    return home / "tpl-MNI152NLin2009cAsym"
+
+
+def _write_atlas(folder, pattern, left_label, right_label):
     atlas = np.zeros(GRID, np.int16)
-    atlas[:7], atlas[8:] = 1, 2
-    for path in folder.glob("*atlas-Schaefer2018_desc-400Parcels7Networks_dseg.nii.gz"):
+    atlas[:7], atlas[8:] = left_label, right_label  # voxel 7 is the midline
+    paths = list(folder.glob(pattern))
+    assert paths
+    for path in paths:
         nib.Nifti1Image(atlas, AFFINE).to_filename(path)
-    pd.DataFrame({"index": [1, 2], "name": ["LH_Language", "RH_Language"]}).to_csv(
-        folder / "tpl-MNI152NLin2009cAsym_atlas-Schaefer2018_desc-400Parcels7Networks_dseg.tsv", sep="\t",
-        index=False)
+
+
+def test_schaefer_parcels_through_templateflow(tmp_path, monkeypatch):
+    folder = _templateflow_home(tmp_path, monkeypatch)
+    root = write_participant_outputs(tmp_path / "out", n_participants=3)
+    _write_atlas(folder, "*atlas-Schaefer2018_desc-400Parcels7Networks_dseg.nii.gz", 1, 201)
     assert main([str(root / "bids"), str(root), "group", "--atlas", "Schaefer2018", "--group-bootstraps", "100"]) == 0
-    parcels = pd.read_csv(root / "group" / "task-story_space-MNI152NLin2009cAsym_atlas-Schaefer2018_parcels.tsv",
-                          sep="\t")
-    assert set(parcels["roi"]) == {"LH_Language", "RH_Language"}
-    left = parcels[parcels["roi"] == "LH_Language"]["mean_r"].mean()
-    right = parcels[parcels["roi"] == "RH_Language"]["mean_r"].mean()
+    prefix = root / "group" / "task-story_space-MNI152NLin2009cAsym_atlas-Schaefer2018"
+    parcels = pd.read_csv(f"{prefix}_parcels.tsv", sep="\t")
+    assert set(parcels["roi"]) == {"7Networks_LH_Vis_1", "7Networks_RH_Vis_1"}  # from TemplateFlow's label table
+    left = parcels[parcels["roi"] == "7Networks_LH_Vis_1"]["mean_r"].mean()
+    right = parcels[parcels["roi"] == "7Networks_RH_Vis_1"]["mean_r"].mean()
     assert left > right
+    rois = pd.read_csv(f"{prefix}_rois.tsv", sep="\t")
+    assert set(rois["roi"]) == {"7Networks_Vis"}
+    fits = pd.read_csv(f"{prefix}_roifits.tsv", sep="\t")
+    assert fits.loc[fits["roi"] == "7Networks_Vis", "r_lminusr_log10_params"].iloc[0] > 0.8  # planted L-R growth
+
+
+def test_harvard_oxford_labels_from_another_template(tmp_path, monkeypatch):
+    """TemplateFlow keeps Harvard-Oxford labels in MNI152NLin6Asym only, indexed from 0 (image labels from 1)."""
+    folder = _templateflow_home(tmp_path, monkeypatch)
+    assert not list(folder.glob("*HOCPAL*.tsv"))
+    root = write_participant_outputs(tmp_path / "out", n_participants=3)
+    _write_atlas(folder, "*_res-02_atlas-HOCPAL_desc-th25_dseg.nii.gz", 1, 2)
+    assert main([str(root / "bids"), str(root), "group", "--atlas", "HarvardOxford", "--group-bootstraps", "50"]) == 0
+    prefix = root / "group" / "task-story_space-MNI152NLin2009cAsym_atlas-HarvardOxford"
+    parcels = pd.read_csv(f"{prefix}_parcels.tsv", sep="\t")
+    assert set(parcels["roi"]) == {"Left Frontal Pole", "Right Frontal Pole"}
+    rois = pd.read_csv(f"{prefix}_rois.tsv", sep="\t")
+    assert set(rois["roi"]) == {"FrontalPole"}
+    assert (rois["n_voxels_left"] > 0).all() and (rois["left"] > rois["right"]).mean() > 0.5
 
 
 def test_missing_template_says_how_to_prefetch(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(tmp_path / "templateflow"))
+    _templateflow_home(tmp_path, monkeypatch)  # the skeleton's images are empty: nothing to use without internet
     root = write_participant_outputs(tmp_path / "out", n_participants=2, space="MNI152NLin2009cAsym")
     code = main([str(root / "bids"), str(root), "group", "--atlas", "HarvardOxford", "--group-bootstraps", "50"])
     err = capsys.readouterr().err
     assert code == 66
-    assert "prefetch" in err and "TEMPLATEFLOW_HOME" in err
+    assert "prefetch" in err and "TEMPLATEFLOW_HOME" in err, err
     assert not (root / "group").exists()
 
 
@@ -135,15 +179,28 @@ def test_group_without_participant_results(tmp_path, capsys):
     assert "participant' first" in capsys.readouterr().err
 
 
-def test_inconsistent_settings_are_named(tmp_path, capsys):
+@pytest.mark.parametrize("section, value, named", [
+    ("Design", {"kind": "lanczos-fir"}, "Design"),
+    ("SoftwareVersions", {"bids_encoding": "0.1.0", "transformers": "9.9.9"}, "transformers"),
+])
+def test_inconsistent_settings_are_named(tmp_path, capsys, section, value, named):
     root = write_participant_outputs(tmp_path, n_participants=2)
     sidecar = next((root / "sub-02" / "func").glob("*_model-m0_layer-best_stat-r_statmap.json"))
     content = json.loads(sidecar.read_text())
-    content["Design"] = {"kind": "lanczos-fir"}
+    content[section] = value
     sidecar.write_text(json.dumps(content))
     assert main([str(root / "bids"), str(root), "group"]) == 65
     err = capsys.readouterr().err
-    assert "Design" in err and "sub-02" in err
+    assert named in err and "sub-02" in err
+    assert not (root / "group").exists()
+
+
+def test_different_grids_are_named(tmp_path, capsys):
+    root = write_participant_outputs(tmp_path, n_participants=2)
+    mask = next((root / "sub-02" / "func").glob("*_desc-brain_mask.nii.gz"))
+    nib.Nifti1Image(np.ones(GRID, np.uint8), AFFINE * np.diag([1, 1, 1.5, 1])).to_filename(mask)
+    assert main([str(root / "bids"), str(root), "group"]) == 65
+    assert "different grids" in capsys.readouterr().err
 
 
 def test_demo_participant_then_group(tmp_path, tiny_model):

@@ -85,11 +85,13 @@ def check_consistency(results):
                 if sidecar["Ridge"].get(key) != other["Ridge"].get(key):
                     raise BadDataError(f"model {label}: Ridge {key} differs between sub-{result.subject} and "
                                        f"sub-{reference.subject}: rerun them alike")
-            mine = sidecar["SoftwareVersions"].get("bids_encoding")
-            theirs = other["SoftwareVersions"].get("bids_encoding")
-            if mine != theirs:
-                raise BadDataError(f"sub-{result.subject} was analysed with bids_encoding {mine}, sub-"
-                                   f"{reference.subject} with {theirs}: rerun them with one version")
+            mine, theirs = sidecar.get("SoftwareVersions", {}), other.get("SoftwareVersions", {})
+            for package in sorted(set(mine) | set(theirs)):
+                if mine.get(package) != theirs.get(package):
+                    raise BadDataError(f"sub-{result.subject} was analysed with {package} {mine.get(package)}, sub-"
+                                       f"{reference.subject} with {theirs.get(package)} "
+                                       f"({result.best_r[label].name}): rerun them with one environment "
+                                       "(one container image)")
 
 
 def model_table(results):

@@ -6,9 +6,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bids_encoding.group.scaling import confidence_band  # noqa: E402
+
 
 def scaling_figure(scores, fits, measures, path, baselines=None):
-    """Score vs log10(parameters): one line per participant, the group fit with its bootstrap band."""
+    """Score vs log10(parameters): one line per participant, the group fit with its pointwise bootstrap band
+    (resampling participants, as the slope's CI in ``fits``)."""
     fig, axes = plt.subplots(1, len(measures), figsize=(4 * len(measures), 3.4), squeeze=False)
     for axis, measure in zip(axes[0], measures):
         for _, rows in scores.groupby("participant"):
@@ -22,10 +25,9 @@ def scaling_figure(scores, fits, measures, path, baselines=None):
             fit = fit.iloc[0]
             x = np.linspace(mean.index.min(), mean.index.max(), 50)
             axis.plot(x, fit["intercept"] + fit["slope"] * x, color="C0")
-            center = x.mean()
-            low = fit["intercept"] + fit["slope"] * center + fit["ci_low"] * (x - center)
-            high = fit["intercept"] + fit["slope"] * center + fit["ci_high"] * (x - center)
-            axis.fill_between(x, np.minimum(low, high), np.maximum(low, high), color="C0", alpha=0.2)
+            low, high = confidence_band(scores, measure, x, n_bootstraps=int(fit["n_bootstraps"]),
+                                        confidence=float(fit["confidence"]), seed=int(fit["seed"]))
+            axis.fill_between(x, low, high, color="C0", alpha=0.2)
             axis.set_title(f"{measure}: slope {fit['slope']:.4f} [{fit['ci_low']:.4f}, {fit['ci_high']:.4f}]",
                            fontsize=8)
         if baselines is not None and not baselines.empty:

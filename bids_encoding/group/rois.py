@@ -1,27 +1,35 @@
 """Language regions: Bonnasse-Gahot & Pallier's 10 mm spheres (left, mirrored to the right), and atlas parcels."""
 
+import os
+import re
+
 import numpy as np
 import nibabel as nib
 
 from bids_encoding.errors import MissingInputError
 
-# Approximate MNI coordinates (mm) of the left-hemisphere language ROIs of Pallier, Devauchelle & Dehaene
-# (2011), as used by Bonnasse-Gahot & Pallier (2024); each is mirrored to the right hemisphere. They were
-# written from memory of the papers, not checked against their tables: --roi-file replaces them.
+# Left-hemisphere MNI centres (mm) of the language ROIs used by Bonnasse-Gahot & Pallier (2024), taken from
+# their code (roi masks script): TP, aSTS, pSTS from Pallier, Devauchelle & Dehaene (2011); BA44, BA45, BA47
+# from Zaccarella, Schell & Friederici (2017); AG/TPJ from Price et al. (2015). Each is mirrored to the right
+# hemisphere (x -> -x); --roi-file replaces them.
 LANGUAGE_ROIS = {
     "TP": (-48, 15, -27),
     "aSTS": (-54, -12, -12),
     "pSTS": (-51, -39, 3),
     "AGTPJ": (-52, -56, 22),
-    "BA45": (-51, 21, 21),
-    "BA47": (-42, 27, -6),
-    "BA44": (-51, 12, 12),
+    "BA45": (-52, 28, 10),
+    "BA47": (-44, 34, -8),
+    "BA44": (-50, 12, 16),
 }
 ROI_RADIUS_MM = 10.0
+# TemplateFlow atlases. Harvard-Oxford is the lateralized cortical atlas (HOCPAL) so that every region has
+# a left and a right part; TemplateFlow keeps its label table only in MNI152NLin6Asym (the labels are the
+# same in every template), with indices starting at 0 while the image's labels start at 1.
 ATLASES = {
-    "HarvardOxford": {"atlas": "HOCPA", "desc": "th25"},
-    "Schaefer2018": {"atlas": "Schaefer2018", "desc": "400Parcels7Networks"},
+    "HarvardOxford": {"atlas": "HOCPAL", "desc": "th25", "labels_space": "MNI152NLin6Asym"},
+    "Schaefer2018": {"atlas": "Schaefer2018", "desc": "400Parcels7Networks", "labels_space": None},
 }
+HEMISPHERE_TOKEN = re.compile(r"(?:^|[_\s])(LH|RH|Left|Right)(?=$|[_\s])")
 
 
 def read_roi_file(path):
@@ -48,8 +56,30 @@ def sphere_masks(affine, shape, rois=LANGUAGE_ROIS, radius=ROI_RADIUS_MM):
     return masks
 
 
+def _templateflow_file(template, **entities):
+    """First non-empty TemplateFlow file matching ``entities``, or None (with the reason)."""
+    import templateflow.api as templateflow
+
+    try:
+        found = templateflow.get(template, **entities)
+    except Exception as error:  # templateflow raises whatever its download or index layer raises
+        return None, (str(error).splitlines() or [type(error).__name__])[0]
+    found = found if isinstance(found, list) else [found] if found else []
+    found = [path for path in found if path and os.path.getsize(path) > 0]
+    return (found[0], None) if found else (None, "not found")
+
+
 def atlas_parcels(atlas, space, reference_img):
     """Parcels of a TemplateFlow atlas resampled (nearest) to the data grid.
+
+    Parameters
+    ----------
+    atlas : str
+        A key of ``ATLASES``.
+    space : str
+        The TemplateFlow template of the participant outputs.
+    reference_img : nibabel image
+        The data grid.
 
     Returns
     -------
@@ -60,28 +90,58 @@ def atlas_parcels(atlas, space, reference_img):
     from nilearn import image
 
     settings = ATLASES[atlas]
-    try:
-        import templateflow.api as templateflow
-
-        path = templateflow.get(space, atlas=settings["atlas"], desc=settings["desc"], suffix="dseg",
-                                extension=".nii.gz", resolution=[1, 2, None])
-        labels = templateflow.get(space, atlas=settings["atlas"], desc=settings["desc"], suffix="dseg",
-                                  extension=".tsv")
-    except Exception as error:
-        path, labels = None, None
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-    else:
-        reason = "not found"
-    path = path[0] if isinstance(path, list) and path else path
-    labels = labels[0] if isinstance(labels, list) and labels else labels
-    if not path or not labels or (hasattr(path, "stat") and path.stat().st_size == 0):
+    entities = {"atlas": settings["atlas"], "desc": settings["desc"], "suffix": "dseg"}
+    path, reason = None, "not found"
+    for resolution in (2, 1, None):  # the 2 mm grid first: closest to fMRI, and one download only
+        path, reason = _templateflow_file(space, resolution=resolution, extension=".nii.gz", **entities)
+        if path:
+            break
+    labels, label_reason = _templateflow_file(space, extension=".tsv", **entities)
+    if labels is None and settings["labels_space"]:
+        labels, label_reason = _templateflow_file(settings["labels_space"], atlas=settings["atlas"], suffix="dseg",
+                                                  extension=".tsv")
+    if not path or not labels:
+        fetch = f"t.get('{space}', atlas='{settings['atlas']}', desc='{settings['desc']}', suffix='dseg')"
+        if settings["labels_space"]:
+            fetch += (f"; t.get('{settings['labels_space']}', atlas='{settings['atlas']}', suffix='dseg', "
+                      "extension='.tsv')")
         raise MissingInputError(
-            f"TemplateFlow has no {atlas} atlas for tpl-{space} here ({reason}): prefetch it where there is "
-            f"internet with python -c \"import templateflow.api as t; t.get('{space}', atlas='{settings['atlas']}', "
-            f"desc='{settings['desc']}', suffix='dseg')\" and set TEMPLATEFLOW_HOME to that folder")
+            f"TemplateFlow has no {atlas} atlas {'image' if not path else 'labels'} for tpl-{space} here "
+            f"({reason if not path else label_reason}): prefetch it where there is internet with "
+            f"python -c \"import templateflow.api as t; {fetch}\" and set TEMPLATEFLOW_HOME to that folder")
     atlas_img = image.resample_to_img(str(path), reference_img, interpolation="nearest", force_resample=True,
                                       copy_header=True)
     data = np.asarray(atlas_img.dataobj).astype(int)
     table = pd.read_csv(labels, sep="\t")
-    names = dict(zip(table["index"], table["name"]))
+    offset = 1 if table["index"].min() == 0 else 0  # 0 is the background of a dseg image
+    names = dict(zip(table["index"] + offset, table["name"]))
     return {str(names.get(value, value)): data == value for value in np.unique(data) if value != 0}
+
+
+def lateral_regions(parcels):
+    """Pair the left and right parts of atlas regions.
+
+    A parcel's hemisphere is read from a ``LH``/``RH``/``Left``/``Right`` token
+    of its name; the region is the name without that token and without a
+    trailing parcel number (Schaefer's ``7Networks_LH_Default_Temp_3`` belongs
+    to ``7Networks_Default_Temp``), so regions split into several numbered
+    parcels are united per hemisphere.
+
+    Returns
+    -------
+    dict
+        ``{region_L: bool mask, region_R: bool mask}`` for regions found in
+        both hemispheres.
+    """
+    regions = {}
+    for name, mask in parcels.items():
+        match = HEMISPHERE_TOKEN.search(name)
+        if not match:
+            continue
+        hemi = "L" if match.group(1) in ("LH", "Left") else "R"
+        base = re.sub(r"_\d+$", "", (name[:match.start(1)] + name[match.end(1):]).strip(" _"))
+        base = re.sub(r"[^0-9A-Za-z]+", "", base.title()) if " " in base else base.replace("__", "_")
+        key = f"{base}_{hemi}"
+        regions[key] = regions[key] | mask if key in regions else mask
+    return {key: mask for key, mask in regions.items()
+            if f"{key[:-2]}_L" in regions and f"{key[:-2]}_R" in regions}

@@ -18,6 +18,38 @@ def fit_line(x, y):
     return float(slope), float(intercept)
 
 
+def _wide(table, measure, predictor):
+    """Participants x models matrix of ``measure`` and the models' ``predictor`` values."""
+    wide = table.pivot_table(index="participant", columns="model", values=measure)
+    x = table.groupby("model")[predictor].first().reindex(wide.columns).to_numpy(dtype=float)
+    if len(np.unique(x)) < 2:
+        raise ValueError(f"scaling needs models of at least 2 sizes (got {len(np.unique(x))})")
+    return wide, x
+
+
+def bootstrap_lines(table, measure, predictor="log10_params", n_bootstraps=2000, seed=0):
+    """Group fits on participants resampled with replacement.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_bootstraps, 2)``: slope and intercept of each resample's
+        group-mean line.
+    """
+    wide, x = _wide(table, measure, predictor)
+    data = wide.to_numpy()
+    rng = np.random.default_rng(seed)
+    return np.array([fit_line(x, np.nanmean(data[rng.integers(0, len(data), len(data))], axis=0))
+                     for _ in range(n_bootstraps)])
+
+
+def confidence_band(table, measure, grid, predictor="log10_params", n_bootstraps=2000, confidence=0.95, seed=0):
+    """Pointwise bootstrap confidence band of the group line at ``grid``: ``(low, high)`` arrays."""
+    lines = bootstrap_lines(table, measure, predictor, n_bootstraps, seed)
+    values = lines[:, 1:2] + lines[:, 0:1] * np.asarray(grid, dtype=float)[None, :]
+    return tuple(np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0))
+
+
 def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, confidence=0.95, seed=0):
     """Fit ``measure`` against ``predictor`` across models.
 
@@ -34,10 +66,7 @@ def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, con
         and for the group the bootstrap CI, the t-test and the correlation
         across models.
     """
-    wide = table.pivot_table(index="participant", columns="model", values=measure)
-    x = table.groupby("model")[predictor].first().reindex(wide.columns).to_numpy()
-    if len(np.unique(x)) < 2:
-        raise ValueError(f"scaling needs models of at least 2 sizes (got {len(np.unique(x))})")
+    wide, x = _wide(table, measure, predictor)
     rows = []
     slopes = []
     for participant, values in wide.iterrows():
@@ -48,10 +77,7 @@ def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, con
                      "participant": participant, "slope": slope, "intercept": intercept})
     mean = wide.mean(axis=0).to_numpy()
     slope, intercept = fit_line(x, mean)
-    rng = np.random.default_rng(seed)
-    data = wide.to_numpy()
-    boot = np.array([fit_line(x, np.nanmean(data[rng.integers(0, len(data), len(data))], axis=0))[0]
-                     for _ in range(n_bootstraps)])
+    boot = bootstrap_lines(table, measure, predictor, n_bootstraps, seed)[:, 0]
     low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
     if len(slopes) > 1 and np.std(slopes) > 0:
         t_value, p_value = stats.ttest_1samp(slopes, 0.0)
@@ -59,7 +85,7 @@ def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, con
         t_value, p_value = float("nan"), float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
     rows.append({"measure": measure, "predictor": predictor, "level": "group", "participant": "group",
                  "slope": slope, "intercept": intercept, "ci_low": float(low), "ci_high": float(high),
-                 "confidence": confidence, "n_bootstraps": n_bootstraps, "t": float(t_value),
+                 "confidence": confidence, "n_bootstraps": n_bootstraps, "seed": seed, "t": float(t_value),
                  "p": float(p_value), "n_participants": len(slopes), "n_models": len(x),
                  "r_across_models": float(np.corrcoef(x, mean)[0, 1])})
     return rows

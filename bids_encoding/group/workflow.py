@@ -14,7 +14,7 @@ import pandas as pd
 from bids_encoding.errors import BidsAppError
 from bids_encoding.group.collect import check_consistency, collect, model_table
 from bids_encoding.group.hemispheres import hemisphere_scores, mirror_difference, symmetric_mask
-from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, read_roi_file, sphere_masks
+from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
 from bids_encoding.group.scaling import fit_line, scaling_table
 from bids_encoding.outputs import software_versions
 
@@ -110,6 +110,18 @@ def participant_scores(results, models, mask, left, mirror, reliable):
     table = pd.DataFrame(rows).merge(models, on="model")
     table["log10_params"] = np.log10(table["n_params"].where(table["n_params"] > 0))
     return table
+
+
+def parcel_scores(results, parcels, mask):
+    """Mean best-layer r per participant, model and parcel (inside ``mask``)."""
+    rows = []
+    for result in results:
+        for label, path in result.best_r.items():
+            r_map = np.asarray(nib.load(path).dataobj, dtype=float)
+            rows.extend({"participant": f"sub-{result.subject}", "model": label, "roi": name,
+                         "mean_r": float(r_map[parcel & mask].mean()), "n_voxels": int((parcel & mask).sum())}
+                        for name, parcel in parcels.items() if (parcel & mask).any())
+    return pd.DataFrame(rows)
 
 
 def roi_scores(results, rois, mask):
@@ -246,11 +258,13 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None):
                          "Per ROI: correlation of group-mean L - R with log10(parameters), trained models")
             if atlas:
                 parcels = atlas_parcels(atlas, members[0].space, reference)
-                output.table(roi_scores(members, {f"{n}_L": m for n, m in parcels.items()}
-                                        | {f"{n}_R": m for n, m in parcels.items()}, np.ones(mask.shape, bool))
-                             .drop(columns=["right", "l_minus_r", "n_voxels_right"]).rename(
-                                 columns={"left": "mean_r", "n_voxels_left": "n_voxels"}),
-                             f"atlas-{atlas}_parcels", f"Mean best-layer r per {atlas} parcel")
+                output.table(parcel_scores(members, parcels, mask), f"atlas-{atlas}_parcels",
+                             f"Mean best-layer r per {atlas} parcel, on the symmetric mask")
+                atlas_rois = roi_scores(members, lateral_regions(parcels), mask)
+                output.table(atlas_rois, f"atlas-{atlas}_rois", f"{atlas} regions found in both hemispheres "
+                             "(numbered parcels of a region united), left and right")
+                output.table(_roi_scaling(atlas_rois, models), f"atlas-{atlas}_roifits",
+                             "Per region: correlation of group-mean L - R with log10(parameters), trained models")
             _group_maps(output, members, models, mask, mirror, affine)
             if not trained.empty and trained["n_params"].nunique() >= 2:
                 baselines = scores[scores["baseline"]]
