@@ -217,19 +217,23 @@ def test_demo_participant_then_group(tmp_path, tiny_model):
     assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "200"]) == 0
     group = out / "group"
     prefix = "task-story_space-orig"
+    from bids_encoding.features.models import model_label
+
+    label = model_label(str(tiny_model))
     for name in ("scores.tsv", "fits.tsv", "rois.tsv", "roifits.tsv", "stat-isc_statmap.nii.gz",
                  "desc-reliable_mask.nii.gz", "desc-symmetric_mask.nii.gz", "stat-slope_statmap.nii.gz"):
         assert (group / f"{prefix}_{name}").is_file(), name
         assert (group / f"{prefix}_{name.split('.')[0]}.json").is_file(), name
-    from bids_encoding.features.models import model_label
-
-    label = model_label(str(tiny_model))
     for name in (f"model-{label}_stat-t_statmap", f"model-{label}_desc-fdr05_stat-t_statmap",
                  f"model-{label}_desc-LminusR_stat-r_statmap", f"model-{label}_desc-LminusR_stat-t_statmap",
                  f"model-{label}_desc-LminusRfdr05_stat-t_statmap", "desc-slope_stat-t_statmap",
                  "desc-slopefdr05_stat-t_statmap"):
         assert (group / f"{prefix}_{name}.nii.gz").is_file()
-    assert list((group / "figures").glob("*.svg"))
+    figures = {path.name for path in (group / "figures").glob("*.svg")}
+    for name in ("desc-scaling_plot", "desc-lateralization_plot", "desc-roiasymmetry_plot",
+                 f"model-{label}_desc-glassbrain_plot", f"model-{label}_desc-LminusRglassbrain_plot",
+                 "desc-slopeglassbrain_plot"):
+        assert f"{prefix}_{name}.svg" in figures, name
     scores = pd.read_csv(group / f"{prefix}_scores.tsv", sep="\t")
     planted = scores[scores["model"] == label]
     assert (planted["l_minus_r"] > 0).all()

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -205,6 +206,13 @@ def _group_maps(output, results, models, mask, mirror, affine):
                       "One-sample t of the participants' voxel-wise scaling slopes")
 
 
+def _with_desc(entities, suffix):
+    """``model-a_desc-b`` -> ``model-a_desc-b<suffix>``; ``model-a`` -> ``model-a_desc-<suffix>``."""
+    if "desc-" in entities:
+        return re.sub(r"desc-([0-9A-Za-z]+)", rf"desc-\g<1>{suffix}", entities, count=1)
+    return f"{entities}_desc-{suffix}"
+
+
 def _left_of(mask, affine):
     x = nib.affines.apply_affine(affine, np.indices(mask.shape).reshape(3, -1).T)[:, 0].reshape(mask.shape)
     return mask & (x < 0)
@@ -275,11 +283,11 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None):
                                        baselines)
             if not roi_table.empty:
                 figures.roi_figure(roi_table, output.path(f"figures/{output.prefix}_desc-roiasymmetry_plot.svg"))
-            for label in models["model"]:
-                t_path = output.staging / f"{output.prefix}_model-{label}_stat-t_statmap.nii.gz"
-                if t_path.exists():
-                    figures.glass_brain(str(t_path), output.path(f"figures/{output.prefix}_model-{label}_"
-                                                                 "desc-glassbrain_plot.svg"), f"{label}: t")
+            for t_path in sorted(output.staging.glob(f"{output.prefix}_*stat-t_statmap.nii.gz")):
+                entities = t_path.name[len(output.prefix) + 1:-len("_stat-t_statmap.nii.gz")]
+                if "fdr05" not in entities:
+                    figures.glass_brain(str(t_path), output.path(
+                        f"figures/{output.prefix}_{_with_desc(entities, 'glassbrain')}_plot.svg"), f"{entities}: t")
             output.commit()
         except BaseException:
             output.discard()
