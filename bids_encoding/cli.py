@@ -134,6 +134,9 @@ def build_parser():
     _option(group, "--roi-file", type=Path, default=None,
             help="TSV of language ROIs (name, x, y, z in left-hemisphere MNI mm; 10 mm spheres mirrored to the "
                  "right) replacing the built-in ones")
+    _option(group, "--reliable-fraction", type=float, default=0.25,
+            help="fraction of the mask counted as reliable voxels, by inter-subject correlation (or else the "
+                 "noise ceiling from repeated stimuli); 0.25: the top quartile, as Bonnasse-Gahot & Pallier")
     _option(group, "--group-bootstraps", type=int, default=2000,
             help="bootstrap resamples of participants for the scaling slopes' confidence intervals")
 
@@ -234,7 +237,7 @@ def config_from_args(args):
 
     for name, minimum in (("trim_scans", 0), ("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
                           ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 0),
-                          ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1)):
+                          ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10)):
         if getattr(args, name) is not None and getattr(args, name) < minimum:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}")
     if args.layers:
@@ -244,6 +247,8 @@ def config_from_args(args):
             resolve_layers(args.layers, 10 ** 6)
         except ValueError as error:
             raise UsageError(f"--layers: {error}") from error
+    if not 0 < args.reliable_fraction <= 1:
+        raise UsageError("--reliable-fraction must be in (0, 1]")
     if any(alpha <= 0 for alpha in args.alphas):
         raise UsageError("--alphas must all be positive")
     bids_dir, output_dir, work_dir = _output_paths(args)
@@ -295,7 +300,7 @@ def run(args):
         from bids_encoding.group.workflow import run_group_level
 
         summary = run_group_level(config, atlas=args.atlas, n_bootstraps=args.group_bootstraps,
-                                  roi_file=args.roi_file)
+                                  roi_file=args.roi_file, reliable_fraction=args.reliable_fraction)
     else:
         from bids_encoding.workflow import run_participant_level
 

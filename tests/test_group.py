@@ -19,8 +19,12 @@ SETTINGS = {"Features": {"pooling": "last"}, "Design": {"kind": "hrf"}, "BOLD": 
                       "Score": "r"}, "SoftwareVersions": {"bids_encoding": "0.1.0"}}
 
 
-def write_participant_outputs(root, n_participants=12, slope=0.017, lr_growth=0.004, seed=0, space="MNI152NLin2009cAsym"):
-    """Synthetic participant results: r = 0.1 + slope log10(N) (+ L-R growth on the left) + noise."""
+def write_participant_outputs(root, n_participants=12, slope=0.017, lr_growth=0.004, seed=0,
+                              space="MNI152NLin2009cAsym", reliable_slice=None):
+    """Synthetic participant results: r = 0.1 + slope log10(N) (+ L-R growth on the left) + noise.
+
+    With ``reliable_slice`` (a z index), that slice gets a high noise ceiling (CC_max map) and r + 0.1.
+    """
     rng = np.random.default_rng(seed)
     x = nib.affines.apply_affine(AFFINE, np.indices(GRID).reshape(3, -1).T)[:, 0].reshape(GRID)
     for s in range(1, n_participants + 1):
@@ -29,10 +33,15 @@ def write_participant_outputs(root, n_participants=12, slope=0.017, lr_growth=0.
         stem = f"sub-{s:02d}_task-story_space-{space}"
         nib.Nifti1Image(np.ones(GRID, np.uint8), AFFINE).to_filename(func / f"{stem}_desc-brain_mask.nii.gz")
         offset = rng.normal(0, 0.02)
+        boost = np.zeros(GRID)
+        if reliable_slice is not None:
+            boost[..., reliable_slice] = 0.1
+            ceiling = np.where(boost > 0, 0.8, rng.uniform(0, 0.3, GRID))
+            nib.Nifti1Image(ceiling.astype(np.float32), AFFINE).to_filename(func / f"{stem}_stat-ccmax_statmap.nii.gz")
         rows = []
         for k, params in enumerate(PARAMS):
             decades = np.log10(params) - 8
-            r_map = 0.1 + offset + slope * decades + lr_growth * decades * (x < 0)
+            r_map = 0.1 + offset + slope * decades + lr_growth * decades * (x < 0) + boost
             r_map = r_map + rng.normal(0, 0.01, GRID) + rng.normal(0, 0.004)
             name = f"{stem}_model-m{k}_layer-best_stat-r_statmap"
             nib.Nifti1Image(r_map.astype(np.float32), AFFINE).to_filename(func / f"{name}.nii.gz")
@@ -67,6 +76,28 @@ def test_planted_slopes_are_recovered(tmp_path, slope, growth):
     assert set(scores["participant"]) == {f"sub-{s:02d}" for s in range(1, 13)}
     assert (root / "group" / "task-story_space-MNI152NLin2009cAsym_stat-slope_statmap.nii.gz").is_file()
     assert (root / "group" / "figures" / "task-story_space-MNI152NLin2009cAsym_desc-scaling_plot.svg").is_file()
+
+
+def test_reliable_voxels_from_the_noise_ceiling(tmp_path):
+    """Without inter-subject correlation, the reliable voxels are the top of the participants' CC_max."""
+    root = write_participant_outputs(tmp_path, n_participants=3, reliable_slice=0)
+    assert main([str(root / "bids"), str(root), "group", "--reliable-fraction", "0.2",
+                 "--group-bootstraps", "50"]) == 0
+    prefix = root / "group" / "task-story_space-MNI152NLin2009cAsym"
+    reliable = np.asarray(nib.load(f"{prefix}_desc-reliable_mask.nii.gz").dataobj) > 0
+    symmetric = np.asarray(nib.load(f"{prefix}_desc-symmetric_mask.nii.gz").dataobj) > 0
+    expected = np.zeros(GRID, bool)
+    expected[..., 0] = True
+    np.testing.assert_array_equal(reliable, symmetric & expected)
+    assert "CC_max" in json.loads(open(f"{prefix}_desc-reliable_mask.json").read())["ReliabilitySource"]
+    scores = pd.read_csv(f"{prefix}_scores.tsv", sep="\t")
+    assert np.allclose(scores["mean_r_reliable"] - scores["mean_r"], 0.08, atol=0.01)  # 0.1 on 20% of voxels
+
+
+def test_bad_reliable_fraction_is_a_usage_error(tmp_path, capsys):
+    root = write_participant_outputs(tmp_path, n_participants=2)
+    assert main([str(root / "bids"), str(root), "group", "--reliable-fraction", "1.5"]) == 64
+    assert "--reliable-fraction" in capsys.readouterr().err
 
 
 def test_scaling_fit_on_a_table():

@@ -26,6 +26,7 @@ class ParticipantResult:
     mask_path: Path
     best_r: dict = field(default_factory=dict)  # model label -> best-layer r map path
     sidecars: dict = field(default_factory=dict)  # model label -> sidecar of the best-layer r map
+    ceiling_path: Path = None  # CC_max map, when the participant heard repeated stimuli
 
 
 def _entities(name):
@@ -50,6 +51,8 @@ def collect(output_dir, task=None, participant_labels=None):
         mask = table.parent / f"{stem}_desc-brain_mask.nii.gz"
         result = ParticipantResult(entities["sub"], entities["task"], entities["space"],
                                    pd.read_csv(table, sep="\t"), mask)
+        ceiling = table.parent / f"{stem}_stat-ccmax_statmap.nii.gz"
+        result.ceiling_path = ceiling if ceiling.exists() else None
         for path in sorted(table.parent.glob(f"{stem}_model-*_layer-best_stat-r_statmap.nii.gz")):
             label = _entities(path.name)["model"]
             result.best_r[label] = path

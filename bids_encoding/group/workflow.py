@@ -21,7 +21,6 @@ from bids_encoding.outputs import software_versions
 
 LOGGER = logging.getLogger(__name__)
 MEASURES = ("mean_r", "mean_r_reliable", "mean_r_top10", "left", "right", "l_minus_r")
-RELIABLE_QUANTILE = 0.75
 
 
 class GroupOutput:
@@ -88,6 +87,33 @@ def _inter_subject_ceiling(config, results, mask, affine):
     responses = [[clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
                   for run in runs] for runs in largest]
     return split_half_ceiling(responses)
+
+
+def _reliable_voxels(output, config, results, mask, affine, fraction):
+    """The top ``fraction`` of the symmetric mask by inter-subject correlation, or else by the participants'
+    mean noise ceiling (CC_max from repeated stimuli); None (scores n/a) when there is neither."""
+    ceiling = _inter_subject_ceiling(config, results, mask, affine)
+    if ceiling is not None:
+        output.image(_on_grid(ceiling, mask), affine, "stat-isc_statmap",
+                     "Split-half inter-subject correlation (10 random half splits, mean over runs)")
+        source = "split-half inter-subject correlation (stat-isc)"
+    else:
+        maps = [np.asarray(nib.load(r.ceiling_path).dataobj, dtype=float)[mask] for r in results if r.ceiling_path]
+        if not maps:
+            LOGGER.warning("no inter-subject correlation and no noise ceiling: mean_r_reliable is n/a")
+            return None
+        ceiling = np.nanmean(maps, axis=0)
+        source = f"noise ceiling CC_max (stat-ccmax), mean over {len(maps)} participant(s)"
+    reliable = _on_grid(ceiling >= np.nanquantile(ceiling, 1 - fraction), mask).astype(bool)
+    output.image(reliable, affine, "desc-reliable_mask", f"Top {fraction:.0%} of the symmetric mask by {source}",
+                 {"ReliableFraction": fraction, "ReliabilitySource": source})
+    return reliable
+
+
+def _on_grid(values, mask):
+    grid = np.zeros(mask.shape)
+    grid[mask] = values
+    return grid
 
 
 def participant_scores(results, models, mask, left, mirror, reliable):
@@ -218,7 +244,7 @@ def _left_of(mask, affine):
     return mask & (x < 0)
 
 
-def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None):
+def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None, reliable_fraction=0.25):
     """Run the group level on the participant results in ``config.output_dir``.
 
     Returns
@@ -242,16 +268,7 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None):
         try:
             output.image(mask, affine, "desc-symmetric_mask", "Participants' masks intersected with their "
                          "mirror image; the midline (|x| < half a voxel) excluded")
-            ceiling = _inter_subject_ceiling(config, members, mask, affine)
-            reliable = None
-            if ceiling is not None:
-                ceiling_map = np.zeros(mask.shape)
-                ceiling_map[mask] = ceiling
-                reliable = mask & (ceiling_map >= np.quantile(ceiling, RELIABLE_QUANTILE))
-                output.image(ceiling_map, affine, "stat-isc_statmap", "Split-half inter-subject correlation "
-                             "(10 random half splits, mean over runs)")
-                output.image(reliable, affine, "desc-reliable_mask",
-                             f"Voxels with inter-subject correlation above its {RELIABLE_QUANTILE:.0%} quantile")
+            reliable = _reliable_voxels(output, config, members, mask, affine, reliable_fraction)
             scores = participant_scores(members, models, mask, left, mirror, reliable)
             output.table(scores, "scores", "Per participant and model, on the symmetric mask, best-layer r")
             trained = scores[~scores["baseline"]]
