@@ -1,4 +1,5 @@
-"""``bids_encoding demo OUT_DIR``: write the synthetic dataset, run the participant level, report recovery."""
+"""``bids_encoding demo OUT_DIR``: write the synthetic dataset, run the participant and group levels, report
+recovery."""
 
 import argparse
 import json
@@ -20,7 +21,7 @@ LOGGER = logging.getLogger("bids_encoding.demo")
 def build_demo_parser():
     parser = _Parser(prog="bids_encoding demo",
                      description="Write a synthetic BIDS dataset with a planted response to a story, "
-                                 "run the participant level on it, and report what was recovered.",
+                                 "run the participant and group levels on it, and report what was recovered.",
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("out_dir", type=Path, help="folder for the dataset (bids/), its ground truth "
                                                    "(ground_truth/) and the results (derivatives/)")
@@ -79,10 +80,25 @@ def run_demo(argv):
     code = run(parse_args([str(bids_dir), str(output_dir), "participant", "--models", args.model,
                            "--device", args.device] + ["-v"] * args.verbose))
     summary = recovery_summary(output_dir, truth_dir, spec.label)
+    if not summary:
+        raise MissingInputError(f"no best-layer maps found in {output_dir}")
     for subject, values in summary.items():
         print(f"{subject}: best-layer mean r  planted left {values['left']:.3f}  "
               f"planted right {values['right']:.3f}  null {values['null']:.3f}")
+    if code == 0:
+        code = run(parse_args([str(bids_dir), str(output_dir), "group"] + ["-v"] * args.verbose))
+        print(group_summary(output_dir / "group"))
     print(f"dataset: {bids_dir}\nground truth: {truth_dir}\nresults: {output_dir}")
-    if not summary:
-        raise MissingInputError(f"no best-layer maps found in {output_dir}")
     return code
+
+
+def group_summary(group_dir):
+    """One line: the group's mean left, right and L - R over the symmetric mask, per model."""
+    import pandas as pd
+
+    lines = []
+    for path in sorted(Path(group_dir).glob("*_scores.tsv")):
+        means = pd.read_csv(path, sep="\t").groupby("model")[["left", "right", "l_minus_r"]].mean()
+        lines.extend(f"group {model}: mean r left {row['left']:.3f}  right {row['right']:.3f}  "
+                     f"L-R {row['l_minus_r']:+.3f} (symmetric mask)" for model, row in means.iterrows())
+    return "\n".join(lines)

@@ -33,3 +33,5 @@ def test_demo_command(tmp_path, tiny_model, capsys):
     participants = pd.read_csv(tmp_path / "demo" / "bids" / "participants.tsv", sep="\t")
     assert list(participants["participant_id"]) == ["sub-01", "sub-02"]
     assert len(list((tmp_path / "demo" / "derivatives" / "bids_encoding").glob("sub-*/func/*_scores.tsv"))) == 2
+    group_line = next(line for line in out.splitlines() if line.startswith("group "))
+    assert float(group_line.split("L-R ")[1].split()[0]) > 0  # the left-planted asymmetry

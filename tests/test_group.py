@@ -20,7 +20,7 @@ SETTINGS = {"Features": {"pooling": "last"}, "Design": {"kind": "hrf"}, "BOLD": 
 
 
 def write_participant_outputs(root, n_participants=12, slope=0.017, lr_growth=0.004, seed=0,
-                              space="MNI152NLin2009cAsym", reliable_slice=None):
+                              space="MNI152NLin2009cAsym", reliable_slice=None, params=PARAMS):
     """Synthetic participant results: r = 0.1 + slope log10(N) (+ L-R growth on the left) + noise.
 
     With ``reliable_slice`` (a z index), that slice gets a high noise ceiling (CC_max map) and r + 0.1.
@@ -39,15 +39,15 @@ def write_participant_outputs(root, n_participants=12, slope=0.017, lr_growth=0.
             ceiling = np.where(boost > 0, 0.8, rng.uniform(0, 0.3, GRID))
             nib.Nifti1Image(ceiling.astype(np.float32), AFFINE).to_filename(func / f"{stem}_stat-ccmax_statmap.nii.gz")
         rows = []
-        for k, params in enumerate(PARAMS):
-            decades = np.log10(params) - 8
+        for k, n_params in enumerate(params):
+            decades = np.log10(n_params) - 8
             r_map = 0.1 + offset + slope * decades + lr_growth * decades * (x < 0) + boost
             r_map = r_map + rng.normal(0, 0.01, GRID) + rng.normal(0, 0.004)
             name = f"{stem}_model-m{k}_layer-best_stat-r_statmap"
             nib.Nifti1Image(r_map.astype(np.float32), AFFINE).to_filename(func / f"{name}.nii.gz")
             (func / f"{name}.json").write_text(json.dumps({**SETTINGS, "Model": {
                 "Id": f"org/m{k}", "Label": f"m{k}", "Source": "hub", "Untrained": False, "Type": "gpt2",
-                "NumberOfParameters": params, "NumberOfLayers": 12 + 2 * k, "HiddenSize": 768 + 128 * k}}))
+                "NumberOfParameters": n_params, "NumberOfLayers": 12 + 2 * k, "HiddenSize": 768 + 128 * k}}))
             rows.append({"model": f"m{k}", "layer": "best", "mean_r": float(r_map.mean())})
         pd.DataFrame(rows).to_csv(func / f"{stem}_scores.tsv", sep="\t", index=False)
     (root / "bids").mkdir()
@@ -98,6 +98,16 @@ def test_bad_reliable_fraction_is_a_usage_error(tmp_path, capsys):
     root = write_participant_outputs(tmp_path, n_participants=2)
     assert main([str(root / "bids"), str(root), "group", "--reliable-fraction", "1.5"]) == 64
     assert "--reliable-fraction" in capsys.readouterr().err
+
+
+def test_one_model_gives_lateralization_without_scaling(tmp_path):
+    root = write_participant_outputs(tmp_path, n_participants=4, params=PARAMS[-1:], lr_growth=0.01)
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "50"]) == 0
+    prefix = root / "group" / "task-story_space-MNI152NLin2009cAsym"
+    assert pd.read_csv(f"{prefix}_fits.tsv", sep="\t").empty
+    scores = pd.read_csv(f"{prefix}_scores.tsv", sep="\t")
+    assert (scores["l_minus_r"] > 0).all()
+    assert not list((root / "group" / "figures").glob("*desc-scaling_plot.svg"))
 
 
 def test_scaling_fit_on_a_table():

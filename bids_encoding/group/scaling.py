@@ -11,6 +11,10 @@ import pandas as pd
 from scipy import stats
 
 
+FIT_COLUMNS = ["measure", "predictor", "family", "level", "participant", "slope", "intercept", "ci_low", "ci_high",
+               "confidence", "n_bootstraps", "seed", "t", "p", "n_participants", "n_models", "r_across_models"]
+
+
 def fit_line(x, y):
     """Least-squares slope and intercept of ``y = a + b x``."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -110,4 +114,4 @@ def scaling_table(scores, measures, predictors, n_bootstraps=2000, seed=0):
                                 scaling_fit(subset, measure, predictor, n_bootstraps, seed=seed))
                 except ValueError:
                     continue
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=FIT_COLUMNS)

@@ -305,13 +305,13 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None, reliab
                 if "fdr05" not in entities:
                     figures.glass_brain(str(t_path), output.path(
                         f"figures/{output.prefix}_{_with_desc(entities, 'glassbrain')}_plot.svg"), f"{entities}: t")
+            group_fit = fits[(fits["level"] == "group") & (fits["measure"] == "mean_r")
+                             & (fits["predictor"] == "log10_params") & (fits["family"] == "all")]
+            slope = f"{group_fit['slope'].iloc[0]:.4f} r per decade" if not group_fit.empty else "n/a"
+            summaries.append(f"task-{task}: {len(members)} participant(s), {len(models)} model(s), scaling slope "
+                             f"{slope}, mean L-R {scores['l_minus_r'].mean():.4f}")
             output.commit()
         except BaseException:
             output.discard()
             raise
-        group_fit = fits[(fits["level"] == "group") & (fits["measure"] == "mean_r")
-                         & (fits["predictor"] == "log10_params") & (fits["family"] == "all")]
-        slope = f"{group_fit['slope'].iloc[0]:.4f} r per decade" if not group_fit.empty else "n/a"
-        summaries.append(f"task-{task}: {len(members)} participant(s), {len(models)} model(s), scaling slope "
-                         f"{slope}, mean L-R {scores['l_minus_r'].mean():.4f}")
     return "group level done: " + "; ".join(summaries) + f"; results in {Path(config.output_dir) / 'group'}"
