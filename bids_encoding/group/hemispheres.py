@@ -48,6 +48,15 @@ def hemisphere_scores(r_map, left, mirror):
             "lateralization_index": (left_mean - right_mean) / total if total else float("nan")}
 
 
+def symmetric_subset(voxels, left, mirror):
+    """Left voxels of ``left`` where the voxel or its mirror is in ``voxels`` (a set matched in both hemispheres)."""
+    flat = np.asarray(voxels, dtype=bool).ravel()
+    left_flat = left.ravel()
+    mirrored = np.zeros_like(flat)
+    mirrored[left_flat] = flat[mirror[left_flat]]
+    return (left_flat & (flat | mirrored)).reshape(left.shape)
+
+
 def mirror_difference(r_map, mask, mirror):
     """Map minus its mirror image, on the left voxels of the mask (0 elsewhere)."""
     flat = np.asarray(r_map, dtype=float).ravel()

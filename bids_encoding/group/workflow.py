@@ -14,13 +14,14 @@ import pandas as pd
 
 from bids_encoding.errors import BidsAppError
 from bids_encoding.group.collect import check_consistency, collect, model_table
-from bids_encoding.group.hemispheres import hemisphere_scores, mirror_difference, symmetric_mask
+from bids_encoding.group.hemispheres import hemisphere_scores, mirror_difference, symmetric_mask, symmetric_subset
 from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
 from bids_encoding.group.scaling import fit_line, scaling_table
 from bids_encoding.outputs import software_versions
 
 LOGGER = logging.getLogger(__name__)
-MEASURES = ("mean_r", "mean_r_reliable", "mean_r_top10", "left", "right", "l_minus_r")
+MEASURES = ("mean_r", "mean_r_reliable", "mean_r_top10", "left", "right", "l_minus_r", "left_reliable",
+            "right_reliable", "l_minus_r_reliable")
 
 
 class GroupOutput:
@@ -120,6 +121,16 @@ def participant_scores(results, models, mask, left, mirror, reliable):
     """One row per participant and model, on the symmetric mask (best-layer maps)."""
     rows = []
     inside = mask.ravel()
+    reliable_left = symmetric_subset(reliable, left, mirror) if reliable is not None else None
+
+    def reliable_sides(r_map):
+        if reliable_left is None or not reliable_left.any():
+            return {"left_reliable": float("nan"), "right_reliable": float("nan"),
+                    "l_minus_r_reliable": float("nan")}
+        sides = hemisphere_scores(r_map, reliable_left, mirror)
+        return {"left_reliable": sides["left"], "right_reliable": sides["right"],
+                "l_minus_r_reliable": sides["l_minus_r"]}
+
     for result in results:
         for label, path in result.best_r.items():
             r_map = np.asarray(nib.load(path).dataobj, dtype=float)
@@ -133,7 +144,7 @@ def participant_scores(results, models, mask, left, mirror, reliable):
                 "mean_r_reliable": float(r_map[reliable].mean()) if reliable is not None else float("nan"),
                 "mean_r_top10": float(np.sort(values)[-n_top:].mean()),
                 "best_layer": float(np.median(layers)) if layers is not None else float("nan"),
-                **hemisphere_scores(r_map, left, mirror)})
+                **hemisphere_scores(r_map, left, mirror), **reliable_sides(r_map)})
     table = pd.DataFrame(rows).merge(models, on="model")
     table["log10_params"] = np.log10(table["n_params"].where(table["n_params"] > 0))
     return table
