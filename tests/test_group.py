@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bids_encoding.cli import main
-from bids_encoding.group.scaling import confidence_band, scaling_fit
+from bids_encoding.group.scaling import confidence_band, multiple_fit, scaling_fit
 
 GRID = (15, 6, 5)
 AFFINE = np.diag([4.0, 4.0, 4.0, 1.0])
@@ -145,6 +145,22 @@ def test_slope_confidence_interval_is_calibrated():
         group = scaling_fit(table, "r", n_bootstraps=400, seed=seed)[-1]
         covered.append(group["ci_low"] <= 0.017 <= group["ci_high"])
     assert 0.93 <= np.mean(covered) <= 0.98
+
+
+def test_multiple_regression_recovers_planted_coefficients():
+    rng = np.random.default_rng(3)
+    models = pd.DataFrame({"model": [f"m{k}" for k in range(10)], "log10_params": rng.uniform(8, 10.5, 10),
+                           "n_layers": rng.integers(6, 48, 10), "hidden_size": rng.integers(256, 4096, 10)})
+    planted = {"intercept": 0.05, "log10_params": 0.02, "n_layers": 0.001, "hidden_size": -5e-6}
+    offsets = rng.normal(0, 0.01, 15)
+    table = pd.DataFrame([{"participant": p, **model, "r": offsets[p] + rng.normal(0, 0.003) + planted["intercept"]
+                           + sum(planted[k] * model[k] for k in ("log10_params", "n_layers", "hidden_size"))}
+                          for p in range(15) for model in models.to_dict("records")])
+    rows = {row["term"]: row for row in multiple_fit(table, "r", n_bootstraps=500)}
+    for term in ("log10_params", "n_layers", "hidden_size"):
+        assert rows[term]["ci_low"] <= planted[term] <= rows[term]["ci_high"], term
+    assert rows["log10_params"]["ci_low"] > 0 and rows["n_layers"]["ci_low"] > 0 and rows["hidden_size"]["ci_high"] < 0
+    assert multiple_fit(table[table["model"].isin(["m0", "m1", "m2", "m3", "m4"])], "r") == []  # too few models
 
 
 def test_confidence_band_holds_the_planted_line():
@@ -289,7 +305,7 @@ def test_demo_participant_then_group(tmp_path, tiny_model):
     from bids_encoding.features.models import model_label
 
     label = model_label(str(tiny_model))
-    for name in ("scores.tsv", "fits.tsv", "rois.tsv", "roifits.tsv", "stat-isc_statmap.nii.gz",
+    for name in ("scores.tsv", "fits.tsv", "multifits.tsv", "rois.tsv", "roifits.tsv", "stat-isc_statmap.nii.gz",
                  "desc-reliable_mask.nii.gz", "desc-symmetric_mask.nii.gz", "stat-slope_statmap.nii.gz"):
         assert (group / f"{prefix}_{name}").is_file(), name
         assert (group / f"{prefix}_{name.split('.')[0]}.json").is_file(), name

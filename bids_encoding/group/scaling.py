@@ -35,6 +35,13 @@ def _wide(table, measure, predictor):
     return wide, x
 
 
+def resampled_means(data, n_bootstraps, seed):
+    """``(n_bootstraps, n_models)`` means over participants (rows of ``data``) resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    return np.array([np.nanmean(data[rng.integers(0, len(data), len(data))], axis=0)
+                     for _ in range(n_bootstraps)])
+
+
 def bootstrap_lines(table, measure, predictor="log10_params", n_bootstraps=2000, seed=0):
     """Group fits on participants resampled with replacement.
 
@@ -45,10 +52,7 @@ def bootstrap_lines(table, measure, predictor="log10_params", n_bootstraps=2000,
         group-mean line.
     """
     wide, x = _wide(table, measure, predictor)
-    data = wide.to_numpy()
-    rng = np.random.default_rng(seed)
-    return np.array([fit_line(x, np.nanmean(data[rng.integers(0, len(data), len(data))], axis=0))
-                     for _ in range(n_bootstraps)])
+    return np.array([fit_line(x, means) for means in resampled_means(wide.to_numpy(), n_bootstraps, seed)])
 
 
 def bootstrap_interval(estimate, resamples, n_participants, confidence=0.95):
@@ -130,3 +134,42 @@ def scaling_table(scores, measures, predictors, n_bootstraps=2000, seed=0):
                 except ValueError:
                     continue
     return pd.DataFrame(rows, columns=FIT_COLUMNS)
+
+
+MULTIPLE_PREDICTORS = ("log10_params", "n_layers", "hidden_size")
+MULTIFIT_COLUMNS = ["measure", "term", "coefficient", "ci_low", "ci_high", "confidence", "n_bootstraps",
+                    "n_participants", "n_models", "r2"]
+
+
+def multiple_fit(table, measure, predictors=MULTIPLE_PREDICTORS, n_bootstraps=2000, confidence=0.95, seed=0):
+    """Ordinary least squares of the group-mean ``measure`` on several model properties at once
+    (Bonnasse-Gahot & Pallier: log parameters, layers and hidden size), with bootstrap CIs over participants.
+
+    Returns
+    -------
+    list of dict
+        One row per term (the intercept included); empty when there are too
+        few distinct models (fewer than the terms + 2).
+    """
+    wide = table.pivot_table(index="participant", columns="model", values=measure)
+    properties = table.groupby("model")[list(predictors)].first().reindex(wide.columns)
+    design = np.column_stack([np.ones(len(properties)), properties.to_numpy(dtype=float)])
+    if len(wide.columns) < design.shape[1] + 2 or np.linalg.matrix_rank(design) < design.shape[1]:
+        return []
+    coefficients = np.linalg.lstsq(design, wide.mean(axis=0).to_numpy(), rcond=None)[0]
+    resamples = np.linalg.lstsq(design, resampled_means(wide.to_numpy(), n_bootstraps, seed).T, rcond=None)[0].T
+    low, high = bootstrap_interval(coefficients, resamples, len(wide), confidence)
+    fitted = design @ coefficients
+    mean = wide.mean(axis=0).to_numpy()
+    r2 = 1 - np.sum((mean - fitted) ** 2) / np.sum((mean - mean.mean()) ** 2)
+    return [{"measure": measure, "term": term, "coefficient": float(c), "ci_low": float(lo), "ci_high": float(hi),
+             "confidence": confidence, "n_bootstraps": n_bootstraps, "n_participants": len(wide),
+             "n_models": len(wide.columns), "r2": float(r2)}
+            for term, c, lo, hi in zip(("intercept",) + tuple(predictors), coefficients, low, high)]
+
+
+def multiple_table(scores, measures, n_bootstraps=2000, seed=0):
+    """:func:`multiple_fit` of every measure, as one table."""
+    return pd.DataFrame([row for measure in measures for row in multiple_fit(scores, measure,
+                                                                            n_bootstraps=n_bootstraps, seed=seed)],
+                        columns=MULTIFIT_COLUMNS)

@@ -16,7 +16,7 @@ from bids_encoding.errors import BidsAppError
 from bids_encoding.group.collect import check_consistency, collect, model_table
 from bids_encoding.group.hemispheres import hemisphere_scores, mirror_difference, symmetric_mask, symmetric_subset
 from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
-from bids_encoding.group.scaling import fit_line, scaling_table
+from bids_encoding.group.scaling import fit_line, multiple_table, scaling_table
 from bids_encoding.outputs import software_versions
 
 LOGGER = logging.getLogger(__name__)
@@ -287,6 +287,9 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None, reliab
             fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], n_bootstraps)
             output.table(fits, "fits", "score = intercept + slope x predictor, per participant and group; group "
                          "CI from a bootstrap over participants, p from a t-test of participant slopes")
+            output.table(multiple_table(trained, measures, n_bootstraps), "multifits",
+                         "Group-mean score = intercept + b1 log10(parameters) + b2 layers + b3 hidden size (OLS across "
+                         "trained models; CIs from a bootstrap over participants); empty with fewer than 6 models")
             rois = sphere_masks(affine, mask.shape, read_roi_file(roi_file) if roi_file else LANGUAGE_ROIS)
             roi_table = roi_scores(members, rois, mask)
             output.table(roi_table, "rois", "Language ROIs (10 mm spheres, left and mirrored right)")
