@@ -122,6 +122,18 @@ def test_symmetric_subset_takes_voxels_reliable_on_either_side():
     assert set(zip(*np.nonzero(subset))) == {(2, 1, 1), (0, 3, 3)}
 
 
+def test_rerun_leaves_no_files_of_a_model_that_is_gone(tmp_path):
+    root = write_participant_outputs(tmp_path, n_participants=3)
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "20"]) == 0
+    gone = root / "group" / "task-story_space-MNI152NLin2009cAsym_model-m5_stat-t_statmap.nii.gz"
+    assert gone.is_file()
+    for path in root.glob("sub-*/func/*_model-m5_*"):
+        path.unlink()
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "20"]) == 0
+    assert not gone.exists() and not list((root / "group").rglob("*model-m5*"))
+    assert (root / "group" / "task-story_space-MNI152NLin2009cAsym_model-m4_stat-t_statmap.nii.gz").is_file()
+
+
 def test_scaling_fit_on_a_table():
     rng = np.random.default_rng(1)
     rows = [{"participant": p, "model": f"m{k}", "log10_params": np.log10(n),

@@ -52,8 +52,15 @@ class GroupOutput:
         self.sidecar(f"{name}.json", {"Description": description, **(extra or {})})
 
     def commit(self):
+        """Move the new files into place and remove this task's files of an earlier run that were not rewritten
+        (a model or ROI no longer there), so that the folder holds one run's results only."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "figures").mkdir(exist_ok=True)
+        fresh = {Path(name).as_posix() for name in self.files}
+        for folder in (self.root, self.root / "figures"):
+            for old in folder.glob(f"{self.prefix}_*"):
+                if old.relative_to(self.root).as_posix() not in fresh:
+                    old.unlink()
         for name in self.files:
             os.replace(self.staging / name, self.root / name)
         shutil.rmtree(self.staging, ignore_errors=True)
