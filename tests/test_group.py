@@ -62,9 +62,10 @@ def group_fit(fits, measure):
 
 
 @pytest.mark.parametrize("slope, growth", [(0.017, 0.004), (0.0, 0.0)])
-def test_planted_slopes_are_recovered(tmp_path, slope, growth):
+def test_planted_slopes_are_recovered(tmp_path, capsys, slope, growth):
     root = write_participant_outputs(tmp_path, slope=slope, lr_growth=growth, reliable_slice=0)
     assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "1000"]) == 0
+    assert "not a TemplateFlow template" not in capsys.readouterr().err
     fits = pd.read_csv(root / "group" / "task-story_space-MNI152NLin2009cAsym_fits.tsv", sep="\t")
     for measure, planted in (("mean_r", slope + growth / 2), ("l_minus_r", growth), ("right", slope),
                              ("left", slope + growth), ("l_minus_r_reliable", growth),
@@ -300,7 +301,7 @@ def test_different_grids_are_named(tmp_path, capsys):
     assert "different grids" in capsys.readouterr().err
 
 
-def test_demo_participant_then_group(tmp_path, tiny_model):
+def test_demo_participant_then_group(tmp_path, tiny_model, capsys):
     """Two trained models and an untrained baseline on the demo dataset, then the group level."""
     from conftest import build_tiny_gpt2
     from bids_encoding.synthetic import generate_dataset
@@ -311,7 +312,9 @@ def test_demo_participant_then_group(tmp_path, tiny_model):
     models = [str(tiny_model), str(bigger), f"untrained:{tiny_model}"]
     assert main([str(tmp_path / "bids"), str(out), "participant", "--models", *models, "--device", "cpu",
                  "--permutations", "100"]) == 0
+    capsys.readouterr()
     assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "200"]) == 0
+    assert "space-orig is not a TemplateFlow template" in capsys.readouterr().err
     group = out / "group"
     prefix = "task-story_space-orig"
     from bids_encoding.features.models import model_label

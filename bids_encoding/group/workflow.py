@@ -250,6 +250,16 @@ def _group_maps(output, results, models, mask, mirror, affine):
                       "One-sample t of the participants' voxel-wise scaling slopes")
 
 
+def _is_template(space):
+    """Whether ``space`` names a TemplateFlow template (from the package's bundled list; no download)."""
+    try:
+        import templateflow.api
+
+        return space in templateflow.api.templates()
+    except Exception:  # an unreadable TEMPLATEFLOW_HOME must not stop the analysis over a warning
+        return space.startswith("MNI")
+
+
 def _with_desc(entities, suffix):
     """``model-a_desc-b`` -> ``model-a_desc-b<suffix>``; ``model-a`` -> ``model-a_desc-<suffix>``."""
     if "desc-" in entities:
@@ -282,6 +292,10 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None, reliab
         mask, left, mirror = symmetric_mask([np.asarray(nib.load(r.mask_path).dataobj) > 0 for r in members],
                                             affine)
         models = model_table(members)
+        if not _is_template(members[0].space):
+            LOGGER.warning("space-%s is not a TemplateFlow template: hemispheres are split at x = 0 of the images' "
+                           "affine and the language ROIs are MNI coordinates, so left/right and ROI results hold "
+                           "only if the data are aligned to MNI space", members[0].space)
         output = GroupOutput(config.output_dir, task, members[0].space)
         try:
             output.image(mask, affine, "desc-symmetric_mask", "Participants' masks intersected with their "
