@@ -81,3 +81,28 @@ def test_split_half_ceiling():
     assert abs(ceiling.mean() - expected) < 0.05
     noise_only = [[rng.standard_normal((100, 30)) for _ in range(3)] for _ in range(8)]
     assert abs(split_half_ceiling(noise_only).mean()) < 0.05
+
+
+def test_split_half_ceiling_reads_each_run_once_and_matches_the_in_memory_definition():
+    rng = np.random.default_rng(6)
+    shared = [rng.standard_normal((60, 20)) for _ in range(2)]
+    data = [[(s + rng.standard_normal(s.shape)).astype(np.float32) for s in shared] for _ in range(7)]
+    reads = []
+
+    def loader(participant, run):
+        def load():
+            reads.append((participant, run))
+            return data[participant][run]
+        return load
+
+    lazy = split_half_ceiling([[loader(p, k) for k in range(2)] for p in range(7)], n_splits=4, seed=3)
+    assert sorted(reads) == [(p, k) for p in range(7) for k in range(2)]
+    rng = np.random.default_rng(3)  # the definition: r of the two half means, averaged over splits and runs
+    expected = []
+    for _ in range(4):
+        order = rng.permutation(7)
+        for run in range(2):
+            mean_a = np.mean([data[p][run] for p in order[:3]], axis=0, dtype=np.float64)
+            mean_b = np.mean([data[p][run] for p in order[3:]], axis=0, dtype=np.float64)
+            expected.append([np.corrcoef(mean_a[:, v], mean_b[:, v])[0, 1] for v in range(20)])
+    np.testing.assert_allclose(lazy, np.mean(expected, axis=0), atol=1e-5)

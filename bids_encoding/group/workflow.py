@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import uuid
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -92,9 +93,9 @@ def _inter_subject_ceiling(config, results, mask, affine):
     if len(largest) < 2:
         return None
     trim = (config.design.trim_start, config.design.trim_end)
-    responses = [[clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
+    responses = [[partial(clean_run_bold, run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
                   for run in runs] for runs in largest]
-    return split_half_ceiling(responses)
+    return split_half_ceiling(responses)  # reads each run once, when needed
 
 
 def _reliable_voxels(output, config, results, mask, affine, fraction):
