@@ -42,16 +42,21 @@ def resampled_means(data, n_bootstraps, seed):
                      for _ in range(n_bootstraps)])
 
 
-def bootstrap_lines(table, measure, predictor="log10_params", n_bootstraps=2000, seed=0):
-    """Group fits on participants resampled with replacement.
+def bootstrap_lines(wide, x, n_bootstraps, seed):
+    """Group-mean lines on participants resampled with replacement.
+
+    Parameters
+    ----------
+    wide : pandas.DataFrame
+        Participants x models scores.
+    x : numpy.ndarray
+        The models' predictor values.
 
     Returns
     -------
     numpy.ndarray
-        ``(n_bootstraps, 2)``: slope and intercept of each resample's
-        group-mean line.
+        ``(n_bootstraps, 2)``: slope and intercept of each resample's line.
     """
-    wide, x = _wide(table, measure, predictor)
     return np.array([fit_line(x, means) for means in resampled_means(wide.to_numpy(), n_bootstraps, seed)])
 
 
@@ -70,7 +75,7 @@ def confidence_band(table, measure, grid, predictor="log10_params", n_bootstraps
     wide, x = _wide(table, measure, predictor)
     slope, intercept = fit_line(x, wide.mean(axis=0).to_numpy())
     grid = np.asarray(grid, dtype=float)
-    lines = bootstrap_lines(table, measure, predictor, n_bootstraps, seed)
+    lines = bootstrap_lines(wide, x, n_bootstraps, seed)
     values = lines[:, 1:2] + lines[:, 0:1] * grid[None, :]
     return bootstrap_interval(intercept + slope * grid, values, len(wide), confidence)
 
@@ -102,7 +107,7 @@ def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, con
                      "participant": participant, "slope": slope, "intercept": intercept})
     mean = wide.mean(axis=0).to_numpy()
     slope, intercept = fit_line(x, mean)
-    boot = bootstrap_lines(table, measure, predictor, n_bootstraps, seed)[:, 0]
+    boot = bootstrap_lines(wide, x, n_bootstraps, seed)[:, 0]
     low, high = bootstrap_interval(slope, boot, len(slopes), confidence)
     t_value, p_value = (stats.ttest_1samp(slopes, 0.0) if len(slopes) > 1 and np.std(slopes) > 0
                         else (float("nan"), float("nan")))
