@@ -27,6 +27,13 @@ class ParticipantResult:
     best_r: dict = field(default_factory=dict)  # model label -> best-layer r map path
     sidecars: dict = field(default_factory=dict)  # model label -> sidecar of the best-layer r map
     ceiling_path: Path = None  # CC_max map, when the participant heard repeated stimuli
+    _r_maps: dict = field(default_factory=dict, repr=False)
+
+    def r_map(self, label):
+        """The best-layer r map of model ``label`` (read once, then kept: every group step uses it)."""
+        if label not in self._r_maps:
+            self._r_maps[label] = np.asarray(nib.load(self.best_r[label]).dataobj, dtype=float)
+        return self._r_maps[label]
 
 
 def _entities(name):

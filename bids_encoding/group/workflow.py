@@ -141,7 +141,7 @@ def participant_scores(results, models, mask, left, mirror, reliable):
 
     for result in results:
         for label, path in result.best_r.items():
-            r_map = np.asarray(nib.load(path).dataobj, dtype=float)
+            r_map = result.r_map(label)
             values = r_map.ravel()[inside]
             n_top = max(1, int(round(0.1 * values.size)))
             layer_path = Path(str(path).replace("_stat-r_statmap", "_stat-layer_statmap"))
@@ -162,8 +162,8 @@ def parcel_scores(results, parcels, mask):
     """Mean best-layer r per participant, model and parcel (inside ``mask``)."""
     rows = []
     for result in results:
-        for label, path in result.best_r.items():
-            r_map = np.asarray(nib.load(path).dataobj, dtype=float)
+        for label in result.best_r:
+            r_map = result.r_map(label)
             rows.extend({"participant": f"sub-{result.subject}", "model": label, "roi": name,
                          "mean_r": float(r_map[parcel & mask].mean()), "n_voxels": int((parcel & mask).sum())}
                         for name, parcel in parcels.items() if (parcel & mask).any())
@@ -173,8 +173,8 @@ def parcel_scores(results, parcels, mask):
 def roi_scores(results, rois, mask):
     rows = []
     for result in results:
-        for label, path in result.best_r.items():
-            r_map = np.asarray(nib.load(path).dataobj, dtype=float)
+        for label in result.best_r:
+            r_map = result.r_map(label)
             for name in sorted({key.rsplit("_", 1)[0] for key in rois}):
                 left, right = rois[f"{name}_L"] & mask, rois[f"{name}_R"] & mask
                 if not left.any() or not right.any():
@@ -223,7 +223,7 @@ def _group_maps(output, results, models, mask, mirror, affine):
     """Per model: one-sample t of Fisher-z r and of L - R; across models: the voxel-wise scaling slope."""
     mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
     left_img = nib.Nifti1Image(_left_of(mask, affine).astype(np.uint8), affine)
-    maps_by_model = {label: [np.asarray(nib.load(r.best_r[label]).dataobj, dtype=float) * mask
+    maps_by_model = {label: [r.r_map(label) * mask
                              for r in results if label in r.best_r] for label in models["model"]}
     for label, maps in maps_by_model.items():
         output.image(mirror_difference(np.mean(maps, axis=0), mask, mirror), affine,
