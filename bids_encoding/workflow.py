@@ -105,7 +105,7 @@ def prepare_participant(subject, task, runs, config, stimulus_keys):
 def stimulus_signature(runs, config):
     """What must match for participants to share a design matrix."""
     stimuli = run_stimuli(runs, config.features.continuous)
-    return tuple((stimulus.fingerprint, run.n_scans, run.repetition_time) for stimulus, run in zip(stimuli, runs))
+    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time) for stimulus, run in zip(stimuli, runs))
 
 
 class BestLayer:
@@ -190,7 +190,7 @@ def fit_group(participants, model_features, config):
     """Fit every model and layer for participants who share one stimulus sequence, and write their maps."""
     runs = participants[0].runs
     stimuli = run_stimuli(runs, config.features.continuous)
-    keys = [stimulus.fingerprint for stimulus in stimuli]
+    keys = [stimulus.fingerprint for stimulus in stimuli]  # words and timings: CV groups and ceilings
     groups = list(dict.fromkeys(keys))
     repeated_folds = [fold for fold, key in enumerate(groups) if keys.count(key) > 1]
     offsets = np.cumsum([0] + [p.n_voxels for p in participants])
@@ -211,7 +211,8 @@ def fit_group(participants, model_features, config):
                    disable=not config.progress, leave=False)
         best = BestLayer()
         for layer in model_info["layers"]:
-            designs = [config.design.regressors(features[key][layer], matrix) for key, matrix in zip(keys, matrices)]
+            designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix)
+                       for stimulus, matrix in zip(stimuli, matrices)]
             try:
                 result = ridge.fit_score(designs, responses, keys, keep_predictions=keep,
                                          progress=lambda: bar.update(1))
@@ -286,7 +287,7 @@ def run_participant_level(config):
     stimuli = {}
     for runs in selected.values():
         for stimulus in run_stimuli(runs, config.features.continuous):
-            stimuli.setdefault(stimulus.fingerprint, stimulus)
+            stimuli.setdefault(stimulus.cache_key, stimulus)
     LOGGER.info("%d participant(s), %d run(s), %d distinct stimuli, %d model(s)",
                 len({s for s, _ in selected}), sum(map(len, selected.values())), len(stimuli), len(specs))
     cache = FeatureCache(config.feature_cache_dir)

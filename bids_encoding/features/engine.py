@@ -14,11 +14,29 @@ FEATURE_CODE_VERSION = 2
 
 @dataclass(frozen=True)
 class Stimulus:
-    """The words of one run, and the words heard just before it when context continues across runs."""
+    """The words of one run, and the words heard just before it when context continues across runs.
+
+    Attributes
+    ----------
+    fingerprint : str
+        Hash of the words and their timings only: what makes two runs the
+        same stimulus (cross-validation groups, noise ceilings).
+    words : tuple of str
+    context_words : tuple of str or None
+    cache_key : str
+        Hash of the words, timings and context: what makes two runs' features
+        equal (feature cache, design matrices); the fingerprint when there is
+        no context.
+    """
 
     fingerprint: str
     words: tuple
     context_words: tuple | None = None
+    cache_key: str = ""
+
+    def __post_init__(self):
+        if not self.cache_key:
+            object.__setattr__(self, "cache_key", self.fingerprint)
 
 
 def run_stimuli(runs, continuous=False):
@@ -34,8 +52,10 @@ def run_stimuli(runs, continuous=False):
     stimuli, previous = [], None
     for run in runs:
         context = previous if continuous else None
-        fingerprint = stimulus_fingerprint(run.words, context.fingerprint if context else None)
-        stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None))
+        fingerprint = stimulus_fingerprint(run.words)
+        cache_key = stimulus_fingerprint(run.words, context.cache_key) if context else fingerprint
+        stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
+                                cache_key))
         previous = stimuli[-1]
     return stimuli
 
@@ -92,11 +112,11 @@ class FeatureExtractor:
         Returns
         -------
         features : dict
-            ``{fingerprint: {layer: array (n_words, dim)}}``.
+            ``{cache_key: {layer: array (n_words, dim)}}`` (see :class:`Stimulus`).
         info : dict
             Model size, layers and the window plan (for sidecars and tables).
         """
-        stimuli = {stimulus.fingerprint: stimulus for stimulus in stimuli}
+        stimuli = {stimulus.cache_key: stimulus for stimulus in stimuli}
         info = self.model_info(spec)
         if spec.is_baseline:
             features = {fp: baseline_features(spec, list(s.words), stimulus_seed=int(fp[:8], 16))

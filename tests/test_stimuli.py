@@ -1,0 +1,32 @@
+"""Stimuli of runs: what makes two runs the same stimulus, and the order of runs."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from bids_encoding.features.engine import run_stimuli
+from bids_encoding.ridge.cv import stimulus_groups
+
+
+def fake_run(words, start=0.0):
+    frame = pd.DataFrame({"onset": start + 0.5 * pd.RangeIndex(len(words)), "duration": 0.3, "word": words})
+    return SimpleNamespace(words=frame, bold_path=Path("x_bold.nii.gz"))
+
+
+STORIES = {name: fake_run([f"{name}{i}" for i in range(6)]) for name in "ABC"}
+
+
+def test_continuous_context_keeps_repeats_of_a_story_together():
+    """Runs A, B, A, C, A: the three presentations of A are one stimulus, with or without --continuous-context
+    (cross-validation groups and noise ceilings), while their features differ by context (cache key)."""
+    runs = [STORIES[name] for name in "ABACA"]
+    for continuous in (False, True):
+        stimuli = run_stimuli(runs, continuous)
+        assert stimulus_groups([s.fingerprint for s in stimuli]) == [[0, 2, 4], [1], [3]]
+    plain = run_stimuli(runs, False)
+    assert len({s.cache_key for s in plain}) == 3
+    continued = run_stimuli(runs, True)
+    assert len({s.cache_key for s in continued}) == 5  # A after B, A after C: other context, other features
+    assert continued[2].context_words == tuple(STORIES["B"].words["word"])
+    assert continued[4].context_words == tuple(STORIES["C"].words["word"])
