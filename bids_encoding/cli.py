@@ -43,7 +43,7 @@ def build_parser():
     from bids_encoding.design import DesignSettings
     from bids_encoding.features.extract import POOLINGS
     from bids_encoding.inputs.bold import DEFAULT_HIGH_PASS
-    from bids_encoding.ridge import DEFAULT_ALPHAS
+    from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
     from bids_encoding.ridge.cv import INNER_SCHEMES
     from bids_encoding.ridge.significance import PERMUTATION_SCHEMES
 
@@ -114,7 +114,10 @@ def build_parser():
     _option(fit, "--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="ALPHA",
             help="ridge penalties to choose from")
     _option(fit, "--alpha-choice", choices=("voxel", "shared"), default="voxel",
-            help="one alpha per voxel, or one shared by all voxels (Bonnasse-Gahot & Pallier)")
+            help="one alpha per voxel, or one shared by all voxels of a participant (Bonnasse-Gahot & Pallier)")
+    _option(fit, "--alpha-score", choices=ALPHA_SCORES, default="r",
+            help="what alphas and layers are chosen on: validation Pearson r (the seed papers) or validation R² "
+                 "(himalaya, Gallant lab; keeps R² of unpredictable voxels near 0)")
     _option(fit, "--inner-cv", choices=INNER_SCHEMES, default="loro",
             help="how alphas (and layers) are chosen inside each outer fold: leave one training run out, "
                  "a single validation run, contiguous chunks, or bootstrapped chunks (Huth lab)")
@@ -276,6 +279,7 @@ def config_from_args(args):
         high_pass=args.high_pass,
         alphas=tuple(sorted(args.alphas)),
         alpha_per_voxel=args.alpha_choice == "voxel",
+        alpha_score=args.alpha_score,
         inner_cv=InnerCV(args.inner_cv, n_chunks=args.inner_chunks, n_bootstraps=args.bootstraps,
                          chunk_length=args.chunk_length, held_out=args.held_out),
         mem=parse_memory(args.mem),

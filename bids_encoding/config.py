@@ -34,6 +34,7 @@ class ParticipantConfig:
     high_pass: float = DEFAULT_HIGH_PASS
     alphas: tuple = DEFAULT_ALPHAS
     alpha_per_voxel: bool = True
+    alpha_score: str = "r"
     inner_cv: InnerCV = field(default_factory=InnerCV)
     mem: int | None = None
     voxel_chunk: int | None = None

@@ -21,7 +21,7 @@ from bids_encoding.inputs.bold import brain_mask, clean_run_bold
 from bids_encoding.inputs.layout import select_subjects
 from bids_encoding.outputs import (
     ParticipantOutput,
-    hemisphere_masks,
+    participant_hemispheres,
     software_versions,
     summary_scores,
     write_dataset_description,
@@ -62,7 +62,8 @@ def _model_specs(models):
 def build_ridge(config):
     """The ridge estimator described by the configuration."""
     return NestedRidgeCV(config.alphas, inner_cv=config.inner_cv, alpha_per_voxel=config.alpha_per_voxel,
-                         device=config.device, mem=config.mem, voxel_chunk=config.voxel_chunk, tf32=config.tf32)
+                         device=config.device, mem=config.mem, voxel_chunk=config.voxel_chunk, tf32=config.tf32,
+                         alpha_score=config.alpha_score)
 
 
 @dataclass
@@ -74,8 +75,7 @@ class Participant:
     runs: list
     responses: list
     output: ParticipantOutput
-    left: np.ndarray
-    right: np.ndarray
+    hemispheres: tuple | None  # mirrored left and right voxels (template spaces only)
     ceiling: np.ndarray | None = None
     rows: list = field(default_factory=list)
 
@@ -90,11 +90,11 @@ def prepare_participant(subject, task, runs, config, stimulus_keys):
     trim = (config.design.trim_start, config.design.trim_end)
     responses = [clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
                  for run in runs]
-    left, right = hemisphere_masks(mask_img)
     space = runs[0].space or config.space or "orig"
+    hemispheres = participant_hemispheres(mask_img, space)
     output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)
     output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)]})
-    participant = Participant(subject, task, runs, responses, output, left, right)
+    participant = Participant(subject, task, runs, responses, output, hemispheres)
     repeated = [[responses[i] for i, key in enumerate(stimulus_keys) if key == k]
                 for k in dict.fromkeys(stimulus_keys) if stimulus_keys.count(k) > 1]
     if repeated:
@@ -117,14 +117,14 @@ class BestLayer:
 
     def update(self, layer, result):
         if self.validation is None:
-            self.validation, self.test_r, self.test_r2 = (result.validation_r.copy(), result.test_r.copy(),
+            self.validation, self.test_r, self.test_r2 = (result.validation_score.copy(), result.test_r.copy(),
                                                           result.test_r2.copy())
             self.layer = np.full(result.test_r.shape, layer)
             self.predictions = [p.copy() for p in result.predictions]
             self.targets = result.targets
             return
-        better = result.validation_r > self.validation
-        for mine, theirs in ((self.validation, result.validation_r), (self.test_r, result.test_r),
+        better = result.validation_score > self.validation
+        for mine, theirs in ((self.validation, result.validation_score), (self.test_r, result.test_r),
                              (self.test_r2, result.test_r2)):
             mine[better] = theirs[better]
         self.layer[better] = layer
@@ -215,7 +215,8 @@ def fit_group(participants, model_features, config):
                        for stimulus, matrix in zip(stimuli, matrices)]
             try:
                 result = ridge.fit_score(designs, responses, keys, keep_predictions=keep,
-                                         progress=lambda: bar.update(1))
+                                         progress=lambda: bar.update(1),
+                                         voxel_groups=[p.n_voxels for p in participants])
             except MemoryError as error:
                 raise UsageError(f"{error}: give more with --mem") from error
             pvalues = (permutation_pvalues(result.predictions, result.targets, config.n_permutations,
@@ -225,8 +226,9 @@ def fit_group(participants, model_features, config):
                 voxels = slice(offsets[index], offsets[index + 1])
                 _write_layer_maps(participant, voxels, spec, layer, {**base, "Layer": layer}, result.test_r,
                                   result.test_r2, result.alpha, pvalues, repeated_folds)
-                participant.rows.append(_score_row(spec, model_info, layer, result.mean_r[voxels],
-                                                   result.mean_r2[voxels], participant))
+                participant.rows.append(_score_row(spec, model_info, layer, result.test_r[:, voxels],
+                                                   result.test_r2[:, voxels], result.validation_score[:, voxels],
+                                                   participant))
             del result
         bar.close()
         chosen = best.most_chosen_layer(model_info["layers"])
@@ -241,15 +243,15 @@ def fit_group(participants, model_features, config):
             participant.output.write_map(chosen[voxels], {**sidecar, "Description": "Layer chosen most often "
                                          "over outer folds"}, dtype=np.int16, model=spec.label, layer="best",
                                          stat="layer")
-            participant.rows.append(_score_row(spec, model_info, "best", best.test_r.mean(axis=0)[voxels],
-                                               best.test_r2.mean(axis=0)[voxels], participant))
+            participant.rows.append(_score_row(spec, model_info, "best", best.test_r[:, voxels],
+                                               best.test_r2[:, voxels], best.validation[:, voxels], participant))
 
 
-def _score_row(spec, model_info, layer, r_map, r2_map, participant):
+def _score_row(spec, model_info, layer, test_r, test_r2, validation, participant):
     return {"model": spec.label, "model_id": spec.model_id, "layer": layer,
             "n_params": model_info["n_params"], "n_params_non_embedding": model_info["n_params_non_embedding"],
             "n_layers": model_info["n_layers"], "hidden_size": model_info["hidden_size"],
-            **summary_scores(r_map, participant.left, participant.right), "mean_r2": float(np.mean(r2_map))}
+            **summary_scores(test_r, test_r2, validation, participant.hemispheres)}
 
 
 def _batches(members, config):

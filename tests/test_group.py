@@ -339,3 +339,47 @@ def test_demo_participant_then_group(tmp_path, tiny_model, capsys):
     assert (planted["l_minus_r"] > 0).all()
     assert planted["mean_r_reliable"].mean() > planted["mean_r"].mean()
     assert scores[scores["model"] == f"untrained{label}"]["baseline"].all()
+
+
+def test_group_minus_mirror_map_holds_left_voxels_only(tmp_path):
+    root = write_participant_outputs(tmp_path, n_participants=3, params=PARAMS[:2])
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "20"]) == 0
+    path = root / "group" / "task-story_space-MNI152NLin2009cAsym_model-m1_desc-LminusR_stat-r_statmap.nii.gz"
+    difference = np.asarray(nib.load(path).dataobj)
+    x = nib.affines.apply_affine(AFFINE, np.indices(GRID).reshape(3, -1).T)[:, 0].reshape(GRID)
+    assert np.all(difference[x >= 0] == 0)
+    assert np.all(difference[x < 0] != 0)
+
+
+def test_slope_map_pairs_each_participant_with_their_own_maps(tmp_path):
+    """One participant lacks a model: the voxel-wise slopes still use every participant's own maps."""
+    root = write_participant_outputs(tmp_path, n_participants=4, params=PARAMS[:3])
+    for path in root.glob("sub-01/func/*_model-m1_*"):
+        path.unlink()
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "20"]) == 0
+    x = np.log10(PARAMS[:3])
+    x = x - x.mean()
+    expected = []
+    for s in (2, 3, 4):
+        maps = [np.asarray(nib.load(root / f"sub-{s:02d}" / "func" / f"sub-{s:02d}_task-story_space-"
+                                    f"MNI152NLin2009cAsym_model-m{k}_layer-best_stat-r_statmap.nii.gz").dataobj)
+                for k in range(3)]
+        expected.append(sum(c * m for c, m in zip(x, maps)) / (x ** 2).sum())
+    slope = np.asarray(nib.load(root / "group" / "task-story_space-MNI152NLin2009cAsym_stat-slope_statmap.nii.gz")
+                       .dataobj)
+    symmetric = np.asarray(nib.load(root / "group" / "task-story_space-MNI152NLin2009cAsym_desc-symmetric_mask.nii.gz")
+                           .dataobj) > 0
+    np.testing.assert_allclose(slope, np.mean(expected, axis=0) * symmetric, atol=1e-5)
+
+
+def test_group_refuses_a_grid_not_symmetric_about_the_midline(tmp_path, capsys):
+    root = write_participant_outputs(tmp_path, n_participants=2, params=PARAMS[:2])
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 1.0  # x = -27 + 4 i: no voxel mirrors another
+    for path in root.glob("sub-*/func/*.nii.gz"):
+        image = nib.load(path)
+        nib.Nifti1Image(np.asarray(image.dataobj), shifted).to_filename(path)
+    assert main([str(root / "bids"), str(root), "group"]) == 65
+    error = capsys.readouterr().err
+    assert "not symmetric" in error and "Traceback" not in error
+    assert not (root / "group").exists()

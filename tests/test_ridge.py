@@ -83,7 +83,7 @@ def test_chunking_does_not_change_results():
         chunked = NestedRidgeCV(ALPHAS, voxel_chunk=chunk).fit_score(x_runs, y_runs)
         np.testing.assert_array_equal(whole.alpha, chunked.alpha)
         np.testing.assert_array_equal(whole.test_r, chunked.test_r)
-        np.testing.assert_array_equal(whole.validation_r, chunked.validation_r)
+        np.testing.assert_array_equal(whole.validation_score, chunked.validation_score)
 
 
 def test_participants_fitted_together_equal_fitted_alone():
@@ -177,3 +177,43 @@ def test_peak_memory_stays_under_the_budget(tmp_path):
     budget = 64 * 2 ** 20
     assert extra(str(budget)) < budget
     assert extra("none") > budget  # the unbounded fit needs more: the check can fail
+
+
+def test_shared_alpha_is_chosen_per_participant_when_fitted_together():
+    """A noisy participant fitted beside a high-SNR one gets the alphas it gets alone (--alpha-choice shared)."""
+    x_runs, clean = synthetic_runs(seed=9, n_voxels=200, signal_fraction=1.0)
+    rng = np.random.default_rng(1)
+    noisy = [zscore(y + 4 * rng.standard_normal(y.shape)) for y in synthetic_runs(seed=9, n_voxels=200)[1]]
+    ridge = NestedRidgeCV(ALPHAS, alpha_per_voxel=False)
+    alone = [ridge.fit_score(x_runs, y) for y in (noisy, clean)]
+    assert not np.array_equal(alone[0].alpha[:, 0], alone[1].alpha[:, 0])  # the two would choose differently
+    together = ridge.fit_score(x_runs, [np.hstack(pair) for pair in zip(noisy, clean)], voxel_groups=[200, 200])
+    np.testing.assert_array_equal(together.alpha, np.hstack([a.alpha for a in alone]))
+    np.testing.assert_allclose(together.test_r, np.hstack([a.test_r for a in alone]), atol=1e-6)
+    np.testing.assert_allclose(together.validation_score, np.hstack([a.validation_score for a in alone]), atol=1e-6)
+
+
+def test_validation_score_is_the_one_at_the_shared_alpha():
+    """Layers are chosen on the validation r of the alpha that is used, not on the best alpha of each voxel."""
+    x_runs, y_runs = synthetic_runs(seed=10, n_voxels=300, signal_fraction=0.5)
+    shared = NestedRidgeCV(ALPHAS, alpha_per_voxel=False).fit_score(x_runs, y_runs)
+    for fold, fold_alphas in enumerate(shared.alpha):
+        alpha = fold_alphas[0]
+        single = NestedRidgeCV([alpha]).fit_score(x_runs, y_runs)
+        np.testing.assert_allclose(shared.validation_score[fold], single.validation_score[fold], atol=1e-6)
+
+
+@pytest.mark.parametrize("inner", [InnerCV("chunks", n_chunks=4), InnerCV("bootstrap", n_bootstraps=6,
+                                                                          chunk_length=15)])
+def test_inner_chunks_hold_out_the_repeats_of_their_scans(inner):
+    """A validation chunk's scans in another presentation of the same stimulus never train the inner model."""
+    group_rows = [[(0, 60), (60, 120)], [(120, 200)], [(200, 260), (260, 320), (320, 380)]]
+    twins = {}
+    for ranges in group_rows:
+        for offset in range(ranges[0][1] - ranges[0][0]):
+            rows = {start + offset for start, _ in ranges}
+            for row in rows:
+                twins[row] = rows
+    for validation in inner.validation_sets(group_rows, 380):
+        held_out = set(validation.tolist())
+        assert all(twins[row] <= held_out for row in held_out)

@@ -3,9 +3,48 @@
 import nibabel as nib
 import numpy as np
 
+from bids_encoding.errors import BadDataError
+
+
+def is_template_space(space):
+    """Whether ``space`` names a TemplateFlow template (from the package's bundled list; no download)."""
+    try:
+        import templateflow.api
+
+        return space in templateflow.api.templates()
+    except Exception:  # an unreadable TEMPLATEFLOW_HOME must not stop the analysis over a warning
+        return str(space).startswith("MNI")
+
+
+def check_mirror_symmetric(affine, shape):
+    """Raise unless every voxel's mirror across x = 0 is a voxel of the grid's lattice.
+
+    That needs x to depend on the first voxel index alone (no rotation
+    mixing it with the others) and the grid's x origin ``x0`` to be a whole
+    or half multiple of the voxel size ``dx`` (``2 x0 / dx`` an integer).
+    """
+    affine = np.asarray(affine, dtype=float)
+    dx, x0 = affine[0, 0], affine[0, 3]
+    tolerance = 1e-3 * max(abs(dx), 1e-6)
+    aligned = abs(dx) > 0 and np.all(np.abs(affine[0, 1:3]) < tolerance) and \
+        np.all(np.abs(affine[1:3, 0]) < tolerance)
+    steps = 2 * x0 / dx if aligned else np.nan
+    if not aligned or abs(steps - round(steps)) > 1e-3:
+        raise BadDataError(
+            f"the image grid is not symmetric about x = 0 (voxel size {dx:g} mm, x origin {x0:g} mm"
+            f"{'' if aligned else ', rotated axes'}): left and right voxels cannot be paired; resample the data "
+            "to a template grid (e.g. fMRIPrep's --output-spaces MNI152NLin2009cAsym:res-2)")
+
 
 def mirror_indices(affine, shape):
-    """For each voxel, the flat index of its mirror across x = 0 (-1 outside the grid or on the midline)."""
+    """For each voxel, the flat index of its mirror across x = 0 (-1 outside the grid or on the midline).
+
+    Raises
+    ------
+    BadDataError
+        When the grid is not symmetric about x = 0 (:func:`check_mirror_symmetric`).
+    """
+    check_mirror_symmetric(affine, shape)
     ijk = np.indices(shape).reshape(3, -1).T
     xyz = nib.affines.apply_affine(affine, ijk)
     xyz[:, 0] *= -1
@@ -57,10 +96,10 @@ def symmetric_subset(voxels, left, mirror):
     return (left_flat & (flat | mirrored)).reshape(left.shape)
 
 
-def mirror_difference(r_map, mask, mirror):
-    """Map minus its mirror image, on the left voxels of the mask (0 elsewhere)."""
+def mirror_difference(r_map, left, mirror):
+    """Map minus its mirror image on the ``left`` voxels (0 elsewhere, the right hemisphere included)."""
     flat = np.asarray(r_map, dtype=float).ravel()
     out = np.zeros_like(flat)
-    indices = np.flatnonzero(mask.ravel())
+    indices = np.flatnonzero(left.ravel())
     out[indices] = flat[indices] - flat[mirror[indices]]
     return out.reshape(np.shape(r_map))

@@ -15,7 +15,13 @@ import pandas as pd
 
 from bids_encoding.errors import BidsAppError
 from bids_encoding.group.collect import check_consistency, collect, model_table
-from bids_encoding.group.hemispheres import hemisphere_scores, mirror_difference, symmetric_mask, symmetric_subset
+from bids_encoding.group.hemispheres import (
+    hemisphere_scores,
+    is_template_space,
+    mirror_difference,
+    symmetric_mask,
+    symmetric_subset,
+)
 from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
 from bids_encoding.group.scaling import fit_line, multiple_table, scaling_table
 from bids_encoding.outputs import software_versions
@@ -143,19 +149,27 @@ def participant_scores(results, models, mask, left, mirror, reliable):
         for label, path in result.best_r.items():
             r_map = result.r_map(label)
             values = r_map.ravel()[inside]
-            n_top = max(1, int(round(0.1 * values.size)))
             layer_path = Path(str(path).replace("_stat-r_statmap", "_stat-layer_statmap"))
             layers = np.asarray(nib.load(layer_path).dataobj).ravel()[inside] if layer_path.exists() else None
             rows.append({
                 "participant": f"sub-{result.subject}", "model": label,
                 "mean_r": float(values.mean()),
                 "mean_r_reliable": float(r_map[reliable].mean()) if reliable is not None else float("nan"),
-                "mean_r_top10": float(np.sort(values)[-n_top:].mean()),
+                "mean_r_top10": _participant_measure(result, label, "mean_r_top10"),
                 "best_layer": float(np.median(layers)) if layers is not None else float("nan"),
                 **hemisphere_scores(r_map, left, mirror), **reliable_sides(r_map)})
     table = pd.DataFrame(rows).merge(models, on="model")
     table["log10_params"] = np.log10(table["n_params"].where(table["n_params"] > 0))
     return table
+
+
+def _participant_measure(result, label, column):
+    """A best-layer measure from the participant's own scores table (n/a when it has none)."""
+    table = result.scores
+    if column not in table.columns:
+        return float("nan")
+    rows = table[(table["model"] == label) & (table["layer"].astype(str) == "best")]
+    return float(rows[column].iloc[0]) if not rows.empty else float("nan")
 
 
 def parcel_scores(results, parcels, mask):
@@ -219,46 +233,40 @@ def _one_sample_t(output, maps, mask_img, affine, model, desc, description):
                  f"{description}, thresholded at FDR q < 0.05 (one-sided)", {"Threshold": float(threshold)})
 
 
-def _group_maps(output, results, models, mask, mirror, affine):
+def _group_maps(output, results, models, mask, left, mirror, affine):
     """Per model: one-sample t of Fisher-z r and of L - R; across models: the voxel-wise scaling slope."""
     mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
-    left_img = nib.Nifti1Image(_left_of(mask, affine).astype(np.uint8), affine)
-    maps_by_model = {label: [r.r_map(label) * mask
-                             for r in results if label in r.best_r] for label in models["model"]}
-    for label, maps in maps_by_model.items():
-        output.image(mirror_difference(np.mean(maps, axis=0), mask, mirror), affine,
+    left_img = nib.Nifti1Image(left.astype(np.uint8), affine)
+    maps_by_model = {label: {r.subject: r.r_map(label) * mask for r in results if label in r.best_r}
+                     for label in models["model"]}
+    for label, by_participant in maps_by_model.items():
+        maps = list(by_participant.values())
+        output.image(mirror_difference(np.mean(maps, axis=0), left, mirror), affine,
                      f"model-{label}_desc-LminusR_stat-r_statmap",
                      "Group-mean best-layer r minus its mirror image (left voxels; right and midline 0)")
         if len(maps) < 2:
             continue
         _one_sample_t(output, [np.arctanh(np.clip(m, -0.999, 0.999)) for m in maps], mask_img, affine,
                       label, "", "One-sample t of Fisher-z best-layer r over participants")
-        _one_sample_t(output, [mirror_difference(m, mask, mirror) for m in maps], left_img, affine,
+        _one_sample_t(output, [mirror_difference(m, left, mirror) for m in maps], left_img, affine,
                       label, "LminusR", "One-sample t of r minus its mirror image over participants")
     trained = models[~models["baseline"]]
     if trained["n_params"].nunique() < 2:
         return
     centered = np.log10(trained["n_params"].astype(float).to_numpy())
     centered = centered - centered.mean()
-    n_participants = min(len(maps_by_model[label]) for label in trained["model"])
-    slopes = [sum(c * maps_by_model[label][p] for c, label in zip(centered, trained["model"])) / (centered ** 2).sum()
-              for p in range(n_participants)]
+    complete = [subject for subject in sorted({r.subject for r in results})
+                if all(subject in maps_by_model[label] for label in trained["model"])]
+    if not complete:
+        return
+    slopes = [sum(c * maps_by_model[label][subject] for c, label in zip(centered, trained["model"]))
+              / (centered ** 2).sum() for subject in complete]
     output.image(np.mean(slopes, axis=0) * mask, affine, "stat-slope_statmap",
                  "Voxel-wise slope of best-layer r on log10(parameters), mean over participants (trained models)",
-                 {"Models": list(trained["model_id"])})
-    if n_participants >= 2:
+                 {"Models": list(trained["model_id"]), "Participants": [f"sub-{s}" for s in complete]})
+    if len(slopes) >= 2:
         _one_sample_t(output, slopes, mask_img, affine, None, "slope",
                       "One-sample t of the participants' voxel-wise scaling slopes")
-
-
-def _is_template(space):
-    """Whether ``space`` names a TemplateFlow template (from the package's bundled list; no download)."""
-    try:
-        import templateflow.api
-
-        return space in templateflow.api.templates()
-    except Exception:  # an unreadable TEMPLATEFLOW_HOME must not stop the analysis over a warning
-        return space.startswith("MNI")
 
 
 def _with_desc(entities, suffix):
@@ -266,11 +274,6 @@ def _with_desc(entities, suffix):
     if "desc-" in entities:
         return re.sub(r"desc-([0-9A-Za-z]+)", rf"desc-\g<1>{suffix}", entities, count=1)
     return f"{entities}_desc-{suffix}"
-
-
-def _left_of(mask, affine):
-    x = nib.affines.apply_affine(affine, np.indices(mask.shape).reshape(3, -1).T)[:, 0].reshape(mask.shape)
-    return mask & (x < 0)
 
 
 def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None, reliable_fraction=0.25):
@@ -293,7 +296,7 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None, reliab
         mask, left, mirror = symmetric_mask([np.asarray(nib.load(r.mask_path).dataobj) > 0 for r in members],
                                             affine)
         models = model_table(members)
-        if not _is_template(members[0].space):
+        if not is_template_space(members[0].space):
             LOGGER.warning("space-%s is not a TemplateFlow template: hemispheres are split at x = 0 of the images' "
                            "affine and the language ROIs are MNI coordinates, so left/right and ROI results hold "
                            "only if the data are aligned to MNI space", members[0].space)
@@ -326,7 +329,7 @@ def run_group_level(config, atlas=None, n_bootstraps=2000, roi_file=None, reliab
                              "(numbered parcels of a region united), left and right")
                 output.table(_roi_scaling(atlas_rois, models), f"atlas-{atlas}_roifits",
                              "Per region: correlation of group-mean L - R with log10(parameters), trained models")
-            _group_maps(output, members, models, mask, mirror, affine)
+            _group_maps(output, members, models, mask, left, mirror, affine)
             if not trained.empty and trained["n_params"].nunique() >= 2:
                 baselines = scores[scores["baseline"]]
                 figures.scaling_figure(trained, fits, ["mean_r", "left", "right"],

@@ -3,16 +3,15 @@
 from bids_encoding.outputs.derivatives import (
     ParticipantOutput,
     derivative_name,
-    hemisphere_masks,
     software_versions,
-    summary_scores,
     write_dataset_description,
 )
+from bids_encoding.outputs.summary import participant_hemispheres, summary_scores
 
 __all__ = [
     "ParticipantOutput",
     "derivative_name",
-    "hemisphere_masks",
+    "participant_hemispheres",
     "software_versions",
     "summary_scores",
     "write_dataset_description",

@@ -24,7 +24,6 @@ from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE
 BIDS_VERSION = "1.10.0"
 CODE_URL = "https://github.com/bids-encoding/bids_encoding"
 BIDSIGNORE = ["logs/", "work/", "*.html", "figures/"]
-TOP_FRACTION = 0.10
 
 
 def software_versions():
@@ -86,25 +85,6 @@ def derivative_name(subject, task, space, suffix, extension, **entities):
         if entities.get(key) is not None:
             parts.append(f"{key}-{entities[key]}")
     return "_".join(parts) + f"_{suffix}{extension}"
-
-
-def hemisphere_masks(mask_img):
-    """Left (x < 0) and right (x > 0) masks over the mask's voxels; x = 0 is neither."""
-    ijk = np.argwhere(np.asarray(mask_img.dataobj) > 0)
-    x = nib.affines.apply_affine(mask_img.affine, ijk)[:, 0]
-    return x < 0, x > 0
-
-
-def summary_scores(r_map, left, right):
-    """Mean r over the mask, left, right, and the top 10% voxels."""
-    r_map = np.asarray(r_map, dtype=np.float64)
-    n_top = max(1, int(round(TOP_FRACTION * r_map.size)))
-    return {
-        "mean_r": float(r_map.mean()),
-        "mean_r_left": float(r_map[left].mean()) if left.any() else float("nan"),
-        "mean_r_right": float(r_map[right].mean()) if right.any() else float("nan"),
-        "mean_r_top10": float(np.sort(r_map)[-n_top:].mean()),
-    }
 
 
 class ParticipantOutput:

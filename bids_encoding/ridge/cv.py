@@ -12,6 +12,10 @@ Inner loop (choosing alphas, and layers), over the outer fold's training rows:
 - ``bootstrap``: ``n_bootstraps`` random draws of chunks of ``chunk_length``
   scans held out together, a fraction ``held_out`` of the chunks each time
   (Huth lab).
+
+With ``chunks`` and ``bootstrap``, the same scans of every other presentation
+of a validation chunk's stimulus are held out (and scored) with it: a repeat
+left in the inner training set would make the validation score optimistic.
 """
 
 from dataclasses import asdict, dataclass
@@ -90,12 +94,25 @@ class InnerCV:
             return [rows(group_rows[-1])]
         if self.scheme == "chunks":
             bounds = np.linspace(0, n_rows, self.n_chunks + 1).round().astype(int)
-            return [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        starts = np.arange(0, n_rows, self.chunk_length)
-        n_held = max(1, int(round(self.held_out * len(starts))))
-        rng = np.random.default_rng(self.seed)
-        sets = []
-        for _ in range(self.n_bootstraps):
-            chosen = np.sort(rng.choice(starts, n_held, replace=False))
-            sets.append(np.concatenate([np.arange(s, min(s + self.chunk_length, n_rows)) for s in chosen]))
-        return sets
+            sets = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        else:
+            starts = np.arange(0, n_rows, self.chunk_length)
+            n_held = max(1, int(round(self.held_out * len(starts))))
+            rng = np.random.default_rng(self.seed)
+            sets = []
+            for _ in range(self.n_bootstraps):
+                chosen = np.sort(rng.choice(starts, n_held, replace=False))
+                sets.append(np.concatenate([np.arange(s, min(s + self.chunk_length, n_rows)) for s in chosen]))
+        scan_of_stimulus = _scan_of_stimulus(group_rows, n_rows)
+        return [np.flatnonzero(np.isin(scan_of_stimulus, scan_of_stimulus[rows])) for rows in sets]
+
+
+def _scan_of_stimulus(group_rows, n_rows):
+    """For every training row, an id shared by the same scan of every presentation of its stimulus."""
+    ids = np.arange(n_rows)
+    next_id = n_rows
+    for ranges in group_rows:
+        for start, stop in ranges:
+            ids[start:stop] = next_id + np.arange(stop - start)
+        next_id += max(stop - start for start, stop in ranges)
+    return ids

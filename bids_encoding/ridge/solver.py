@@ -23,6 +23,7 @@ import torch
 
 from bids_encoding.ridge.cv import InnerCV, stimulus_groups
 
+ALPHA_SCORES = ("r", "r2")
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
 BLOCK_MULTIPLE = 64
 LIBRARY_OVERHEAD = 32 * 2 ** 20  # workspaces of the linear-algebra libraries, counted in --mem
@@ -85,9 +86,10 @@ class CVResult:
     ----------
     test_r, test_r2 : numpy.ndarray ``(n_folds, n_voxels)``
         Pearson r and R² on each held-out stimulus.
-    validation_r : numpy.ndarray ``(n_folds, n_voxels)``
-        Best inner-validation r (mean over inner splits) in each outer fold:
-        what layers are chosen on, never the test r.
+    validation_score : numpy.ndarray ``(n_folds, n_voxels)``
+        Inner-validation score (r or R², mean over inner splits) at the alpha
+        chosen in each outer fold: what layers are chosen on, never the test
+        data.
     alpha : numpy.ndarray ``(n_folds, n_voxels)``
         Alpha chosen in each outer fold.
     predictions, targets : list of numpy.ndarray ``(n_test, n_voxels)``
@@ -98,7 +100,7 @@ class CVResult:
 
     test_r: np.ndarray
     test_r2: np.ndarray
-    validation_r: np.ndarray
+    validation_score: np.ndarray
     alpha: np.ndarray
     predictions: list = field(default_factory=list)
     targets: list = field(default_factory=list)
@@ -128,30 +130,36 @@ class _Eigen:
 
 
 class _ValidationScorer:
-    """Validation r of every alpha for one inner split, from the split's training ``XᵀY``.
+    """Validation score of every alpha for one inner split, from the split's training ``XᵀY``.
 
     ``M_α = P diag(1/(λ + α)) Vᵀ`` is formed once per split, so the
     predictions of all alphas are one product ``[M_α]_α · XᵀY`` per block of
     voxels and no per-block rotation into the eigenbasis is needed.
     """
 
-    def __init__(self, split, alphas):
+    def __init__(self, split, alphas, score="r"):
         inverse = 1.0 / (split.eigenvalues[None, :] + alphas[:, None])  # (A, p)
         n_alphas, (n_rows, n_features) = len(alphas), split.projected.shape
         shrunk = split.projected[None] * inverse[:, None, :]  # (A, n_val, p)
         self.operator = (shrunk.reshape(n_alphas * n_rows, n_features) @ split.eigenvectors.T)
         self.operator_mean = self.operator.reshape(n_alphas, n_rows, n_features).mean(dim=1)  # (A, p)
         self.n_alphas = n_alphas
+        self.score = score
 
     def scores(self, cross, y_val):
-        """Pearson r ``(n_alphas, n_voxels)`` of the validation predictions."""
+        """Pearson r or R² ``(n_alphas, n_voxels)`` of the validation predictions."""
         n_rows = y_val.shape[0]
         prediction = (self.operator @ cross).reshape(self.n_alphas, n_rows, -1)
-        prediction -= (self.operator_mean @ cross)[:, None, :]
         y_centered = y_val - y_val.mean(dim=0, keepdim=True)
+        total = (y_centered.double() ** 2).sum(dim=0)
+        if self.score == "r2":
+            residual = torch.linalg.vector_norm(prediction - y_val[None], dim=1).double() ** 2
+            r2 = torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), torch.zeros_like(residual))
+            return r2.to(cross.dtype)
+        prediction -= (self.operator_mean @ cross)[:, None, :]
         numerator = (prediction * y_centered).sum(dim=1).double()
         sum_squares = torch.linalg.vector_norm(prediction, dim=1).double() ** 2
-        denominator = torch.sqrt(sum_squares * (y_centered.double() ** 2).sum(dim=0))
+        denominator = torch.sqrt(sum_squares * total)
         r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
         return r.to(cross.dtype)
 
@@ -165,8 +173,13 @@ class NestedRidgeCV:
     inner_cv : InnerCV
         How alphas are chosen inside each outer fold.
     alpha_per_voxel : bool
-        One alpha per voxel (default), or one shared by all voxels
-        (Bonnasse-Gahot & Pallier), chosen on the mean validation r.
+        One alpha per voxel (default), or one shared by all voxels of a
+        participant (Bonnasse-Gahot & Pallier), chosen on their mean
+        validation score.
+    alpha_score : str
+        What alphas (and layers) are chosen on: ``r``, the validation Pearson
+        r (the seed papers), or ``r2``, the validation R² (himalaya, the
+        Gallant lab).
     device : str
         ``cpu`` or ``cuda``.
     mem : int or None
@@ -179,8 +192,11 @@ class NestedRidgeCV:
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, inner_cv=InnerCV(), alpha_per_voxel=True, device="cpu", mem=None,
-                 voxel_chunk=None, tf32=False, dtype=torch.float32):
+                 voxel_chunk=None, tf32=False, dtype=torch.float32, alpha_score="r"):
+        if alpha_score not in ALPHA_SCORES:
+            raise ValueError(f"alpha_score must be one of {ALPHA_SCORES}")
         self.alphas = tuple(sorted(float(a) for a in alphas))
+        self.alpha_score = alpha_score
         self.inner_cv = inner_cv
         self.alpha_per_voxel = alpha_per_voxel
         self.device = device
@@ -193,7 +209,9 @@ class NestedRidgeCV:
 
     def record(self):
         """Settings for the sidecars."""
-        return {"Alphas": list(self.alphas), "AlphaChoice": "per voxel" if self.alpha_per_voxel else "shared",
+        return {"Alphas": list(self.alphas),
+                "AlphaChoice": "per voxel" if self.alpha_per_voxel else "shared by the voxels of each participant",
+                "AlphaScore": {"r": "validation Pearson r", "r2": "validation R²"}[self.alpha_score],
                 "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
                 "Intercept": False, "Solver": "eigendecomposition of XᵀX (torch)", "Device": str(self.device),
@@ -231,7 +249,8 @@ class NestedRidgeCV:
             block = np.pad(block, ((0, 0), (0, padding)))
         return self._tensor(block)
 
-    def fit_score(self, designs, responses, stimulus_keys=None, keep_predictions=False, progress=None):
+    def fit_score(self, designs, responses, stimulus_keys=None, keep_predictions=False, progress=None,
+                  voxel_groups=None):
         """Nested cross-validation.
 
         Parameters
@@ -247,6 +266,10 @@ class NestedRidgeCV:
             Keep held-out predictions and targets (for permutation tests).
         progress : callable or None
             Called once per outer fold.
+        voxel_groups : list of int or None
+            Numbers of consecutive voxels that belong to one participant (the
+            participants fitted together); a shared alpha is chosen for each
+            group. ``None``: all voxels are one participant's.
 
         Returns
         -------
@@ -256,10 +279,23 @@ class NestedRidgeCV:
         groups = stimulus_groups(keys)
         if len(designs) != len(responses) or len(groups) < 3:
             raise ValueError("nested leave-one-stimulus-out needs at least 3 distinct stimuli")
+        n_voxels = responses[0].shape[1]
+        voxel_groups = [n_voxels] if voxel_groups is None else [int(n) for n in voxel_groups]
+        if sum(voxel_groups) != n_voxels:
+            raise ValueError(f"voxel_groups add up to {sum(voxel_groups)}, the responses have {n_voxels} voxels")
         with _tf32(self.tf32), torch.no_grad():
-            return self._fit_score(designs, responses, groups, keep_predictions, progress)
+            return self._fit_score(designs, responses, groups, keep_predictions, progress, voxel_groups)
 
-    def _fit_score(self, designs, responses, groups, keep_predictions, progress):
+    def _shared_choice(self, scores, voxel_groups):
+        """Index of the alpha with the best mean score over each group's voxels, for every voxel."""
+        choices, start = [], 0
+        for size in voxel_groups:
+            best = scores[:, start:start + size].double().mean(dim=1).argmax()
+            choices.append(best.expand(size))
+            start += size
+        return torch.cat(choices)
+
+    def _fit_score(self, designs, responses, groups, keep_predictions, progress, voxel_groups):
         alphas = torch.tensor(self.alphas, dtype=self.dtype, device=self.device)
         x_runs = [self._tensor(x) for x in designs]
         n_voxels = responses[0].shape[1]
@@ -280,7 +316,7 @@ class NestedRidgeCV:
                 rows = torch.as_tensor(rows, device=self.device)
                 x_val = x_train[rows]
                 split = _Eigen(gram - x_val.double().T @ x_val.double(), x_val, self.dtype)
-                inner.append((rows, x_val, _ValidationScorer(split, alphas)))
+                inner.append((rows, x_val, _ValidationScorer(split, alphas, self.alpha_score)))
             outer = _Eigen(gram, x_runs[test_group[0]], self.dtype)
             block = self.block_size(len(x_train), x_train.shape[1], max(len(rows) for rows, _, _ in inner),
                                     len(designs[test_group[0]]), n_voxels)
@@ -302,16 +338,20 @@ class NestedRidgeCV:
                     scores[:, columns] += scorer.scores(cross - x_val.T @ y_val, y_val)
                 scores[:, columns] /= len(inner)
                 if self.alpha_per_voxel:
-                    tested.append(self._test_block(voxels, outer, cross, scores[:, columns], alphas, responses,
-                                                   test_group, keep_predictions))
+                    tested.append(self._test_block(voxels, outer, cross, scores[:, columns].argmax(dim=0), alphas,
+                                                   responses, test_group, keep_predictions))
             scores = scores[:, :n_voxels]
-            if not self.alpha_per_voxel:
-                shared = scores.mean(dim=1, keepdim=True)
+            if self.alpha_per_voxel:
+                choice = scores.argmax(dim=0)
+            else:
+                choice = self._shared_choice(scores, voxel_groups)
                 for voxels in blocks:
                     cross = training_block(voxels)[1]
-                    tested.append(self._test_block(voxels, outer, cross, shared.expand(-1, cross.shape[1]),
-                                                   alphas, responses, test_group, keep_predictions))
-            result.validation_r[fold] = scores.max(dim=0).values.cpu().numpy()
+                    padded_choice = torch.zeros(cross.shape[1], dtype=torch.long, device=self.device)
+                    padded_choice[:voxels.stop - voxels.start] = choice[voxels]
+                    tested.append(self._test_block(voxels, outer, cross, padded_choice, alphas, responses,
+                                                   test_group, keep_predictions))
+            result.validation_score[fold] = scores.gather(0, choice[None]).squeeze(0).cpu().numpy()
             for name in ("test_r", "test_r2", "alpha"):
                 getattr(result, name)[fold] = np.concatenate([block[name] for block in tested])
             if keep_predictions:
@@ -321,9 +361,9 @@ class NestedRidgeCV:
                 progress()
         return result
 
-    def _test_block(self, voxels, outer, cross, scores, alphas, responses, test_group, keep):
-        """Refit on all training rows with each voxel's alpha; score on the held-out stimulus."""
-        alpha_per_voxel = alphas[scores.argmax(dim=0)]
+    def _test_block(self, voxels, outer, cross, choice, alphas, responses, test_group, keep):
+        """Refit on all training rows with each voxel's alpha (index ``choice``); score on the held-out stimulus."""
+        alpha_per_voxel = alphas[choice]
         prediction = outer.projected @ outer.weights_for(cross, alpha_per_voxel)
         target = torch.stack([self._columns(responses[run], voxels) for run in test_group]).mean(dim=0)
         width = voxels.stop - voxels.start
