@@ -30,3 +30,15 @@ def test_continuous_context_keeps_repeats_of_a_story_together():
     assert len({s.cache_key for s in continued}) == 5  # A after B, A after C: other context, other features
     assert continued[2].context_words == tuple(STORIES["B"].words["word"])
     assert continued[4].context_words == tuple(STORIES["C"].words["word"])
+
+
+def test_runs_are_ordered_by_number(tmp_path, tiny_model):
+    """run-10 comes after run-9, not after run-1 (context continues from, and validation takes, the right run)."""
+    from bids_encoding.inputs import load_layout, select_runs
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=11, seed=2)
+    layout = load_layout(tmp_path / "bids", tmp_path / "index")
+    runs = select_runs(layout, "01")["story"]
+    assert [int(run.run) for run in runs] == list(range(1, 12))
+    assert runs[9].bold_path.name == "sub-01_task-story_run-10_bold.nii.gz"

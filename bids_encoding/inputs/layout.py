@@ -122,6 +122,14 @@ def _run_key(bold):
     return (entities.get("task"), entities.get("session"), entities.get("run"))
 
 
+def _label_order(label):
+    """Sort key of an entity label: numbers as numbers (run-2 before run-10), then text; missing first."""
+    if label is None:
+        return (0, 0, "")
+    text = str(label)
+    return (1, int(text), text) if text.isdigit() else (2, 0, text)
+
+
 def _read_n_scans(bold_path):
     try:
         shape = nib.load(str(bold_path)).shape
@@ -233,7 +241,7 @@ def select_runs(layout, subject, task=None, space=None):
         by_key[key] = bold
 
     runs_by_task = {}
-    for key in sorted(by_key, key=lambda k: tuple(str(x) for x in k)):
+    for key in sorted(by_key, key=lambda k: tuple(_label_order(x) for x in k)):
         bold = by_key[key]
         bold_path = Path(bold.path)
         events_path = _events_file(layout, bold)
