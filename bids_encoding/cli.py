@@ -42,7 +42,7 @@ def build_parser():
     from bids_encoding.config import DEFAULT_MODELS
     from bids_encoding.design import DesignSettings
     from bids_encoding.features.extract import POOLINGS
-    from bids_encoding.inputs.bold import DEFAULT_HIGH_PASS
+    from bids_encoding.design import DEFAULT_HIGH_PASS
     from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
     from bids_encoding.ridge.cv import INNER_SCHEMES
     from bids_encoding.ridge.significance import PERMUTATION_SCHEMES
@@ -102,10 +102,13 @@ def build_parser():
             help="model dtype (auto: bfloat16 on a GPU that supports it, else float32)")
 
     fit = parser.add_argument_group("design and fit")
-    _option(fit, "--trim-scans", type=int, default=DesignSettings.trim_start,
-            help="scans dropped at the start and at the end of every run (BOLD and design)")
+    _option(fit, "--trim-scans", type=int, nargs="+", default=[DesignSettings.trim_start, DesignSettings.trim_end],
+            metavar=("START", "END"),
+            help="scans dropped at the start and at the end of every run (BOLD and design; one number: both); "
+                 "both seed papers drop the first 10, Antonello et al. the last 5, Bonnasse-Gahot & Pallier "
+                 "the last 10")
     _option(fit, "--hrf-model", default=DesignSettings.hrf_model, help="nilearn HRF model")
-    _option(fit, "--high-pass", type=float, default=DEFAULT_HIGH_PASS, help="BOLD high-pass cutoff in Hz")
+    _option(fit, "--high-pass", type=float, default=DEFAULT_HIGH_PASS, help="high-pass cutoff in Hz of the per-run cleaning of BOLD and design (0: none)")
     _option(fit, "--design", choices=("hrf", "lanczos-fir"), default="hrf",
             help="hrf: features convolved with the HRF (Bonnasse-Gahot & Pallier); lanczos-fir: Lanczos "
                  "resampling to scan times then FIR delays (Antonello et al.)")
@@ -234,11 +237,14 @@ def _output_paths(args):
 def config_from_args(args):
     """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig`."""
     from bids_encoding.config import ParticipantConfig, resolve_device
-    from bids_encoding.design import DesignSettings
+    from bids_encoding.design import Cleaning, DesignSettings
     from bids_encoding.features import FeatureSettings
     from bids_encoding.ridge import InnerCV
 
-    for name, minimum in (("trim_scans", 0), ("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
+    trim = list(args.trim_scans) * (2 if len(args.trim_scans) == 1 else 1)
+    if len(trim) != 2 or min(trim) < 0:
+        raise UsageError("--trim-scans takes START [END]: one or two numbers of scans >= 0")
+    for name, minimum in (("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
                           ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 0),
                           ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10)):
         if getattr(args, name) is not None and getattr(args, name) < minimum:
@@ -274,9 +280,9 @@ def config_from_args(args):
                                  right_context=args.right_context_tokens, batch_size=args.batch_size,
                                  layers=tuple(args.layers) if args.layers else None,
                                  continuous=args.continuous_context),
-        design=DesignSettings(kind=args.design, hrf_model=args.hrf_model, trim_start=args.trim_scans,
-                              trim_end=args.trim_scans, fir_delays=tuple(args.fir_delays)),
-        high_pass=args.high_pass,
+        design=DesignSettings(kind=args.design, hrf_model=args.hrf_model, trim_start=trim[0], trim_end=trim[1],
+                              fir_delays=tuple(args.fir_delays)),
+        cleaning=Cleaning(high_pass=args.high_pass or None),
         alphas=tuple(sorted(args.alphas)),
         alpha_per_voxel=args.alpha_choice == "voxel",
         alpha_score=args.alpha_score,

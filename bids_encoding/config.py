@@ -3,9 +3,8 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bids_encoding.design import DesignSettings
+from bids_encoding.design import Cleaning, DesignSettings
 from bids_encoding.features import FeatureSettings
-from bids_encoding.inputs.bold import DEFAULT_HIGH_PASS
 from bids_encoding.ridge import DEFAULT_ALPHAS, InnerCV
 
 DEFAULT_MODELS = ("sentence-transformers/all-MiniLM-L6-v2",)
@@ -31,7 +30,7 @@ class ParticipantConfig:
     validate: bool = True
     features: FeatureSettings = field(default_factory=FeatureSettings)
     design: DesignSettings = field(default_factory=DesignSettings)
-    high_pass: float = DEFAULT_HIGH_PASS
+    cleaning: Cleaning = field(default_factory=Cleaning)
     alphas: tuple = DEFAULT_ALPHAS
     alpha_per_voxel: bool = True
     alpha_score: str = "r"

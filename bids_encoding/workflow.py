@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from bids_encoding.errors import UsageError
+from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor, run_stimuli
 from bids_encoding.inputs import load_layout, select_runs
@@ -31,6 +31,7 @@ from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
 from bids_encoding.ridge.significance import fdr_qvalues, permutation_pvalues
 
 LOGGER = logging.getLogger(__name__)
+MIN_SCANS_AFTER_TRIM = 20
 
 
 def collect_runs(config):
@@ -46,6 +47,13 @@ def collect_runs(config):
     for subject in select_subjects(layout, config.participant_labels):
         for task, runs in select_runs(layout, subject, config.task, config.space).items():
             selected[(subject, task)] = runs
+    trim = config.design.trim_start + config.design.trim_end
+    for runs in selected.values():
+        for run in runs:
+            if run.n_scans - trim < MIN_SCANS_AFTER_TRIM:
+                raise BadDataError(f"{run.bold_path} has {run.n_scans} scans: after --trim-scans "
+                                   f"{config.design.trim_start} {config.design.trim_end} fewer than "
+                                   f"{MIN_SCANS_AFTER_TRIM} are left; trim fewer scans")
     return selected
 
 
@@ -88,7 +96,7 @@ def prepare_participant(subject, task, runs, config, stimulus_keys):
     """Mask and clean a participant's BOLD, compute the noise ceiling when stimuli repeat."""
     mask_img = brain_mask([run.bold_path for run in runs], config.mask)
     trim = (config.design.trim_start, config.design.trim_end)
-    responses = [clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
+    responses = [clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.cleaning)
                  for run in runs]
     space = runs[0].space or config.space or "orig"
     hemispheres = participant_hemispheres(mask_img, space)
@@ -152,9 +160,9 @@ def _base_sidecar(config, runs, spec, model_info, ridge):
         "Features": {**asdict(config.features), "window": model_info.get("window"),
                      "context": model_info.get("context"), "right_context": model_info.get("right_context"),
                      "layers": model_info["layers"], "LayerIndexing": "0 = embeddings, k = block k"},
-        "Design": {**config.design.record(), "ZScore": "per run"},
-        "BOLD": {"Detrend": True, "HighPassHz": config.high_pass, "Standardize": "zscore per run",
-                 "Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
+        "Design": config.design.record(),
+        "Cleaning": config.cleaning.record(),
+        "BOLD": {"Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
         "Ridge": ridge.record(),
         "Significance": ({"Test": "permutation", "Scheme": config.permutation_scheme,
                           "NumberOfPermutations": config.n_permutations, "Statistic": "fold-mean Pearson r",
@@ -215,8 +223,9 @@ def fit_group(participants, model_features, config):
                    disable=not config.progress, leave=False)
         best = BestLayer()
         for layer in model_info["layers"]:
-            designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix)
-                       for stimulus, matrix in zip(stimuli, matrices)]
+            designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
+                                                config.cleaning)
+                       for stimulus, matrix, run in zip(stimuli, matrices, runs)]
             try:
                 result = ridge.fit_score(designs, responses, keys, keep_predictions=keep,
                                          progress=lambda: bar.update(1),

@@ -29,7 +29,7 @@ def test_config_file_values_and_command_line_precedence(tmp_path):
                     'participant_label = ["01"]\n')
     args = parse_args(["bids", "out", "participant", "--config-file", str(toml), "--trim-scans", "3"])
     assert args.pooling == "mean"
-    assert args.trim_scans == 3
+    assert args.trim_scans == [3]
     assert args.models == ["gpt2", "facebook/opt-125m"]
     assert args.participant_label == ["01"]
     as_json = tmp_path / "config.json"
@@ -70,4 +70,18 @@ def test_work_dir_defaults_inside_output(tmp_path):
     config = config_from_args(build_parser().parse_args([str(tmp_path / "bids"), str(tmp_path / "out"),
                                                           "participant", "--device", "cpu"]))
     assert config.work_dir == (tmp_path / "out" / "work").resolve()
-    assert config.design.trim_start == 0
+
+
+@pytest.mark.parametrize("given, start, end", [([], 10, 5), (["10", "5"], 10, 5), (["4"], 4, 4), (["0", "3"], 0, 3)])
+def test_trim_scans_start_and_end(tmp_path, given, start, end):
+    (tmp_path / "bids").mkdir()
+    option = ["--trim-scans", *given] if given else []
+    config = config_from_args(parse_args([str(tmp_path / "bids"), str(tmp_path / "out"), "participant",
+                                          "--device", "cpu", *option]))
+    assert (config.design.trim_start, config.design.trim_end) == (start, end)
+
+
+def test_bad_trim_scans_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "bids").mkdir()
+    assert main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--trim-scans", "1", "2", "3"]) == 64
+    assert "--trim-scans" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 import numpy as np
 from nilearn.glm.first_level import compute_regressor
 
-from bids_encoding.design import DesignSettings, frame_times, hrf_design, word_response_matrix
+from bids_encoding.design import Cleaning, DesignSettings, frame_times, word_response_matrix
+from bids_encoding.ridge import NestedRidgeCV
 
 
 def test_response_matrix_equals_compute_regressor():
@@ -22,10 +23,10 @@ def test_trimming_and_zscore():
     rng = np.random.default_rng(1)
     onsets = np.sort(rng.uniform(2, 180, 200))
     response = word_response_matrix(onsets, np.full(200, 0.3), frame_times(100, 2.0))
-    design = hrf_design(rng.standard_normal((200, 3)), response, DesignSettings(trim_start=5, trim_end=7))
+    design = DesignSettings(trim_start=5, trim_end=7).regressors(rng.standard_normal((200, 3)), response, 2.0)
     assert design.shape == (88, 3)
     np.testing.assert_allclose(design.mean(0), 0, atol=1e-5)
-    np.testing.assert_allclose(design.std(0), 1, atol=1e-5)
+    np.testing.assert_allclose(design.std(0, ddof=1), 1, atol=1e-5)
 
 
 def test_frame_times_are_mid_volume():
@@ -73,5 +74,41 @@ def test_fir_delays_and_lanczos_design():
     words = pd.DataFrame({"onset": np.arange(2, 180, 0.4), "duration": 0.3})
     settings = DesignSettings(kind="lanczos-fir", trim_start=3, trim_end=2)
     matrix = settings.word_matrix(words, 95, 2.0)
-    regressors = settings.regressors(np.random.default_rng(0).standard_normal((len(words), 5)), matrix)
+    regressors = settings.regressors(np.random.default_rng(0).standard_normal((len(words), 5)), matrix, 2.0)
     assert regressors.shape == (90, 20)
+
+
+def test_lanczos_fir_design_is_zero_mean_after_delays_and_trimming():
+    """Z-scoring comes last: zero-filled delays and trimming would otherwise leave a mean the ridge cannot fit."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    words = pd.DataFrame({"onset": np.arange(2, 180, 0.4), "duration": 0.3})
+    features = rng.standard_normal((len(words), 4)) + 3.0  # features with a mean, as hidden states have
+    settings = DesignSettings(kind="lanczos-fir", trim_start=10, trim_end=5)
+    design = settings.regressors(features, settings.word_matrix(words, 95, 2.0), 2.0, Cleaning(high_pass=None))
+    np.testing.assert_allclose(design.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(design.std(axis=0, ddof=1), 1, atol=1e-4)
+
+
+def test_design_is_cleaned_as_the_bold():
+    """Features drift slowly; the BOLD loses its slow part to the high-pass, and so must the design."""
+    rng = np.random.default_rng(4)
+    tr, n_scans, cleaning, settings = 2.0, 300, Cleaning(), DesignSettings(trim_start=0, trim_end=0)
+    weights = rng.standard_normal((6, 40))
+    designs, uncleaned, responses = [], [], []
+    for _ in range(5):
+        onsets = np.sort(rng.uniform(0, tr * n_scans - 10, 1200))
+        drift = 3 * np.sin(2 * np.pi * onsets[:, None] / rng.uniform(300, 900, 6) + rng.uniform(0, 6, 6))
+        features = rng.standard_normal((1200, 6)) + drift
+        matrix = word_response_matrix(onsets, np.full(1200, 0.3), frame_times(n_scans, tr))
+        bold = (matrix @ features) @ weights
+        bold = bold / bold.std(0) + 2 * rng.standard_normal(bold.shape)
+        responses.append(cleaning.apply(bold, tr))
+        designs.append(settings.regressors(features, matrix, tr, cleaning))
+        raw = matrix @ features
+        uncleaned.append(((raw - raw.mean(0)) / raw.std(0)).astype(np.float32))
+    alphas = np.logspace(-1, 4, 11)
+    cleaned_r = NestedRidgeCV(alphas).fit_score(designs, responses).mean_r.mean()
+    uncleaned_r = NestedRidgeCV(alphas).fit_score(uncleaned, responses).mean_r.mean()
+    assert cleaned_r > uncleaned_r + 0.03, (cleaned_r, uncleaned_r)

@@ -23,7 +23,10 @@ class DesignSettings:
         Acquisition time of each scan as a fraction of TR
         (0.5: the middle of the volume, as Bonnasse-Gahot & Pallier).
     trim_start, trim_end : int
-        Scans dropped at the start and end of each run (BOLD and design).
+        Scans dropped at the start and end of each run (BOLD and design);
+        10 and 5 by default: both seed papers drop the first 10 scans,
+        Antonello et al. also the last 5 (Bonnasse-Gahot & Pallier the last
+        10).
     fir_delays : tuple of int
         Delays in scans for ``lanczos-fir``.
     lanczos_window : int
@@ -34,8 +37,8 @@ class DesignSettings:
     hrf_model: str = "glover"
     oversampling: int = 50
     frame_time_offset: float = 0.5
-    trim_start: int = 0
-    trim_end: int = 0
+    trim_start: int = 10
+    trim_end: int = 5
     fir_delays: tuple = (1, 2, 3, 4)
     lanczos_window: int = 3
 
@@ -55,13 +58,24 @@ class DesignSettings:
         midpoints = np.asarray(words["onset"]) + np.asarray(words["duration"]) / 2
         return lanczos_matrix(midpoints, times, repetition_time, self.lanczos_window)
 
-    def regressors(self, features, matrix):
-        """Regressors of one run from its word features and :meth:`word_matrix`."""
-        if self.kind == "hrf":
-            return hrf_design(features, matrix, self)
-        from bids_encoding.design.lanczos import lanczos_fir_design
+    def regressors(self, features, matrix, repetition_time, cleaning=None):
+        """Regressors of one run from its word features and :meth:`word_matrix`.
 
-        return lanczos_fir_design(features, matrix, self.fir_delays, self.trim_start, self.trim_end)
+        The whole run is convolved (or resampled and delayed), then trimmed,
+        then cleaned as the BOLD (``cleaning``, a
+        :class:`~bids_encoding.design.cleaning.Cleaning`: detrend, high-pass,
+        z-score last).
+        """
+        from bids_encoding.design.cleaning import Cleaning
+
+        if self.kind == "hrf":
+            design = matrix @ np.asarray(features, dtype=np.float64)
+        else:
+            from bids_encoding.design.lanczos import fir_delays
+
+            design = fir_delays(matrix @ np.asarray(features, dtype=np.float64), self.fir_delays)
+        design = design[self.trim_start: design.shape[0] - self.trim_end]
+        return (cleaning or Cleaning()).apply(design, repetition_time)
 
 
 def frame_times(n_scans, repetition_time, offset=0.5):
@@ -94,23 +108,3 @@ def zscore(data, axis=0):
     data = np.asarray(data, dtype=np.float64)
     std = data.std(axis=axis, keepdims=True)
     return (data - data.mean(axis=axis, keepdims=True)) / np.where(std > 0, std, 1.0)
-
-
-def hrf_design(features, response, settings):
-    """Regressors of one run: features convolved with the HRF, trimmed, z-scored.
-
-    Parameters
-    ----------
-    features : array ``(n_words, n_features)``
-    response : array ``(n_scans, n_words)``
-        From :func:`word_response_matrix`.
-    settings : DesignSettings
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_scans - trim_start - trim_end, n_features)`` float32.
-    """
-    design = response @ np.asarray(features, dtype=np.float64)
-    design = design[settings.trim_start: design.shape[0] - settings.trim_end]
-    return zscore(design).astype(np.float32)

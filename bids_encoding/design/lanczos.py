@@ -4,12 +4,12 @@ As the Huth lab's ``lanczosinterp2D``: each scan time ``t`` takes
 ``Σ_w L(t - t_w) f_w`` with ``L(x) = a sin(πcx) sin(πcx/a) / (πcx)²``
 (``L(0) = 1``, 0 beyond ``|cx| > a``), window ``a = 3`` and cutoff
 ``c = 1/TR``; word times are the words' midpoints. The resampled features
-are z-scored per run and stacked at delays of 1-4 scans (2-8 s at TR 2 s).
+are stacked at delays of 1-4 scans (2-8 s at TR 2 s), then trimmed and
+cleaned as the BOLD, z-scored last (:meth:`DesignSettings.regressors
+<bids_encoding.design.hrf.DesignSettings.regressors>`).
 """
 
 import numpy as np
-
-from bids_encoding.design.hrf import zscore
 
 
 def lanczos_kernel(times, cutoff, window=3):
@@ -40,23 +40,3 @@ def fir_delays(design, delays):
             moved[:delay] = design[-delay:]
         shifted.append(moved)
     return np.concatenate(shifted, axis=1)
-
-
-def lanczos_fir_design(features, response, delays, trim_start=0, trim_end=0):
-    """Regressors of one run: Lanczos-resampled features, z-scored, delayed, trimmed.
-
-    Parameters
-    ----------
-    features : array ``(n_words, n_features)``
-    response : array ``(n_scans, n_words)``
-        From :func:`lanczos_matrix`.
-    delays : sequence of int
-        In scans.
-
-    Returns
-    -------
-    numpy.ndarray ``(n_scans - trim_start - trim_end, n_features * len(delays))`` float32.
-    """
-    resampled = zscore(response @ np.asarray(features, dtype=np.float64))
-    delayed = fir_delays(resampled, delays)
-    return delayed[trim_start: delayed.shape[0] - trim_end].astype(np.float32)

@@ -11,8 +11,8 @@ import pandas as pd
 from bids_encoding.errors import BadDataError, MissingInputError
 
 # Sidecar sections that must match across participants for their results to be compared.
-SHARED_SETTINGS = ("Features", "Design", "BOLD")
-RIDGE_SETTINGS = ("Alphas", "AlphaChoice", "OuterCV", "InnerCV", "Score")
+SHARED_SETTINGS = ("Features", "Design", "Cleaning", "BOLD")
+RIDGE_SETTINGS = ("Alphas", "AlphaChoice", "AlphaScore", "OuterCV", "InnerCV", "Score")
 
 
 @dataclass

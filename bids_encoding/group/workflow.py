@@ -99,7 +99,7 @@ def _inter_subject_ceiling(config, results, mask, affine):
     if len(largest) < 2:
         return None
     trim = (config.design.trim_start, config.design.trim_end)
-    responses = [[partial(clean_run_bold, run.bold_path, mask_img, run.repetition_time, *trim, config.high_pass)
+    responses = [[partial(clean_run_bold, run.bold_path, mask_img, run.repetition_time, *trim, config.cleaning)
                   for run in runs] for runs in largest]
     return split_half_ceiling(responses)  # reads each run once, when needed
 

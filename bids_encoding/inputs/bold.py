@@ -1,11 +1,10 @@
 """BOLD: brain mask, masking, and per-run cleaning (nilearn)."""
 
 import numpy as np
-from nilearn import image, masking, signal
+from nilearn import image, masking
 
+from bids_encoding.design.cleaning import Cleaning
 from bids_encoding.errors import BadDataError, MissingInputError
-
-DEFAULT_HIGH_PASS = 1.0 / 128  # Hz, as Bonnasse-Gahot & Pallier
 
 
 def brain_mask(bold_paths, mask_path=None):
@@ -44,9 +43,8 @@ def brain_mask(bold_paths, mask_path=None):
     return mask
 
 
-def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0,
-                   high_pass=DEFAULT_HIGH_PASS):
-    """Mask, trim, detrend, high-pass and z-score one run.
+def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0, cleaning=Cleaning()):
+    """Mask, trim and clean one run (:class:`~bids_encoding.design.cleaning.Cleaning`, as the design).
 
     Returns
     -------
@@ -55,13 +53,4 @@ def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=
     """
     data = masking.apply_mask(str(bold_path), mask_img)
     n_scans = data.shape[0]
-    data = data[trim_start:n_scans - trim_end]
-    cleaned = signal.clean(
-        data,
-        detrend=True,
-        standardize="zscore_sample",
-        high_pass=high_pass,
-        t_r=repetition_time,
-        ensure_finite=True,
-    )
-    return cleaned.astype(np.float32)
+    return cleaning.apply(data[trim_start:n_scans - trim_end], repetition_time)

@@ -17,7 +17,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from bids_encoding.design import DesignSettings, frame_times, hrf_design, word_response_matrix
+from bids_encoding.design import frame_times, word_response_matrix
+from bids_encoding.design.hrf import zscore
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.synthetic.story import paragraphs
 
@@ -101,13 +102,13 @@ def _ar1_noise(rng, n_scans, n_voxels, phi):
 
 
 def _planted_components(loaded, runs, layer, n_components, repetition_time, n_scans, settings):
-    """Top principal components of one layer's HRF design, z-scored per run."""
+    """Top principal components of one layer's features convolved with the HRF (whole runs), z-scored per run."""
     designs = []
     settings = replace(settings, layers=(str(layer),))
     for words, scans in zip(runs, n_scans):
         features, _ = extract_word_features(loaded, list(words["word"]), settings, progress=False)
         response = word_response_matrix(words["onset"], words["duration"], frame_times(scans, repetition_time))
-        designs.append(hrf_design(features[layer], response, DesignSettings()))
+        designs.append(zscore(response @ features[layer]))
     stacked = np.concatenate(designs)
     _, _, vt = np.linalg.svd(stacked - stacked.mean(0), full_matrices=False)
     components = [design @ vt[:n_components].T for design in designs]
