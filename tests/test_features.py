@@ -9,7 +9,7 @@ import torch
 
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.features.alignment import join_words, word_token_ranges
-from bids_encoding.features.extract import plan_windows, resolve_layers
+from bids_encoding.features.extract import plan_windows, resolve_layers, right_context_mask
 from bids_encoding.features.models import model_label, parameter_counts
 from bids_encoding.synthetic.story import STORY
 
@@ -45,10 +45,18 @@ def token_pieces(tokenizer, words):
     """For each word, the text of the tokens between its first and last token."""
     text, spans = join_words(words)
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    first, last = word_token_ranges(encoding["offset_mapping"], spans, len(text))
+    first, last = word_token_ranges(encoding["offset_mapping"], spans, text)
     offsets = encoding["offset_mapping"]
     pieces = [text[offsets[a][0]:offsets[b][1]].strip() for a, b in zip(first, last)]
     return text, first, last, pieces
+
+
+def own_pieces_of(pieces, words):
+    """Each piece holds the word's letters and digits, and nothing outside the word."""
+    for piece, word in zip(pieces, words):
+        core = word.strip("".join(c for c in word if not c.isalnum()))
+        assert core.lower() in piece.lower() and piece.lower() in word.lower(), (piece, word)
+    return True
 
 
 def check_monotonic(first, last):
@@ -60,14 +68,23 @@ def test_wordpiece_alignment_real_minilm(minilm_tokenizer):
     _, first, last, pieces = token_pieces(minilm_tokenizer, WORDS)
     check_monotonic(first, last)
     assert (np.diff(first) > 0).all()
-    assert [p.lower() for p in pieces] == [w.lower() for w in WORDS]
-    assert (last - first).max() >= 2  # '##' continuations and glued punctuation
+    assert own_pieces_of(pieces, WORDS)
+    assert (last - first).max() >= 2  # '##' continuations
+
+
+def test_trailing_punctuation_is_not_the_word_vector(minilm_tokenizer):
+    """'prince,' with last pooling takes the vector of 'prince', not of ','."""
+    words = ["the", "little", "prince,", "said:", "«draw", "me", "a", "sheep!»", "...", "well"]
+    text, first, last, pieces = token_pieces(minilm_tokenizer, words)
+    assert pieces == ["the", "little", "prince", "said", "draw", "me", "a", "sheep", "...", "well"]
+    offsets = minilm_tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    assert [text[slice(*offsets[index])] for index in last[2:4]] == ["prince", "said"]
 
 
 def test_byte_level_bpe_alignment_real_smollm(smollm_tokenizer):
     _, first, last, pieces = token_pieces(smollm_tokenizer, WORDS)
     check_monotonic(first, last)
-    assert pieces == WORDS
+    assert own_pieces_of(pieces, WORDS)
 
 
 def test_byte_level_bpe_alignment_trained():
@@ -78,8 +95,8 @@ def test_byte_level_bpe_alignment_trained():
     bpe.train_from_iterator([STORY], vocab_size=300, min_frequency=2)
     _, first, last, pieces = token_pieces(PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer), WORDS)
     check_monotonic(first, last)
-    assert pieces == WORDS
-    assert (last - first).max() >= 2
+    assert own_pieces_of(pieces, WORDS)
+    assert (last - first).max() >= 1
 
 
 def test_sentencepiece_alignment():
@@ -92,7 +109,7 @@ def test_sentencepiece_alignment():
     assert any(t.startswith("▁") for t in tokenizer.tokenize("The lighthouse"))
     _, first, last, pieces = token_pieces(tokenizer, WORDS)
     check_monotonic(first, last)
-    assert pieces == WORDS
+    assert own_pieces_of(pieces, WORDS)
 
 
 @pytest.mark.parametrize("which", ["minilm", "smollm"])
@@ -148,7 +165,7 @@ def reference_hidden_states(loaded, token_ids):
 def word_ranges(loaded, words):
     text, spans = join_words(words)
     encoding = loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    first, last = word_token_ranges(encoding["offset_mapping"], spans, len(text))
+    first, last = word_token_ranges(encoding["offset_mapping"], spans, text)
     return encoding["input_ids"], first, last
 
 
@@ -196,7 +213,9 @@ def test_encoder_special_tokens_and_early_stop():
     text, _ = join_words(words)
     with torch.no_grad():
         encoded = loaded.tokenizer(text, return_tensors="pt")  # with [CLS] ... [SEP]
-        reference = loaded.model(**encoded, output_hidden_states=True).hidden_states
+        causal = right_context_mask(encoded["attention_mask"], 0)  # no right context by default
+        reference = loaded.model(input_ids=encoded["input_ids"], attention_mask=causal,
+                                 output_hidden_states=True).hidden_states
     _, _, last = word_ranges(loaded, words)
     np.testing.assert_allclose(everything[6], reference[6][0, 1:-1][last].numpy(), atol=1e-4)
 

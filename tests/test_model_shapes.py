@@ -62,3 +62,29 @@ def test_parameter_counts_include_an_untied_language_model_head(tmp_path):
     assert counts["n_params_no_head"] == 44_670_976
     embeddings = 50304 * 512
     assert counts["n_params_non_embedding"] == counts["n_params_no_head"] - embeddings
+
+
+def tiny_bert(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    tokenizer, vocab_size = story_tokenizer(("[CLS]", "[PAD]", "[SEP]", "[UNK]"), wrap=("[CLS]", "[SEP]"))
+    config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, pad_token_id=1)
+    return load_model(parse_model_spec(str(save_tiny_model(tmp_path / "bert", BertModel, config, tokenizer))))
+
+
+def test_encoder_right_context_is_a_fixed_number_of_tokens(tmp_path):
+    """Changing word k changes the features of words k - R .. end only, wherever they fall in their windows."""
+    loaded = tiny_bert(tmp_path)
+    assert loaded.is_encoder
+    words = [word for word in STORY.split() if word.isalpha()][:150]  # one token per word
+    changed = list(words)
+    changed[100] = words[3]
+    for right in (0, 3):
+        settings = FeatureSettings(window=40, right_context=right)
+        before, info = extract_word_features(loaded, words, settings, progress=False)
+        after, _ = extract_word_features(loaded, changed, settings, progress=False)
+        assert info["right_context"] == right
+        differs = np.abs(before[2] - after[2]).max(axis=1) > 1e-5
+        assert not differs[:100 - right].any()
+        assert differs[100 - right:101].all()

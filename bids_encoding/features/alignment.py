@@ -50,11 +50,15 @@ def join_words(words, separator=None):
     return separator.join(words), spans
 
 
-def word_token_ranges(offsets, spans, text_length):
-    """First and last token of every word; -1 for words no token covers.
+def word_token_ranges(offsets, spans, text):
+    """First and last token of every word's own tokens; -1 for words no token covers.
 
     A token covers a word when its character offsets overlap the word's
-    span on a non-space character.
+    span on a non-space character. A word's own tokens are those that cover
+    one of its letters or digits: punctuation written with the word
+    ("prince," or "«hello»") has tokens of its own that are left out, so
+    ``last`` pooling takes the word's vector, not the comma's. A word made of
+    punctuation alone keeps all its tokens.
 
     Parameters
     ----------
@@ -62,26 +66,36 @@ def word_token_ranges(offsets, spans, text_length):
         Character offsets of each token (``return_offsets_mapping``).
     spans : list of (start, end)
         Character span of each word.
-    text_length : int
+    text : str
+        The text the offsets refer to.
 
     Returns
     -------
     first, last : numpy.ndarray of int
     """
-    char_word = np.full(text_length + 1, -1, dtype=np.int64)
+    char_word = np.full(len(text) + 1, -1, dtype=np.int64)
     for index, (start, end) in enumerate(spans):
         char_word[start:end] = index
+    is_content = np.array([character.isalnum() for character in text] + [False])
     n_words = len(spans)
-    first = np.full(n_words, np.iinfo(np.int64).max, dtype=np.int64)
-    last = np.full(n_words, -1, dtype=np.int64)
+    none = np.iinfo(np.int64).max
+    first, content_first = np.full(n_words, none, dtype=np.int64), np.full(n_words, none, dtype=np.int64)
+    last, content_last = np.full(n_words, -1, dtype=np.int64), np.full(n_words, -1, dtype=np.int64)
     for token, (start, end) in enumerate(offsets):
         if end <= start:
             continue
         owners = char_word[start:end]
-        owners = owners[owners >= 0]
-        if owners.size:
-            low, high = owners.min(), owners.max()
-            first[low:high + 1] = np.minimum(first[low:high + 1], token)
-            last[low:high + 1] = np.maximum(last[low:high + 1], token)
+        inside = owners >= 0
+        if not inside.any():
+            continue
+        low, high = owners[inside].min(), owners[inside].max()
+        first[low:high + 1] = np.minimum(first[low:high + 1], token)
+        last[low:high + 1] = np.maximum(last[low:high + 1], token)
+        for word in np.unique(owners[inside & is_content[start:end]]):
+            content_first[word] = min(content_first[word], token)
+            content_last[word] = max(content_last[word], token)
+    has_content = content_last >= 0
+    first = np.where(has_content, content_first, first)
+    last = np.where(has_content, content_last, last)
     first[last < 0] = -1
     return first, last

@@ -9,7 +9,7 @@ from bids_encoding.features.extract import FeatureSettings, extract_word_feature
 from bids_encoding.features.models import load_model, parameter_counts, resolve_dtype
 
 LOGGER = logging.getLogger(__name__)
-FEATURE_CODE_VERSION = 2
+FEATURE_CODE_VERSION = 3  # 3: own-token pooling, fixed encoder right context
 
 
 @dataclass(frozen=True)

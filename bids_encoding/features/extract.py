@@ -42,7 +42,9 @@ class FeatureSettings:
         that keeps each token to at most two passes (half the window, less
         the right context).
     right_context : int or None
-        Encoder models only: minimum right context; ``None`` = 0.
+        Encoder models only: tokens of right context every token attends
+        to (an attention mask fixes it; fewer only at the end of a run);
+        ``None`` = 0, a causal mask.
     batch_size : int or None
         Windows per forward pass; ``None`` = sized to the free memory.
     layers : tuple of str or None
@@ -175,6 +177,20 @@ def auto_batch_size(loaded, window, n_kept_layers, device):
     return int(max(1, min(64, _free_memory(device) // 4 // per_window)))
 
 
+def right_context_mask(padding, right):
+    """4-D attention mask for an encoder: token ``i`` sees keys ``j <= i + right`` that are not padding.
+
+    An encoder reads both ways, so a word's right context would depend on
+    where it falls in its window (0 to ``window - context`` tokens). This
+    fixes it: exactly ``right`` tokens (fewer only at the end of a run);
+    ``right = 0`` is a causal mask, as the listener has heard no further.
+    """
+    length = padding.shape[1]
+    positions = torch.arange(length)
+    visible = positions[None, :] <= positions[:, None] + right
+    return padding.bool()[:, None, None, :] & visible[None, None]
+
+
 class _StopForward(Exception):
     pass
 
@@ -277,7 +293,7 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
     text, spans = join_words(words)
     # the whole run at once is longer than the model's window, hence verbose=False
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    first, last = word_token_ranges(encoding["offset_mapping"], spans, len(text))
+    first, last = word_token_ranges(encoding["offset_mapping"], spans, text)
     context_ids = []
     if context_words and left:
         context_text, _ = join_words(list(context_words))
@@ -303,6 +319,8 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
                 for row, ids in enumerate(inputs):
                     input_ids[row, :len(ids)] = torch.tensor(ids)
                     attention[row, :len(ids)] = 1
+                if loaded.is_encoder:
+                    attention = right_context_mask(attention, right)
                 hidden, ffn = capture.run(loaded.model, input_ids.to(device), attention.to(device))
                 for row, (start, keep_from, keep_to) in enumerate(batch):
                     local = slice(len(prefix_ids) + keep_from - start, len(prefix_ids) + keep_to - start)
