@@ -55,6 +55,32 @@ def write_participant_outputs(root, n_participants=12, slope=0.017, lr_growth=0.
     return root
 
 
+# The columns docs/outputs.md and docs/group.md name for each table.
+DOCUMENTED_COLUMNS = {
+    "scores": {"participant", "model", "mean_r", "mean_r_reliable", "mean_r_top10", "left", "right", "l_minus_r"},
+    "fits": {"measure", "predictor", "family", "level", "slope", "intercept", "ci_low", "ci_high", "p"},
+    "multifits": {"measure", "term", "coefficient", "ci_low", "ci_high"},
+    "rois": {"participant", "model", "roi", "left", "right", "l_minus_r"},
+    "roifits": {"roi", "r_lminusr_log10_params", "slope", "mean_l_minus_r"},
+}
+PARTICIPANT_COLUMNS = {"model", "layer", "n_params", "n_params_no_head", "n_params_non_embedding", "mean_r",
+                       "mean_r_left", "mean_r_right", "mean_r_top10", "mean_r2", "mean_r2_top10"}
+
+
+def assert_every_table_loads(root, participant_tables=True):
+    """Every TSV under ``root`` loads with pandas and has the columns its docs name."""
+    tables = sorted(root.rglob("*.tsv"))
+    assert tables
+    for path in tables:
+        if "/work/" in str(path):
+            continue
+        frame = pd.read_csv(path, sep="\t")
+        suffix = path.name[:-len(".tsv")].rsplit("_", 1)[1]
+        expected = PARTICIPANT_COLUMNS if path.name.startswith("sub-") and participant_tables else \
+            DOCUMENTED_COLUMNS.get(suffix, set())
+        assert len(frame.columns) > 0 and expected <= set(frame.columns), path.name
+
+
 def group_fit(fits, measure):
     row = fits[(fits["level"] == "group") & (fits["measure"] == measure) & (fits["predictor"] == "log10_params")
                & (fits["family"] == "all")]
@@ -107,6 +133,8 @@ def test_one_model_gives_lateralization_without_scaling(tmp_path):
     assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "50"]) == 0
     prefix = root / "group" / "task-story_space-MNI152NLin2009cAsym"
     assert pd.read_csv(f"{prefix}_fits.tsv", sep="\t").empty
+    assert pd.read_csv(f"{prefix}_roifits.tsv", sep="\t").empty
+    assert_every_table_loads(root / "group")
     scores = pd.read_csv(f"{prefix}_scores.tsv", sep="\t")
     assert (scores["l_minus_r"] > 0).all()
     assert not list((root / "group" / "figures").glob("*desc-scaling_plot.svg"))
@@ -339,6 +367,7 @@ def test_demo_participant_then_group(tmp_path, tiny_model, capsys):
     assert (planted["l_minus_r"] > 0).all()
     assert planted["mean_r_reliable"].mean() > planted["mean_r"].mean()
     assert scores[scores["model"] == f"untrained{label}"]["baseline"].all()
+    assert_every_table_loads(out)
 
 
 def test_group_minus_mirror_map_holds_left_voxels_only(tmp_path):

@@ -27,6 +27,10 @@ from bids_encoding.group.scaling import fit_line, multiple_table, scaling_table
 from bids_encoding.outputs import software_versions
 
 LOGGER = logging.getLogger(__name__)
+# Columns of the tables whose rows may be none (they are written with their header all the same).
+PARCEL_COLUMNS = ["participant", "model", "roi", "mean_r", "n_voxels"]
+ROI_COLUMNS = ["participant", "model", "roi", "left", "right", "l_minus_r", "n_voxels_left", "n_voxels_right"]
+ROIFIT_COLUMNS = ["roi", "r_lminusr_log10_params", "slope", "mean_l_minus_r"]
 MEASURES = ("mean_r", "mean_r_reliable", "mean_r_top10", "left", "right", "l_minus_r", "left_reliable",
             "right_reliable", "l_minus_r_reliable")
 
@@ -181,7 +185,7 @@ def parcel_scores(results, parcels, mask):
             rows.extend({"participant": f"sub-{result.subject}", "model": label, "roi": name,
                          "mean_r": float(r_map[parcel & mask].mean()), "n_voxels": int((parcel & mask).sum())}
                         for name, parcel in parcels.items() if (parcel & mask).any())
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=PARCEL_COLUMNS)
 
 
 def roi_scores(results, rois, mask):
@@ -197,13 +201,13 @@ def roi_scores(results, rois, mask):
                              "left": r_map[left].mean(), "right": r_map[right].mean(),
                              "l_minus_r": r_map[left].mean() - r_map[right].mean(),
                              "n_voxels_left": int(left.sum()), "n_voxels_right": int(right.sum())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=ROI_COLUMNS)
 
 
 def _roi_scaling(roi_table, models):
     rows = []
     if roi_table.empty:
-        return pd.DataFrame(columns=["roi", "r_lminusr_log10_params", "slope", "mean_l_minus_r"])
+        return pd.DataFrame(columns=ROIFIT_COLUMNS)
     trained = models[~models["baseline"]].set_index("model")
     for roi, subset in roi_table[roi_table["model"].isin(trained.index)].groupby("roi"):
         mean = subset.groupby("model")["l_minus_r"].mean()
@@ -213,7 +217,7 @@ def _roi_scaling(roi_table, models):
         slope, _ = fit_line(x, mean.values)
         rows.append({"roi": roi, "r_lminusr_log10_params": float(np.corrcoef(x, mean.values)[0, 1]),
                      "slope": slope, "mean_l_minus_r": float(mean.mean())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=ROIFIT_COLUMNS)
 
 
 def _one_sample_t(output, maps, mask_img, affine, model, desc, description):
