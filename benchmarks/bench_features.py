@@ -54,7 +54,7 @@ def per_word_features(loaded, words, context, batch_size, device):
     text, spans = join_words(words)
     encoding = loaded.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     ids = encoding["input_ids"]
-    _, last = word_token_ranges(encoding["offset_mapping"], spans, len(text))
+    _, last = word_token_ranges(encoding["offset_mapping"], spans, text)
     windows = [ids[max(0, t + 1 - context):t + 1] for t in last]
     pad = loaded.tokenizer.pad_token_id or 0
     features = np.zeros((loaded.n_layers + 1, len(words), loaded.hidden_size), dtype=np.float32)
