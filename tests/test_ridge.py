@@ -217,3 +217,16 @@ def test_inner_chunks_hold_out_the_repeats_of_their_scans(inner):
     for validation in inner.validation_sets(group_rows, 380):
         held_out = set(validation.tolist())
         assert all(twins[row] <= held_out for row in held_out)
+
+
+def test_alphas_chosen_by_r2_keep_unpredictable_voxels_near_zero_r2():
+    """Alphas chosen by r overfit voxels without signal (negative R²); chosen by R² they predict about 0."""
+    x_runs, y_runs = synthetic_runs(seed=12, n_runs=5, n_voxels=600, signal_fraction=0.3)
+    alphas = np.logspace(-1, 8, 19)
+    by_r = NestedRidgeCV(alphas).fit_score(x_runs, y_runs)
+    by_r2 = NestedRidgeCV(alphas, alpha_score="r2").fit_score(x_runs, y_runs)
+    null = np.abs(by_r.mean_r) < 0.3
+    assert by_r.mean_r2[null].mean() < -0.05
+    assert by_r2.mean_r2[null].mean() > -0.02
+    driven = ~null
+    assert by_r2.mean_r2[driven].mean() > 0.1
