@@ -61,7 +61,9 @@ def test_outputs_are_bids_derivatives(tiny_run, tiny_model):
         assert sidecar["Layer"] == layer
         assert sidecar["Ridge"]["OuterCV"].startswith("leave-one-stimulus-out")
         assert sidecar["Ridge"]["InnerCV"] == {"Scheme": "loro"}
-        assert sidecar["Significance"]["NumberOfPermutations"] == 1000
+        assert sidecar["Significance"]["Method"] == "prewhitening"
+        assert sidecar["Significance"]["AutoregressiveOrder"] == 4
+        assert sidecar["Cleaning"]["AppliedTo"].startswith("BOLD and design")
         assert len(sidecar["Ridge"]["Alphas"]) == 17
         assert {"window", "context", "pooling"} <= set(sidecar["Features"])
         assert {"hrf_model", "trim_start", "trim_end"} <= set(sidecar["Design"])
