@@ -74,17 +74,19 @@ def tiny_bert(tmp_path):
 
 
 def test_encoder_right_context_is_a_fixed_number_of_tokens(tmp_path):
-    """Changing word k changes the features of words k - R .. end only, wherever they fall in their windows."""
+    """Changing word k changes the features of words k - R .. end only, wherever k falls in its window
+    (a bidirectional window let words before k see it when k was in their window)."""
     loaded = tiny_bert(tmp_path)
     assert loaded.is_encoder
     words = [word for word in STORY.split() if word.isalpha()][:150]  # one token per word
-    changed = list(words)
-    changed[100] = words[3]
     for right in (0, 3):
         settings = FeatureSettings(window=40, right_context=right)
         before, info = extract_word_features(loaded, words, settings, progress=False)
-        after, _ = extract_word_features(loaded, changed, settings, progress=False)
         assert info["right_context"] == right
-        differs = np.abs(before[2] - after[2]).max(axis=1) > 1e-5
-        assert not differs[:100 - right].any()
-        assert differs[100 - right:101].all()
+        for k in (95, 104, 111, 118):  # first, middle and last positions of kept ranges
+            changed = list(words)
+            changed[k] = words[3]
+            after, _ = extract_word_features(loaded, changed, settings, progress=False)
+            differs = np.abs(before[2] - after[2]).max(axis=1) > 1e-5
+            assert not differs[:k - right].any(), (right, k, np.flatnonzero(differs[:k - right]))
+            assert differs[k - right:k + 1].all()
