@@ -8,6 +8,14 @@ from bids_encoding.errors import BadDataError
 
 LOGGER = logging.getLogger(__name__)
 TOP_FRACTION = 0.10
+_WARNED = set()  # one warning per message and run, not one per participant
+
+
+def _warn_once(message, *args):
+    text = message % args
+    if text not in _WARNED:
+        _WARNED.add(text)
+        LOGGER.warning(text)
 
 
 def participant_hemispheres(mask_img, space):
@@ -25,14 +33,14 @@ def participant_hemispheres(mask_img, space):
     from bids_encoding.group.hemispheres import is_template_space, symmetric_mask
 
     if not is_template_space(space):
-        LOGGER.warning("space-%s is not a template space: left and right scores are n/a (x = 0 is not the "
-                       "midline in native or scanner space)", space)
+        _warn_once("space-%s is not a template space: left and right scores are n/a (x = 0 is not the "
+                   "midline in native or scanner space)", space)
         return None
     data = np.asarray(mask_img.dataobj) > 0
     try:
         symmetric, left, mirror = symmetric_mask([data], mask_img.affine)
     except BadDataError as error:
-        LOGGER.warning("left and right scores are n/a: %s", error)
+        _warn_once("left and right scores are n/a: %s", error)
         return None
     position = np.full(data.size, -1)
     position[np.flatnonzero(data.ravel())] = np.arange(int(data.sum()))
