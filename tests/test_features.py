@@ -9,7 +9,7 @@ import torch
 
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.features.alignment import join_words, word_token_ranges
-from bids_encoding.features.extract import plan_windows, resolve_layers, right_context_mask
+from bids_encoding.features.extract import forward, plan_windows, resolve_layers, right_context_mask
 from bids_encoding.features.models import model_label, parameter_counts
 from bids_encoding.synthetic.story import STORY
 
@@ -214,8 +214,7 @@ def test_encoder_special_tokens_and_early_stop():
     with torch.no_grad():
         encoded = loaded.tokenizer(text, return_tensors="pt")  # with [CLS] ... [SEP]
         causal = right_context_mask(encoded["attention_mask"], 0)  # no right context by default
-        reference = loaded.model(input_ids=encoded["input_ids"], attention_mask=causal,
-                                 output_hidden_states=True).hidden_states
+        reference = forward(loaded.model, encoded["input_ids"], causal, output_hidden_states=True).hidden_states
     _, _, last = word_ranges(loaded, words)
     np.testing.assert_allclose(everything[6], reference[6][0, 1:-1][last].numpy(), atol=1e-4)
 

@@ -191,6 +191,17 @@ def right_context_mask(padding, right):
     return padding.bool()[:, None, None, :] & visible[None, None]
 
 
+def forward(model, input_ids, attention_mask, **kwargs):
+    """``model(input_ids, attention_mask)``; a 4-D boolean mask goes as transformers 5 takes it, or as the
+    (batch, query, key) 0/1 mask that transformers 4 encoders take."""
+    if attention_mask.dim() != 4:
+        return model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    try:
+        return model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    except (ValueError, RuntimeError):
+        return model(input_ids=input_ids, attention_mask=attention_mask[:, 0].long(), **kwargs)
+
+
 class _StopForward(Exception):
     pass
 
@@ -235,8 +246,7 @@ class _LayerCapture:
     def run(self, model, input_ids, attention_mask):
         self.states, self.activations = {}, {}
         try:
-            output = model(input_ids=input_ids, attention_mask=attention_mask,
-                           output_hidden_states=self.needs_last)
+            output = forward(model, input_ids, attention_mask, output_hidden_states=self.needs_last)
             if self.needs_last:
                 self.states[self.n_layers] = output.hidden_states[self.n_layers]
         except _StopForward:
