@@ -28,7 +28,6 @@ narrow: false-positive rates at p < .05 of 0.052 (HRF-like vs AR(0.5)),
 """
 
 import numpy as np
-from scipy.linalg import solve_toeplitz
 from scipy.stats import norm
 
 TAIL_EXCEEDANCES = 10
@@ -106,17 +105,19 @@ def permutation_pvalues(predictions, targets, n_permutations=1000, scheme="circu
 def _autocovariance(values, max_lag):
     """Biased autocovariance of each column at lags ``0..max_lag``: ``(max_lag + 1, n_columns)``."""
     n = len(values)
-    spectrum = np.fft.rfft(values, n=2 * n, axis=0)
-    return np.fft.irfft(spectrum * np.conj(spectrum), n=2 * n, axis=0)[:max_lag + 1] / n
+    return np.stack([np.einsum("ij,ij->j", values[:n - lag], values[lag:]) / n for lag in range(max_lag + 1)])
 
 
 def whitening_filters(target, order=PREWHITENING_ORDER):
     """AR(``order``) coefficients of each column (Yule-Walker): ``(order, n_columns)``; 0 for constant ones."""
     centered = target - target.mean(axis=0, keepdims=True)
-    autocovariance = _autocovariance(centered, order)
-    coefficients = np.zeros((order, target.shape[1]))
-    for column in np.flatnonzero(autocovariance[0] > 0):
-        coefficients[:, column] = solve_toeplitz(autocovariance[:order, column], autocovariance[1:, column])
+    autocovariance = _autocovariance(centered, order)  # (order + 1, n_columns)
+    lags = np.abs(np.subtract.outer(np.arange(order), np.arange(order)))
+    toeplitz = np.moveaxis(autocovariance[lags], -1, 0)  # (n_columns, order, order), all columns at once
+    constant = autocovariance[0] <= 0
+    toeplitz[constant] = np.eye(order)
+    coefficients = np.linalg.solve(toeplitz, autocovariance[1:].T[..., None])[..., 0].T
+    coefficients[:, constant] = 0.0
     return coefficients
 
 
