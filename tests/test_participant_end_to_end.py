@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bids_encoding.cli import main
-from bids_encoding.demo import recovery_summary
+from bids_encoding.cli.demo import recovery_summary
 from bids_encoding.features.models import model_label
 from conftest import tree_digest
 

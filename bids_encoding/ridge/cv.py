@@ -18,7 +18,7 @@ of a validation chunk's stimulus are held out (and scored) with it: a repeat
 left in the inner training set would make the validation score optimistic.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -1,7 +1,6 @@
 """``bids_encoding demo OUT_DIR``: write the synthetic dataset, run the participant and group levels, report
 recovery."""
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bids_encoding.cli import _Parser, parse_args
+from bids_encoding.cli.parser import BidsAppParser, HelpFormatter, parse_args
 from bids_encoding.config import DEFAULT_MODELS
 from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE, MissingInputError
 from bids_encoding.features import parse_model_spec
@@ -19,10 +18,10 @@ LOGGER = logging.getLogger("bids_encoding.demo")
 
 
 def build_demo_parser():
-    parser = _Parser(prog="bids_encoding demo",
+    parser = BidsAppParser(prog="bids_encoding demo",
                      description="Write a synthetic BIDS dataset with a planted response to a story, "
                                  "run the participant and group levels on it, and report what was recovered.",
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                     formatter_class=HelpFormatter)
     parser.add_argument("out_dir", type=Path, help="folder for the dataset (bids/), its ground truth "
                                                    "(ground_truth/) and the results (derivatives/)")
     parser.add_argument("--model", default=DEFAULT_MODELS[0],
@@ -51,7 +50,7 @@ def recovery_summary(output_dir, truth_dir, model_label):
 
 def run_demo(argv):
     """Run the demo; return the exit code."""
-    from bids_encoding.cli import run
+    from bids_encoding.cli.run import run
     from bids_encoding.synthetic import generate_dataset
 
     args = build_demo_parser().parse_args(argv)

@@ -1,34 +1,38 @@
-"""Command line: ``bids_encoding bids_dir output_dir participant`` and ``bids_encoding demo OUT_DIR``."""
+"""Command-line options: the BIDS-Apps parser, config files, and the checks that turn options into a configuration."""
 
 import argparse
 import json
-import logging
 import re
 import sys
 import tomllib
-import traceback
 from pathlib import Path
 
 from bids_encoding import __version__
-from bids_encoding.errors import (
-    EXIT_FAILURE,
-    EXIT_UNKNOWN_LEVEL,
-    BidsAppError,
-    MissingInputError,
-    UsageError,
-)
+from bids_encoding.errors import MissingInputError, UsageError
 
-LOGGER = logging.getLogger("bids_encoding.cli")
 LEVELS = ("participant", "group")
 NOT_FROM_CONFIG = {"help", "version", "config_file", "bids_dir", "output_dir", "analysis_level"}
 
 
-class _Parser(argparse.ArgumentParser):
+class BidsAppParser(argparse.ArgumentParser):
     """argparse with the BIDS-Apps usage exit code (64) instead of 2."""
 
     def error(self, message):
         self.print_usage(sys.stderr)
         self.exit(UsageError.exit_code, f"{self.prog}: error: {message}\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, written once, compactly (``1 10 100``), and not at all when there is none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if default is None or default is False or default is argparse.SUPPRESS or "(default" in text:
+            return text
+        values = default if isinstance(default, (list, tuple)) else [default]
+        shown = " ".join(f"{value:g}" if isinstance(value, float) else str(value) for value in values)
+        return f"{text} (default: {shown})"
 
 
 def _option(group, *names, **kwargs):
@@ -47,11 +51,11 @@ def build_parser():
     from bids_encoding.ridge.cv import INNER_SCHEMES
     from bids_encoding.ridge.significance import PVALUE_METHODS
 
-    parser = _Parser(
+    parser = BidsAppParser(
         prog="bids_encoding",
         description="Voxel-wise encoding models of language-model features on a BIDS dataset of "
                     "people listening to stories. Also: 'bids_encoding demo OUT_DIR'.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("bids_dir", type=Path, help="root folder of the BIDS dataset (read only)")
     parser.add_argument("output_dir", type=Path, help="folder for the BIDS-Derivatives outputs")
@@ -115,7 +119,7 @@ def build_parser():
     _option(fit, "--fir-delays", type=int, nargs="+", default=[1, 2, 3, 4], metavar="SCANS",
             help="delays in scans for --design lanczos-fir")
     _option(fit, "--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="ALPHA",
-            help="ridge penalties to choose from")
+            help="ridge penalties to choose from (default: 17 values, logspace(0, 8, 17): 1 to 1e8)")
     _option(fit, "--alpha-choice", choices=("voxel", "shared"), default="voxel",
             help="one alpha per voxel, or one shared by all voxels of a participant (Bonnasse-Gahot & Pallier)")
     _option(fit, "--alpha-score", choices=ALPHA_SCORES, default="r",
@@ -296,48 +300,3 @@ def config_from_args(args):
         pvalue_method=args.pvalue_method,
         progress=sys.stderr.isatty(),
     )
-
-
-def run(args):
-    """Run one analysis level; return the exit code."""
-    from bids_encoding.logs import setup_logging
-
-    if args.analysis_level not in LEVELS:
-        raise BidsAppError(f"unknown analysis level '{args.analysis_level}': use 'participant'",
-                           EXIT_UNKNOWN_LEVEL)
-    config = config_from_args(args)
-    setup_logging(config.output_dir, args.verbose)
-    if args.analysis_level == "group":
-        from bids_encoding.group.workflow import run_group_level
-
-        summary = run_group_level(config, atlas=args.atlas, n_bootstraps=args.group_bootstraps,
-                                  roi_file=args.roi_file, reliable_fraction=args.reliable_fraction)
-    else:
-        from bids_encoding.workflow import run_participant_level
-
-        summary = run_participant_level(config)
-    LOGGER.info(summary)
-    return 0
-
-
-def main(argv=None):
-    """Entry point of the ``bids_encoding`` command; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if argv and argv[0] == "demo":
-            from bids_encoding.demo import run_demo
-
-            return run_demo(argv[1:])
-        return run(parse_args(argv))
-    except BidsAppError as error:
-        LOGGER.debug("stopped: %s", error)
-        print(f"bids_encoding: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("bids_encoding: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # last resort: one line on screen, the traceback in the log
-        LOGGER.debug("unexpected error:\n%s", traceback.format_exc())
-        print(f"bids_encoding: error: unexpected {type(error).__name__}: {error} "
-              "(details in OUTPUT_DIR/logs; please report it)", file=sys.stderr)
-        return EXIT_FAILURE
