@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
-from bids_encoding.features.engine import FeatureExtractor, run_stimuli
+from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import brain_mask, clean_run_bold
 from bids_encoding.inputs.layout import select_subjects
@@ -28,6 +28,7 @@ from bids_encoding.outputs import (
 )
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
+from bids_encoding.stimuli import StimulusSequence, run_stimuli
 from bids_encoding.ridge.significance import PREWHITENING_ORDER, fdr_qvalues, voxel_pvalues
 
 LOGGER = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Participant:
         return self.responses[0].shape[1]
 
 
-def prepare_participant(subject, task, runs, config, stimulus_keys):
+def prepare_participant(subject, task, runs, config, sequence):
     """Mask and clean a participant's BOLD, compute the noise ceiling when stimuli repeat."""
     mask_img = brain_mask([run.bold_path for run in runs], config.mask)
     trim = (config.design.trim_start, config.design.trim_end)
@@ -103,10 +104,9 @@ def prepare_participant(subject, task, runs, config, stimulus_keys):
     output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)
     output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)]})
     participant = Participant(subject, task, runs, responses, output, hemispheres)
-    repeated = [[responses[i] for i, key in enumerate(stimulus_keys) if key == k]
-                for k in dict.fromkeys(stimulus_keys) if stimulus_keys.count(k) > 1]
-    if repeated:
-        participant.ceiling = cc_max([np.stack(group) for group in repeated])
+    if sequence.repeated_groups:
+        participant.ceiling = cc_max([np.stack([responses[run] for run in group])
+                                      for group in sequence.repeated_groups])
     return participant
 
 
@@ -207,13 +207,11 @@ def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=No
              "(Schoppe et al. 2016); n/a where CC_max < 0.05"}, model=spec.label, layer=layer, stat="rnorm")
 
 
-def fit_group(participants, model_features, config):
+def fit_participants_together(participants, model_features, config, sequence):
     """Fit every model and layer for participants who share one stimulus sequence, and write their maps."""
     runs = participants[0].runs
-    stimuli = run_stimuli(runs, config.features.continuous)
-    keys = [stimulus.fingerprint for stimulus in stimuli]  # words and timings: CV groups and ceilings
-    groups = list(dict.fromkeys(keys))
-    repeated_folds = [fold for fold, key in enumerate(groups) if keys.count(key) > 1]
+    stimuli, keys, groups = sequence.stimuli, sequence.keys, sequence.groups  # keys: words and timings only
+    repeated_folds = sequence.repeated_folds
     offsets = np.cumsum([0] + [p.n_voxels for p in participants])
     responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
     ridge = build_ridge(config)
@@ -222,7 +220,8 @@ def fit_group(participants, model_features, config):
         if participant.ceiling is not None:
             participant.output.write_map(participant.ceiling, {
                 "Description": "Noise ceiling CC_max from repeated stimuli (Schoppe et al. 2016)",
-                "RepeatedStimuli": [runs[i].bold_path.name for i, key in enumerate(keys) if keys.count(key) > 1]},
+                "RepeatedStimuli": [runs[run].bold_path.name for group in sequence.repeated_groups
+                                    for run in group]},
                 stat="ccmax")
     for spec, (features, model_info) in model_features.items():
         matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
@@ -329,12 +328,12 @@ def run_participant_level(config):
         for batch in _batches(members, config):
             LOGGER.info("fitting %s task-%s together (%d runs)", ", ".join(f"sub-{s}" for s, _ in batch), task,
                         len(batch[0][1]))
-            keys = [stimulus.fingerprint for stimulus in run_stimuli(batch[0][1], config.features.continuous)]
+            sequence = StimulusSequence.of_runs(batch[0][1], config.features.continuous)
             participants = []
             try:
                 for subject, runs in batch:
-                    participants.append(prepare_participant(subject, task, runs, config, keys))
-                fit_group(participants, model_features, config)
+                    participants.append(prepare_participant(subject, task, runs, config, sequence))
+                fit_participants_together(participants, model_features, config, sequence)
                 for participant in participants:
                     participant.output.write_scores(participant.rows)
                     participant.output.commit()

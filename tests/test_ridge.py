@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bids_encoding.ridge import InnerCV, NestedRidgeCV, leave_one_run_out
+from bids_encoding.ridge import InnerCV, NestedRidgeCV
 from bids_encoding.synthetic.regression import correlation, regression_runs, zscore
 
 ALPHAS = np.logspace(1, 6, 11)

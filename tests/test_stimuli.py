@@ -5,8 +5,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from bids_encoding.features.engine import run_stimuli
-from bids_encoding.ridge.cv import stimulus_groups
+from bids_encoding.stimuli import StimulusSequence, run_stimuli, stimulus_groups
 
 
 def fake_run(words, start=0.0):
@@ -30,6 +29,8 @@ def test_continuous_context_keeps_repeats_of_a_story_together():
     assert len({s.cache_key for s in continued}) == 5  # A after B, A after C: other context, other features
     assert continued[2].context_words == tuple(STORIES["B"].words["word"])
     assert continued[4].context_words == tuple(STORIES["C"].words["word"])
+    sequence = StimulusSequence.of_runs(runs, continuous=True)
+    assert sequence.repeated_groups == [[0, 2, 4]] and sequence.repeated_folds == [0]
 
 
 def test_runs_are_ordered_by_number(tmp_path, tiny_model):

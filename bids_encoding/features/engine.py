@@ -1,63 +1,14 @@
 """Features of every distinct stimulus for every model, through the shared cache."""
 
 import logging
-from dataclasses import dataclass
 
 from bids_encoding.features.baselines import baseline_features
-from bids_encoding.features.cache import FeatureCache, stimulus_fingerprint
+from bids_encoding.features.cache import FeatureCache
 from bids_encoding.features.extract import FeatureSettings, extract_word_features, resolve_layers
 from bids_encoding.features.models import load_model, parameter_counts, resolve_dtype
 
 LOGGER = logging.getLogger(__name__)
 FEATURE_CODE_VERSION = 3  # 3: own-token pooling, fixed encoder right context
-
-
-@dataclass(frozen=True)
-class Stimulus:
-    """The words of one run, and the words heard just before it when context continues across runs.
-
-    Attributes
-    ----------
-    fingerprint : str
-        Hash of the words and their timings only: what makes two runs the
-        same stimulus (cross-validation groups, noise ceilings).
-    words : tuple of str
-    context_words : tuple of str or None
-    cache_key : str
-        Hash of the words, timings and context: what makes two runs' features
-        equal (feature cache, design matrices); the fingerprint when there is
-        no context.
-    """
-
-    fingerprint: str
-    words: tuple
-    context_words: tuple | None = None
-    cache_key: str = ""
-
-    def __post_init__(self):
-        if not self.cache_key:
-            object.__setattr__(self, "cache_key", self.fingerprint)
-
-
-def run_stimuli(runs, continuous=False):
-    """One :class:`Stimulus` per run, in run order.
-
-    Parameters
-    ----------
-    runs : list of Run
-        One participant's runs of one task, in order.
-    continuous : bool
-        Each run's context continues from the previous run's words.
-    """
-    stimuli, previous = [], None
-    for run in runs:
-        context = previous if continuous else None
-        fingerprint = stimulus_fingerprint(run.words)
-        cache_key = stimulus_fingerprint(run.words, context.cache_key) if context else fingerprint
-        stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
-                                cache_key))
-        previous = stimuli[-1]
-    return stimuli
 
 
 class FeatureExtractor:

@@ -25,26 +25,6 @@ import numpy as np
 INNER_SCHEMES = ("loro", "single", "chunks", "bootstrap")
 
 
-def leave_one_run_out(run_ids):
-    """Yield ``(train_runs, test_run)`` for each run."""
-    run_ids = list(run_ids)
-    for test in run_ids:
-        yield [run for run in run_ids if run != test], test
-
-
-def stimulus_groups(keys):
-    """Group runs that share a stimulus key, in order of first appearance.
-
-    Returns
-    -------
-    list of list of int
-    """
-    groups = {}
-    for index, key in enumerate(keys):
-        groups.setdefault(key, []).append(index)
-    return list(groups.values())
-
-
 @dataclass(frozen=True)
 class InnerCV:
     """Inner cross-validation scheme (see module docstring)."""

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from bids_encoding.ridge.cv import InnerCV, stimulus_groups
+from bids_encoding.ridge.cv import InnerCV
+from bids_encoding.stimuli import stimulus_groups
 
 ALPHA_SCORES = ("r", "r2")
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))

@@ -1,0 +1,107 @@
+"""Stimuli: what a run played, which runs repeat a stimulus, and in what context each was heard.
+
+One place for these answers: the participant level groups runs for
+cross-validation and noise ceilings with :class:`StimulusSequence`, the
+feature engine keys its cache with :attr:`Stimulus.cache_key`, and the ridge
+groups runs with :func:`stimulus_groups`.
+"""
+
+from dataclasses import dataclass
+
+from bids_encoding.features.cache import stimulus_fingerprint
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """The words of one run, and the words heard just before it when context continues across runs.
+
+    Attributes
+    ----------
+    fingerprint : str
+        Hash of the words and their timings only: what makes two runs the
+        same stimulus (cross-validation groups, noise ceilings).
+    words : tuple of str
+    context_words : tuple of str or None
+    cache_key : str
+        Hash of the words, timings and context: what makes two runs' features
+        equal (feature cache, design matrices); the fingerprint when there is
+        no context.
+    """
+
+    fingerprint: str
+    words: tuple
+    context_words: tuple | None = None
+    cache_key: str = ""
+
+    def __post_init__(self):
+        if not self.cache_key:
+            object.__setattr__(self, "cache_key", self.fingerprint)
+
+
+def run_stimuli(runs, continuous=False):
+    """One :class:`Stimulus` per run, in run order.
+
+    Parameters
+    ----------
+    runs : list of Run
+        One participant's runs of one task, in order.
+    continuous : bool
+        Each run's context continues from the previous run's words.
+    """
+    stimuli, previous = [], None
+    for run in runs:
+        context = previous if continuous else None
+        fingerprint = stimulus_fingerprint(run.words)
+        cache_key = stimulus_fingerprint(run.words, context.cache_key) if context else fingerprint
+        stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
+                                cache_key))
+        previous = stimuli[-1]
+    return stimuli
+
+
+def stimulus_groups(keys):
+    """Indices of the runs that share a stimulus key, in order of first appearance.
+
+    >>> stimulus_groups(["a", "b", "a"])
+    [[0, 2], [1]]
+    """
+    groups = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    return list(groups.values())
+
+
+@dataclass(frozen=True)
+class StimulusSequence:
+    """The stimuli of one participant's runs of a task, in run order.
+
+    Attributes
+    ----------
+    stimuli : tuple of Stimulus
+    """
+
+    stimuli: tuple
+
+    @classmethod
+    def of_runs(cls, runs, continuous=False):
+        return cls(tuple(run_stimuli(runs, continuous)))
+
+    @property
+    def keys(self):
+        """Each run's stimulus fingerprint (words and timings)."""
+        return [stimulus.fingerprint for stimulus in self.stimuli]
+
+    @property
+    def groups(self):
+        """Runs of each distinct stimulus: the outer cross-validation folds, in order."""
+        return stimulus_groups(self.keys)
+
+    @property
+    def repeated_groups(self):
+        """Runs of each stimulus presented more than once (noise ceilings)."""
+        return [group for group in self.groups if len(group) > 1]
+
+    @property
+    def repeated_folds(self):
+        """Indices of the folds whose stimulus was presented more than once."""
+        return [fold for fold, group in enumerate(self.groups) if len(group) > 1]
