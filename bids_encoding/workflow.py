@@ -19,7 +19,7 @@ from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import brain_mask, clean_run_bold
 from bids_encoding.inputs.layout import select_subjects
-from bids_encoding.outputs import (
+from bids_encoding.derivatives import (
     ParticipantOutput,
     participant_hemispheres,
     software_versions,

@@ -88,6 +88,32 @@ def test_outputs_are_bids_derivatives(tiny_run, tiny_model):
     assert list((output_dir / "logs").glob("bids_encoding_*.log"))
 
 
+def test_every_participant_file_is_found_again_from_its_name(tiny_run):
+    """Round trip: each file the participant level wrote parses into entities that rebuild its name, and the
+    group level's reader finds every best-layer map, chosen-layer map, mask and sidecar through them."""
+    from bids_encoding.derivatives.names import DerivativeName
+    from bids_encoding.group.collect import collect
+
+    _, output_dir, _, _ = tiny_run
+    files = sorted(path for path in output_dir.glob("sub-*/func/*") if path.is_file())
+    assert len(files) > 20
+    for path in files:
+        name = DerivativeName.parse(path.name)
+        assert str(name) == path.name
+        assert path.parent.parent.name == f"sub-{name.sub}" and name.task == "story" and name.space == "orig"
+        if name.extension == ".nii.gz":
+            assert path.with_name(str(name.sidecar)).is_file()
+    results = collect(output_dir)
+    assert {f"sub-{r.subject}" for r in results} == {p.parent.parent.name for p in files}
+    for result in results:
+        assert result.mask_path.is_file() and result.best_r
+        for label, path in result.best_r.items():
+            assert DerivativeName.parse(path.name).entities == {"sub": result.subject, "task": "story",
+                                                                "space": "orig", "model": label, "layer": "best",
+                                                                "stat": "r"}
+            assert result.best_layer_maps[label].is_file()
+
+
 def test_second_run_reuses_features(tiny_run, tiny_model, capsys):
     root, output_dir, _, _ = tiny_run
     code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model),

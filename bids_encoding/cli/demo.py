@@ -10,6 +10,7 @@ import numpy as np
 
 from bids_encoding.cli.parser import BidsAppParser, HelpFormatter, parse_args
 from bids_encoding.config import DEFAULT_MODELS
+from bids_encoding.derivatives.names import find
 from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE, MissingInputError
 from bids_encoding.features import parse_model_spec
 from bids_encoding.logs import setup_logging
@@ -36,15 +37,15 @@ def build_demo_parser():
 
 def recovery_summary(output_dir, truth_dir, model_label):
     """Mean best-layer r in the planted left, planted right and null voxels, per participant."""
-    labels_img = nib.load(Path(truth_dir) / "planted_labels.nii.gz")
-    labels = np.asarray(labels_img.dataobj)
+    labels = np.asarray(nib.load(Path(truth_dir) / "planted_labels.nii.gz").dataobj)
     summary = {}
-    for r_path in sorted(Path(output_dir).glob(f"sub-*/func/*_model-{model_label}_layer-best_stat-r_statmap.nii.gz")):
+    maps = find(output_dir, "sub-*/func/*_statmap.nii.gz", model=model_label, layer="best", stat="r")
+    for name, r_path in maps.items():
+        mask_name = name.with_(model=None, layer=None, stat=None, desc="brain", suffix="mask")
+        mask = np.asarray(nib.load(r_path.with_name(str(mask_name))).dataobj) > 0
         r_map = np.asarray(nib.load(r_path).dataobj)
-        mask = np.asarray(nib.load(next(r_path.parent.glob("*_desc-brain_mask.nii.gz"))).dataobj) > 0
-        subject = r_path.name.split("_")[0]
-        summary[subject] = {name: float(r_map[mask & (labels == value)].mean())
-                            for name, value in (("left", 1), ("right", 2), ("null", 0))}
+        summary[f"sub-{name.sub}"] = {region: float(r_map[mask & (labels == value)].mean())
+                                      for region, value in (("left", 1), ("right", 2), ("null", 0))}
     return summary
 
 

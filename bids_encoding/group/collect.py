@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from bids_encoding.derivatives.names import DerivativeName, find
 from bids_encoding.errors import BadDataError, MissingInputError
 
 # Sidecar sections that must match across participants for their results to be compared.
@@ -25,6 +26,7 @@ class ParticipantResult:
     scores: pd.DataFrame
     mask_path: Path
     best_r: dict = field(default_factory=dict)  # model label -> best-layer r map path
+    best_layer_maps: dict = field(default_factory=dict)  # model label -> chosen-layer map path (or None)
     sidecars: dict = field(default_factory=dict)  # model label -> sidecar of the best-layer r map
     ceiling_path: Path = None  # CC_max map, when the participant heard repeated stimuli
     _r_maps: dict = field(default_factory=dict, repr=False)
@@ -36,12 +38,9 @@ class ParticipantResult:
         return self._r_maps[label]
 
 
-def _entities(name):
-    return dict(part.split("-", 1) for part in name.split("_")[:-1] if "-" in part)
-
-
 def collect(output_dir, task=None, participant_labels=None):
-    """Every participant's scores table, mask and best-layer maps in ``output_dir``.
+    """Every participant's scores table, mask and best-layer maps in ``output_dir``, found by their names
+    (:mod:`bids_encoding.derivatives.names`).
 
     Returns
     -------
@@ -50,25 +49,31 @@ def collect(output_dir, task=None, participant_labels=None):
     output_dir = Path(output_dir)
     wanted = {label.removeprefix("sub-") for label in participant_labels or []}
     results = []
-    for table in sorted(output_dir.glob("sub-*/func/sub-*_scores.tsv")):
-        entities = _entities(table.name)
-        if (task and entities.get("task") != task) or (wanted and entities["sub"] not in wanted):
+    for scores_name, table in find(output_dir, "sub-*/func/*_scores.tsv", suffix="scores", extension=".tsv").items():
+        if (task and scores_name.task != task) or (wanted and scores_name.sub not in wanted):
             continue
-        stem = table.name[: -len("_scores.tsv")]
-        mask = table.parent / f"{stem}_desc-brain_mask.nii.gz"
-        result = ParticipantResult(entities["sub"], entities["task"], entities["space"],
-                                   pd.read_csv(table, sep="\t"), mask)
-        ceiling = table.parent / f"{stem}_stat-ccmax_statmap.nii.gz"
-        result.ceiling_path = ceiling if ceiling.exists() else None
-        for path in sorted(table.parent.glob(f"{stem}_model-*_layer-best_stat-r_statmap.nii.gz")):
-            label = _entities(path.name)["model"]
-            result.best_r[label] = path
-            result.sidecars[label] = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+        files = find(table.parent, f"sub-{scores_name.sub}_task-{scores_name.task}_space-{scores_name.space}_*",
+                     sub=scores_name.sub, task=scores_name.task, space=scores_name.space)
+        by_name = {str(name): path for name, path in files.items()}
+        mask = scores_name.with_(desc="brain", suffix="mask", extension=".nii.gz")
+        result = ParticipantResult(scores_name.sub, scores_name.task, scores_name.space,
+                                   pd.read_csv(table, sep="\t"), by_name.get(str(mask), table.parent / str(mask)))
+        result.ceiling_path = by_name.get(str(scores_name.with_(stat="ccmax", suffix="statmap", extension=".nii.gz")))
+        for name, path in files.items():
+            if (name.layer, name.stat, name.suffix, name.extension) == ("best", "r", "statmap", ".nii.gz"):
+                result.best_r[name.model] = path
+                result.best_layer_maps[name.model] = by_name.get(str(name.with_(stat="layer")))
+                result.sidecars[name.model] = json.loads(sidecar_of(path).read_text())
         results.append(result)
     if not results:
         raise MissingInputError(
             f"no participant results in {output_dir}: run 'bids_encoding BIDS_DIR {output_dir} participant' first")
     return results
+
+
+def sidecar_of(path):
+    """The JSON sidecar of a derivative file."""
+    return path.with_name(str(DerivativeName.parse(path.name).sidecar))
 
 
 def check_consistency(results):

@@ -24,7 +24,7 @@ from bids_encoding.group.hemispheres import (
 )
 from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
 from bids_encoding.group.scaling import fit_line, multiple_table, scaling_table
-from bids_encoding.outputs import software_versions
+from bids_encoding.derivatives import software_versions
 
 LOGGER = logging.getLogger(__name__)
 # Columns of the tables whose rows may be none (they are written with their header all the same).
@@ -150,11 +150,11 @@ def participant_scores(results, models, mask, left, mirror, reliable):
                 "l_minus_r_reliable": sides["l_minus_r"]}
 
     for result in results:
-        for label, path in result.best_r.items():
+        for label in result.best_r:
             r_map = result.r_map(label)
             values = r_map.ravel()[inside]
-            layer_path = Path(str(path).replace("_stat-r_statmap", "_stat-layer_statmap"))
-            layers = np.asarray(nib.load(layer_path).dataobj).ravel()[inside] if layer_path.exists() else None
+            layer_path = result.best_layer_maps.get(label)
+            layers = np.asarray(nib.load(layer_path).dataobj).ravel()[inside] if layer_path else None
             rows.append({
                 "participant": f"sub-{result.subject}", "model": label,
                 "mean_r": float(values.mean()),

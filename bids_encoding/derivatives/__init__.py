@@ -1,12 +1,12 @@
 """Outputs: a BIDS-Derivatives dataset of maps, sidecars and tables."""
 
-from bids_encoding.outputs.derivatives import (
+from bids_encoding.derivatives.staging import (
     ParticipantOutput,
     derivative_name,
     software_versions,
     write_dataset_description,
 )
-from bids_encoding.outputs.summary import participant_hemispheres, summary_scores
+from bids_encoding.derivatives.summary import participant_hemispheres, summary_scores
 
 __all__ = [
     "ParticipantOutput",

@@ -19,6 +19,7 @@ import pandas as pd
 from nilearn import masking
 
 from bids_encoding import __version__
+from bids_encoding.derivatives.names import DerivativeName
 from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE
 
 BIDS_VERSION = "1.10.0"
@@ -75,16 +76,13 @@ def _atomic_write_text(path, text):
 
 
 def derivative_name(subject, task, space, suffix, extension, **entities):
-    """BIDS file name from entities in canonical order.
+    """BIDS file name from entities in canonical order (:class:`~bids_encoding.derivatives.names.DerivativeName`).
 
     >>> derivative_name("01", "story", "orig", "statmap", ".nii.gz", model="gpt2", layer="3", stat="r")
     'sub-01_task-story_space-orig_model-gpt2_layer-3_stat-r_statmap.nii.gz'
     """
-    parts = [f"sub-{subject}", f"task-{task}", f"space-{space}"]
-    for key in ("model", "layer", "desc", "stat"):
-        if entities.get(key) is not None:
-            parts.append(f"{key}-{entities[key]}")
-    return "_".join(parts) + f"_{suffix}{extension}"
+    return str(DerivativeName(suffix=suffix, extension=extension, sub=subject, task=task, space=space,
+                              **{key: value for key, value in entities.items() if value is not None}))
 
 
 class ParticipantOutput:

@@ -1,0 +1,102 @@
+"""File names of the derivatives: built and parsed in one place, so every stage finds what another wrote.
+
+Participant files: ``sub-<p>_task-<t>_space-<s>[_model-<m>][_layer-<k>][_desc-<d>][_stat-<x>]_<suffix><ext>``
+under ``sub-<p>/func/``. Group files: the same without ``sub-`` (and with
+``atlas-`` where a table is per atlas), under ``group/``. ``model`` and
+``layer`` are this project's own entities (BIDS has no standard for
+statistical maps yet; BEP041 is a proposal).
+"""
+
+import re
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+ENTITY_ORDER = ("sub", "task", "space", "atlas", "model", "layer", "desc", "stat")
+_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".svg", ".html")
+_LABEL = re.compile(r"^[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class DerivativeName:
+    """The entities, suffix and extension of one derivative file.
+
+    >>> name = DerivativeName(sub="01", task="story", space="orig", model="gpt2", layer="3", stat="r",
+    ...                       suffix="statmap", extension=".nii.gz")
+    >>> str(name)
+    'sub-01_task-story_space-orig_model-gpt2_layer-3_stat-r_statmap.nii.gz'
+    >>> DerivativeName.parse(str(name)) == name
+    True
+    """
+
+    suffix: str
+    extension: str
+    sub: str | None = None
+    task: str | None = None
+    space: str | None = None
+    atlas: str | None = None
+    model: str | None = None
+    layer: str | None = None
+    desc: str | None = None
+    stat: str | None = None
+
+    def __post_init__(self):
+        for key in ENTITY_ORDER:
+            value = getattr(self, key)
+            if value is not None and not _LABEL.match(str(value)):
+                raise ValueError(f"{key}-{value}: BIDS labels are letters and digits only")
+            if value is not None and not isinstance(value, str):
+                object.__setattr__(self, key, str(value))
+
+    def __str__(self):
+        parts = [f"{key}-{getattr(self, key)}" for key in ENTITY_ORDER if getattr(self, key) is not None]
+        return "_".join(parts + [self.suffix]) + self.extension
+
+    @property
+    def entities(self):
+        return {key: getattr(self, key) for key in ENTITY_ORDER if getattr(self, key) is not None}
+
+    def with_(self, **changes):
+        """The same name with other entities, suffix or extension."""
+        return replace(self, **changes)
+
+    @property
+    def sidecar(self):
+        """The JSON sidecar's name."""
+        return self.with_(extension=".json")
+
+    @classmethod
+    def parse(cls, name):
+        """Entities of a file name this package wrote; ``ValueError`` for any other name."""
+        name = Path(name).name
+        extension = next((ext for ext in _EXTENSIONS if name.endswith(ext)), None)
+        if extension is None:
+            raise ValueError(f"{name}: not a derivative file of bids_encoding")
+        *pairs, suffix = name[: -len(extension)].split("_")
+        entities = {}
+        for pair in pairs:
+            key, _, value = pair.partition("-")
+            if key not in ENTITY_ORDER or not value or key in entities:
+                raise ValueError(f"{name}: unexpected '{pair}'")
+            entities[key] = value
+        order = [ENTITY_ORDER.index(key) for key in entities]
+        if order != sorted(order):
+            raise ValueError(f"{name}: entities out of order")
+        return cls(suffix=suffix, extension=extension, **entities)
+
+
+def find(folder, pattern="*", **wanted):
+    """Derivative files in ``folder`` whose entities, suffix and extension match ``wanted``
+    (a value of ``None`` asks for the entity to be absent), as ``{DerivativeName: Path}``."""
+    known = {field.name for field in fields(DerivativeName)}
+    unknown = set(wanted) - known
+    if unknown:
+        raise TypeError(f"unknown entities {sorted(unknown)}")
+    found = {}
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            name = DerivativeName.parse(path.name)
+        except ValueError:
+            continue
+        if all(getattr(name, key) == (None if value is None else str(value)) for key, value in wanted.items()):
+            found[name] = path
+    return found
