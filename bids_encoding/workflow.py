@@ -144,7 +144,7 @@ class BestLayer:
         return np.asarray(layers)[counts.argmax(axis=0)]
 
 
-def _base_sidecar(config, runs, spec, model_info, ridge):
+def _base_sidecar(config, runs, spec, model_info, ridge, sequence):
     return {
         "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
                   "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
@@ -165,6 +165,8 @@ def _base_sidecar(config, runs, spec, model_info, ridge):
         "BOLD": {"Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
         "Ridge": ridge.record(),
         "Significance": _significance_record(config),
+        "Runs": [{"Bold": str(run.bold_path.relative_to(config.bids_dir)), "RepetitionTime": run.repetition_time,
+                  "NumberOfScans": run.n_scans, "Stimulus": key} for run, key in zip(runs, sequence.keys)],
         "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
                    + sorted({str(run.events_path.relative_to(config.bids_dir)) for run in runs}),
         "SoftwareVersions": software_versions(),
@@ -209,7 +211,7 @@ def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=No
 
 def fit_participants_together(participants, model_features, config, sequence):
     """Fit every model and layer for participants who share one stimulus sequence, and write their maps."""
-    runs = participants[0].runs
+    runs = participants[0].runs  # words, timings and scans are the same for every participant here
     stimuli, keys, groups = sequence.stimuli, sequence.keys, sequence.groups  # keys: words and timings only
     repeated_folds = sequence.repeated_folds
     offsets = np.cumsum([0] + [p.n_voxels for p in participants])
@@ -220,12 +222,12 @@ def fit_participants_together(participants, model_features, config, sequence):
         if participant.ceiling is not None:
             participant.output.write_map(participant.ceiling, {
                 "Description": "Noise ceiling CC_max from repeated stimuli (Schoppe et al. 2016)",
-                "RepeatedStimuli": [runs[run].bold_path.name for group in sequence.repeated_groups
+                "RepeatedStimuli": [participant.runs[run].bold_path.name for group in sequence.repeated_groups
                                     for run in group]},
                 stat="ccmax")
     for spec, (features, model_info) in model_features.items():
         matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
-        base = _base_sidecar(config, runs, spec, model_info, ridge)
+        bases = {p.subject: _base_sidecar(config, p.runs, spec, model_info, ridge, sequence) for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
         bar = tqdm(total=len(model_info["layers"]) * len(groups), desc=f"fit {label} {spec.label}", unit="fold",
                    disable=not config.progress, leave=False)
@@ -245,8 +247,8 @@ def fit_participants_together(participants, model_features, config, sequence):
             best.update(layer, result)
             for index, participant in enumerate(participants):
                 voxels = slice(offsets[index], offsets[index + 1])
-                _write_layer_maps(participant, voxels, spec, layer, {**base, "Layer": layer}, result.test_r,
-                                  result.test_r2, result.alpha, pvalues, repeated_folds)
+                _write_layer_maps(participant, voxels, spec, layer, {**bases[participant.subject], "Layer": layer},
+                                  result.test_r, result.test_r2, result.alpha, pvalues, repeated_folds)
                 participant.rows.append(_score_row(spec, model_info, layer, result.test_r[:, voxels],
                                                    result.test_r2[:, voxels], result.validation_score[:, voxels],
                                                    participant))
@@ -255,9 +257,9 @@ def fit_participants_together(participants, model_features, config, sequence):
         chosen = best.most_chosen_layer(model_info["layers"])
         pvalues = voxel_pvalues(best.predictions, best.targets, config.pvalue_method,
                                 config.n_permutations) if keep else None
-        sidecar = {**base, "Layer": "best", "LayerChoice": "per voxel and outer fold, the layer with the best "
-                   "inner-validation r (the test data are never used)"}
         for index, participant in enumerate(participants):
+            sidecar = {**bases[participant.subject], "Layer": "best", "LayerChoice": "per voxel and outer fold, "
+                       "the layer with the best inner-validation score at the alpha used (never the test data)"}
             voxels = slice(offsets[index], offsets[index + 1])
             _write_layer_maps(participant, voxels, spec, "best", sidecar, best.test_r, best.test_r2,
                               pvalues=pvalues, repeated_folds=repeated_folds)

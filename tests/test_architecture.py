@@ -63,3 +63,19 @@ def test_no_import_cycle():
 def test_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def reachable(graph, start):
+    seen, stack = set(), [start]
+    while stack:
+        for target in graph[stack.pop()]:
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
+def test_group_level_does_not_reach_the_participant_orchestrator():
+    graph = import_graph()
+    for module in (name for name in graph if name.startswith("bids_encoding.group")):
+        assert "bids_encoding.workflow" not in reachable(graph, module), module

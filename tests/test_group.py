@@ -412,3 +412,22 @@ def test_group_refuses_a_grid_not_symmetric_about_the_midline(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "not symmetric" in error and "Traceback" not in error
     assert not (root / "group").exists()
+
+
+def test_inter_subject_correlation_uses_the_participants_recorded_cleaning(tmp_path, tiny_model, capsys):
+    """The group command's own --high-pass does not change the ISC: the participant sidecars' settings do."""
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=2, n_runs=3)
+    out = tmp_path / "derivatives"
+    assert main([str(tmp_path / "bids"), str(out), "participant", "--models", str(tiny_model), "--device", "cpu",
+                 "--high-pass", "0.02", "--pvalue-method", "none", "--layers", "1"]) == 0
+    isc = out / "group" / "task-story_space-orig_stat-isc_statmap"
+    maps = []
+    for high_pass in ("0.02", "0.0078125"):
+        assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "20",
+                     "--high-pass", high_pass]) == 0
+        maps.append(np.asarray(nib.load(f"{isc}.nii.gz").dataobj))
+        assert json.loads(open(f"{isc}.json").read())["Cleaning"]["HighPassHz"] == 0.02
+    np.testing.assert_array_equal(maps[0], maps[1])
+    assert np.abs(maps[0]).max() > 0

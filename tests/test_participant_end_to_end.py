@@ -114,6 +114,18 @@ def test_every_participant_file_is_found_again_from_its_name(tiny_run):
             assert result.best_layer_maps[label].is_file()
 
 
+def test_each_participant_sidecar_names_its_own_runs(tiny_run):
+    """Participants fitted together share a design, not their BOLD files: each sidecar lists its own."""
+    _, output_dir, _, _ = tiny_run
+    sidecars = sorted(output_dir.glob("sub-*/func/*_layer-best_stat-r_statmap.json"))
+    assert len(sidecars) >= 2
+    for path in sidecars:
+        subject = path.name.split("_")[0]
+        sidecar = json.loads(path.read_text())
+        assert [run["Bold"].split("/")[0] for run in sidecar["Runs"]] == [subject] * len(sidecar["Runs"])
+        assert all(source.startswith(f"{subject}/") for source in sidecar["Sources"] if "_bold" in source)
+
+
 def test_second_run_reuses_features(tiny_run, tiny_model, capsys):
     root, output_dir, _, _ = tiny_run
     code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model),

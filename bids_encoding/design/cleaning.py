@@ -42,6 +42,11 @@ class Cleaning:
         cleaned[:, constant] = 0.0  # a constant regressor carries nothing; nilearn would leave it as is
         return cleaned.astype(np.float32)
 
+    @classmethod
+    def from_record(cls, record):
+        """The cleaning a sidecar's ``Cleaning`` section records."""
+        return cls(detrend=bool(record["Detrend"]), high_pass=record["HighPassHz"])
+
     def record(self):
         """For the sidecars."""
         return {"Detrend": self.detrend, "HighPassHz": self.high_pass, "Filter": "butterworth (nilearn)",

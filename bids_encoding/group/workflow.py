@@ -6,15 +6,14 @@ import os
 import re
 import shutil
 import uuid
-from functools import partial
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from bids_encoding.errors import BidsAppError
 from bids_encoding.group.collect import check_consistency, collect, model_table
+from bids_encoding.group.isc import inter_subject_correlation
 from bids_encoding.group.hemispheres import (
     hemisphere_scores,
     is_template_space,
@@ -80,41 +79,13 @@ class GroupOutput:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-def _inter_subject_ceiling(config, results, mask, affine):
-    """Split-half inter-subject correlation on the symmetric mask (participants who heard the same stimuli)."""
-    from bids_encoding.inputs.bold import clean_run_bold
-    from bids_encoding.ridge.ceiling import split_half_ceiling
-    from bids_encoding.workflow import collect_runs, stimulus_signature
-
-    if len(results) < 2:
-        return None
-    try:
-        selected = collect_runs(config)
-    except BidsAppError as error:
-        LOGGER.warning("no inter-subject ceiling (reliable voxels n/a): %s", error)
-        return None
-    mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
-    by_signature = {}
-    for result in results:
-        runs = selected.get((result.subject, result.task))
-        if runs:
-            by_signature.setdefault(stimulus_signature(runs, config), []).append(runs)
-    largest = max(by_signature.values(), key=len, default=[])
-    if len(largest) < 2:
-        return None
-    trim = (config.design.trim_start, config.design.trim_end)
-    responses = [[partial(clean_run_bold, run.bold_path, mask_img, run.repetition_time, *trim, config.cleaning)
-                  for run in runs] for runs in largest]
-    return split_half_ceiling(responses)  # reads each run once, when needed
-
-
 def _reliable_voxels(output, config, results, mask, affine, fraction):
     """The top ``fraction`` of the symmetric mask by inter-subject correlation, or else by the participants'
     mean noise ceiling (CC_max from repeated stimuli); None (scores n/a) when there is neither."""
-    ceiling = _inter_subject_ceiling(config, results, mask, affine)
+    ceiling, settings = inter_subject_correlation(config.bids_dir, results, mask, affine)
     if ceiling is not None:
         output.image(_on_grid(ceiling, mask), affine, "stat-isc_statmap",
-                     "Split-half inter-subject correlation (10 random half splits, mean over runs)")
+                     "Split-half inter-subject correlation (10 random half splits, mean over runs)", settings)
         source = "split-half inter-subject correlation (stat-isc)"
     else:
         maps = [np.asarray(nib.load(r.ceiling_path).dataobj, dtype=float)[mask] for r in results if r.ceiling_path]
