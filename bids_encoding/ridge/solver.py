@@ -95,8 +95,6 @@ class CVResult:
         Alpha chosen in each outer fold.
     predictions, targets : list of numpy.ndarray ``(n_test, n_voxels)``
         Held-out predictions and targets per fold (``keep_predictions=True``).
-    block_size : int
-        Voxels per block.
     """
 
     test_r: np.ndarray
@@ -105,7 +103,6 @@ class CVResult:
     alpha: np.ndarray
     predictions: list = field(default_factory=list)
     targets: list = field(default_factory=list)
-    block_size: int = 0
 
     @property
     def mean_r(self):
@@ -321,7 +318,6 @@ class NestedRidgeCV:
             outer = _Eigen(gram, x_runs[test_group[0]], self.dtype)
             block = self.block_size(len(x_train), x_train.shape[1], max(len(rows) for rows, _, _ in inner),
                                     len(designs[test_group[0]]), n_voxels)
-            result.block_size = block
 
             def training_block(voxels):
                 y_train = torch.cat([self._columns(responses[run], voxels) for run in train_runs])
