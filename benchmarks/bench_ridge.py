@@ -29,7 +29,8 @@ import torch
 
 from _results import append_result
 from bids_encoding.ridge import NestedRidgeCV
-from bids_encoding.synthetic.regression import correlation, regression_runs
+from bids_encoding.ridge.scoring import correlation
+from bids_encoding.synthetic.regression import regression_runs
 
 RESULTS = Path(__file__).parent / "results" / "bench_ridge.jsonl"
 

@@ -282,7 +282,7 @@ def _batches(members, config):
     """Split participants sharing a stimulus into batches whose data take at most half the memory budget."""
     import nibabel as nib
 
-    from bids_encoding.ridge.solver import available_memory
+    from bids_encoding.backend import available_memory
 
     budget = (config.mem or 0.25 * available_memory("cpu")) / 2
     batches, current, size = [], [], 0

@@ -316,9 +316,9 @@ def test_batch_size_follows_free_memory(tiny_model, monkeypatch):
     from bids_encoding.features import extract
 
     loaded = load_model(parse_model_spec(str(tiny_model)))
-    monkeypatch.setattr(extract, "_free_memory", lambda device: 1 << 40)
+    monkeypatch.setattr(extract, "available_memory", lambda device: 1 << 40)
     assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 64
-    monkeypatch.setattr(extract, "_free_memory", lambda device: 4 * 64 * (32 * 11 + 256 + 2 * 64) * 4 * 5)
+    monkeypatch.setattr(extract, "available_memory", lambda device: 4 * 64 * (32 * 11 + 256 + 2 * 64) * 4 * 5)
     assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 5
-    monkeypatch.setattr(extract, "_free_memory", lambda device: 1)
+    monkeypatch.setattr(extract, "available_memory", lambda device: 1)
     assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 1

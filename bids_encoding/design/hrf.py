@@ -101,10 +101,3 @@ def word_response_matrix(onsets, durations, times, hrf_model="glover", oversampl
         for onset, duration in zip(onsets, durations)
     ]
     return np.stack(columns, axis=1)
-
-
-def zscore(data, axis=0):
-    """Z-score columns; constant columns become 0."""
-    data = np.asarray(data, dtype=np.float64)
-    std = data.std(axis=axis, keepdims=True)
-    return (data - data.mean(axis=axis, keepdims=True)) / np.where(std > 0, std, 1.0)

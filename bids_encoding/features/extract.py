@@ -10,13 +10,13 @@ early layers are needed, the forward pass stops after the deepest one.
 """
 
 import logging
-import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bids_encoding.backend import available_memory
 from bids_encoding.features.alignment import join_words, word_token_ranges
 
 LOGGER = logging.getLogger(__name__)
@@ -159,22 +159,13 @@ def ffn_second_linear(block):
     raise ValueError(f"cannot find the feed-forward output layer of {type(block).__name__}")
 
 
-def _free_memory(device):
-    if str(device).startswith("cuda"):
-        return torch.cuda.mem_get_info()[0]
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):
-        return 4 << 30
-
-
 def auto_batch_size(loaded, window, n_kept_layers, device):
     """Windows per pass such that activations use at most a quarter of the free memory."""
     config = loaded.model.config
     heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 12)
     ffn = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * loaded.hidden_size
     per_window = 4 * window * (loaded.hidden_size * (n_kept_layers + 8) + 2 * ffn + heads * window)
-    return int(max(1, min(64, _free_memory(device) // 4 // per_window)))
+    return int(max(1, min(64, available_memory(device) // 4 // per_window)))
 
 
 def right_context_mask(padding, right):

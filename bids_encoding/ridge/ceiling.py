@@ -17,6 +17,8 @@ averaged over runs and splits.
 
 import numpy as np
 
+from bids_encoding.ridge.scoring import correlation
+
 
 def signal_power(repeats):
     """Signal power, total power and variance of the mean for repeats ``(N, n_scans, n_voxels)``."""
@@ -102,15 +104,6 @@ def split_half_ceiling(responses, n_splits=10, seed=0):
             for split in range(n_splits):  # in place: no copy of the sums
                 (sums_a if in_half_a[split, participant] else sums_b)[split] += data
         for split in range(n_splits):
-            total = total + _column_correlation(sums_a[split] / np.float32(size_a[split]),
+            total = total + correlation(sums_a[split] / np.float32(size_a[split]),
                                                 sums_b[split] / np.float32(size_b[split]))
     return total / (n_splits * n_runs)
-
-
-def _column_correlation(a, b):
-    """Pearson r of each column of ``a`` with the same column of ``b`` (0 where one is constant)."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denominator = np.sqrt((a.astype(np.float64) ** 2).sum(axis=0) * (b.astype(np.float64) ** 2).sum(axis=0))
-    numerator = (a.astype(np.float64) * b).sum(axis=0)
-    return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), 0)

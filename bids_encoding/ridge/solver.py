@@ -14,59 +14,21 @@ concatenated. Voxels go through in blocks sized to the memory budget.
 """
 
 import math
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from bids_encoding.backend import available_memory
 from bids_encoding.ridge.cv import InnerCV
+from bids_encoding.ridge.scoring import pearson_r, r2_score
 from bids_encoding.stimuli import stimulus_groups
 
 ALPHA_SCORES = ("r", "r2")
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
 BLOCK_MULTIPLE = 64
 LIBRARY_OVERHEAD = 32 * 2 ** 20  # workspaces of the linear-algebra libraries, counted in --mem
-
-
-def pearson_r(prediction, target):
-    """Pearson r of matching columns along the second-to-last axis; 0 where a column is constant.
-
-    Sums accumulate in float64: near-ties between alphas are decided by the
-    data, not by float32 rounding.
-    """
-    def centered(values):
-        mean = values.sum(dim=-2, keepdim=True, dtype=torch.float64) / values.shape[-2]
-        return values - mean.to(values.dtype)
-
-    prediction, target = centered(prediction), centered(target)
-    numerator = (prediction * target).sum(dim=-2, dtype=torch.float64)
-    denominator = torch.sqrt((prediction * prediction).sum(dim=-2, dtype=torch.float64)
-                             * (target * target).sum(dim=-2, dtype=torch.float64))
-    r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
-    return r.to(prediction.dtype)
-
-
-def r2_score(prediction, target):
-    """Coefficient of determination of matching columns; 0 where the target is constant."""
-    residual = ((target - prediction) ** 2).sum(dim=0)
-    total = ((target - target.mean(dim=0, keepdim=True)) ** 2).sum(dim=0)
-    return torch.where(total > 0, 1 - residual / total.clamp_min(1e-30), torch.zeros_like(total))
-
-
-def available_memory(device):
-    """Free memory in bytes on the device (GPU), or available RAM (CPU)."""
-    if str(device).startswith("cuda"):
-        return torch.cuda.mem_get_info()[0]
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bids_encoding.design import frame_times, word_response_matrix
-from bids_encoding.design.hrf import zscore
+from bids_encoding.ridge.scoring import zscore
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.synthetic.story import paragraphs
 

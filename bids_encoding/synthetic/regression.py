@@ -2,10 +2,7 @@
 
 import numpy as np
 
-
-def zscore(values):
-    """Z-score columns, as float32."""
-    return ((values - values.mean(0)) / values.std(0)).astype(np.float32)
+from bids_encoding.ridge.scoring import zscore
 
 
 def regression_runs(seed=0, n_runs=4, n_scans=80, n_features=40, n_voxels=300, signal_fraction=0.3):
@@ -20,12 +17,6 @@ def regression_runs(seed=0, n_runs=4, n_scans=80, n_features=40, n_voxels=300, s
     mixing = rng.standard_normal((n_features, n_features)) / np.sqrt(n_features) + np.eye(n_features)
     weights = rng.standard_normal((n_features, n_voxels)) / np.sqrt(n_features)
     weights *= rng.random(n_voxels) < signal_fraction
-    x_runs = [zscore(rng.standard_normal((n_scans, n_features)) @ mixing) for _ in range(n_runs)]
-    y_runs = [zscore(x @ weights + rng.standard_normal((n_scans, n_voxels))) for x in x_runs]
+    x_runs = [zscore(rng.standard_normal((n_scans, n_features)) @ mixing).astype(np.float32) for _ in range(n_runs)]
+    y_runs = [zscore(x @ weights + rng.standard_normal((n_scans, n_voxels))).astype(np.float32) for x in x_runs]
     return x_runs, y_runs
-
-
-def correlation(a, b):
-    """Pearson r of matching columns (numpy reference)."""
-    a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
