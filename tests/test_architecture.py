@@ -78,4 +78,4 @@ def reachable(graph, start):
 def test_group_level_does_not_reach_the_participant_orchestrator():
     graph = import_graph()
     for module in (name for name in graph if name.startswith("bids_encoding.group")):
-        assert "bids_encoding.workflow" not in reachable(graph, module), module
+        assert "bids_encoding.participant" not in reachable(graph, module), module

@@ -55,7 +55,7 @@ def test_missing_config_file(tmp_path, capsys):
 
 
 def test_participant_labels_with_or_without_prefix(small_dataset, tiny_model, tmp_path):
-    from bids_encoding.workflow import collect_runs
+    from bids_encoding.participant import collect_runs
 
     for label in ("01", "sub-01"):
         args = parse_args([str(small_dataset), str(tmp_path / "out"), "participant", "--participant-label", label,

@@ -23,7 +23,7 @@ def run(args):
         summary = run_group_level(config, atlas=args.atlas, n_bootstraps=args.group_bootstraps,
                                   roi_file=args.roi_file, reliable_fraction=args.reliable_fraction)
     else:
-        from bids_encoding.workflow import run_participant_level
+        from bids_encoding.participant import run_participant_level
 
         summary = run_participant_level(config)
     LOGGER.info(summary)

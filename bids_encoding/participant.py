@@ -28,6 +28,7 @@ from bids_encoding.derivatives import (
 )
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
+from bids_encoding.ridge.layers import BestLayer
 from bids_encoding.stimuli import StimulusSequence, run_stimuli
 from bids_encoding.ridge.significance import PREWHITENING_ORDER, fdr_qvalues, voxel_pvalues
 
@@ -114,34 +115,6 @@ def stimulus_signature(runs, config):
     """What must match for participants to share a design matrix."""
     stimuli = run_stimuli(runs, config.features.continuous)
     return tuple((stimulus.cache_key, run.n_scans, run.repetition_time) for stimulus, run in zip(stimuli, runs))
-
-
-class BestLayer:
-    """Per outer fold and voxel, keeps the layer with the best inner-validation r (never the test r)."""
-
-    def __init__(self):
-        self.validation = self.test_r = self.test_r2 = self.layer = None
-        self.predictions = self.targets = None
-
-    def update(self, layer, result):
-        if self.validation is None:
-            self.validation, self.test_r, self.test_r2 = (result.validation_score.copy(), result.test_r.copy(),
-                                                          result.test_r2.copy())
-            self.layer = np.full(result.test_r.shape, layer)
-            self.predictions = [p.copy() for p in result.predictions]
-            self.targets = result.targets
-            return
-        better = result.validation_score > self.validation
-        for mine, theirs in ((self.validation, result.validation_score), (self.test_r, result.test_r),
-                             (self.test_r2, result.test_r2)):
-            mine[better] = theirs[better]
-        self.layer[better] = layer
-        for fold, prediction in enumerate(result.predictions):
-            self.predictions[fold][:, better[fold]] = prediction[:, better[fold]]
-
-    def most_chosen_layer(self, layers):
-        counts = np.stack([(self.layer == layer).sum(axis=0) for layer in layers])
-        return np.asarray(layers)[counts.argmax(axis=0)]
 
 
 def _base_sidecar(config, runs, spec, model_info, ridge, sequence):

@@ -1,0 +1,50 @@
+"""Sidecar contents of the participant maps: the record of everything that was computed."""
+
+from dataclasses import asdict
+
+from bids_encoding.derivatives.staging import software_versions
+from bids_encoding.ridge.significance import PREWHITENING_ORDER
+
+
+def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
+    """What every map of one participant, model and layer records: model, features, design, cleaning, ridge,
+    significance, the runs (BOLD, TR, scans, stimulus) and software versions. The group level reads the
+    runs, trimming and cleaning back from here."""
+    return {
+        "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
+                  "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
+                  "Type": model_info.get("model_type"),
+                  "NumberOfParameters": model_info["n_params"],
+                  "NumberOfParametersWithoutHead": model_info["n_params_no_head"],
+                  "NumberOfParametersNonEmbedding": model_info["n_params_non_embedding"],
+                  "ParameterCount": "NumberOfParameters: the model as published, language-model head included "
+                                    "(the scaling fits use it); WithoutHead: the transformer that gives the "
+                                    "features; NonEmbedding: that transformer without its embedding tables",
+                  "NumberOfLayers": model_info["n_layers"], "HiddenSize": model_info["hidden_size"],
+                  "DType": model_info["dtype"]},
+        "Features": {**asdict(config.features), "window": model_info.get("window"),
+                     "context": model_info.get("context"), "right_context": model_info.get("right_context"),
+                     "layers": model_info["layers"], "LayerIndexing": "0 = embeddings, k = block k"},
+        "Design": config.design.record(),
+        "Cleaning": config.cleaning.record(),
+        "BOLD": {"Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
+        "Ridge": ridge.record(),
+        "Significance": _significance_record(config),
+        "Runs": [{"Bold": str(run.bold_path.relative_to(config.bids_dir)), "RepetitionTime": run.repetition_time,
+                  "NumberOfScans": run.n_scans, "Stimulus": key} for run, key in zip(runs, sequence.keys)],
+        "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
+                   + sorted({str(run.events_path.relative_to(config.bids_dir)) for run in runs}),
+        "SoftwareVersions": software_versions(),
+    }
+
+
+def _significance_record(config):
+    if config.pvalue_method == "none":
+        return None
+    record = {"Method": config.pvalue_method, "Statistic": "fold-mean Pearson r", "OneSided": True,
+              "Correction": "Benjamini-Hochberg FDR (stat-q)"}
+    if config.pvalue_method == "prewhitening":
+        return {**record, "AutoregressiveOrder": PREWHITENING_ORDER, "FoldCombination": "Stouffer",
+                "Description": "r of prediction and data after both are filtered by the AR model of the held-out "
+                               "data (Yule-Walker, per voxel and fold)"}
+    return {**record, "NumberOfPermutations": config.n_permutations, "Seed": 0}
