@@ -8,29 +8,29 @@ computed once.
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from bids_encoding.derivatives import (
+    ParticipantOutput,
+    participant_hemispheres,
+    summary_scores,
+    write_dataset_description,
+)
+from bids_encoding.derivatives.sidecars import participant_sidecar
 from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import brain_mask, clean_run_bold
 from bids_encoding.inputs.layout import select_subjects
-from bids_encoding.derivatives import (
-    ParticipantOutput,
-    participant_hemispheres,
-    software_versions,
-    summary_scores,
-    write_dataset_description,
-)
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
 from bids_encoding.ridge.layers import BestLayer
+from bids_encoding.ridge.significance import fdr_qvalues, voxel_pvalues
 from bids_encoding.stimuli import StimulusSequence, run_stimuli
-from bids_encoding.ridge.significance import PREWHITENING_ORDER, fdr_qvalues, voxel_pvalues
 
 LOGGER = logging.getLogger(__name__)
 MIN_SCANS_AFTER_TRIM = 20
@@ -117,47 +117,6 @@ def stimulus_signature(runs, config):
     return tuple((stimulus.cache_key, run.n_scans, run.repetition_time) for stimulus, run in zip(stimuli, runs))
 
 
-def _base_sidecar(config, runs, spec, model_info, ridge, sequence):
-    return {
-        "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
-                  "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
-                  "Type": model_info.get("model_type"),
-                  "NumberOfParameters": model_info["n_params"],
-                  "NumberOfParametersWithoutHead": model_info["n_params_no_head"],
-                  "NumberOfParametersNonEmbedding": model_info["n_params_non_embedding"],
-                  "ParameterCount": "NumberOfParameters: the model as published, language-model head included "
-                                    "(the scaling fits use it); WithoutHead: the transformer that gives the "
-                                    "features; NonEmbedding: that transformer without its embedding tables",
-                  "NumberOfLayers": model_info["n_layers"], "HiddenSize": model_info["hidden_size"],
-                  "DType": model_info["dtype"]},
-        "Features": {**asdict(config.features), "window": model_info.get("window"),
-                     "context": model_info.get("context"), "right_context": model_info.get("right_context"),
-                     "layers": model_info["layers"], "LayerIndexing": "0 = embeddings, k = block k"},
-        "Design": config.design.record(),
-        "Cleaning": config.cleaning.record(),
-        "BOLD": {"Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
-        "Ridge": ridge.record(),
-        "Significance": _significance_record(config),
-        "Runs": [{"Bold": str(run.bold_path.relative_to(config.bids_dir)), "RepetitionTime": run.repetition_time,
-                  "NumberOfScans": run.n_scans, "Stimulus": key} for run, key in zip(runs, sequence.keys)],
-        "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
-                   + sorted({str(run.events_path.relative_to(config.bids_dir)) for run in runs}),
-        "SoftwareVersions": software_versions(),
-    }
-
-
-def _significance_record(config):
-    if config.pvalue_method == "none":
-        return None
-    record = {"Method": config.pvalue_method, "Statistic": "fold-mean Pearson r", "OneSided": True,
-              "Correction": "Benjamini-Hochberg FDR (stat-q)"}
-    if config.pvalue_method == "prewhitening":
-        return {**record, "AutoregressiveOrder": PREWHITENING_ORDER, "FoldCombination": "Stouffer",
-                "Description": "r of prediction and data after both are filtered by the AR model of the held-out "
-                               "data (Yule-Walker, per voxel and fold)"}
-    return {**record, "NumberOfPermutations": config.n_permutations, "Seed": 0}
-
-
 def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=None, pvalues=None,
                       repeated_folds=None):
     """Write one layer's maps for one participant (``voxels`` selects theirs)."""
@@ -200,7 +159,8 @@ def fit_participants_together(participants, model_features, config, sequence):
                 stat="ccmax")
     for spec, (features, model_info) in model_features.items():
         matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
-        bases = {p.subject: _base_sidecar(config, p.runs, spec, model_info, ridge, sequence) for p in participants}
+        bases = {p.subject: participant_sidecar(config, p.runs, spec, model_info, ridge, sequence)
+                 for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
         bar = tqdm(total=len(model_info["layers"]) * len(groups), desc=f"fit {label} {spec.label}", unit="fold",
                    disable=not config.progress, leave=False)

@@ -112,7 +112,8 @@ def build_parser():
                  "both seed papers drop the first 10, Antonello et al. the last 5, Bonnasse-Gahot & Pallier "
                  "the last 10")
     _option(fit, "--hrf-model", default=DesignSettings.hrf_model, help="nilearn HRF model")
-    _option(fit, "--high-pass", type=float, default=DEFAULT_HIGH_PASS, help="high-pass cutoff in Hz of the per-run cleaning of BOLD and design (0: none)")
+    _option(fit, "--high-pass", type=float, default=DEFAULT_HIGH_PASS,
+            help="high-pass cutoff in Hz of the per-run cleaning of BOLD and design (0: none)")
     _option(fit, "--design", choices=("hrf", "lanczos-fir"), default="hrf",
             help="hrf: features convolved with the HRF (Bonnasse-Gahot & Pallier); lanczos-fir: Lanczos "
                  "resampling to scan times then FIR delays (Antonello et al.)")
