@@ -162,10 +162,10 @@ def fit_participants_together(participants, model_features, config, sequence):
         bases = {p.subject: participant_sidecar(config, p.runs, spec, model_info, ridge, sequence)
                  for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
-        bar = tqdm(total=len(model_info["layers"]) * len(groups), desc=f"fit {label} {spec.label}", unit="fold",
+        bar = tqdm(total=len(model_info.layers) * len(groups), desc=f"fit {label} {spec.label}", unit="fold",
                    disable=not config.progress, leave=False)
         best = BestLayer()
-        for layer in model_info["layers"]:
+        for layer in model_info.layers:
             designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
                                                 config.cleaning)
                        for stimulus, matrix, run in zip(stimuli, matrices, runs)]
@@ -187,7 +187,7 @@ def fit_participants_together(participants, model_features, config, sequence):
                                                    participant))
             del result
         bar.close()
-        chosen = best.most_chosen_layer(model_info["layers"])
+        chosen = best.most_chosen_layer(model_info.layers)
         pvalues = voxel_pvalues(best.predictions, best.targets, config.pvalue_method,
                                 config.n_permutations) if keep else None
         for index, participant in enumerate(participants):
@@ -205,9 +205,9 @@ def fit_participants_together(participants, model_features, config, sequence):
 
 def _score_row(spec, model_info, layer, test_r, test_r2, validation, participant):
     return {"model": spec.label, "model_id": spec.model_id, "layer": layer,
-            "n_params": model_info["n_params"], "n_params_no_head": model_info["n_params_no_head"],
-            "n_params_non_embedding": model_info["n_params_non_embedding"],
-            "n_layers": model_info["n_layers"], "hidden_size": model_info["hidden_size"],
+            "n_params": model_info.n_params, "n_params_no_head": model_info.n_params_no_head,
+            "n_params_non_embedding": model_info.n_params_non_embedding,
+            "n_layers": model_info.n_layers, "hidden_size": model_info.hidden_size,
             **summary_scores(test_r, test_r2, validation, participant.hemispheres)}
 
 

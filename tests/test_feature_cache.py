@@ -83,6 +83,6 @@ def test_ffn_neurons_are_cached_beside_the_features(tiny_model, tmp_path):
     with_neurons = FeatureExtractor(tmp_path, progress=False, ffn_neurons=True)
     assert with_neurons.neurons(spec, "story", [0, 1, 2]) is None
     _, info = with_neurons.features(spec, [stimulus])  # computes the neurons although features are cached
-    assert info["ffn_module"] == "mlp.c_proj"
-    neurons = with_neurons.neurons(spec, "story", info["layers"])
+    assert info.ffn_module == "mlp.c_proj"
+    neurons = with_neurons.neurons(spec, "story", info.layers)
     assert sorted(neurons) == [1, 2] and neurons[1].shape == (40, 128)

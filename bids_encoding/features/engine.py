@@ -1,6 +1,7 @@
 """Features of every distinct stimulus for every model, through the shared cache."""
 
 import logging
+from dataclasses import dataclass, replace
 
 from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.cache import FeatureCache
@@ -9,6 +10,44 @@ from bids_encoding.features.models import load_model, parameter_counts, resolve_
 
 LOGGER = logging.getLogger(__name__)
 FEATURE_CODE_VERSION = 3  # 3: own-token pooling, fixed encoder right context
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the sidecars and tables record of a model: its size (from the config alone), the layers
+    extracted and the window plan.
+
+    Attributes
+    ----------
+    n_params : int
+        The model as published, language-model head included (the scaling fits use it).
+    n_params_no_head, n_params_non_embedding : int
+        The transformer that gives the features; the same without embedding tables.
+    n_layers, hidden_size : int
+    max_tokens : int or None
+        Usable positions (special tokens included).
+    model_type, dtype : str
+    layers : tuple of int
+        Layers extracted (0 = embeddings).
+    window, context, right_context : int or None
+        The window plan of the extraction (``None`` for baselines).
+    ffn_module : str or None
+        The feed-forward layer whose input gives the neurons (``--ffn-neurons``).
+    """
+
+    n_params: int
+    n_params_no_head: int
+    n_params_non_embedding: int
+    n_layers: int
+    hidden_size: int
+    max_tokens: int | None
+    model_type: str
+    dtype: str
+    layers: tuple = ()
+    window: int | None = None
+    context: int | None = None
+    right_context: int | None = None
+    ffn_module: str | None = None
 
 
 class FeatureExtractor:
@@ -39,11 +78,11 @@ class FeatureExtractor:
         self.ffn_neurons = ffn_neurons
 
     def model_info(self, spec):
-        """Size of a model read from its config alone (no weights)."""
+        """:class:`ModelInfo` of a model read from its config alone (no weights; no layers or plan yet)."""
         if spec.is_baseline:
-            return {"n_params": 0, "n_params_no_head": 0, "n_params_non_embedding": 0, "n_layers": 0,
-                    "hidden_size": spec.dim, "max_tokens": None, "dtype": "float32", "model_type": "baseline"}
-        return {**parameter_counts(spec, self.trust_remote_code), "dtype": self.dtype}
+            return ModelInfo(n_params=0, n_params_no_head=0, n_params_non_embedding=0, n_layers=0,
+                             hidden_size=spec.dim, max_tokens=None, model_type="baseline", dtype="float32")
+        return ModelInfo(**parameter_counts(spec, self.trust_remote_code), dtype=self.dtype)
 
     def record(self, spec, fingerprint, what="hidden_states"):
         return {
@@ -64,7 +103,7 @@ class FeatureExtractor:
         -------
         features : dict
             ``{cache_key: {layer: array (n_words, dim)}}`` (see :class:`Stimulus`).
-        info : dict
+        info : ModelInfo
             Model size, layers and the window plan (for sidecars and tables).
         """
         stimuli = {stimulus.cache_key: stimulus for stimulus in stimuli}
@@ -72,8 +111,8 @@ class FeatureExtractor:
         if spec.is_baseline:
             features = {fp: baseline_features(spec, list(s.words), stimulus_seed=int(fp[:8], 16))
                         for fp, s in stimuli.items()}
-            return features, {**info, "layers": [0]}
-        layers = resolve_layers(self.settings.layers, info["n_layers"])
+            return features, replace(info, layers=(0,))
+        layers = resolve_layers(self.settings.layers, info.n_layers)
         loaded, features = None, {}
         for fingerprint, stimulus in stimuli.items():
             def compute(missing, stimulus=stimulus, fingerprint=fingerprint):
@@ -104,10 +143,10 @@ class FeatureExtractor:
                 LOGGER.info("reusing cached features of %s for stimulus %s (%s)", spec.model_id, fingerprint,
                             self.cache.entry(self.record(spec, fingerprint)))
             features[fingerprint] = arrays
-            info.update({key: extraction[key] for key in ("window", "context", "right_context")})
+            info = replace(info, **{key: extraction[key] for key in ("window", "context", "right_context")})
         if self.ffn_neurons:
-            info["ffn_module"] = self._ffn_module(spec, stimuli)
-        return features, {**info, "layers": layers}
+            info = replace(info, ffn_module=self._ffn_module(spec, stimuli))
+        return features, replace(info, layers=tuple(layers))
 
     def neurons(self, spec, fingerprint, layers):
         """Cached feed-forward activations ``{layer: (n_words, d_ff)}`` of one stimulus (after :meth:`features`)."""
@@ -123,6 +162,4 @@ class FeatureExtractor:
 
 
 def _with_layers(settings, layers):
-    from dataclasses import replace
-
     return replace(settings, layers=tuple(str(layer) for layer in layers))
