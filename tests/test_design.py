@@ -112,3 +112,16 @@ def test_design_is_cleaned_as_the_bold():
     cleaned_r = NestedRidgeCV(alphas).fit_score(designs, responses).mean_r.mean()
     uncleaned_r = NestedRidgeCV(alphas).fit_score(uncleaned, responses).mean_r.mean()
     assert cleaned_r > uncleaned_r + 0.03, (cleaned_r, uncleaned_r)
+
+
+def test_designs_come_from_one_registry():
+    """A design is one registered DesignKind: the settings dispatch to it and record only its own parameters."""
+    import pytest
+
+    from bids_encoding.design import DESIGNS
+
+    assert set(DESIGNS) == {"hrf", "lanczos-fir"}
+    assert "fir_delays" not in DesignSettings(kind="hrf").record()
+    assert "hrf_model" not in DesignSettings(kind="lanczos-fir").record()
+    with pytest.raises(ValueError, match="hrf, lanczos-fir"):
+        DesignSettings(kind="gamma")

@@ -44,7 +44,7 @@ def _option(group, *names, **kwargs):
 def build_parser():
     """The participant/group parser."""
     from bids_encoding.config import DEFAULT_MODELS
-    from bids_encoding.design import DesignSettings
+    from bids_encoding.design import DESIGNS, DesignSettings
     from bids_encoding.features.extract import POOLINGS
     from bids_encoding.design import DEFAULT_HIGH_PASS
     from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
@@ -114,7 +114,7 @@ def build_parser():
     _option(fit, "--hrf-model", default=DesignSettings.hrf_model, help="nilearn HRF model")
     _option(fit, "--high-pass", type=float, default=DEFAULT_HIGH_PASS,
             help="high-pass cutoff in Hz of the per-run cleaning of BOLD and design (0: none)")
-    _option(fit, "--design", choices=("hrf", "lanczos-fir"), default="hrf",
+    _option(fit, "--design", choices=tuple(DESIGNS), default="hrf",
             help="hrf: features convolved with the HRF (Bonnasse-Gahot & Pallier); lanczos-fir: Lanczos "
                  "resampling to scan times then FIR delays (Antonello et al.)")
     _option(fit, "--fir-delays", type=int, nargs="+", default=[1, 2, 3, 4], metavar="SCANS",

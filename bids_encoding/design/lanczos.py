@@ -11,6 +11,8 @@ cleaned as the BOLD, z-scored last (:meth:`DesignSettings.regressors
 
 import numpy as np
 
+from bids_encoding.design.base import DesignKind
+
 
 def lanczos_kernel(times, cutoff, window=3):
     """Lanczos weights for time differences ``times`` (seconds)."""
@@ -40,3 +42,15 @@ def fir_delays(design, delays):
             moved[:delay] = design[-delay:]
         shifted.append(moved)
     return np.concatenate(shifted, axis=1)
+
+
+def lanczos_word_matrix(words, times, repetition_time, settings):
+    midpoints = np.asarray(words["onset"]) + np.asarray(words["duration"]) / 2
+    return lanczos_matrix(midpoints, times, repetition_time, settings.lanczos_window)
+
+
+def delayed(resampled, settings):
+    return fir_delays(resampled, settings.fir_delays)
+
+
+LANCZOS_FIR = DesignKind("lanczos-fir", lanczos_word_matrix, delayed, ("fir_delays", "lanczos_window"))

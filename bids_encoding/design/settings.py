@@ -1,0 +1,72 @@
+"""Design settings: which design, its parameters, and the trimming; regressors of a run."""
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bids_encoding.design.base import frame_times
+from bids_encoding.design.cleaning import Cleaning
+from bids_encoding.design.kinds import DESIGNS, design_kind
+
+
+@dataclass(frozen=True)
+class DesignSettings:
+    """How features become regressors.
+
+    Attributes
+    ----------
+    kind : str
+        A registered design (:mod:`bids_encoding.design.kinds`): ``hrf``,
+        features convolved with the HRF (Bonnasse-Gahot & Pallier), or
+        ``lanczos-fir``, Lanczos resampling then FIR delays (Antonello et al.).
+    hrf_model : str
+        Any ``hrf_model`` of ``nilearn.glm.first_level.compute_regressor``.
+    oversampling : int
+        Temporal oversampling of the convolution.
+    frame_time_offset : float
+        Acquisition time of each scan as a fraction of TR
+        (0.5: the middle of the volume, as Bonnasse-Gahot & Pallier).
+    trim_start, trim_end : int
+        Scans dropped at the start and end of each run (BOLD and design);
+        10 and 5 by default: both seed papers drop the first 10 scans,
+        Antonello et al. also the last 5 (Bonnasse-Gahot & Pallier the last
+        10).
+    fir_delays : tuple of int
+        Delays in scans for ``lanczos-fir``.
+    lanczos_window : int
+        Lobes of the Lanczos kernel.
+    """
+
+    kind: str = "hrf"
+    hrf_model: str = "glover"
+    oversampling: int = 50
+    frame_time_offset: float = 0.5
+    trim_start: int = 10
+    trim_end: int = 5
+    fir_delays: tuple = (1, 2, 3, 4)
+    lanczos_window: int = 3
+
+    def __post_init__(self):
+        design_kind(self.kind)
+
+    def record(self):
+        """The settings of this design (other designs' settings left out)."""
+        own = design_kind(self.kind).settings
+        others = {field for kind in DESIGNS.values() for field in kind.settings} - set(own)
+        return {key: value for key, value in asdict(self).items() if key not in others}
+
+    def word_matrix(self, words, n_scans, repetition_time):
+        """``(n_scans, n_words)`` matrix that brings word features to scan times."""
+        times = frame_times(n_scans, repetition_time, self.frame_time_offset)
+        return design_kind(self.kind).word_matrix(words, times, repetition_time, self)
+
+    def regressors(self, features, matrix, repetition_time, cleaning=None):
+        """Regressors of one run from its word features and :meth:`word_matrix`.
+
+        The whole run is resampled (and expanded: FIR delays), then trimmed,
+        then cleaned as the BOLD (``cleaning``, a :class:`Cleaning`: detrend,
+        high-pass, z-score last).
+        """
+        design = design_kind(self.kind).expand(matrix @ np.asarray(features, dtype=np.float64), self)
+        design = design[self.trim_start: design.shape[0] - self.trim_end]
+        return (cleaning or Cleaning()).apply(design, repetition_time)
