@@ -30,7 +30,7 @@ from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
 from bids_encoding.ridge.layers import BestLayer
 from bids_encoding.ridge.significance import fdr_qvalues, voxel_pvalues
-from bids_encoding.stimuli import StimulusSequence, run_stimuli
+from bids_encoding.stimuli import StimulusSequence
 
 LOGGER = logging.getLogger(__name__)
 MIN_SCANS_AFTER_TRIM = 20
@@ -111,10 +111,10 @@ def prepare_participant(subject, task, runs, config, sequence):
     return participant
 
 
-def stimulus_signature(runs, config):
-    """What must match for participants to share a design matrix."""
-    stimuli = run_stimuli(runs, config.features.continuous)
-    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time) for stimulus, run in zip(stimuli, runs))
+def stimulus_signature(runs, sequence):
+    """What must match for participants to share a design matrix: features (cache keys) and scans."""
+    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time)
+                 for stimulus, run in zip(sequence.stimuli, runs))
 
 
 def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=None, pvalues=None,
@@ -243,9 +243,10 @@ def run_participant_level(config):
     selected = collect_runs(config)
     specs = _model_specs(config.models)
     write_dataset_description(config.output_dir, config.bids_dir)
+    sequences = {key: StimulusSequence.of_runs(runs, config.features.continuous) for key, runs in selected.items()}
     stimuli = {}
-    for runs in selected.values():
-        for stimulus in run_stimuli(runs, config.features.continuous):
+    for sequence in sequences.values():
+        for stimulus in sequence.stimuli:
             stimuli.setdefault(stimulus.cache_key, stimulus)
     LOGGER.info("%d participant(s), %d run(s), %d distinct stimuli, %d model(s)",
                 len({s for s, _ in selected}), sum(map(len, selected.values())), len(stimuli), len(specs))
@@ -257,13 +258,14 @@ def run_participant_level(config):
 
     by_signature = {}
     for (subject, task), runs in selected.items():
-        by_signature.setdefault((task, stimulus_signature(runs, config)), []).append((subject, runs))
+        signature = stimulus_signature(runs, sequences[(subject, task)])
+        by_signature.setdefault((task, signature), []).append((subject, runs))
     best = []
     for (task, _), members in by_signature.items():
         for batch in _batches(members, config):
             LOGGER.info("fitting %s task-%s together (%d runs)", ", ".join(f"sub-{s}" for s, _ in batch), task,
                         len(batch[0][1]))
-            sequence = StimulusSequence.of_runs(batch[0][1], config.features.continuous)
+            sequence = sequences[(batch[0][0], task)]
             participants = []
             try:
                 for subject, runs in batch:

@@ -141,7 +141,7 @@ def test_one_model_gives_lateralization_without_scaling(tmp_path):
 
 
 def test_symmetric_subset_takes_voxels_reliable_on_either_side():
-    from bids_encoding.group.hemispheres import symmetric_mask, symmetric_subset
+    from bids_encoding.hemispheres import symmetric_mask, symmetric_subset
 
     mask, left, mirror = symmetric_mask([np.ones(GRID, bool)], AFFINE)
     reliable = np.zeros(GRID, bool)

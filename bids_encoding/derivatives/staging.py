@@ -1,4 +1,4 @@
-"""BIDS-Derivatives writing: names, sidecars, dataset_description, atomic commit.
+"""BIDS-Derivatives writing: dataset_description, staged files with their sidecars, atomic commit.
 
 Statistical maps follow the de-facto ``stat-<name>_statmap`` convention
 (fitlins, nilearn); the ``model`` and ``layer`` entities are this project's
@@ -108,7 +108,7 @@ class ParticipantOutput:
         return derivative_name(self.subject, self.task, self.space, suffix, extension, **entities)
 
     def _write_sidecar(self, name, sidecar):
-        sidecar_name = name.split(".")[0] + ".json"
+        sidecar_name = str(DerivativeName.parse(name).sidecar)
         (self.staging / self.func / sidecar_name).write_text(json.dumps(sidecar, indent=2, default=_jsonable))
         self.files.append(self.func / sidecar_name)
 

@@ -5,6 +5,7 @@ import logging
 import numpy as np
 
 from bids_encoding.errors import BadDataError
+from bids_encoding.hemispheres import is_template_space, symmetric_mask
 
 LOGGER = logging.getLogger(__name__)
 TOP_FRACTION = 0.10
@@ -30,8 +31,6 @@ def participant_hemispheres(mask_img, space):
     -------
     tuple of (numpy.ndarray, numpy.ndarray) or None
     """
-    from bids_encoding.group.hemispheres import is_template_space, symmetric_mask
-
     if not is_template_space(space):
         _warn_once("space-%s is not a template space: left and right scores are n/a (x = 0 is not the "
                    "midline in native or scanner space)", space)

@@ -6,7 +6,7 @@ As the Huth lab's ``lanczosinterp2D``: each scan time ``t`` takes
 ``c = 1/TR``; word times are the words' midpoints. The resampled features
 are stacked at delays of 1-4 scans (2-8 s at TR 2 s), then trimmed and
 cleaned as the BOLD, z-scored last (:meth:`DesignSettings.regressors
-<bids_encoding.design.hrf.DesignSettings.regressors>`).
+<bids_encoding.design.settings.DesignSettings.regressors>`).
 """
 
 import numpy as np

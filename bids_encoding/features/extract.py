@@ -184,13 +184,17 @@ def right_context_mask(padding, right):
 
 def forward(model, input_ids, attention_mask, **kwargs):
     """``model(input_ids, attention_mask)``; a 4-D boolean mask goes as transformers 5 takes it, or as the
-    (batch, query, key) 0/1 mask that transformers 4 encoders take."""
-    if attention_mask.dim() != 4:
-        return model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+    (batch, query, key) 0/1 mask that transformers 4 encoders take (found out once per model, on the shape
+    error they raise)."""
+    if attention_mask.dim() == 4 and getattr(model, "_takes_3d_mask", False):
+        attention_mask = attention_mask[:, 0].long()
     try:
         return model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-    except (ValueError, RuntimeError):
-        return model(input_ids=input_ids, attention_mask=attention_mask[:, 0].long(), **kwargs)
+    except ValueError:
+        if attention_mask.dim() != 4:
+            raise
+        model._takes_3d_mask = True
+        return forward(model, input_ids, attention_mask, **kwargs)
 
 
 class _StopForward(Exception):

@@ -54,15 +54,14 @@ def collect(output_dir, task=None, participant_labels=None):
             continue
         files = find(table.parent, f"sub-{scores_name.sub}_task-{scores_name.task}_space-{scores_name.space}_*",
                      sub=scores_name.sub, task=scores_name.task, space=scores_name.space)
-        by_name = {str(name): path for name, path in files.items()}
         mask = scores_name.with_(desc="brain", suffix="mask", extension=".nii.gz")
         result = ParticipantResult(scores_name.sub, scores_name.task, scores_name.space,
-                                   pd.read_csv(table, sep="\t"), by_name.get(str(mask), table.parent / str(mask)))
-        result.ceiling_path = by_name.get(str(scores_name.with_(stat="ccmax", suffix="statmap", extension=".nii.gz")))
+                                   pd.read_csv(table, sep="\t"), files.get(mask, table.parent / str(mask)))
+        result.ceiling_path = files.get(scores_name.with_(stat="ccmax", suffix="statmap", extension=".nii.gz"))
         for name, path in files.items():
             if (name.layer, name.stat, name.suffix, name.extension) == ("best", "r", "statmap", ".nii.gz"):
                 result.best_r[name.model] = path
-                result.best_layer_maps[name.model] = by_name.get(str(name.with_(stat="layer")))
+                result.best_layer_maps[name.model] = files.get(name.with_(stat="layer"))
                 result.sidecars[name.model] = json.loads(sidecar_of(path).read_text())
         results.append(result)
     if not results:

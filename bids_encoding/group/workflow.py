@@ -14,7 +14,7 @@ import pandas as pd
 
 from bids_encoding.group.collect import check_consistency, collect, model_table
 from bids_encoding.group.isc import inter_subject_correlation
-from bids_encoding.group.hemispheres import (
+from bids_encoding.hemispheres import (
     hemisphere_scores,
     is_template_space,
     mirror_difference,

@@ -1,4 +1,5 @@
-"""Symmetric masks and left/right mirrors on a template grid (x < 0 is left)."""
+"""Hemispheres, for the participant and group levels: template spaces, symmetric masks and left/right mirrors
+on a template grid (x < 0 is left)."""
 
 import nibabel as nib
 import numpy as np
