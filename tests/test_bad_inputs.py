@@ -176,3 +176,12 @@ def test_bids_examples_placeholder_nifti(tmp_path, tiny_model, capsys):
 def test_too_little_memory(dataset, tmp_path, tiny_model, capsys):
     out = tmp_path / "out"
     assert_failed_cleanly(capsys, run(dataset, out, tiny_model, "--mem", "1MB"), 64, "--mem", output_dir=out)
+
+
+def test_runs_too_short_for_the_trimming(dataset, tmp_path, tiny_model, capsys):
+    before = tree_digest(dataset)
+    out = tmp_path / "out"
+    code = run(dataset, out, tiny_model, "--trim-scans", "60", "60")
+    assert_failed_cleanly(capsys, code, 65, "_bold.nii.gz", "--trim-scans 60 60", "trim fewer scans",
+                          output_dir=out)
+    assert tree_digest(dataset) == before
