@@ -98,7 +98,8 @@ def main():
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         start = time.perf_counter()
-        ours, info = extract_word_features(loaded, words, settings, device=args.device, progress=False)
+        extracted = extract_word_features(loaded, words, settings, device=args.device, progress=False)
+        ours, info = extracted.hidden, extracted.info
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
         our_time = time.perf_counter() - start

@@ -1,6 +1,9 @@
-"""Settings of one participant-level run, gathered from the command line and config file."""
+"""Settings of one run of either level, gathered from the command line and config file, and saved as TOML
+beside the run's log."""
 
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 from bids_encoding.design import Cleaning, DesignSettings
@@ -11,14 +14,20 @@ DEFAULT_MODELS = ("sentence-transformers/all-MiniLM-L6-v2",)
 
 
 @dataclass
-class ParticipantConfig:
-    """Everything the participant level needs; every field ends up in the sidecars."""
+class RunConfig:
+    """What both levels take: the dataset, the output and work folders, and which participants and task."""
 
     bids_dir: Path
     output_dir: Path
     work_dir: Path
     participant_labels: list | None = None
     task: str | None = None
+
+
+@dataclass
+class ParticipantConfig(RunConfig):
+    """Everything the participant level needs; every field ends up in the sidecars."""
+
     space: str | None = None
     mask: Path | None = None
     models: tuple = DEFAULT_MODELS
@@ -45,6 +54,49 @@ class ParticipantConfig:
     @property
     def feature_cache_dir(self):
         return Path(self.feature_cache) if self.feature_cache else Path(self.work_dir) / "features"
+
+
+@dataclass
+class GroupConfig(RunConfig):
+    """Everything the group level needs: it reads the participant results in ``output_dir``."""
+
+    atlas: str | None = None
+    roi_file: Path | None = None
+    n_bootstraps: int = 2000
+    reliable_fraction: float = 0.25
+
+
+def save_config(config, path):
+    """Write the effective configuration (a config dataclass) as TOML; settings that are None are left out
+    (TOML has no null)."""
+    text = f"# effective configuration of this run ({type(config).__name__})\n" + to_toml(asdict(config))
+    Path(path).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def to_toml(data, table=""):
+    """A dict of scalars, lists and nested dicts as TOML (nested dicts become tables)."""
+    lines = [f"{key} = {_toml_value(value)}" for key, value in data.items()
+             if value is not None and not isinstance(value, dict)]
+    text = (f"\n[{table}]\n" if table and lines else "") + "".join(line + "\n" for line in lines)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            text += to_toml(value, f"{table}.{key}" if table else key)
+    return text
+
+
+def _toml_value(value):
+    if is_dataclass(value):
+        value = asdict(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
+    return json.dumps(str(value))
 
 
 def resolve_device(device):

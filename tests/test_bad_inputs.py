@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import nibabel as nib
 import pandas as pd
 import pytest
 

@@ -175,11 +175,12 @@ def test_features_equal_a_single_full_pass_when_the_text_fits(tiny_model):
     ids, first, last = word_ranges(loaded, words)
     assert len(ids) <= loaded.max_tokens
     reference = reference_hidden_states(loaded, ids)
-    features, info = extract_word_features(loaded, words, progress=False)
+    extracted = extract_word_features(loaded, words, progress=False)
+    features, info = extracted.hidden, extracted.info
     assert info["n_windows"] == 1
     for layer in range(loaded.n_layers + 1):
         np.testing.assert_allclose(features[layer], reference[layer, last], atol=1e-4)
-    mean, _ = extract_word_features(loaded, words, FeatureSettings(pooling="mean"), progress=False)
+    mean = extract_word_features(loaded, words, FeatureSettings(pooling="mean"), progress=False).hidden
     expected = np.stack([reference[2, a:b + 1].mean(0) for a, b in zip(first, last)])
     np.testing.assert_allclose(mean[2], expected, atol=1e-4)
 
@@ -188,7 +189,8 @@ def test_every_word_equals_running_its_own_left_context(tiny_model):
     loaded = load_model(parse_model_spec(str(tiny_model)))
     words = STORY.split()[:150]
     settings = FeatureSettings(window=32, context=20, batch_size=3)
-    features, info = extract_word_features(loaded, words, settings, progress=False)
+    extracted = extract_word_features(loaded, words, settings, progress=False)
+    features, info = extracted.hidden, extracted.info
     ids, _, last = word_ranges(loaded, words)
     plans = plan_windows(len(ids), 32, 20)
     assert info["n_windows"] == len(plans) > 5
@@ -205,8 +207,8 @@ def test_encoder_special_tokens_and_early_stop():
     loaded = load_model(parse_model_spec(MINILM))
     assert loaded.is_encoder
     words = STORY.split()[:60]
-    everything, _ = extract_word_features(loaded, words, progress=False)
-    early, _ = extract_word_features(loaded, words, FeatureSettings(layers=("0", "2")), progress=False)
+    everything = extract_word_features(loaded, words, progress=False).hidden
+    early = extract_word_features(loaded, words, FeatureSettings(layers=("0", "2")), progress=False).hidden
     assert sorted(early) == [0, 2]
     for layer in (0, 2):
         np.testing.assert_allclose(early[layer], everything[layer], atol=1e-5)
@@ -235,7 +237,8 @@ def test_early_stop_skips_later_blocks(tiny_model):
 def test_ffn_neurons_are_the_input_of_the_second_feed_forward_layer(tiny_model):
     loaded = load_model(parse_model_spec(str(tiny_model)))
     words = STORY.split()[:30]
-    _, info, neurons = extract_word_features(loaded, words, progress=False, neurons=True)
+    extracted = extract_word_features(loaded, words, progress=False, neurons=True)
+    info, neurons = extracted.info, extracted.neurons
     assert info["ffn_module"] == "mlp.c_proj"
     assert sorted(neurons) == [1, 2]
     ids, _, last = word_ranges(loaded, words)
@@ -256,8 +259,9 @@ def test_continuous_context_prepends_the_previous_run(tiny_model):
     loaded = load_model(parse_model_spec(str(tiny_model)))
     previous, current = STORY.split()[:50], STORY.split()[50:70]
     settings = FeatureSettings(window=48, context=24)
-    alone, _ = extract_word_features(loaded, current, settings, progress=False)
-    joined, info = extract_word_features(loaded, current, settings, progress=False, context_words=previous)
+    alone = extract_word_features(loaded, current, settings, progress=False).hidden
+    extracted = extract_word_features(loaded, current, settings, progress=False, context_words=previous)
+    joined, info = extracted.hidden, extracted.info
     assert info["n_context_tokens"] == 24
     assert not np.allclose(alone[2][0], joined[2][0])
     context_ids, _, _ = word_ranges(loaded, previous)

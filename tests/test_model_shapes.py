@@ -24,7 +24,8 @@ def test_roberta_windows_fit_its_position_table(tmp_path):
     assert parameter_counts(spec)["max_tokens"] == 64
     loaded = load_model(spec)
     words = STORY.split()[:700]
-    features, info = extract_word_features(loaded, words, FeatureSettings(), progress=False)
+    extracted = extract_word_features(loaded, words, FeatureSettings(), progress=False)
+    features, info = extracted.hidden, extracted.info
     assert info["window"] + 2 == 64
     assert all(values.shape == (700, 32) and np.isfinite(values).all() for values in features.values())
 
@@ -40,7 +41,7 @@ def test_opt_projected_last_layer(tmp_path):
     directory = save_tiny_model(tmp_path / "opt", OPTModel, config, tokenizer)
     loaded = load_model(parse_model_spec(str(directory)))
     words = [word for word in STORY.split() if word.isalpha()][:40]
-    features, _ = extract_word_features(loaded, words, FeatureSettings(), progress=False)
+    features = extract_word_features(loaded, words, FeatureSettings(), progress=False).hidden
     assert [features[layer].shape for layer in (0, 1, 2)] == [(40, 32), (40, 32), (40, 16)]
     ids = tokenizer(" ".join(words), add_special_tokens=False)["input_ids"]
     assert len(ids) == 40
@@ -81,12 +82,13 @@ def test_encoder_right_context_is_a_fixed_number_of_tokens(tmp_path):
     words = [word for word in STORY.split() if word.isalpha()][:150]  # one token per word
     for right in (0, 3):
         settings = FeatureSettings(window=40, right_context=right)
-        before, info = extract_word_features(loaded, words, settings, progress=False)
+        extracted = extract_word_features(loaded, words, settings, progress=False)
+        before, info = extracted.hidden, extracted.info
         assert info["right_context"] == right
         for k in (95, 104, 111, 118):  # first, middle and last positions of kept ranges
             changed = list(words)
             changed[k] = words[3]
-            after, _ = extract_word_features(loaded, changed, settings, progress=False)
+            after = extract_word_features(loaded, changed, settings, progress=False).hidden
             differs = np.abs(before[2] - after[2]).max(axis=1) > 1e-5
             assert not differs[:k - right].any(), (right, k, np.flatnonzero(differs[:k - right]))
             assert differs[k - right:k + 1].all()

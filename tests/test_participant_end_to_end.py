@@ -126,6 +126,34 @@ def test_each_participant_sidecar_names_its_own_runs(tiny_run):
         assert all(source.startswith(f"{subject}/") for source in sidecar["Sources"] if "_bold" in source)
 
 
+def test_effective_configuration_is_saved_as_toml_beside_the_log(tiny_run, tiny_model):
+    import tomllib
+
+    _, output_dir, _, _ = tiny_run
+    saved = sorted((output_dir / "logs").glob("*_config.toml"))
+    assert saved and saved[0].with_name(saved[0].name.replace("_config.toml", ".log")).is_file()
+    config = tomllib.loads(saved[0].read_text())
+    assert config["models"] == [str(tiny_model)] and config["device"] == "cpu"
+    assert config["design"]["trim_start"] == 10 and config["inner_cv"]["scheme"] == "loro"
+    assert config["cleaning"]["high_pass"] == pytest.approx(1 / 128)
+
+
+def test_rerun_with_fewer_models_removes_the_files_of_the_model_left_out(small_dataset, tiny_model, tmp_path):
+    """One writer for both levels: a participant's folder holds one run's results, as the group's does."""
+    output_dir = tmp_path / "out"
+    common = [str(small_dataset), str(output_dir), "participant", "--device", "cpu", "--permutations", "10"]
+    assert main(common + ["--models", str(tiny_model), "wordrate"]) == 0
+    label = model_label(str(tiny_model))
+    assert list(output_dir.glob(f"sub-*/func/*_model-{label}_*"))
+    untouched = output_dir / "sub-01" / "func" / "notes.txt"
+    untouched.write_text("a user's file")
+    assert main(common + ["--models", "wordrate"]) == 0
+    assert not list(output_dir.glob(f"sub-*/func/*_model-{label}_*"))
+    assert list(output_dir.glob("sub-*/func/*_model-wordrate_*")) and untouched.is_file()
+    scores = pd.read_csv(next(output_dir.glob("sub-*/func/*_scores.tsv")), sep="\t")
+    assert set(scores["model"]) == {"wordrate"}
+
+
 def test_second_run_reuses_features(tiny_run, tiny_model, capsys):
     root, output_dir, _, _ = tiny_run
     code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model),

@@ -231,3 +231,64 @@ def test_alphas_chosen_by_r2_keep_unpredictable_voxels_near_zero_r2():
     assert by_r2.mean_r2[null].mean() > -0.02
     driven = ~null
     assert by_r2.mean_r2[driven].mean() > 0.1
+
+
+class _DirectRidge:
+    """Another solver through the interface NestedRidgeCV uses: weights from (XᵀX + αI)⁻¹ XᵀY directly."""
+
+    def __init__(self, alphas, score="r", dtype=torch.float32, device="cpu"):
+        self.candidates = torch.tensor(sorted(alphas), dtype=torch.float64)
+
+    def scorer(self, gram, x_val):
+        return _DirectScorer(self.predictor(gram, x_val))
+
+    def predictor(self, gram, x_predict):
+        return _DirectPredictor(gram, x_predict, self.candidates)
+
+    def record(self):
+        return {"Solver": "direct solve (test)"}
+
+
+class _DirectPredictor:
+    def __init__(self, gram, x_predict, alphas):
+        eye = torch.eye(len(gram), dtype=torch.float64)
+        self.inverses = torch.stack([torch.linalg.inv(gram + alpha * eye) for alpha in alphas])
+        self.x_predict = x_predict.double()
+
+    def predict(self, cross, choice):
+        weights = torch.einsum("vpq,qv->pv", self.inverses[choice], cross.double())
+        return (self.x_predict @ weights).float()
+
+    def all_predictions(self, cross):
+        return self.x_predict @ (self.inverses @ cross.double())
+
+
+class _DirectScorer:
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def scores(self, cross, y_val):
+        from bids_encoding.ridge.scoring import pearson_r
+
+        return torch.stack([pearson_r(p.float(), y_val) for p in self.predictor.all_predictions(cross)])
+
+
+def test_another_solver_plugs_in_through_the_solver_registry(monkeypatch):
+    """The solver interface is all NestedRidgeCV needs: a solver written independently of EigenRidge, registered
+    under a new name, gives the same alphas and scores."""
+    from bids_encoding.ridge import solver
+
+    monkeypatch.setitem(solver.SOLVERS, "direct", _DirectRidge)
+    x_runs, y_runs = synthetic_runs(seed=9, n_voxels=120, signal_fraction=0.5)
+    ours = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    direct = NestedRidgeCV(ALPHAS, solver="direct").fit_score(x_runs, y_runs)
+    assert (direct.alpha == ours.alpha).mean() > 0.97
+    np.testing.assert_allclose(direct.test_r, ours.test_r, atol=2e-3)
+    assert NestedRidgeCV(ALPHAS, solver="direct").record()["Solver"] == "direct solve (test)"
+    with pytest.raises(ValueError, match="ridge"):
+        NestedRidgeCV(ALPHAS, solver="nope")
+
+
+def test_unknown_inner_scheme_lists_the_registered_ones():
+    with pytest.raises(ValueError, match="loro, single, chunks, bootstrap"):
+        InnerCV("kfold")

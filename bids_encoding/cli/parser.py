@@ -241,8 +241,9 @@ def _output_paths(args):
 
 
 def config_from_args(args):
-    """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig`."""
-    from bids_encoding.config import ParticipantConfig, resolve_device
+    """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig` or, for the group level,
+    a :class:`~bids_encoding.config.GroupConfig`."""
+    from bids_encoding.config import GroupConfig, ParticipantConfig, resolve_device
     from bids_encoding.design import Cleaning, DesignSettings
     from bids_encoding.features import FeatureSettings
     from bids_encoding.ridge import InnerCV
@@ -267,6 +268,11 @@ def config_from_args(args):
     if any(alpha <= 0 for alpha in args.alphas):
         raise UsageError("--alphas must all be positive")
     bids_dir, output_dir, work_dir = _output_paths(args)
+    if args.analysis_level == "group":
+        return GroupConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
+                           participant_labels=args.participant_label, task=args.task, atlas=args.atlas,
+                           roi_file=args.roi_file, n_bootstraps=args.group_bootstraps,
+                           reliable_fraction=args.reliable_fraction)
     return ParticipantConfig(
         bids_dir=bids_dir,
         output_dir=output_dir,

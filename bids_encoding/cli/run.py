@@ -10,18 +10,19 @@ LOGGER = logging.getLogger("bids_encoding.cli")
 
 def run(args):
     """Run one analysis level; return the exit code."""
+    from bids_encoding.config import save_config
     from bids_encoding.logs import setup_logging
 
     if args.analysis_level not in LEVELS:
         raise BidsAppError(f"unknown analysis level '{args.analysis_level}': use 'participant', then 'group'",
                            EXIT_UNKNOWN_LEVEL)
     config = config_from_args(args)
-    setup_logging(config.output_dir, args.verbose)
+    log_file = setup_logging(config.output_dir, args.verbose)
+    save_config(config, log_file.with_name(log_file.stem + "_config.toml"))
     if args.analysis_level == "group":
-        from bids_encoding.group.workflow import run_group_level
+        from bids_encoding.group.run import run_group_level
 
-        summary = run_group_level(config, atlas=args.atlas, n_bootstraps=args.group_bootstraps,
-                                  roi_file=args.roi_file, reliable_fraction=args.reliable_fraction)
+        summary = run_group_level(config)
     else:
         from bids_encoding.participant import run_participant_level
 

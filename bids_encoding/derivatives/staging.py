@@ -85,60 +85,72 @@ def derivative_name(subject, task, space, suffix, extension, **entities):
                               **{key: value for key, value in entities.items() if value is not None}))
 
 
-class ParticipantOutput:
-    """Writes one participant's files into a staging folder, then commits them.
+class StagedOutput:
+    """Files written into a staging folder, moved into place together by :meth:`commit`.
 
-    Nothing under ``sub-<label>/`` is replaced until :meth:`commit`; the
-    scores table, written last, marks a complete result.
+    Both levels write through this class. Nothing in the output folder is
+    replaced until the commit, and the commit removes the files of an
+    earlier run that carry this output's entities but were not rewritten
+    (a model no longer analysed), so that a folder holds one run's results
+    only and no partial result passes for a complete one.
+
+    Parameters
+    ----------
+    output_dir : Path
+    folder : str
+        Folder of the files inside ``output_dir`` (``sub-01/func``, ``group``).
+    entities : dict
+        Entities every file name starts with (``sub``, ``task``, ``space``).
+    last_suffix : str or None
+        Files with this suffix are moved last: their presence marks a complete result.
     """
 
-    def __init__(self, output_dir, subject, task, space, mask_img):
+    def __init__(self, output_dir, folder, entities, last_suffix=None):
         self.output_dir = Path(output_dir)
-        self.subject, self.task, self.space = subject, task, space
-        self.mask_img = mask_img
-        self.staging = self.output_dir / f".staging-sub-{subject}-task-{task}-{uuid.uuid4().hex[:8]}"
-        self.func = Path(f"sub-{subject}") / "func"
+        self.folder = Path(folder)
+        self.entities = {key: value for key, value in entities.items() if value is not None}
+        self.last_suffix = last_suffix
+        self.prefix = str(DerivativeName(suffix="x", extension="", **self.entities))[:-2]
+        self.staging = self.output_dir / f".staging-{self.prefix}-{uuid.uuid4().hex[:8]}"
         try:
-            (self.staging / self.func).mkdir(parents=True)
+            (self.staging / self.folder).mkdir(parents=True)
         except OSError as error:
             raise BidsAppError(f"cannot create {self.staging}: {error}", EXIT_CANNOT_CREATE) from error
         self.files = []
 
     def name(self, suffix, extension, **entities):
-        return derivative_name(self.subject, self.task, self.space, suffix, extension, **entities)
+        """A :class:`DerivativeName` with this output's entities."""
+        return DerivativeName(suffix=suffix, extension=extension, **self.entities,
+                              **{key: value for key, value in entities.items() if value is not None})
 
-    def _write_sidecar(self, name, sidecar):
-        sidecar_name = str(DerivativeName.parse(name).sidecar)
-        (self.staging / self.func / sidecar_name).write_text(json.dumps(sidecar, indent=2, default=_jsonable))
-        self.files.append(self.func / sidecar_name)
+    def path(self, name, subfolder=None):
+        """Staging path of a file (a name or :class:`DerivativeName`), recorded for the commit."""
+        relative = self.folder / (subfolder or "") / str(name)
+        (self.staging / relative).parent.mkdir(parents=True, exist_ok=True)
+        self.files.append(relative)
+        return self.staging / relative
 
-    def write_map(self, values, sidecar, dtype=np.float32, **entities):
-        """Write a map over the mask's voxels as NIfTI, with a JSON sidecar."""
-        name = self.name("statmap", ".nii.gz", **entities)
-        image = masking.unmask(np.asarray(values, dtype=dtype), self.mask_img)
-        image.header.set_data_dtype(dtype)
-        image.to_filename(self.staging / self.func / name)
-        self.files.append(self.func / name)
-        self._write_sidecar(name, sidecar)
-        return self.func / name
+    def write_json(self, name, content, subfolder=None):
+        self.path(name, subfolder).write_text(json.dumps(content, indent=2, default=_jsonable))
 
-    def write_mask(self, sidecar):
-        name = self.name("mask", ".nii.gz", desc="brain")
-        image = nib.Nifti1Image(np.asarray(self.mask_img.dataobj).astype(np.uint8), self.mask_img.affine)
-        image.to_filename(self.staging / self.func / name)
-        self.files.append(self.func / name)
-        self._write_sidecar(name, sidecar)
+    def write_table(self, frame, name, sidecar=None):
+        frame.to_csv(self.path(name), sep="\t", index=False, na_rep="n/a")
+        if sidecar is not None:
+            self.write_json(DerivativeName.parse(str(name)).sidecar, sidecar)
 
-    def write_scores(self, rows):
-        name = derivative_name(self.subject, self.task, self.space, "scores", ".tsv")
-        pd.DataFrame(rows).to_csv(self.staging / self.func / name, sep="\t", index=False, na_rep="n/a")
-        self.files.append(self.func / name)
+    def write_image(self, image, name, sidecar):
+        image.to_filename(self.path(name))
+        self.write_json(DerivativeName.parse(str(name)).sidecar, sidecar)
 
     def commit(self):
-        """Move the staged files into place, the scores table last."""
-        destination = self.output_dir / self.func
-        destination.mkdir(parents=True, exist_ok=True)
-        for relative in sorted(self.files, key=lambda path: path.name.endswith("_scores.tsv")):
+        """Remove the stale files, then move the new ones into place (``last_suffix`` last)."""
+        fresh = set(self.files)
+        for folder in {self.folder} | {relative.parent for relative in self.files}:
+            for old in (self.output_dir / folder).glob(f"{self.prefix}_*"):
+                if old.is_file() and old.relative_to(self.output_dir) not in fresh:
+                    old.unlink()
+        for relative in sorted(self.files, key=lambda path: path.name.endswith(f"_{self.last_suffix}.tsv")):
+            (self.output_dir / relative).parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.staging / relative, self.output_dir / relative)
         shutil.rmtree(self.staging, ignore_errors=True)
 
@@ -146,7 +158,54 @@ class ParticipantOutput:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
+class ParticipantOutput(StagedOutput):
+    """One participant's maps, mask and scores table under ``sub-<label>/func/``; the scores table, moved
+    last, marks a complete result."""
+
+    def __init__(self, output_dir, subject, task, space, mask_img):
+        super().__init__(output_dir, Path(f"sub-{subject}") / "func", {"sub": subject, "task": task, "space": space},
+                         last_suffix="scores")
+        self.subject, self.task, self.space = subject, task, space
+        self.mask_img = mask_img
+
+    def write_map(self, values, sidecar, dtype=np.float32, **entities):
+        """Write a map over the mask's voxels as NIfTI, with a JSON sidecar."""
+        name = self.name("statmap", ".nii.gz", **entities)
+        image = masking.unmask(np.asarray(values, dtype=dtype), self.mask_img)
+        image.header.set_data_dtype(dtype)
+        self.write_image(image, name, sidecar)
+        return self.folder / str(name)
+
+    def write_mask(self, sidecar):
+        image = nib.Nifti1Image(np.asarray(self.mask_img.dataobj).astype(np.uint8), self.mask_img.affine)
+        self.write_image(image, self.name("mask", ".nii.gz", desc="brain"), sidecar)
+
+    def write_scores(self, rows):
+        self.write_table(pd.DataFrame(rows), self.name("scores", ".tsv"))
+
+
+class GroupOutput(StagedOutput):
+    """The group level's tables, maps and figures of one task under ``group/`` (figures in ``group/figures/``);
+    every sidecar records the software versions."""
+
+    def __init__(self, output_dir, task, space):
+        super().__init__(output_dir, "group", {"task": task, "space": space})
+
+    def table(self, frame, suffix, description, **entities):
+        self.write_table(frame, self.name(suffix, ".tsv", **entities),
+                         {"Description": description, "SoftwareVersions": software_versions()})
+
+    def image(self, data, affine, suffix, description, extra=None, **entities):
+        self.write_image(nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine),
+                         self.name(suffix, ".nii.gz", **entities),
+                         {"Description": description, **(extra or {}), "SoftwareVersions": software_versions()})
+
+    def figure(self, suffix="plot", **entities):
+        """Staging path of a figure (SVG) in ``figures/``."""
+        return self.path(self.name(suffix, ".svg", **entities), "figures")
 def _jsonable(value):
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):

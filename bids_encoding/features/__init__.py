@@ -2,7 +2,7 @@
 
 from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.cache import FeatureCache, stimulus_fingerprint
-from bids_encoding.features.extract import FeatureSettings, extract_word_features, resolve_layers
+from bids_encoding.features.extract import FeatureSettings, WordFeatures, extract_word_features, resolve_layers
 from bids_encoding.features.models import (
     LoadedModel,
     ModelSpec,
@@ -17,6 +17,7 @@ __all__ = [
     "LoadedModel",
     "ModelSpec",
     "baseline_features",
+    "WordFeatures",
     "extract_word_features",
     "load_model",
     "parameter_counts",

@@ -23,6 +23,27 @@ def _type_vector(word_type, dim, seed):
     return np.random.default_rng(np.frombuffer(digest[:8], dtype=np.uint64)[0]).standard_normal(dim)
 
 
+def _random_token(words, dim, stimulus_seed):
+    return np.random.default_rng([BASELINE_SEED, stimulus_seed]).standard_normal((len(words), dim))
+
+
+def _random_type(words, dim, stimulus_seed):
+    return np.stack([_type_vector(_word_type(w), dim, BASELINE_SEED) for w in words])
+
+
+def _word_rate(words, dim, stimulus_seed):
+    return np.ones((len(words), 1))
+
+
+def _word_length(words, dim, stimulus_seed):
+    return np.array([[sum(c.isalnum() for c in word)] for word in words], dtype=float)
+
+
+# name -> function(words, dim, stimulus_seed) -> (n_words, dim); a new baseline is one function and one entry
+BASELINES = {"random:token": _random_token, "random:type": _random_type, "wordrate": _word_rate,
+             "wordlength": _word_length}
+
+
 def baseline_features(spec, words, stimulus_seed=0):
     """Features of a baseline for one run's words.
 
@@ -39,16 +60,6 @@ def baseline_features(spec, words, stimulus_seed=0):
     dict
         ``{0: array (n_words, dim)}`` float32.
     """
-    name = spec.location
-    if name == "random:token":
-        rng = np.random.default_rng([BASELINE_SEED, stimulus_seed])
-        values = rng.standard_normal((len(words), spec.dim))
-    elif name == "random:type":
-        values = np.stack([_type_vector(_word_type(w), spec.dim, BASELINE_SEED) for w in words])
-    elif name == "wordrate":
-        values = np.ones((len(words), 1))
-    elif name == "wordlength":
-        values = np.array([[sum(c.isalnum() for c in word)] for word in words], dtype=float)
-    else:
-        raise ValueError(f"unknown baseline {name}")
-    return {0: values.astype(np.float32)}
+    if spec.location not in BASELINES:
+        raise ValueError(f"unknown baseline {spec.location}: use one of {', '.join(BASELINES)}")
+    return {0: BASELINES[spec.location](words, spec.dim, stimulus_seed).astype(np.float32)}

@@ -124,11 +124,9 @@ class FeatureExtractor:
                 result = extract_word_features(loaded, list(stimulus.words), settings, device=self.device,
                                                progress=self.progress, context_words=stimulus.context_words,
                                                neurons=self.ffn_neurons)
+                arrays, extraction = result.hidden, result.info
                 if self.ffn_neurons:
-                    arrays, extraction, neurons = result
-                    self.cache.save(self.record(spec, fingerprint, "ffn_neurons"), neurons, extraction)
-                else:
-                    arrays, extraction = result
+                    self.cache.save(self.record(spec, fingerprint, "ffn_neurons"), result.neurons, extraction)
                 LOGGER.info("computed features of %s for stimulus %s: %d words, %d tokens, %d windows, "
                             "%.2f passes per token", spec.model_id, fingerprint, extraction["n_words"],
                             extraction["n_tokens"], extraction["n_windows"], extraction["tokens_processed_per_token"])

@@ -259,6 +259,28 @@ def _pool(states, first, last, pooling):
     return np.stack([states[a:b + 1].mean(axis=0) for a, b in zip(first, last)])
 
 
+@dataclass
+class WordFeatures:
+    """Features of one run's words.
+
+    Attributes
+    ----------
+    hidden : dict
+        ``{layer: array (n_words, hidden_size)}`` float32; layer 0 is the
+        embedding layer.
+    info : dict
+        Window plan, tokens processed per token, layers, FFN module, and
+        the words that got no token.
+    neurons : dict or None
+        ``{layer: array (n_words, n_neurons)}``: feed-forward activations
+        (with ``neurons=True``).
+    """
+
+    hidden: dict
+    info: dict
+    neurons: dict | None = None
+
+
 def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu", progress=True,
                           context_words=None, neurons=False):
     """Hidden states of the chosen layers for every word of one run.
@@ -281,12 +303,7 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
 
     Returns
     -------
-    features : dict
-        ``{layer: array (n_words, hidden_size)}`` float32; layer 0 is the
-        embedding layer.
-    info : dict
-        Window plan, tokens processed per token, layers, FFN module, and
-        the words that got no token.
+    WordFeatures
     """
     if settings.pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}")
@@ -354,11 +371,11 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
                                             / max(n_tokens, 1)),
         "words_without_token": [int(i) for i in missing],
     }
-    if neurons:
-        info["ffn_module"] = capture.ffn_name
-        return features, info, {layer: _pool(values, first, last, settings.pooling)
-                                for layer, values in activations.items()}
-    return features, info
+    if not neurons:
+        return WordFeatures(features, info)
+    info["ffn_module"] = capture.ffn_name
+    return WordFeatures(features, info, {layer: _pool(values, first, last, settings.pooling)
+                                         for layer, values in activations.items()})
 
 
 def _inherit_previous(indices):

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bids_encoding.features.baselines import BASELINES
 from bids_encoding.errors import MissingInputError, UsageError
 
 LOGGER = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ PACKAGED_MODELS = {
 PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
                             "data2vec-text", "longformer", "mpnet", "ibert", "luke", "xmod", "markuplm",
                             "layoutlmv3", "lilt", "esm")
-BASELINES = ("random:token", "random:type", "wordrate", "wordlength")
 DEFAULT_RANDOM_DIM = 768
 UNTRAINED_SEED = 0
 

@@ -22,7 +22,54 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INNER_SCHEMES = ("loro", "single", "chunks", "bootstrap")
+
+
+def _rows(ranges):
+    return np.concatenate([np.arange(start, stop) for start, stop in ranges])
+
+
+def leave_one_stimulus_out(cv, group_rows, n_rows):
+    if len(group_rows) < 2:
+        raise ValueError("inner leave-one-run-out needs at least 2 training stimuli")
+    return [_rows(ranges) for ranges in group_rows]
+
+
+def single_validation_run(cv, group_rows, n_rows):
+    return [_rows(group_rows[-1])]
+
+
+def contiguous_chunks(cv, group_rows, n_rows):
+    bounds = np.linspace(0, n_rows, cv.n_chunks + 1).round().astype(int)
+    return _with_repeats([np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])], group_rows, n_rows)
+
+
+def bootstrap_chunks(cv, group_rows, n_rows):
+    starts = np.arange(0, n_rows, cv.chunk_length)
+    n_held = max(1, int(round(cv.held_out * len(starts))))
+    rng = np.random.default_rng(cv.seed)
+    sets = []
+    for _ in range(cv.n_bootstraps):
+        chosen = np.sort(rng.choice(starts, n_held, replace=False))
+        sets.append(np.concatenate([np.arange(s, min(s + cv.chunk_length, n_rows)) for s in chosen]))
+    return _with_repeats(sets, group_rows, n_rows)
+
+
+@dataclass(frozen=True)
+class InnerScheme:
+    """How one inner scheme splits the training rows, and which :class:`InnerCV` fields it records."""
+
+    split: object
+    recorded: dict
+
+
+# scheme name -> InnerScheme (sidecar key -> InnerCV field); a new scheme is one function and one entry here
+INNER_SCHEMES = {
+    "loro": InnerScheme(leave_one_stimulus_out, {}),
+    "single": InnerScheme(single_validation_run, {}),
+    "chunks": InnerScheme(contiguous_chunks, {"NumberOfChunks": "n_chunks"}),
+    "bootstrap": InnerScheme(bootstrap_chunks, {"NumberOfBootstraps": "n_bootstraps", "ChunkLength": "chunk_length",
+                                                "HeldOutFraction": "held_out", "Seed": "seed"}),
+}
 
 
 @dataclass(frozen=True)
@@ -38,16 +85,11 @@ class InnerCV:
 
     def __post_init__(self):
         if self.scheme not in INNER_SCHEMES:
-            raise ValueError(f"inner CV scheme must be one of {INNER_SCHEMES}")
+            raise ValueError(f"inner CV scheme must be one of {', '.join(INNER_SCHEMES)}, not '{self.scheme}'")
 
     def record(self):
-        record = {"Scheme": self.scheme}
-        if self.scheme == "chunks":
-            record["NumberOfChunks"] = self.n_chunks
-        if self.scheme == "bootstrap":
-            record.update(NumberOfBootstraps=self.n_bootstraps, ChunkLength=self.chunk_length,
-                          HeldOutFraction=self.held_out, Seed=self.seed)
-        return record
+        recorded = INNER_SCHEMES[self.scheme].recorded
+        return {"Scheme": self.scheme, **{key: getattr(self, name) for key, name in recorded.items()}}
 
     def validation_sets(self, group_rows, n_rows):
         """Validation rows of every inner split.
@@ -63,28 +105,13 @@ class InnerCV:
         list of numpy.ndarray
             Row indices of each split's validation set (the rest trains).
         """
-        def rows(ranges):
-            return np.concatenate([np.arange(start, stop) for start, stop in ranges])
+        return INNER_SCHEMES[self.scheme].split(self, group_rows, n_rows)
 
-        if self.scheme == "loro":
-            if len(group_rows) < 2:
-                raise ValueError("inner leave-one-run-out needs at least 2 training stimuli")
-            return [rows(ranges) for ranges in group_rows]
-        if self.scheme == "single":
-            return [rows(group_rows[-1])]
-        if self.scheme == "chunks":
-            bounds = np.linspace(0, n_rows, self.n_chunks + 1).round().astype(int)
-            sets = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        else:
-            starts = np.arange(0, n_rows, self.chunk_length)
-            n_held = max(1, int(round(self.held_out * len(starts))))
-            rng = np.random.default_rng(self.seed)
-            sets = []
-            for _ in range(self.n_bootstraps):
-                chosen = np.sort(rng.choice(starts, n_held, replace=False))
-                sets.append(np.concatenate([np.arange(s, min(s + self.chunk_length, n_rows)) for s in chosen]))
-        scan_of_stimulus = _scan_of_stimulus(group_rows, n_rows)
-        return [np.flatnonzero(np.isin(scan_of_stimulus, scan_of_stimulus[rows])) for rows in sets]
+
+def _with_repeats(sets, group_rows, n_rows):
+    """Each validation set grown by the same scans of every other presentation of its stimulus."""
+    scan_of_stimulus = _scan_of_stimulus(group_rows, n_rows)
+    return [np.flatnonzero(np.isin(scan_of_stimulus, scan_of_stimulus[rows])) for rows in sets]
 
 
 def _scan_of_stimulus(group_rows, n_rows):

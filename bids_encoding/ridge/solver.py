@@ -84,9 +84,10 @@ class _Eigen:
         self.eigenvectors = eigenvectors.to(dtype)
         self.projected = x_predict @ self.eigenvectors  # P = X_predict V
 
-    def weights_for(self, cross, alphas_per_voxel):
-        """``diag(1 / (λ + α_v)) Vᵀ C`` for one alpha per column."""
-        return (self.eigenvectors.T @ cross) / (self.eigenvalues[:, None] + alphas_per_voxel[None, :])
+    def predict(self, cross, alphas_per_voxel):
+        """``P diag(1 / (λ + α_v)) Vᵀ C`` for one alpha per column of ``C = XᵀY``."""
+        return self.projected @ ((self.eigenvectors.T @ cross)
+                                 / (self.eigenvalues[:, None] + alphas_per_voxel[None, :]))
 
 
 class _ValidationScorer:
@@ -116,12 +117,70 @@ class _ValidationScorer:
             residual = torch.linalg.vector_norm(prediction - y_val[None], dim=1).double() ** 2
             r2 = torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), torch.zeros_like(residual))
             return r2.to(cross.dtype)
+        # Pearson r fused with the prediction (centring through operator_mean) for speed; same value as
+        # ridge.scoring.pearson_r.
         prediction -= (self.operator_mean @ cross)[:, None, :]
         numerator = (prediction * y_centered).sum(dim=1).double()
         sum_squares = torch.linalg.vector_norm(prediction, dim=1).double() ** 2
         denominator = torch.sqrt(sum_squares * total)
         r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
         return r.to(cross.dtype)
+
+
+class EigenRidge:
+    """Ridge with a grid of alphas, solved through the eigendecomposition of ``XᵀX`` (the default solver).
+
+    The solver interface that :class:`NestedRidgeCV` uses, and that another
+    solver (a banded ridge, with one alpha per feature band) implements:
+
+    - ``candidates``: the hyperparameter candidates, one row each;
+    - ``scorer(gram, x_val)``: an object whose ``scores(cross, y_val)`` gives
+      the validation score ``(n_candidates, n_voxels)`` of every candidate
+      from the split's training ``XᵀY``;
+    - ``predictor(gram, x_predict)``: an object whose ``predict(cross,
+      candidate_per_voxel)`` gives the predictions of the refit model;
+    - ``record()``: what the sidecars say about it.
+    """
+
+    def __init__(self, alphas, score="r", dtype=torch.float32, device="cpu"):
+        self.alphas = torch.tensor(sorted(float(a) for a in alphas), dtype=dtype, device=device)
+        self.score = score
+        self.dtype = dtype
+
+    @property
+    def candidates(self):
+        return self.alphas
+
+    def scorer(self, gram, x_val):
+        return _ValidationScorer(_Eigen(gram, x_val, self.dtype), self.alphas, self.score)
+
+    def predictor(self, gram, x_predict):
+        return _EigenPredictor(_Eigen(gram, x_predict, self.dtype), self.alphas)
+
+    def record(self):
+        return {"Solver": "eigendecomposition of XᵀX (torch)", "Alphas": [float(a) for a in self.alphas]}
+
+
+class _EigenPredictor:
+    def __init__(self, eigen, alphas):
+        self.eigen, self.alphas = eigen, alphas
+
+    def predict(self, cross, choice):
+        return self.eigen.predict(cross, self.alphas[choice])
+
+
+SOLVERS = {"ridge": EigenRidge}
+
+
+@dataclass
+class _TestedBlock:
+    """Held-out scores of one block of voxels (padding columns dropped)."""
+
+    test_r: np.ndarray
+    test_r2: np.ndarray
+    alpha: np.ndarray
+    prediction: np.ndarray | None = None
+    target: np.ndarray | None = None
 
 
 class NestedRidgeCV:
@@ -149,12 +208,17 @@ class NestedRidgeCV:
         Voxels per block, overriding ``mem``.
     tf32 : bool
         Allow TF32 matrix products on the GPU.
+    solver : str
+        A name in ``SOLVERS`` (see :class:`EigenRidge` for the interface).
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, inner_cv=InnerCV(), alpha_per_voxel=True, device="cpu", mem=None,
-                 voxel_chunk=None, tf32=False, dtype=torch.float32, alpha_score="r"):
+                 voxel_chunk=None, tf32=False, dtype=torch.float32, alpha_score="r", solver="ridge"):
         if alpha_score not in ALPHA_SCORES:
             raise ValueError(f"alpha_score must be one of {ALPHA_SCORES}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {sorted(SOLVERS)}")
+        self.solver = solver
         self.alphas = tuple(sorted(float(a) for a in alphas))
         self.alpha_score = alpha_score
         self.inner_cv = inner_cv
@@ -174,7 +238,8 @@ class NestedRidgeCV:
                 "AlphaScore": {"r": "validation Pearson r", "r2": "validation R²"}[self.alpha_score],
                 "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
-                "Intercept": False, "Solver": "eigendecomposition of XᵀX (torch)", "Device": str(self.device),
+                "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
+                "Device": str(self.device),
                 "DType": str(self.dtype).replace("torch.", ""), "TF32": bool(self.tf32)}
 
     def block_size(self, n_rows, n_features, n_val, n_test, n_voxels):
@@ -256,7 +321,7 @@ class NestedRidgeCV:
         return torch.cat(choices)
 
     def _fit_score(self, designs, responses, groups, keep_predictions, progress, voxel_groups):
-        alphas = torch.tensor(self.alphas, dtype=self.dtype, device=self.device)
+        solver = SOLVERS[self.solver](self.alphas, self.alpha_score, self.dtype, self.device)
         x_runs = [self._tensor(x) for x in designs]
         n_voxels = responses[0].shape[1]
         shape = (len(groups), n_voxels)
@@ -275,9 +340,8 @@ class NestedRidgeCV:
             for rows in self.inner_cv.validation_sets(group_rows, len(x_train)):
                 rows = torch.as_tensor(rows, device=self.device)
                 x_val = x_train[rows]
-                split = _Eigen(gram - x_val.double().T @ x_val.double(), x_val, self.dtype)
-                inner.append((rows, x_val, _ValidationScorer(split, alphas, self.alpha_score)))
-            outer = _Eigen(gram, x_runs[test_group[0]], self.dtype)
+                inner.append((rows, x_val, solver.scorer(gram - x_val.double().T @ x_val.double(), x_val)))
+            outer = solver.predictor(gram, x_runs[test_group[0]])
             block = self.block_size(len(x_train), x_train.shape[1], max(len(rows) for rows, _, _ in inner),
                                     len(designs[test_group[0]]), n_voxels)
 
@@ -286,7 +350,7 @@ class NestedRidgeCV:
                 return y_train, x_train.T @ y_train
 
             padded = n_voxels + BLOCK_MULTIPLE * math.ceil(n_voxels / block)
-            scores = torch.zeros((len(self.alphas), padded), dtype=self.dtype, device=self.device)
+            scores = torch.zeros((len(solver.candidates), padded), dtype=self.dtype, device=self.device)
             tested = []
             blocks = [slice(start, min(start + block, n_voxels)) for start in range(0, n_voxels, block)]
             for voxels in blocks:
@@ -297,7 +361,7 @@ class NestedRidgeCV:
                     scores[:, columns] += scorer.scores(cross - x_val.T @ y_val, y_val)
                 scores[:, columns] /= len(inner)
                 if self.alpha_per_voxel:
-                    tested.append(self._test_block(voxels, outer, cross, scores[:, columns].argmax(dim=0), alphas,
+                    tested.append(self._test_block(voxels, outer, cross, scores[:, columns].argmax(dim=0), solver,
                                                    responses, test_group, keep_predictions))
             scores = scores[:, :n_voxels]
             if self.alpha_per_voxel:
@@ -308,27 +372,26 @@ class NestedRidgeCV:
                     cross = training_block(voxels)[1]
                     padded_choice = torch.zeros(cross.shape[1], dtype=torch.long, device=self.device)
                     padded_choice[:voxels.stop - voxels.start] = choice[voxels]
-                    tested.append(self._test_block(voxels, outer, cross, padded_choice, alphas, responses,
+                    tested.append(self._test_block(voxels, outer, cross, padded_choice, solver, responses,
                                                    test_group, keep_predictions))
             result.validation_score[fold] = scores.gather(0, choice[None]).squeeze(0).cpu().numpy()
             for name in ("test_r", "test_r2", "alpha"):
-                getattr(result, name)[fold] = np.concatenate([block[name] for block in tested])
+                getattr(result, name)[fold] = np.concatenate([getattr(block, name) for block in tested])
             if keep_predictions:
-                result.predictions.append(np.concatenate([block["prediction"] for block in tested], axis=1))
-                result.targets.append(np.concatenate([block["target"] for block in tested], axis=1))
+                result.predictions.append(np.concatenate([block.prediction for block in tested], axis=1))
+                result.targets.append(np.concatenate([block.target for block in tested], axis=1))
             if progress is not None:
                 progress()
         return result
 
-    def _test_block(self, voxels, outer, cross, choice, alphas, responses, test_group, keep):
-        """Refit on all training rows with each voxel's alpha (index ``choice``); score on the held-out stimulus."""
-        alpha_per_voxel = alphas[choice]
-        prediction = outer.projected @ outer.weights_for(cross, alpha_per_voxel)
+    def _test_block(self, voxels, outer, cross, choice, solver, responses, test_group, keep):
+        """Refit on all training rows with each voxel's candidate (index ``choice``); score on the held-out
+        stimulus."""
+        prediction = outer.predict(cross, choice)
         target = torch.stack([self._columns(responses[run], voxels) for run in test_group]).mean(dim=0)
         width = voxels.stop - voxels.start
-        tested = {"test_r": pearson_r(prediction, target).cpu().numpy()[:width],
-                  "test_r2": r2_score(prediction, target).cpu().numpy()[:width],
-                  "alpha": alpha_per_voxel.cpu().numpy()[:width]}
-        if keep:
-            tested.update(prediction=prediction.cpu().numpy()[:, :width], target=target.cpu().numpy()[:, :width])
-        return tested
+        return _TestedBlock(test_r=pearson_r(prediction, target).cpu().numpy()[:width],
+                            test_r2=r2_score(prediction, target).cpu().numpy()[:width],
+                            alpha=solver.candidates[choice].cpu().numpy()[:width],
+                            prediction=prediction.cpu().numpy()[:, :width] if keep else None,
+                            target=target.cpu().numpy()[:, :width] if keep else None)

@@ -106,7 +106,7 @@ def _planted_components(loaded, runs, layer, n_components, repetition_time, n_sc
     designs = []
     settings = replace(settings, layers=(str(layer),))
     for words, scans in zip(runs, n_scans):
-        features, _ = extract_word_features(loaded, list(words["word"]), settings, progress=False)
+        features = extract_word_features(loaded, list(words["word"]), settings, progress=False).hidden
         response = word_response_matrix(words["onset"], words["duration"], frame_times(scans, repetition_time))
         designs.append(zscore(response @ features[layer]))
     stacked = np.concatenate(designs)

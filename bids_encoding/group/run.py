@@ -1,0 +1,123 @@
+"""The group level, orchestration only: collect participant results, then write tables, maps and figures."""
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from bids_encoding.derivatives.names import DerivativeName
+from bids_encoding.derivatives.staging import GroupOutput
+from bids_encoding.group import figures
+from bids_encoding.group.collect import check_consistency, collect, model_table
+from bids_encoding.group.reliability import reliable_voxels
+from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
+from bids_encoding.group.scaling import multiple_table, scaling_table
+from bids_encoding.group.scores import MEASURES, parcel_scores, participant_scores, roi_scaling, roi_scores
+from bids_encoding.group.second_level import group_maps
+from bids_encoding.hemispheres import is_template_space, symmetric_mask
+
+LOGGER = logging.getLogger(__name__)
+
+
+def run_group_level(config):
+    """Run the group level on the participant results in ``config.output_dir``.
+
+    Parameters
+    ----------
+    config : GroupConfig
+
+    Returns
+    -------
+    str
+        A one-line summary.
+    """
+    results = collect(config.output_dir, config.task, config.participant_labels)
+    check_consistency(results)
+    summaries = []
+    for task in sorted({r.task for r in results}):
+        members = [r for r in results if r.task == task]
+        output = GroupOutput(config.output_dir, task, members[0].space)
+        try:
+            summaries.append(_task_level(config, members, output))
+            output.commit()
+        except BaseException:
+            output.discard()
+            raise
+    return "group level done: " + "; ".join(summaries) + f"; results in {Path(config.output_dir) / 'group'}"
+
+
+def _task_level(config, members, output):
+    """Every group output of one task, staged in ``output``; returns the task's summary."""
+    reference = nib.load(members[0].mask_path)
+    affine = reference.affine
+    mask, left, mirror = symmetric_mask([np.asarray(nib.load(r.mask_path).dataobj) > 0 for r in members], affine)
+    models = model_table(members)
+    if not is_template_space(members[0].space):
+        LOGGER.warning("space-%s is not a TemplateFlow template: hemispheres are split at x = 0 of the images' "
+                       "affine and the language ROIs are MNI coordinates, so left/right and ROI results hold "
+                       "only if the data are aligned to MNI space", members[0].space)
+    output.image(mask, affine, "mask", "Participants' masks intersected with their mirror image; the midline "
+                 "(|x| < half a voxel) excluded", desc="symmetric")
+    reliability = reliable_voxels(config.bids_dir, members, mask, affine, config.reliable_fraction)
+    reliable = None
+    if reliability is not None:
+        if reliability.isc is not None:
+            output.image(reliability.isc, affine, "statmap", "Split-half inter-subject correlation (10 random "
+                         "half splits, mean over runs)", reliability.isc_settings, stat="isc")
+        output.image(reliability.reliable, affine, "mask",
+                     f"Top {reliability.fraction:.0%} of the symmetric mask by {reliability.source}",
+                     {"ReliableFraction": reliability.fraction, "ReliabilitySource": reliability.source},
+                     desc="reliable")
+        reliable = reliability.reliable
+
+    scores = participant_scores(members, models, mask, left, mirror, reliable)
+    output.table(scores, "scores", "Per participant and model, on the symmetric mask, best-layer r")
+    trained = scores[~scores["baseline"]]
+    measures = [m for m in MEASURES if scores[m].notna().any()]
+    fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], config.n_bootstraps)
+    output.table(fits, "fits", "score = intercept + slope x predictor, per participant and group; group CI from a "
+                 "bootstrap over participants, p from a t-test of participant slopes")
+    output.table(multiple_table(trained, measures, config.n_bootstraps), "multifits",
+                 "Group-mean score = intercept + b1 log10(parameters) + b2 layers + b3 hidden size (OLS across "
+                 "trained models; CIs from a bootstrap over participants); empty with fewer than 6 models")
+    rois = sphere_masks(affine, mask.shape, read_roi_file(config.roi_file) if config.roi_file else LANGUAGE_ROIS)
+    roi_table = roi_scores(members, rois, mask)
+    output.table(roi_table, "rois", "Language ROIs (10 mm spheres, left and mirrored right)")
+    output.table(roi_scaling(roi_table, models), "roifits",
+                 "Per ROI: correlation of group-mean L - R with log10(parameters), trained models")
+    if config.atlas:
+        atlas = config.atlas
+        parcels = atlas_parcels(atlas, members[0].space, reference)
+        output.table(parcel_scores(members, parcels, mask), "parcels",
+                     f"Mean best-layer r per {atlas} parcel, on the symmetric mask", atlas=atlas)
+        atlas_rois = roi_scores(members, lateral_regions(parcels), mask)
+        output.table(atlas_rois, "rois", f"{atlas} regions found in both hemispheres (numbered parcels of a "
+                     "region united), left and right", atlas=atlas)
+        output.table(roi_scaling(atlas_rois, models), "roifits", "Per region: correlation of group-mean L - R "
+                     "with log10(parameters), trained models", atlas=atlas)
+    group_maps(output, members, models, mask, left, mirror, affine)
+    _figures(output, trained, fits, scores, roi_table)
+
+    group_fit = fits[(fits["level"] == "group") & (fits["measure"] == "mean_r")
+                     & (fits["predictor"] == "log10_params") & (fits["family"] == "all")]
+    slope = f"{group_fit['slope'].iloc[0]:.4f} r per decade" if not group_fit.empty else "n/a"
+    return (f"task-{members[0].task}: {len(members)} participant(s), {len(models)} model(s), scaling slope {slope}, "
+            f"mean L-R {scores['l_minus_r'].mean():.4f}")
+
+
+def _figures(output, trained, fits, scores, roi_table):
+    if not trained.empty and trained["n_params"].nunique() >= 2:
+        baselines = scores[scores["baseline"]]
+        figures.scaling_figure(trained, fits, ["mean_r", "left", "right"], output.figure(desc="scaling"), baselines)
+        figures.scaling_figure(trained, fits, ["l_minus_r"], output.figure(desc="lateralization"), baselines)
+    if not roi_table.empty:
+        figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"))
+    staged = output.staging / output.folder
+    for t_path in sorted(staged.glob(f"{output.prefix}_*stat-t_statmap.nii.gz")):
+        name = DerivativeName.parse(t_path.name)
+        if name.desc and name.desc.endswith("fdr05"):
+            continue
+        label = "_".join(f"{key}-{value}" for key, value in name.entities.items() if key in ("model", "desc"))
+        figures.glass_brain(str(t_path), output.figure(model=name.model, desc=f"{name.desc or ''}glassbrain"),
+                            f"{label or 'group'}: t")

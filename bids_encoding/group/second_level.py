@@ -1,0 +1,61 @@
+"""Second-level maps: one-sample t over participants (nilearn), L - R maps and voxel-wise scaling slopes."""
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from bids_encoding.hemispheres import mirror_difference
+
+
+def _one_sample_t(output, maps, mask_img, affine, model, desc, description):
+    """Second-level one-sample t map over participants (nilearn), and its FDR-thresholded version."""
+    from nilearn.glm import threshold_stats_img
+    from nilearn.glm.second_level import SecondLevelModel
+
+    images = [nib.Nifti1Image(np.asarray(m, dtype=np.float32), affine) for m in maps]
+    design = pd.DataFrame({"intercept": np.ones(len(images))})
+    t_map = SecondLevelModel(mask_img=mask_img).fit(images, design_matrix=design).compute_contrast(
+        "intercept", output_type="stat")
+    output.image(t_map.get_fdata(), affine, "statmap", description, model=model, desc=desc or None, stat="t")
+    thresholded, threshold = threshold_stats_img(t_map, mask_img=mask_img, alpha=0.05, height_control="fdr",
+                                                 two_sided=False)
+    output.image(thresholded.get_fdata(), affine, "statmap", f"{description}, thresholded at FDR q < 0.05 "
+                 "(one-sided)", {"Threshold": float(threshold)}, model=model, desc=f"{desc}fdr05", stat="t")
+
+
+def group_maps(output, results, models, mask, left, mirror, affine):
+    """Per model: one-sample t of Fisher-z r and of L - R; across models: the voxel-wise scaling slope."""
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
+    left_img = nib.Nifti1Image(left.astype(np.uint8), affine)
+    maps_by_model = {label: {r.subject: r.r_map(label) * mask for r in results if label in r.best_r}
+                     for label in models["model"]}
+    for label, by_participant in maps_by_model.items():
+        maps = list(by_participant.values())
+        output.image(mirror_difference(np.mean(maps, axis=0), left, mirror), affine, "statmap",
+                     "Group-mean best-layer r minus its mirror image (left voxels; right and midline 0)",
+                     model=label, desc="LminusR", stat="r")
+        if len(maps) < 2:
+            continue
+        _one_sample_t(output, [np.arctanh(np.clip(m, -0.999, 0.999)) for m in maps], mask_img, affine,
+                      label, "", "One-sample t of Fisher-z best-layer r over participants")
+        _one_sample_t(output, [mirror_difference(m, left, mirror) for m in maps], left_img, affine,
+                      label, "LminusR", "One-sample t of r minus its mirror image over participants")
+    trained = models[~models["baseline"]]
+    if trained["n_params"].nunique() < 2:
+        return
+    centered = np.log10(trained["n_params"].astype(float).to_numpy())
+    centered = centered - centered.mean()
+    complete = [subject for subject in sorted({r.subject for r in results})
+                if all(subject in maps_by_model[label] for label in trained["model"])]
+    if not complete:
+        return
+    slopes = [sum(c * maps_by_model[label][subject] for c, label in zip(centered, trained["model"]))
+              / (centered ** 2).sum() for subject in complete]
+    output.image(np.mean(slopes, axis=0) * mask, affine, "statmap",
+                 "Voxel-wise slope of best-layer r on log10(parameters), mean over participants (trained models)",
+                 {"Models": list(trained["model_id"]), "Participants": [f"sub-{s}" for s in complete]}, stat="slope")
+    if len(slopes) >= 2:
+        _one_sample_t(output, slopes, mask_img, affine, None, "slope",
+                      "One-sample t of the participants' voxel-wise scaling slopes")
+
+
