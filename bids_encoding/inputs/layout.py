@@ -14,7 +14,7 @@ from bids_encoding.errors import (
     MissingInputError,
     NothingSelectedError,
 )
-from bids_encoding.inputs.events import read_word_events
+from bids_encoding.inputs.timings.events import read_word_events
 
 LOGGER = logging.getLogger(__name__)
 MIN_RUNS = 3  # leave-one-run-out outside, leave-one-run-out inside

@@ -1,0 +1,53 @@
+"""Praat TextGrid word tiers (long and short text formats, parsed by praatio)."""
+
+from bids_encoding.errors import BadDataError
+from bids_encoding.inputs.timings.base import WordTimings, read_text, word_table
+
+# Labels that are not words, as the Huth lab's code drops them (LeBel et al. TextGrids).
+DEFAULT_NON_WORDS = ("sp", "", "#", "{br}", "{lg}", "{ls}", "{ns}", "{sl}", "sentence_start", "sentence_end")
+WORD_TIER_NAMES = ("word", "words", "mot", "mots")
+
+
+def read_textgrid(path, tier=None, non_words=DEFAULT_NON_WORDS):
+    """Words of one interval tier.
+
+    Parameters
+    ----------
+    path : str or Path
+    tier : str, int or None
+        The tier's name, or its index from 0; ``None``: the tier named
+        ``word``/``words`` (any case), or the only interval tier.
+    non_words : sequence of str
+        Labels dropped (compared after stripping spaces, case-insensitively).
+    """
+    from praatio.utilities.textgrid_io import parseTextgridStr
+
+    try:
+        grid = parseTextgridStr(read_text(path), includeEmptyIntervals=True)
+    except Exception as error:  # praatio raises bare exceptions of several kinds on malformed files
+        raise BadDataError(f"{path} is not a readable Praat TextGrid: {error}") from error
+    tiers = [t for t in grid["tiers"] if t["class"] == "IntervalTier"]
+    chosen = _choose_tier(tiers, tier, path)
+    skip = {label.strip().lower() for label in non_words}
+    kept = [entry for entry in chosen["entries"] if entry.label.strip().lower() not in skip]
+    words = word_table([e.start for e in kept], [e.end for e in kept], [e.label for e in kept], path)
+    return WordTimings(words, str(path), dropped=len(chosen["entries"]) - len(kept))
+
+
+def _choose_tier(tiers, tier, path):
+    names = [t["name"] for t in tiers]
+    if isinstance(tier, int) or (isinstance(tier, str) and tier.isdigit()):
+        index = int(tier)
+        if not 0 <= index < len(tiers):
+            raise BadDataError(f"{path} has {len(tiers)} interval tier(s) ({', '.join(names)}); tier {index} does "
+                               "not exist (tiers count from 0)")
+        return tiers[index]
+    if tier is not None:
+        if tier not in names:
+            raise BadDataError(f"{path} has no tier '{tier}': its interval tiers are {', '.join(names)}")
+        return tiers[names.index(tier)]
+    named = [t for t in tiers if t["name"].strip().lower() in WORD_TIER_NAMES]
+    if len(named) == 1 or len(tiers) == 1:
+        return (named or tiers)[0]
+    raise BadDataError(f"{path}: cannot tell which tier holds the words ({', '.join(names)}); give its name or "
+                       "index as the 'tier' option of the stimulus specification")
