@@ -30,6 +30,8 @@ class ParticipantConfig(RunConfig):
 
     space: str | None = None
     mask: Path | None = None
+    stimuli: str | None = None  # a preset name or a stimulus specification file; None: events.tsv word rows
+    cv_unit: str | None = None  # run (per task) or stimulus (tasks pooled); None: the specification's
     models: tuple = DEFAULT_MODELS
     device: str = "cpu"
     dtype: str | None = None

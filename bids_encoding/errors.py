@@ -20,14 +20,17 @@ class BidsAppError(Exception):
         One line that names the file and says what to do.
     exit_code : int
         A BIDS-Apps exit code.
+    details : str or None
+        A table printed under the message line (every mismatch at once).
     """
 
     exit_code = EXIT_FAILURE
 
-    def __init__(self, message, exit_code=None):
+    def __init__(self, message, exit_code=None, details=None):
         super().__init__(" ".join(str(message).split()))
         if exit_code is not None:
             self.exit_code = exit_code
+        self.details = details
 
 
 class UsageError(BidsAppError):

@@ -25,7 +25,8 @@ from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import brain_mask, clean_run_bold
-from bids_encoding.inputs.layout import select_subjects
+from bids_encoding.inputs.layout import check_timings, select_subjects
+from bids_encoding.inputs.timings.spec import StimulusSpec
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
 from bids_encoding.ridge.layers import BestLayer
@@ -45,10 +46,14 @@ def collect_runs(config):
         ``{(subject, task): [Run, ...]}``
     """
     layout = load_layout(config.bids_dir, config.work_dir / "pybids", validate=config.validate)
+    stimuli = StimulusSpec.load(config.stimuli) if config.stimuli else None
+    pool_label = (stimuli.label if stimuli and stimuli.label else "pooled") if config.cv_unit == "stimulus" else None
     selected = {}
     for subject in select_subjects(layout, config.participant_labels):
-        for task, runs in select_runs(layout, subject, config.task, config.space).items():
+        for task, runs in select_runs(layout, subject, config.task, config.space, stimuli, pool_label).items():
             selected[(subject, task)] = runs
+    if stimuli is not None:
+        check_timings([run for runs in selected.values() for run in runs])
     trim = config.design.trim_start + config.design.trim_end
     for runs in selected.values():
         for run in runs:
@@ -113,7 +118,7 @@ def prepare_participant(subject, task, runs, config, sequence):
 
 def stimulus_signature(runs, sequence):
     """What must match for participants to share a design matrix: features (cache keys) and scans."""
-    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time)
+    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time, run.origin)
                  for stimulus, run in zip(sequence.stimuli, runs))
 
 

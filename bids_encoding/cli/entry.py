@@ -23,6 +23,8 @@ def main(argv=None):
     except BidsAppError as error:
         LOGGER.debug("stopped: %s", error)
         print(f"bids_encoding: error: {error}", file=sys.stderr)
+        if error.details:
+            print(error.details, file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("bids_encoding: interrupted", file=sys.stderr)

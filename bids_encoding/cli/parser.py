@@ -67,6 +67,12 @@ def build_parser():
     _option(selection, "--participant-label", nargs="+", metavar="LABEL", default=None,
             help="participants to analyse, with or without 'sub-' (default: all)")
     _option(selection, "-t", "--task", default=None, help="task label (default: every task)")
+    _option(selection, "--stimuli", default=None, metavar="PRESET|FILE",
+            help="where the word timings are: a preset (lpp, lpp-en, lpp-fr, lpp-cn, narratives, lebel) or a "
+                 "stimulus specification TOML file (docs/stimuli.md) (default: word rows of the events.tsv)")
+    _option(selection, "--cv-unit", choices=("run", "stimulus"), default=None,
+            help="units of cross-validation: 'run' (each task on its own) or 'stimulus' (a participant's tasks "
+                 "pooled; one task per story) (default: the stimulus specification's, else run)")
     _option(selection, "--space", default=None,
             help="keep BOLD files with this space- entity (default: the files' own space; "
                  "files without one are labelled space-orig)")
@@ -244,6 +250,7 @@ def config_from_args(args):
     """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig` or, for the group level,
     a :class:`~bids_encoding.config.GroupConfig`."""
     from bids_encoding.config import GroupConfig, ParticipantConfig, resolve_device
+    from bids_encoding.inputs.timings.spec import StimulusSpec
     from bids_encoding.design import Cleaning, DesignSettings
     from bids_encoding.features import FeatureSettings
     from bids_encoding.ridge import InnerCV
@@ -280,6 +287,8 @@ def config_from_args(args):
         participant_labels=args.participant_label,
         task=args.task,
         space=args.space,
+        stimuli=args.stimuli,
+        cv_unit=args.cv_unit or (StimulusSpec.load(args.stimuli).cv_unit if args.stimuli else "run"),
         mask=args.mask,
         models=tuple(args.models),
         device=resolve_device(args.device),

@@ -31,7 +31,11 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
         "Ridge": ridge.record(),
         "Significance": _significance_record(config),
         "Runs": [{"Bold": str(run.bold_path.relative_to(config.bids_dir)), "RepetitionTime": run.repetition_time,
-                  "NumberOfScans": run.n_scans, "Stimulus": key} for run, key in zip(runs, sequence.keys)],
+                  "NumberOfScans": run.n_scans, "Stimulus": key, "Task": run.task,
+                  **({"Words": run.word_source} if run.word_source else {})}
+                 for run, key in zip(runs, sequence.keys)],
+        "CrossValidationUnit": {"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,
+                                "Tasks": sorted({run.task for run in runs})},
         "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
                    + sorted({str(run.events_path.relative_to(config.bids_dir)) for run in runs}),
         "SoftwareVersions": software_versions(),

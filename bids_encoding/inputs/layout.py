@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pandas as pd
 
 from bids_encoding.errors import (
@@ -34,6 +35,9 @@ class Run:
     session: str | None = None
     run: str | None = None
     space: str | None = None
+    origin: float = 0.0
+    audio_words: pd.DataFrame | None = field(default=None, repr=False)
+    word_source: dict | None = None
 
     @property
     def scan_duration(self):
@@ -149,7 +153,7 @@ def _repetition_time(layout, bold_path):
     return tr
 
 
-def _events_file(layout, bold):
+def _events_file(layout, bold, required=True):
     """The events file that applies to a BOLD run under the BIDS inheritance principle.
 
     Candidates live in the BOLD file's folder or one of its parents and have
@@ -168,6 +172,8 @@ def _events_file(layout, bold):
                if key not in ("suffix", "extension", "datatype")}
         if all(key in entities and str(entities[key]) == str(value) for key, value in own.items()):
             candidates.append((len(path.parts), len(own), path))
+    if not candidates and not required:
+        return None
     if not candidates:
         raise MissingInputError(
             f"no events file with word timings for {bold_path}: add "
@@ -196,7 +202,67 @@ def _check_words(run):
         raise BadDataError(f"{run.events_path}: negative word onsets; onsets count from the first volume")
 
 
-def select_runs(layout, subject, task=None, space=None):
+def _words_from_spec(layout, runs, stimuli):
+    """Read each run's words as the stimulus specification says; leave aborted runs out (logged, recorded)."""
+    from bids_encoding.inputs.timings.spec import run_timings
+
+    median = float(np.median([run.n_scans for run in runs]))
+    kept, skipped = [], []
+    for run in runs:
+        (skipped if run.n_scans < stimuli.min_run_fraction * median else kept).append(run)
+    for run in skipped:
+        LOGGER.warning("leaving out %s: %d scans, fewer than %.0f%% of the median %g of its task (an aborted "
+                       "run); the runs' ranks skip it", run.bold_path.name, run.n_scans,
+                       100 * stimuli.min_run_fraction, median)
+    unmatched = []
+    for rank, run in enumerate(kept, start=1):
+        entities = {"subject": run.subject, "task": run.task, "session": run.session, "run": run.run, "rank": rank}
+        entry = stimuli.entry_for(entities)
+        if entry is None:
+            unmatched.append(run.bold_path.name)
+            continue
+        timings = run_timings(entry, layout.root, entities, run.events_path)
+        run.words, run.audio_words, run.origin = timings.words, timings.audio_words, timings.origin
+        run.word_source = {**timings.record(), "Annotation": str(timings.annotation), "Rank": rank,
+                           "LeftOut": [r.bold_path.name for r in skipped]}
+        run.events_path = timings.annotation
+    if unmatched:
+        raise BadDataError(f"stimulus specification {stimuli.name} says nothing about {', '.join(unmatched)}: "
+                           "add a [[stimulus]] entry for them or choose other tasks with --task")
+    return kept
+
+
+def check_timings(runs):
+    """Every word inside its scan, the audio inside the run, the run not much longer than the audio: one
+    table of every mismatch in the error."""
+    rows = []
+    for run in runs:
+        words = run.words
+        problems = []
+        if words.empty:
+            problems.append("no words")
+        else:
+            first, last = float(words["onset"].min()), float(words["offset"].max())
+            if first < 0:
+                problems.append("words before the first volume")
+            if last > run.scan_duration:
+                problems.append("words after the last volume")
+            elif run.scan_duration > last + max(60.0, last - max(first, 0.0)):
+                problems.append("run much longer than the words")
+        if problems:
+            rows.append({"run": run.bold_path.name, "words": len(words),
+                         "first word (s)": round(float(words["onset"].min()), 1) if len(words) else None,
+                         "last word end (s)": round(float(words["offset"].max()), 1) if len(words) else None,
+                         "scan (s)": round(run.scan_duration, 1), "problem": "; ".join(problems),
+                         "words from": str(run.events_path)})
+    if rows:
+        table = pd.DataFrame(rows).to_string(index=False)
+        raise BadDataError(f"word timings of {len(rows)} run(s) do not fit their scans (table below; words from "
+                           f"{rows[0]['words from']}): check the time origin and the run order of the stimulus "
+                           "specification", details=table)
+
+
+def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label=None):
     """Collect and check one participant's runs, grouped by task.
 
     Parameters
@@ -208,6 +274,11 @@ def select_runs(layout, subject, task=None, space=None):
         Task label; ``None`` takes every task of the participant.
     space : str or None
         Keep only BOLD files with this ``space-`` entity.
+    stimuli : StimulusSpec or None
+        Where the word timings are; ``None``: word rows of the runs' events.tsv.
+    pool_label : str or None
+        Pool the runs of every task under this label: the stimuli, not the
+        tasks, are the units of cross-validation (one task per story).
 
     Returns
     -------
@@ -238,7 +309,6 @@ def select_runs(layout, subject, task=None, space=None):
     for key in sorted(by_key, key=lambda k: tuple(_label_order(x) for x in k)):
         bold = by_key[key]
         bold_path = Path(bold.path)
-        events_path = _events_file(layout, bold)
         run = Run(
             subject=subject,
             task=key[0],
@@ -246,19 +316,31 @@ def select_runs(layout, subject, task=None, space=None):
             run=None if key[2] is None else str(key[2]),
             space=bold.entities.get("space"),
             bold_path=bold_path,
-            events_path=events_path,
+            events_path=_events_file(layout, bold, required=stimuli is None),
             repetition_time=_repetition_time(layout, bold_path),
             n_scans=_read_n_scans(bold_path),
-            words=read_word_events(events_path),
+            words=None,
         )
-        _check_words(run)
         runs_by_task.setdefault(run.task, []).append(run)
+    for task_label, runs in runs_by_task.items():
+        if stimuli is None:
+            for run in runs:
+                run.words = read_word_events(run.events_path)
+                _check_words(run)
+        else:
+            runs_by_task[task_label] = _words_from_spec(layout, runs, stimuli)
+    runs_by_task = {task_label: runs for task_label, runs in runs_by_task.items() if runs}
+    if pool_label is not None:
+        pooled = sorted((run for runs in runs_by_task.values() for run in runs),
+                        key=lambda r: tuple(_label_order(x) for x in (r.session, r.task, r.run)))
+        runs_by_task = {pool_label: pooled}
 
     for task_label, runs in runs_by_task.items():
         if len(runs) < MIN_RUNS:
             raise BadDataError(
                 f"sub-{subject} task-{task_label} has {len(runs)} run(s) ({', '.join(r.bold_path.name for r in runs)}); "
-                f"leave-one-run-out cross-validation needs at least {MIN_RUNS}"
+                f"leave-one-stimulus-out cross-validation needs at least {MIN_RUNS}"
+                + ("" if pool_label else "; with one task per story, pool the tasks with --cv-unit stimulus")
             )
         trs = {run.repetition_time for run in runs}
         if len(trs) > 1:

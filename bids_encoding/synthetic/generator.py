@@ -20,6 +20,7 @@ import pandas as pd
 from bids_encoding.design import frame_times, word_response_matrix
 from bids_encoding.ridge.scoring import zscore
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
+from bids_encoding.synthetic.layouts import LAYOUTS
 from bids_encoding.synthetic.story import paragraphs
 
 TASK = "story"
@@ -29,6 +30,7 @@ GRID_ORIGIN = (-72.0, -104.0, -56.0)  # world coordinates of voxel (0, 0, 0); vo
 BRAIN_CENTER, BRAIN_RADII = (0.0, -18.0, 14.0), (68.0, 86.0, 64.0)
 LEFT_CLUSTER, CLUSTER_RADIUS = (-56.0, -24.0, 0.0), 14.0
 LABELS = {"null": 0, "left": 1, "right": 2}
+ABORTED_SCANS = 24  # an aborted run: a few dozen volumes, no story
 
 
 @dataclass
@@ -51,6 +53,7 @@ class GroundTruth:
     seed: int
     labels: dict
     labels_file: str
+    layout: str = "bids"
 
 
 def story_runs(n_runs, seed=0, words_per_second=2.5):
@@ -101,18 +104,24 @@ def _ar1_noise(rng, n_scans, n_voxels, phi):
     return noise
 
 
-def _planted_components(loaded, runs, layer, n_components, repetition_time, n_scans, settings):
-    """Top principal components of one layer's features convolved with the HRF (whole runs), z-scored per run."""
-    designs = []
+def _story_features(loaded, runs, layer, settings):
     settings = replace(settings, layers=(str(layer),))
-    for words, scans in zip(runs, n_scans):
-        features = extract_word_features(loaded, list(words["word"]), settings, progress=False).hidden
-        response = word_response_matrix(words["onset"], words["duration"], frame_times(scans, repetition_time))
-        designs.append(zscore(response @ features[layer]))
-    stacked = np.concatenate(designs)
-    _, _, vt = np.linalg.svd(stacked - stacked.mean(0), full_matrices=False)
-    components = [design @ vt[:n_components].T for design in designs]
-    return [(c - c.mean(0)) / c.std(0) for c in components]
+    return [extract_word_features(loaded, list(words["word"]), settings, progress=False).hidden[layer]
+            for words in runs]
+
+
+def _planted_components(features, runs, shifts, repetition_time, n_scans, n_components, basis=None):
+    """Top principal components of one layer's features convolved with the HRF (words at ``onset + shift``
+    on the scan's clock), z-scored per run; the components' basis is computed here unless given."""
+    designs = [zscore(word_response_matrix(words["onset"] + shift, words["duration"],
+                                           frame_times(scans, repetition_time)) @ values)
+               for values, words, shift, scans in zip(features, runs, shifts, n_scans)]
+    if basis is None:
+        stacked = np.concatenate(designs)
+        _, _, vt = np.linalg.svd(stacked - stacked.mean(0), full_matrices=False)
+        basis = vt[:n_components].T
+    components = [design @ basis for design in designs]
+    return [(c - c.mean(0)) / c.std(0) for c in components], basis
 
 
 def _write_json(path, data):
@@ -121,7 +130,7 @@ def _write_json(path, data):
 
 def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.0, seed=0,
                      layer=None, n_components=4, amplitude_left=1.2, amplitude_right=0.35,
-                     noise_ar1=0.4, feature_settings=FeatureSettings(), repeats=0):
+                     noise_ar1=0.4, feature_settings=FeatureSettings(), repeats=0, layout="bids"):
     """Write the synthetic dataset under ``root/bids`` and its ground truth under ``root/ground_truth``.
 
     Parameters
@@ -135,6 +144,9 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
         Signal standard deviation relative to the noise's (1).
     repeats : int
         Extra runs that replay the first run's stimulus (for noise ceilings).
+    layout : str
+        ``bids`` (word rows in events.tsv), or the layout of a reference
+        dataset: ``lebel``, ``lpp``, ``narratives`` (:mod:`bids_encoding.synthetic.layouts`).
 
     Returns
     -------
@@ -147,16 +159,28 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
     bids_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    runs = story_runs(n_runs, seed=seed)
-    runs += [runs[0]] * repeats
-    n_scans = [int(math.ceil((words["onset"].iloc[-1] + words["duration"].iloc[-1] + 10.0) / repetition_time))
-               for words in runs]
+    layout = LAYOUTS[layout] if isinstance(layout, str) else layout
+    stories = story_runs(n_runs, seed=seed)
+    subjects = layout.subjects(n_participants)
+    runs_by_subject = {subject: layout.runs(i, subject, n_runs, repeats) for i, subject in enumerate(subjects)}
+
+    def scan_shift(run):
+        return layout.audio_lead + run.origin
+
+    def run_scans(run):
+        words = stories[run.story]
+        if run.aborted:
+            return ABORTED_SCANS
+        return int(math.ceil((words["onset"].iloc[-1] + words["duration"].iloc[-1] + scan_shift(run) + 10.0)
+                             / repetition_time))
 
     loaded = load_model(parse_model_spec(model))
     layer = loaded.n_layers // 2 + 1 if layer is None else layer
-    components = _planted_components(loaded, runs[:n_runs], layer, n_components, repetition_time,
-                                     n_scans[:n_runs], feature_settings)
-    components += [components[0]] * repeats
+    features = _story_features(loaded, stories, layer, feature_settings)
+    first = [run for run in runs_by_subject[subjects[0]] if not run.aborted][:n_runs]
+    _, basis = _planted_components([features[r.story] for r in first], [stories[r.story] for r in first],
+                                   [scan_shift(r) for r in first], repetition_time, [run_scans(r) for r in first],
+                                   n_components)
 
     affine, xyz = _grid()
     brain = (((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1) <= 1.0
@@ -175,44 +199,49 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
         "Synthetic dataset written by `bids_encoding demo`: participants listen to a story in "
         f"{n_runs} runs; BOLD in a left temporal sphere (and, weakly, its mirror) follows the features of "
         f"{model}. Ground truth: ../ground_truth/.\n")
-    pd.DataFrame({"participant_id": [f"sub-{i + 1:02d}" for i in range(n_participants)],
+    pd.DataFrame({"participant_id": [f"sub-{subject}" for subject in subjects],
                   "age": rng.integers(20, 40, n_participants), "sex": rng.choice(["F", "M"], n_participants)}
                  ).to_csv(bids_dir / "participants.tsv", sep="\t", index=False)
-    _write_json(bids_dir / f"task-{TASK}_bold.json", {"TaskName": TASK, "RepetitionTime": repetition_time})
-    _write_json(bids_dir / f"task-{TASK}_events.json", {
-        "trial_type": {"Description": "Kind of event", "Levels": {"word": "a spoken word"}},
-        "word": {"Description": "The word as written in the story's text, punctuation included"}})
-    for k, words in enumerate(runs, start=1):
-        words.to_csv(bids_dir / f"task-{TASK}_run-{k}_events.tsv", sep="\t", index=False)
+    layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
+                          runs_by_subject)
 
     weights_left = rng.standard_normal((n_components, int(left.sum())))
     weights_right = rng.standard_normal((n_components, int(right.sum())))
     baseline = 600.0 + 200.0 * np.exp(-(((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1))
-    for subject in range(1, n_participants + 1):
-        func = bids_dir / f"sub-{subject:02d}" / "func"
-        func.mkdir(parents=True)
-        for k, (scans, planted) in enumerate(zip(n_scans, components), start=1):
+    for subject in subjects:
+        runs = runs_by_subject[subject]
+        kept = [run for run in runs if not run.aborted]
+        planted, _ = _planted_components([features[r.story] for r in kept], [stories[r.story] for r in kept],
+                                         [scan_shift(r) for r in kept], repetition_time,
+                                         [run_scans(r) for r in kept], n_components, basis)
+        planted = iter(planted)
+        for run in runs:
+            scans = run_scans(run)
             signal = np.zeros((scans, *GRID_SHAPE), dtype=np.float64)
             noise = _ar1_noise(rng, scans, int(brain.sum()), noise_ar1)
             t = np.arange(scans)[:, None] / scans
             drift = rng.normal(0, 0.5, (1, noise.shape[1])) * t + rng.normal(0, 0.3, (1, noise.shape[1])) * np.cos(np.pi * t)
             signal[:, brain] = noise + drift
-            for mask, weights, amplitude in ((left, weights_left, amplitude_left),
-                                             (right, weights_right, amplitude_right)):
-                drive = planted @ weights
-                signal[:, mask] += amplitude * drive / drive.std(0)
+            if not run.aborted:
+                drive_components = next(planted)
+                for mask, weights, amplitude in ((left, weights_left, amplitude_left),
+                                                 (right, weights_right, amplitude_right)):
+                    drive = drive_components @ weights
+                    signal[:, mask] += amplitude * drive / drive.std(0)
             data = np.where(brain, baseline, 5.0)[None] * (1.0 + 0.01 * signal)
             data[:, ~brain] += rng.normal(0, 2.0, (scans, int((~brain).sum())))
             image = nib.Nifti1Image(np.moveaxis(data, 0, -1).astype(np.float32), affine)
             image.header.set_xyzt_units("mm", "sec")
             image.header["pixdim"][4] = repetition_time
-            image.to_filename(func / f"sub-{subject:02d}_task-{TASK}_run-{k}_bold.nii.gz")
+            path = bids_dir / run.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image.to_filename(path)
 
     truth = GroundTruth(model=model, layer=int(layer), n_components=n_components,
                         amplitude_left=amplitude_left, amplitude_right=amplitude_right, noise_ar1=noise_ar1,
                         left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,
                         cluster_radius_mm=CLUSTER_RADIUS, repetition_time=repetition_time,
                         n_participants=n_participants, n_runs=n_runs, repeats=repeats, seed=seed, labels=LABELS,
-                        labels_file="planted_labels.nii.gz")
+                        labels_file="planted_labels.nii.gz", layout=layout.name)
     _write_json(truth_dir / "ground_truth.json", {**asdict(truth), "feature_settings": asdict(feature_settings)})
     return truth

@@ -32,7 +32,8 @@ def read_lpp_csv(path, section=None):
         table = table[sections == int(section)]
         if table.empty:
             raise BadDataError(f"{path} has no words of section {section} (sections: "
-                               f"{', '.join(map(str, available))})")
+                               f"{', '.join(map(str, available))}); a run's section is its rank among the "
+                               "participant's runs ({rank}), not its run label")
     blank = table["word"].str.strip() == ""
     words = word_table(table.loc[~blank, "onset"], table.loc[~blank, "offset"], table.loc[~blank, "word"], path)
     return WordTimings(words, str(path), dropped=int(blank.sum()))

@@ -1,0 +1,49 @@
+"""Built-in stimulus specifications of the reference datasets (``--stimuli NAME``); docs/datasets/ explains each."""
+
+_LPP = '''
+description = "Le Petit Prince (ds003643): the nine sections of the book, one per run"
+label = "lpp"
+cv_unit = "run"
+min_run_fraction = 0.5   # raw runs with a few dozen volumes (aborted) are left out of the ranks
+'''
+
+_LPP_ENTRY = '''
+[[stimulus]]
+task = "lpp{lang}"
+# times from the start of the section's audio; the preprocessed BOLD (derivatives/) starts with it
+annotation = "annotation/{lang}/lpp{lang}_word_information.csv"
+format = "lpp-csv"
+origin = 0.0
+options = {{ section = "{{rank}}" }}   # section = the run's rank, not its scanner run label
+'''
+
+PRESETS = {
+    "lpp": _LPP + "".join(_LPP_ENTRY.format(lang=lang) for lang in ("EN", "FR", "CN")),
+    **{f"lpp-{lang.lower()}": _LPP + _LPP_ENTRY.format(lang=lang) for lang in ("EN", "FR", "CN")},
+    "narratives": '''
+description = "Narratives (ds002345): gentle alignments of each story; one run per task, tasks pooled"
+label = "narratives"
+cv_unit = "stimulus"
+
+[[stimulus]]
+task = "*"
+annotation = "stimuli/gentle/{task}/align.csv"
+format = "gentle-csv"
+# align.csv counts from the start of the audio file, which starts with the first events row naming it
+# (the music block where there is one), not with the story block
+origin = "events:story"
+options = { unaligned = "interpolate" }
+''',
+    "lebel": '''
+description = "LeBel et al. 2023 (ds003020): one BIDS task per story, TextGrids in derivative/TextGrids"
+label = "lebel"
+cv_unit = "stimulus"
+
+[[stimulus]]
+task = "*"
+annotation = "derivative/TextGrids/{task}.TextGrid"
+format = "textgrid"
+origin = 10.0   # the sound starts 10 s after the first volume
+options = { tier = "word" }
+''',
+}

@@ -1,0 +1,198 @@
+"""Layouts of the reference datasets for the synthetic generator: the same planted story, stored as
+Le Petit Prince (ds003643), Narratives (ds002345) or LeBel et al. (ds003020) store theirs.
+
+Each layout says where every run's BOLD goes, when its audio starts after the
+first volume (the origin), and writes the word timings in that dataset's own
+annotation format with its quirks (docs/datasets/). ``bids`` is the demo's
+own layout: word rows in events.tsv.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+LEBEL_STORIES = ("alternateithicatom", "souls", "avatar", "legacy", "odetostepfather", "undertheinfluence")
+NARRATIVES_STORIES = ("pieman", "tunnel", "lucy", "prettymouth", "merlin", "sherlock")
+NARRATIVES_MUSIC = 15.0  # seconds of music (13 s) and silence at the start of each audio file
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """One BOLD run of a participant: its file, the story part it plays, and when the audio starts."""
+
+    path: str
+    story: int
+    origin: float = 0.0
+    aborted: bool = False
+    task: str = "story"
+
+
+def _json(path, data):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+class DemoLayout:
+    """The demo's own layout: ``task-story``, ``run-<k>``, word rows in top-level events.tsv files."""
+
+    name = "bids"
+    audio_lead = 0.0  # seconds of audio before the first word's place in the story timing
+
+    def subjects(self, n):
+        return [f"{i + 1:02d}" for i in range(n)]
+
+    def runs(self, index, subject, n_stories, repeats):
+        stories = list(range(n_stories)) + [0] * repeats
+        return [RunFile(f"sub-{subject}/func/sub-{subject}_task-story_run-{k}_bold.nii.gz", story)
+                for k, story in enumerate(stories, start=1)]
+
+    def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
+        _json(bids_dir / "task-story_bold.json", {"TaskName": "story", "RepetitionTime": repetition_time})
+        _json(bids_dir / "task-story_events.json", {
+            "trial_type": {"Description": "Kind of event", "Levels": {"word": "a spoken word"}},
+            "word": {"Description": "The word as written in the story's text, punctuation included"}})
+        first = next(iter(runs_by_subject.values()))
+        for k, run in enumerate(first, start=1):
+            stories[run.story].assign(trial_type="word")[["onset", "duration", "trial_type", "word"]].to_csv(
+                bids_dir / f"task-story_run-{k}_events.tsv", sep="\t", index=False)
+
+    stimuli = None
+
+
+class LeBelLayout(DemoLayout):
+    """ds003020: one BIDS task per story over sessions, no events.tsv; TextGrids in ``derivative/TextGrids``
+    (word tier with ``sp``, ``{br}``, ``sentence_start`` marks); the sound starts 10 s after the first volume."""
+
+    name = "lebel"
+    origin = 10.0
+    stimuli = "lebel"
+
+    def subjects(self, n):
+        return [f"UTS{i + 1:02d}" for i in range(n)]
+
+    def runs(self, index, subject, n_stories, repeats):
+        runs = []
+        for story in range(n_stories):
+            task, session = LEBEL_STORIES[story], story // 2 + 1
+            runs.append(RunFile(f"sub-{subject}/ses-{session}/func/sub-{subject}_ses-{session}_task-{task}_bold.nii.gz",
+                                story, self.origin, task=task))
+        return runs
+
+    def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
+        first = next(iter(runs_by_subject.values()))
+        for run in first:
+            _json(bids_dir / f"task-{run.task}_bold.json", {"TaskName": run.task, "RepetitionTime": repetition_time})
+            _write_textgrid(bids_dir / "derivative" / "TextGrids" / f"{run.task}.TextGrid", stories[run.story])
+        (bids_dir / ".bidsignore").write_text("derivative/\n")
+
+
+class LePetitPrinceLayout(DemoLayout):
+    """ds003643 (EN): ``task-lppEN``, run labels that are scanner indices (a gap, an aborted run of a few
+    dozen volumes), words in ``annotation/EN/lppEN_word_information.csv`` (byte-order mark, blank rows,
+    ``section`` = the run's rank); times from the section's audio, which starts with the run."""
+
+    name = "lpp"
+    stimuli = "lpp"
+
+    def subjects(self, n):
+        return [f"EN{57 + i:03d}" for i in range(n)]
+
+    def runs(self, index, subject, n_stories, repeats):
+        func = f"sub-{subject}/func/sub-{subject}_task-lppEN_run-{{:02d}}_bold.nii.gz"
+        if index % 2 == 0:  # sub-EN057: run-15 .. ; section = rank
+            return [RunFile(func.format(15 + story), story, task="lppEN") for story in range(n_stories)]
+        runs, label = [], 1  # sub-EN058: an aborted run-02, then a gap in the labels
+        for story in range(n_stories):
+            if story == 1:
+                runs.append(RunFile(func.format(label), 0, aborted=True, task="lppEN"))
+                label += 2
+            runs.append(RunFile(func.format(label), story, task="lppEN"))
+            label += 1
+        return runs
+
+    def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
+        _json(bids_dir / "task-lppEN_bold.json", {"TaskName": "lppEN", "RepetitionTime": repetition_time})
+        rows = []
+        for section, words in enumerate(stories, start=1):
+            for onset, duration, word in words[["onset", "duration", "word"]].itertuples(index=False):
+                rows.append((word, round(onset, 3), round(onset + duration, 3), section, word.lower()))
+            rows.append((" ", round(onset + duration, 3), round(onset + duration + 0.1, 3), section, ""))  # blank
+        path = bids_dir / "annotation" / "EN" / "lppEN_word_information.csv"
+        path.parent.mkdir(parents=True)
+        table = pd.DataFrame(rows, columns=["word", "onset", "offset", "section", "lemma"])
+        path.write_bytes(b"\xef\xbb\xbf" + table.to_csv(index=False).encode())
+
+
+class NarrativesLayout(DemoLayout):
+    """ds002345: one run per story, each its own task; events.tsv holds blocks (music, then story) naming
+    the audio file, whose start differs between participants; gentle ``align.csv`` per story in
+    ``stimuli/gentle/<story>/``, times from the audio file's start (unaligned and ``<unk>`` words included)."""
+
+    name = "narratives"
+    stimuli = "narratives"
+    audio_lead = NARRATIVES_MUSIC
+
+    def subjects(self, n):
+        return [f"{i + 1:03d}" for i in range(n)]
+
+    def runs(self, index, subject, n_stories, repeats):
+        music_onset = (0.0, 4.5, 3.0)[index % 3]  # the audio starts at a different scan time per participant
+        return [RunFile(f"sub-{subject}/func/sub-{subject}_task-{NARRATIVES_STORIES[story]}_bold.nii.gz", story,
+                        music_onset, task=NARRATIVES_STORIES[story]) for story in range(n_stories)]
+
+    def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
+        first = next(iter(runs_by_subject.values()))
+        for run in first:
+            _json(bids_dir / f"task-{run.task}_bold.json", {"TaskName": run.task, "RepetitionTime": repetition_time})
+            words = stories[run.story]
+            lines = []
+            for i, (onset, duration, word) in enumerate(words[["onset", "duration", "word"]].itertuples(index=False)):
+                clean = word.strip(".,;:!?'\"").lower()
+                if i % 37 == 5:
+                    lines.append(f"{word},,,")  # not found in the audio
+                else:
+                    aligned = "<unk>" if i % 53 == 7 else clean
+                    lines.append(f"{word},{aligned},{onset + self.audio_lead:.2f},{onset + duration + self.audio_lead:.2f}")
+            path = bids_dir / "stimuli" / "gentle" / run.task / "align.csv"
+            path.parent.mkdir(parents=True)
+            path.write_text("\n".join(lines) + "\n")
+        for subject, runs in runs_by_subject.items():
+            for run in runs:
+                audio = f"{run.task}_audio.wav"
+                story_length = stories[run.story]["onset"].iloc[-1] + 5.0
+                events = pd.DataFrame({"onset": [run.origin, run.origin + NARRATIVES_MUSIC],
+                                       "duration": [13.0, round(story_length, 1)], "trial_type": ["music", "story"],
+                                       "stim_file": [audio, audio]})
+                path = bids_dir / run.path.replace("_bold.nii.gz", "_events.tsv")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                events.to_csv(path, sep="\t", index=False)
+
+
+LAYOUTS = {layout.name: layout for layout in (DemoLayout(), LeBelLayout(), LePetitPrinceLayout(), NarrativesLayout())}
+
+
+def _write_textgrid(path, words):
+    """A long-format TextGrid with a phone tier and a word tier; silences are ``sp``, with a ``{br}`` breath and
+    ``sentence_start`` marks as in the LeBel TextGrids."""
+    intervals, cursor = [], 0.0
+    for i, (onset, duration, word) in enumerate(words[["onset", "duration", "word"]].itertuples(index=False)):
+        if onset > cursor + 1e-6:
+            intervals.append((cursor, onset, "{br}" if i % 29 == 3 else "sp"))
+        intervals.append((onset, onset + duration, word.strip(".,;:!?\"")))
+        cursor = onset + duration
+    end = cursor + 2.0
+    intervals.append((cursor, end, "sentence_end"))
+    intervals.insert(0, (0.0, intervals[0][0], "sentence_start")) if intervals[0][0] > 0 else None
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {end:.3f}",
+             "tiers? <exists>", "size = 2", "item []:"]
+    tiers = [("phone", [(0.0, end, "")]), ("word", intervals)]
+    for number, (name, entries) in enumerate(tiers, start=1):
+        lines += [f"    item [{number}]:", '        class = "IntervalTier"', f'        name = "{name}"',
+                  "        xmin = 0", f"        xmax = {end:.3f}", f"        intervals: size = {len(entries)}"]
+        for k, (start, stop, label) in enumerate(entries, start=1):
+            lines += [f"        intervals [{k}]:", f"            xmin = {start:.3f}", f"            xmax = {stop:.3f}",
+                      f'            text = "{label}"']
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

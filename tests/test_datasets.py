@@ -1,0 +1,105 @@
+"""Replicas of the reference datasets' layouts (LeBel, Narratives, Le Petit Prince): the documented command
+recovers the planted response, and each dataset's trap (time origin, run order) fails on the replica."""
+
+import json
+
+import pytest
+
+from bids_encoding.cli import main
+from bids_encoding.cli.demo import recovery_summary
+from bids_encoding.features.models import model_label
+from bids_encoding.synthetic import generate_dataset
+
+FAST = ["--device", "cpu", "--pvalue-method", "none"]
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory, tiny_model):
+    """One replica per layout, three stories each; Narratives and Le Petit Prince with two participants."""
+    roots = {}
+    for layout, participants, tr in (("lebel", 1, 2.0), ("narratives", 2, 1.5), ("lpp", 2, 2.0)):
+        root = tmp_path_factory.mktemp(layout)
+        generate_dataset(root, str(tiny_model), n_participants=participants, n_runs=3, repetition_time=tr,
+                         layout=layout, seed=2)
+        roots[layout] = root
+    return roots
+
+
+def _run(root, tmp_path, tiny_model, *options):
+    output_dir = tmp_path / "out"
+    code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model), *FAST, *options])
+    recovered = recovery_summary(output_dir, root / "ground_truth", model_label(str(tiny_model))) if code == 0 else {}
+    return code, recovered, output_dir
+
+
+def _sidecar_runs(output_dir):
+    path = next(output_dir.glob("sub-*/func/*_layer-best_stat-r_statmap.json"))
+    return json.loads(path.read_text())["Runs"]
+
+
+def test_lebel_preset_recovers_the_planted_response(replicas, tmp_path, tiny_model):
+    code, recovered, output_dir = _run(replicas["lebel"], tmp_path, tiny_model, "--stimuli", "lebel")
+    assert code == 0
+    assert recovered["sub-UTS01"]["left"] > 0.25 > abs(recovered["sub-UTS01"]["null"])
+    runs = _sidecar_runs(output_dir)
+    assert [run["Words"]["Origin"] for run in runs] == [10.0] * 3
+    assert {run["Task"] for run in runs} == {"alternateithicatom", "souls", "avatar"}  # one task per story, pooled
+    assert all(run["Words"]["Dropped"] > 0 for run in runs)  # sp, {br}, sentence marks
+    assert list(output_dir.glob("sub-UTS01/func/sub-UTS01_task-lebel_*_scores.tsv"))
+
+
+def test_lebel_trap_forgetting_the_10_s_offset_fails_recovery(replicas, tmp_path, tiny_model):
+    spec = tmp_path / "no_offset.toml"
+    spec.write_text('label = "lebel"\ncv_unit = "stimulus"\n[[stimulus]]\ntask = "*"\n'
+                    'annotation = "derivative/TextGrids/{task}.TextGrid"\nformat = "textgrid"\norigin = 0\n')
+    code, recovered, _ = _run(replicas["lebel"], tmp_path, tiny_model, "--stimuli", str(spec))
+    assert code == 0 and recovered["sub-UTS01"]["left"] < 0.12
+
+
+def test_narratives_preset_takes_the_audio_file_onset_per_participant(replicas, tmp_path, tiny_model):
+    code, recovered, output_dir = _run(replicas["narratives"], tmp_path, tiny_model, "--stimuli", "narratives")
+    assert code == 0
+    for subject, music_onset in (("sub-001", 0.0), ("sub-002", 4.5)):
+        assert recovered[subject]["left"] > 0.25
+        sidecar = next(output_dir.glob(f"{subject}/func/*_layer-best_stat-r_statmap.json"))
+        runs = json.loads(sidecar.read_text())["Runs"]
+        assert [run["Words"]["Origin"] for run in runs] == [music_onset] * 3  # the music block, not the story
+        assert all(run["Words"]["Interpolated"] > 0 for run in runs)  # words gentle did not find
+
+
+def test_narratives_trap_adding_times_to_the_story_onset_fails(replicas, tmp_path, tiny_model, capsys):
+    spec = tmp_path / "story_onset.toml"
+    spec.write_text('label = "narratives"\ncv_unit = "stimulus"\n[[stimulus]]\ntask = "*"\n'
+                    'annotation = "stimuli/gentle/{task}/align.csv"\nformat = "gentle-csv"\n'
+                    'origin = "events-row:story"\n')
+    code, recovered, _ = _run(replicas["narratives"], tmp_path, tiny_model, "--stimuli", str(spec),
+                              "--participant-label", "001")
+    err = capsys.readouterr().err
+    assert (code == 65 and "do not fit their scans" in err) or (code == 0 and recovered["sub-001"]["left"] < 0.12)
+
+
+def test_lpp_preset_matches_sections_to_run_ranks(replicas, tmp_path, tiny_model):
+    code, recovered, output_dir = _run(replicas["lpp"], tmp_path, tiny_model, "--stimuli", "lpp",
+                                       "--participant-label", "EN058")
+    assert code == 0 and recovered["sub-EN058"]["left"] > 0.25
+    runs = _sidecar_runs(output_dir)
+    assert [run["Bold"].split("_")[2] for run in runs] == ["run-01", "run-04", "run-05"]  # run-02 aborted
+    assert [run["Words"]["Rank"] for run in runs] == [1, 2, 3]
+    assert runs[0]["Words"]["LeftOut"] == ["sub-EN058_task-lppEN_run-02_bold.nii.gz"]
+
+
+def test_lpp_trap_run_labels_as_sections_fails(replicas, tmp_path, tiny_model, capsys):
+    spec = tmp_path / "run_labels.toml"
+    spec.write_text('[[stimulus]]\ntask = "lppEN"\nannotation = "annotation/EN/lppEN_word_information.csv"\n'
+                    'format = "lpp-csv"\noptions = { section = "{run}" }\n')
+    code, _, _ = _run(replicas["lpp"], tmp_path, tiny_model, "--stimuli", str(spec), "--participant-label",
+                      "EN057")
+    assert code == 65 and "no words of section 15" in capsys.readouterr().err
+
+
+def test_unknown_preset_or_missing_annotation_is_a_clear_error(replicas, tmp_path, tiny_model, capsys):
+    code, _, _ = _run(replicas["lebel"], tmp_path, tiny_model, "--stimuli", "lebel2")
+    assert code == 66 and "neither a preset" in capsys.readouterr().err
+    code, _, _ = _run(replicas["lpp"], tmp_path, tiny_model, "--stimuli", "lebel")
+    err = capsys.readouterr().err
+    assert code == 66 and "TextGrids/lppEN.TextGrid" in err and "\n" == err[-1] and err.count("\n") == 1
