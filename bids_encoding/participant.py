@@ -151,9 +151,17 @@ def fit_participants_together(participants, model_features, config, sequence):
     runs = participants[0].runs  # words, timings and scans are the same for every participant here
     stimuli, keys, groups = sequence.stimuli, sequence.keys, sequence.groups  # keys: words and timings only
     repeated_folds = sequence.repeated_folds
+    ridge = build_ridge(config)
+    n_folds = len(groups)
+    if len(groups) < 3:
+        scheme = ridge.cv_scheme(len(groups))
+        LOGGER.warning("%s task-%s: %d distinct stimulus/stimuli: %s", ",".join(f"sub-{p.subject}" for p in participants),
+                       participants[0].task, len(groups), scheme["Fallback"])
+    if len(groups) == 1:
+        n_folds = ridge.outer_chunks
+        repeated_folds = list(range(n_folds)) if repeated_folds else []
     offsets = np.cumsum([0] + [p.n_voxels for p in participants])
     responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
-    ridge = build_ridge(config)
     keep = config.pvalue_method != "none"
     for participant in participants:
         if participant.ceiling is not None:
@@ -167,7 +175,7 @@ def fit_participants_together(participants, model_features, config, sequence):
         bases = {p.subject: participant_sidecar(config, p.runs, spec, model_info, ridge, sequence)
                  for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
-        bar = tqdm(total=len(model_info.layers) * len(groups), desc=f"fit {label} {spec.label}", unit="fold",
+        bar = tqdm(total=len(model_info.layers) * n_folds, desc=f"fit {label} {spec.label}", unit="fold",
                    disable=not config.progress, leave=False)
         best = BestLayer()
         for layer in model_info.layers:
@@ -180,6 +188,10 @@ def fit_participants_together(participants, model_features, config, sequence):
                                          voxel_groups=[p.n_voxels for p in participants])
             except MemoryError as error:
                 raise UsageError(f"{error}: give more with --mem") from error
+            except ValueError as error:
+                if len(groups) > 1:
+                    raise
+                raise BadDataError(f"{runs[0].bold_path}: {error}") from error
             pvalues = (voxel_pvalues(result.predictions, result.targets, config.pvalue_method,
                                      config.n_permutations) if keep else None)
             best.update(layer, result)

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import nibabel as nib
 import pandas as pd
 import pytest
 
@@ -68,11 +69,21 @@ def test_per_run_events_file_overrides_the_top_level_one(dataset, tmp_path, tiny
                           output_dir=out)
 
 
-def test_fewer_than_three_runs(dataset, tmp_path, tiny_model, capsys):
+def test_fewer_than_three_runs_fall_back_to_chunks(dataset, tmp_path, tiny_model, capsys):
+    """Two stimuli: outer folds are the stimuli, alphas chosen on chunks (recorded); one too-short stimulus: a
+    clear error saying what was found."""
     (dataset / "sub-01" / "func" / "sub-01_task-story_run-3_bold.nii.gz").unlink()
     out = tmp_path / "out"
-    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "sub-01", "2 run(s)", "at least 3",
-                          output_dir=out)
+    assert run(dataset, out, tiny_model) == 0
+    assert "2 distinct stimulus/stimuli" in capsys.readouterr().err
+    sidecar = json.loads(next(out.glob("sub-01/func/*_layer-best_stat-r_statmap.json")).read_text())
+    assert sidecar["Ridge"]["InnerCV"]["Scheme"] == "chunks" and "Fallback" in sidecar["Ridge"]
+    (dataset / "sub-01" / "func" / "sub-01_task-story_run-2_bold.nii.gz").unlink()
+    out = tmp_path / "out1"
+    n_scans = nib.load(dataset / "sub-01" / "func" / "sub-01_task-story_run-1_bold.nii.gz").shape[3]
+    trim_end = str(n_scans - 10 - 40)  # 40 scans left: too few for 5 chunks of 10 with gaps of 5
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model, "--trim-scans", "10", trim_end), 65,
+                          "run-1_bold.nii.gz", "single stimulus of", "too short", output_dir=out)
 
 
 def test_missing_repetition_time(dataset, tmp_path, tiny_model, capsys):

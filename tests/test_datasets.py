@@ -103,3 +103,26 @@ def test_unknown_preset_or_missing_annotation_is_a_clear_error(replicas, tmp_pat
     code, _, _ = _run(replicas["lpp"], tmp_path, tiny_model, "--stimuli", "lebel")
     err = capsys.readouterr().err
     assert code == 66 and "TextGrids/lppEN.TextGrid" in err and "\n" == err[-1] and err.count("\n") == 1
+
+
+def test_words_level_writes_bids_events_that_participant_reads_back(replicas, tmp_path, tiny_model):
+    import pandas as pd
+
+    from bids_encoding.inputs.timings import read_timings
+
+    root = replicas["lebel"]
+    words_dir = tmp_path / "words"
+    assert main([str(root / "bids"), str(words_dir), "words", "--stimuli", "lebel"]) == 0
+    summary = pd.read_csv(words_dir / "words.tsv", sep="\t")
+    assert list(summary["origin_s"]) == [10.0] * 3 and (summary["words"] > 300).all()
+    events = pd.read_csv(words_dir / "sub-UTS01" / "ses-1" / "func" /
+                         "sub-UTS01_ses-1_task-alternateithicatom_events.tsv", sep="\t")
+    textgrid = read_timings(root / "bids" / "derivative" / "TextGrids" / "alternateithicatom.TextGrid",
+                            "textgrid").words
+    assert list(events["word"]) == list(textgrid["word"])
+    assert (events["onset"] - textgrid["onset"]).round(3).eq(10.0).all()
+    assert json.loads((words_dir / "sub-UTS01" / "ses-1" / "func" /
+                       "sub-UTS01_ses-1_task-alternateithicatom_events.json").read_text())["Words"]["Origin"] == 10.0
+    code, recovered, output_dir = _run(root, tmp_path, tiny_model, "--stimuli", str(words_dir))
+    assert code == 0 and recovered["sub-UTS01"]["left"] > 0.25
+    assert list(output_dir.glob("sub-UTS01/func/sub-UTS01_task-lebel_*_scores.tsv"))  # pooled, as recorded

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bids_encoding.ridge import InnerCV, NestedRidgeCV
+from bids_encoding.ridge.solver import split_one_stimulus
 from bids_encoding.ridge.scoring import correlation, zscore
 from bids_encoding.synthetic.regression import regression_runs
 
@@ -130,9 +131,30 @@ def test_repeated_stimuli_are_held_out_together():
     assert result.test_r.shape == (4, 100)
 
 
-def test_needs_three_stimuli():
-    x_runs, y_runs = synthetic_runs(n_runs=2)
-    with pytest.raises(ValueError):
+def test_two_stimuli_choose_alphas_on_chunks_of_the_training_stimulus():
+    x_runs, y_runs = synthetic_runs(seed=10, n_runs=2, n_scans=200, n_voxels=200, signal_fraction=0.5)
+    ridge = NestedRidgeCV(ALPHAS)
+    result = ridge.fit_score(x_runs, y_runs)
+    assert result.test_r.shape == (2, 200)
+    driven = result.mean_r > 0.3
+    assert 0.3 < driven.mean() < 0.7 and abs(np.median(result.mean_r[~driven])) < 0.1
+    assert ridge.cv_scheme(2)["InnerCV"]["Scheme"] == "chunks" and "Fallback" in ridge.cv_scheme(2)
+
+
+def test_one_stimulus_is_cut_into_chunks_with_gaps():
+    x_runs, y_runs = synthetic_runs(seed=11, n_runs=1, n_scans=400, n_voxels=200, signal_fraction=0.5)
+    ridge = NestedRidgeCV(ALPHAS, outer_chunks=5, chunk_gap=5)
+    result = ridge.fit_score(x_runs, y_runs)
+    assert result.test_r.shape == (5, 200)
+    assert 0.3 < (result.mean_r > 0.3).mean() < 0.7
+    assert ridge.cv_scheme(1)["OuterChunks"] == 5
+    designs, _, keys = split_one_stimulus(x_runs * 2, y_runs * 2, 5, 5)  # a repeated stimulus: chunks paired
+    assert keys == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4] and len(designs[0]) == 80 and len(designs[2]) == 75
+
+
+def test_a_single_stimulus_too_short_for_chunks_says_what_it_found():
+    x_runs, y_runs = synthetic_runs(n_runs=1, n_scans=60)
+    with pytest.raises(ValueError, match="single stimulus of 60 scans is too short"):
         NestedRidgeCV().fit_score(x_runs, y_runs)
 
 

@@ -179,3 +179,18 @@ def test_bids_events_word_rows(tmp_path):
 def test_unknown_format_lists_the_registered_ones(tmp_path):
     with pytest.raises(ValueError, match=", ".join(READERS)):
         read_timings(tmp_path / "x", "srt")
+
+
+def test_lpp_chinese_preset_reads_the_words_as_segmented(tmp_path):
+    """Le Petit Prince in Chinese: words without spaces, as the annotation segments them, section = rank."""
+    from bids_encoding.inputs.timings.spec import StimulusSpec, run_timings
+
+    csv = tmp_path / "annotation" / "CN" / "lppCN_word_information.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_bytes("\ufeffword,onset,offset,section\n我,0.1,0.3,1\n小时候,0.3,0.8,1\n,0.8,0.9,1\n看,0.1,0.2,2\n"
+                    .encode())
+    spec = StimulusSpec.load("lpp-cn")
+    entities = {"subject": "CN001", "task": "lppCN", "session": None, "run": "04", "rank": 1}
+    timings = run_timings(spec.entry_for(entities), tmp_path, entities)
+    assert list(timings.words["word"]) == ["我", "小时候"] and timings.origin == 0.0
+    assert spec.entry_for({**entities, "task": "lppEN"}) is None

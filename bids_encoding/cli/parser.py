@@ -10,7 +10,7 @@ from pathlib import Path
 from bids_encoding import __version__
 from bids_encoding.errors import MissingInputError, UsageError
 
-LEVELS = ("participant", "group")
+LEVELS = ("participant", "group", "words")
 NOT_FROM_CONFIG = {"help", "version", "config_file", "bids_dir", "output_dir", "analysis_level"}
 
 
@@ -60,7 +60,8 @@ def build_parser():
     parser.add_argument("bids_dir", type=Path, help="root folder of the BIDS dataset (read only)")
     parser.add_argument("output_dir", type=Path, help="folder for the BIDS-Derivatives outputs")
     parser.add_argument("analysis_level", help="'participant', then 'group' (reads the participant results "
-                                               "in output_dir)")
+                                               "in output_dir); 'words' writes the word timings that --stimuli "
+                                               "finds as BIDS events in output_dir, to inspect and correct")
     parser.add_argument("--version", action="version", version=f"bids_encoding {__version__}")
 
     selection = parser.add_argument_group("what to analyse")
@@ -68,8 +69,9 @@ def build_parser():
             help="participants to analyse, with or without 'sub-' (default: all)")
     _option(selection, "-t", "--task", default=None, help="task label (default: every task)")
     _option(selection, "--stimuli", default=None, metavar="PRESET|FILE",
-            help="where the word timings are: a preset (lpp, lpp-en, lpp-fr, lpp-cn, narratives, lebel) or a "
-                 "stimulus specification TOML file (docs/stimuli.md) (default: word rows of the events.tsv)")
+            help="where the word timings are: a preset (lpp, lpp-en, lpp-fr, lpp-cn, narratives, lebel), a "
+                 "stimulus specification TOML file (docs/stimuli.md), or a folder the 'words' level wrote "
+                 "(default: word rows of the events.tsv)")
     _option(selection, "--cv-unit", choices=("run", "stimulus"), default=None,
             help="units of cross-validation: 'run' (each task on its own) or 'stimulus' (a participant's tasks "
                  "pooled; one task per story) (default: the stimulus specification's, else run)")

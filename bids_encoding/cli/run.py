@@ -14,7 +14,8 @@ def run(args):
     from bids_encoding.logs import setup_logging
 
     if args.analysis_level not in LEVELS:
-        raise BidsAppError(f"unknown analysis level '{args.analysis_level}': use 'participant', then 'group'",
+        raise BidsAppError(f"unknown analysis level '{args.analysis_level}': use 'participant', then 'group' "
+                           "(or 'words')",
                            EXIT_UNKNOWN_LEVEL)
     config = config_from_args(args)
     log_file = setup_logging(config.output_dir, args.verbose)
@@ -23,6 +24,10 @@ def run(args):
         from bids_encoding.group.run import run_group_level
 
         summary = run_group_level(config)
+    elif args.analysis_level == "words":
+        from bids_encoding.words import run_words_level
+
+        summary = run_words_level(config)
     else:
         from bids_encoding.participant import run_participant_level
 

@@ -1,6 +1,7 @@
 """Sidecar contents of the participant maps: the record of everything that was computed."""
 
 from dataclasses import asdict
+from pathlib import Path
 
 from bids_encoding.derivatives.staging import software_versions
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
@@ -28,7 +29,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
         "Design": config.design.record(),
         "Cleaning": config.cleaning.record(),
         "BOLD": {"Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
-        "Ridge": ridge.record(),
+        "Ridge": {**ridge.record(), **ridge.cv_scheme(len(sequence.groups))},
         "Significance": _significance_record(config),
         "Runs": [{"Bold": str(run.bold_path.relative_to(config.bids_dir)), "RepetitionTime": run.repetition_time,
                   "NumberOfScans": run.n_scans, "Stimulus": key, "Task": run.task,
@@ -37,7 +38,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
         "CrossValidationUnit": {"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,
                                 "Tasks": sorted({run.task for run in runs})},
         "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
-                   + sorted({str(run.events_path.relative_to(config.bids_dir)) for run in runs}),
+                   + sorted({source_path(run.events_path, config.bids_dir) for run in runs}),
         "SoftwareVersions": software_versions(),
     }
 
@@ -52,3 +53,9 @@ def _significance_record(config):
                 "Description": "r of prediction and data after both are filtered by the AR model of the held-out "
                                "data (Yule-Walker, per voxel and fold)"}
     return {**record, "NumberOfPermutations": config.n_permutations, "Seed": 0}
+
+
+def source_path(path, bids_dir):
+    """A path relative to the dataset, or absolute when it lies outside (a words folder)."""
+    path = Path(path)
+    return str(path.relative_to(bids_dir)) if path.is_relative_to(bids_dir) else str(path)

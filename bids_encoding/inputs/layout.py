@@ -18,7 +18,6 @@ from bids_encoding.errors import (
 from bids_encoding.inputs.timings.events import read_word_events
 
 LOGGER = logging.getLogger(__name__)
-MIN_RUNS = 3  # leave-one-run-out outside, leave-one-run-out inside
 
 
 @dataclass
@@ -216,7 +215,9 @@ def _words_from_spec(layout, runs, stimuli):
                        100 * stimuli.min_run_fraction, median)
     unmatched = []
     for rank, run in enumerate(kept, start=1):
-        entities = {"subject": run.subject, "task": run.task, "session": run.session, "run": run.run, "rank": rank}
+        entities = {"subject": run.subject, "task": run.task, "session": run.session, "run": run.run, "rank": rank,
+                    "bold_dir": run.bold_path.parent.relative_to(layout.root).as_posix(),
+                    "bold_stem": run.bold_path.name.split("_bold.nii")[0]}
         entry = stimuli.entry_for(entities)
         if entry is None:
             unmatched.append(run.bold_path.name)
@@ -336,12 +337,6 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
         runs_by_task = {pool_label: pooled}
 
     for task_label, runs in runs_by_task.items():
-        if len(runs) < MIN_RUNS:
-            raise BadDataError(
-                f"sub-{subject} task-{task_label} has {len(runs)} run(s) ({', '.join(r.bold_path.name for r in runs)}); "
-                f"leave-one-stimulus-out cross-validation needs at least {MIN_RUNS}"
-                + ("" if pool_label else "; with one task per story, pool the tasks with --cv-unit stimulus")
-            )
         trs = {run.repetition_time for run in runs}
         if len(trs) > 1:
             raise BadDataError(f"sub-{subject} task-{task_label}: runs have different RepetitionTime {sorted(trs)}")

@@ -22,7 +22,7 @@ import torch
 
 from bids_encoding.backend import available_memory
 from bids_encoding.ridge.cv import InnerCV
-from bids_encoding.ridge.scoring import pearson_r, r2_score
+from bids_encoding.ridge.scoring import pearson_r, r2_score, zscore
 from bids_encoding.stimuli import stimulus_groups
 
 ALPHA_SCORES = ("r", "r2")
@@ -172,6 +172,21 @@ class _EigenPredictor:
 SOLVERS = {"ridge": EigenRidge}
 
 
+def split_one_stimulus(designs, responses, n_chunks, gap, min_scans=10):
+    """Cut every presentation of a single stimulus into ``n_chunks`` contiguous chunks, drop ``gap`` scans
+    after each border, and z-score each chunk; chunk ``j`` of every presentation gets key ``j``."""
+    n_scans = len(designs[0])
+    bounds = np.linspace(0, n_scans, n_chunks + 1).round().astype(int)
+    starts = bounds[:-1] + np.r_[0, np.full(n_chunks - 1, gap)]
+    if (bounds[1:] - starts).min() < min_scans:
+        raise ValueError(f"a single stimulus of {n_scans} scans is too short for cross-validation: {n_chunks} "
+                         f"chunks of at least {min_scans} scans with {gap} scans dropped between them need "
+                         f"{n_chunks * min_scans + (n_chunks - 1) * gap}")
+    pieces = [(zscore(x[a:b]).astype(np.float32), zscore(y[a:b]).astype(np.float32), j)
+              for j, (a, b) in enumerate(zip(starts, bounds[1:])) for x, y in zip(designs, responses)]
+    return [p[0] for p in pieces], [p[1] for p in pieces], [p[2] for p in pieces]
+
+
 @dataclass
 class _TestedBlock:
     """Held-out scores of one block of voxels (padding columns dropped)."""
@@ -210,15 +225,22 @@ class NestedRidgeCV:
         Allow TF32 matrix products on the GPU.
     solver : str
         A name in ``SOLVERS`` (see :class:`EigenRidge` for the interface).
+    outer_chunks, chunk_gap : int
+        With a single stimulus, the outer folds are ``outer_chunks``
+        contiguous chunks of it, ``chunk_gap`` scans dropped after each
+        border between chunks (:meth:`cv_scheme`).
     """
 
     def __init__(self, alphas=DEFAULT_ALPHAS, inner_cv=InnerCV(), alpha_per_voxel=True, device="cpu", mem=None,
-                 voxel_chunk=None, tf32=False, dtype=torch.float32, alpha_score="r", solver="ridge"):
+                 voxel_chunk=None, tf32=False, dtype=torch.float32, alpha_score="r", solver="ridge", outer_chunks=5,
+                 chunk_gap=5):
         if alpha_score not in ALPHA_SCORES:
             raise ValueError(f"alpha_score must be one of {ALPHA_SCORES}")
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {sorted(SOLVERS)}")
         self.solver = solver
+        self.outer_chunks = outer_chunks
+        self.chunk_gap = chunk_gap
         self.alphas = tuple(sorted(float(a) for a in alphas))
         self.alpha_score = alpha_score
         self.inner_cv = inner_cv
@@ -241,6 +263,28 @@ class NestedRidgeCV:
                 "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
                 "Device": str(self.device),
                 "DType": str(self.dtype).replace("torch.", ""), "TF32": bool(self.tf32)}
+
+    def cv_scheme(self, n_stimuli):
+        """Outer and inner cross-validation for this many distinct stimuli (for the sidecars).
+
+        Three or more: leave one stimulus out, the inner scheme inside. Two:
+        leave one stimulus out, alphas (and layers) chosen on contiguous
+        chunks of the training stimulus. One: contiguous chunks of the
+        stimulus are the outer folds, with a gap of dropped scans after each
+        border, and leave one chunk out inside.
+        """
+        if n_stimuli >= 3:
+            return {"OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
+                    "InnerCV": self.inner_cv.record()}
+        if n_stimuli == 2:
+            return {"OuterCV": "leave-one-stimulus-out (2 stimuli)",
+                    "InnerCV": InnerCV("chunks", n_chunks=self.inner_cv.n_chunks).record(),
+                    "Fallback": "two stimuli: alphas and layers chosen on contiguous chunks of the training stimulus"}
+        return {"OuterCV": f"{self.outer_chunks} contiguous chunks of the one stimulus, {self.chunk_gap} scans "
+                           "dropped after each border (repeats of the stimulus chunked alike, held out together)",
+                "InnerCV": {"Scheme": "loro", "Unit": "chunk"},
+                "Fallback": "one stimulus: chunks of it are the cross-validation folds",
+                "OuterChunks": self.outer_chunks, "ChunkGap": self.chunk_gap}
 
     def block_size(self, n_rows, n_features, n_val, n_test, n_voxels):
         """Voxels per block so that the per-block work arrays fit the memory budget."""
@@ -301,15 +345,21 @@ class NestedRidgeCV:
         CVResult
         """
         keys = list(range(len(designs))) if stimulus_keys is None else list(stimulus_keys)
+        if len(designs) != len(responses) or not designs:
+            raise ValueError("one response per design, and at least one run")
         groups = stimulus_groups(keys)
-        if len(designs) != len(responses) or len(groups) < 3:
-            raise ValueError("nested leave-one-stimulus-out needs at least 3 distinct stimuli")
+        inner_cv = self.inner_cv
+        if len(groups) == 1:
+            designs, responses, keys = split_one_stimulus(designs, responses, self.outer_chunks, self.chunk_gap)
+            groups = stimulus_groups(keys)
+        elif len(groups) == 2:
+            inner_cv = InnerCV("chunks", n_chunks=self.inner_cv.n_chunks)
         n_voxels = responses[0].shape[1]
         voxel_groups = [n_voxels] if voxel_groups is None else [int(n) for n in voxel_groups]
         if sum(voxel_groups) != n_voxels:
             raise ValueError(f"voxel_groups add up to {sum(voxel_groups)}, the responses have {n_voxels} voxels")
         with _tf32(self.tf32), torch.no_grad():
-            return self._fit_score(designs, responses, groups, keep_predictions, progress, voxel_groups)
+            return self._fit_score(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv)
 
     def _shared_choice(self, scores, voxel_groups):
         """Index of the alpha with the best mean score over each group's voxels, for every voxel."""
@@ -320,7 +370,7 @@ class NestedRidgeCV:
             start += size
         return torch.cat(choices)
 
-    def _fit_score(self, designs, responses, groups, keep_predictions, progress, voxel_groups):
+    def _fit_score(self, designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv):
         solver = SOLVERS[self.solver](self.alphas, self.alpha_score, self.dtype, self.device)
         x_runs = [self._tensor(x) for x in designs]
         n_voxels = responses[0].shape[1]
@@ -337,7 +387,7 @@ class NestedRidgeCV:
             x_train = torch.cat([x_runs[run] for run in train_runs])
             gram = x_train.double().T @ x_train.double()
             inner = []
-            for rows in self.inner_cv.validation_sets(group_rows, len(x_train)):
+            for rows in inner_cv.validation_sets(group_rows, len(x_train)):
                 rows = torch.as_tensor(rows, device=self.device)
                 x_val = x_train[rows]
                 inner.append((rows, x_val, solver.scorer(gram - x_val.double().T @ x_val.double(), x_val)))

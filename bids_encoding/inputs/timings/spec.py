@@ -24,6 +24,7 @@ first ``<trial_type>`` row itself (an annotation that counts from that block).
 """
 
 import fnmatch
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,8 @@ class StimulusSpec:
         if text in PRESETS:
             return cls.from_dict(tomllib.loads(PRESETS[text]), text)
         path = Path(text)
+        if path.is_dir():
+            return cls.from_words_folder(path)
         if not path.is_file():
             raise MissingInputError(f"--stimuli {text}: neither a preset ({', '.join(PRESETS)}) nor a TOML file")
         try:
@@ -112,6 +115,18 @@ class StimulusSpec:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise UsageError(f"stimulus specification {path} is not valid TOML: {error}") from error
         return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_words_folder(cls, folder):
+        """The events files a ``words`` level wrote: each mirrors its BOLD file's path and name; their times
+        count from the first volume already."""
+        summary = Path(folder) / "words.json"
+        if not summary.is_file():
+            raise MissingInputError(f"--stimuli {folder}: a folder must be one the 'words' level wrote (it has no "
+                                    "words.json)")
+        recorded = json.loads(summary.read_text())
+        entry = StimulusEntry(str(Path(folder).resolve() / "{bold_dir}" / "{bold_stem}_events.tsv"), "events")
+        return cls(str(folder), (entry,), recorded.get("Label"), recorded.get("CVUnit", "run"))
 
     def entry_for(self, entities):
         return next((entry for entry in self.entries if entry.matches(entities)), None)
