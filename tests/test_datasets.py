@@ -78,14 +78,39 @@ def test_narratives_trap_adding_times_to_the_story_onset_fails(replicas, tmp_pat
     assert (code == 65 and "do not fit their scans" in err) or (code == 0 and recovered["sub-001"]["left"] < 0.12)
 
 
-def test_lpp_preset_matches_sections_to_run_ranks(replicas, tmp_path, tiny_model):
+def test_lpp_preset_uses_the_preprocessed_bold_and_matches_sections_to_run_ranks(replicas, tmp_path, tiny_model,
+                                                                                  capsys):
     code, recovered, output_dir = _run(replicas["lpp"], tmp_path, tiny_model, "--stimuli", "lpp",
                                        "--participant-label", "EN058")
     assert code == 0 and recovered["sub-EN058"]["left"] > 0.25
+    assert "has no dataset_description.json" in capsys.readouterr().err
     runs = _sidecar_runs(output_dir)
-    assert [run["Bold"].split("_")[2] for run in runs] == ["run-01", "run-04", "run-05"]  # run-02 aborted
-    assert [run["Words"]["Rank"] for run in runs] == [1, 2, 3]
-    assert runs[0]["Words"]["LeftOut"] == ["sub-EN058_task-lppEN_run-02_bold.nii.gz"]
+    assert [run["Bold"] for run in runs] == [
+        f"derivatives/sub-EN058/func/sub-EN058_task-lppEN_run-{k}_space-MNIColin27_desc-preproc_bold.nii.gz"
+        for k in ("01", "04", "05")]  # the aborted run-02 has no preprocessed series; run-03 does not exist
+    assert [run["Words"]["Rank"] for run in runs] == [1, 2, 3] and runs[0]["RepetitionTime"] == 2.0
+    assert list(output_dir.glob("sub-EN058/func/*_space-MNIColin27_scores.tsv"))
+
+
+def test_lpp_raw_multi_echo_without_derivatives_names_what_to_run(replicas, tmp_path, tiny_model, capsys):
+    import shutil
+
+    bids = tmp_path / "bids"
+    shutil.copytree(replicas["lpp"] / "bids", bids, ignore=shutil.ignore_patterns("derivatives"))
+    code = main([str(bids), str(tmp_path / "out"), "participant", "--models", str(tiny_model), "--stimuli", "lpp",
+                 *FAST])
+    err = capsys.readouterr().err
+    assert code == 65 and "echo" in err and "tedana" in err and "me-output-echos" in err
+
+
+def test_aborted_runs_are_left_out_of_the_ranks(tmp_path):
+    """Raw runs of a few dozen volumes among full ones (Le Petit Prince) do not take a section."""
+    from bids_encoding.inputs.layout import Run, drop_aborted
+
+    runs = [Run("01", "lppEN", tmp_path / f"run-{k}.nii.gz", None, 2.0, scans, None, run=str(k))
+            for k, scans in ((1, 300), (2, 24), (4, 310), (5, 290))]
+    kept, skipped = drop_aborted(runs, 0.5)
+    assert [r.run for r in kept] == ["1", "4", "5"] and [r.run for r in skipped] == ["2"]
 
 
 def test_lpp_trap_run_labels_as_sections_fails(replicas, tmp_path, tiny_model, capsys):
@@ -102,7 +127,8 @@ def test_unknown_preset_or_missing_annotation_is_a_clear_error(replicas, tmp_pat
     assert code == 66 and "neither a preset" in capsys.readouterr().err
     code, _, _ = _run(replicas["lpp"], tmp_path, tiny_model, "--stimuli", "lebel")
     err = capsys.readouterr().err
-    assert code == 66 and "TextGrids/lppEN.TextGrid" in err and "\n" == err[-1] and err.count("\n") == 1
+    errors = [line for line in err.splitlines() if line.startswith("bids_encoding: error:")]
+    assert code == 66 and len(errors) == 1 and "TextGrids/lppEN.TextGrid" in errors[0] and "Traceback" not in err
 
 
 def test_words_level_writes_bids_events_that_participant_reads_back(replicas, tmp_path, tiny_model):

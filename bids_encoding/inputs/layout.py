@@ -15,6 +15,7 @@ from bids_encoding.errors import (
     MissingInputError,
     NothingSelectedError,
 )
+from bids_encoding.inputs.derivatives import preprocessed_bold
 from bids_encoding.inputs.timings.events import read_word_events
 
 LOGGER = logging.getLogger(__name__)
@@ -152,6 +153,25 @@ def _repetition_time(layout, bold_path):
     return tr
 
 
+def _raw_twin(raw_files, bold):
+    """The raw BOLD (first echo) of the run a preprocessed file comes from, or None."""
+    key = tuple(str(int(x)) if str(x).isdigit() else x for x in _run_key(bold))
+    twins = [f for f in raw_files
+             if tuple(str(int(x)) if str(x).isdigit() else x for x in _run_key(f)) == key]
+    return min(twins, key=lambda f: int(f.entities.get("echo") or 0), default=None)
+
+
+def _header_repetition_time(bold_path):
+    """The TR from the NIfTI header, for preprocessed BOLD with no raw sidecar to read it from."""
+    zooms = nib.load(str(bold_path)).header.get_zooms()
+    if len(zooms) < 4 or zooms[3] <= 0:
+        raise BadDataError(f"no RepetitionTime for {bold_path}: no raw sidecar names it and the NIfTI header has "
+                           "none; add the raw run's sidecar with RepetitionTime")
+    LOGGER.warning("%s: no raw run to read RepetitionTime from; using the NIfTI header's %g s", bold_path.name,
+                   zooms[3])
+    return float(zooms[3])
+
+
 def _events_file(layout, bold, required=True):
     """The events file that applies to a BOLD run under the BIDS inheritance principle.
 
@@ -205,14 +225,7 @@ def _words_from_spec(layout, runs, stimuli):
     """Read each run's words as the stimulus specification says; leave aborted runs out (logged, recorded)."""
     from bids_encoding.inputs.timings.spec import run_timings
 
-    median = float(np.median([run.n_scans for run in runs]))
-    kept, skipped = [], []
-    for run in runs:
-        (skipped if run.n_scans < stimuli.min_run_fraction * median else kept).append(run)
-    for run in skipped:
-        LOGGER.warning("leaving out %s: %d scans, fewer than %.0f%% of the median %g of its task (an aborted "
-                       "run); the runs' ranks skip it", run.bold_path.name, run.n_scans,
-                       100 * stimuli.min_run_fraction, median)
+    kept, skipped = drop_aborted(runs, stimuli.min_run_fraction)
     unmatched = []
     for rank, run in enumerate(kept, start=1):
         entities = {"subject": run.subject, "task": run.task, "session": run.session, "run": run.run, "rank": rank,
@@ -231,6 +244,17 @@ def _words_from_spec(layout, runs, stimuli):
         raise BadDataError(f"stimulus specification {stimuli.name} says nothing about {', '.join(unmatched)}: "
                            "add a [[stimulus]] entry for them or choose other tasks with --task")
     return kept
+
+
+def drop_aborted(runs, fraction):
+    """``(kept, skipped)``: runs shorter than ``fraction`` of the median of their task are aborted (logged)."""
+    median = float(np.median([run.n_scans for run in runs]))
+    kept = [run for run in runs if run.n_scans >= fraction * median]
+    skipped = [run for run in runs if run.n_scans < fraction * median]
+    for run in skipped:
+        LOGGER.warning("leaving out %s: %d scans, fewer than %.0f%% of the median %g of its task (an aborted "
+                       "run); the runs' ranks skip it", run.bold_path.name, run.n_scans, 100 * fraction, median)
+    return kept, skipped
 
 
 def check_timings(runs):
@@ -286,7 +310,11 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     dict
         ``{task: [Run, ...]}`` sorted by session and run.
     """
-    files = _bold_files(layout, subject, task, space)
+    raw_files = _bold_files(layout, subject, task, space)
+    files = preprocessed_bold(layout.root, subject, task, space) or raw_files
+    if files is not raw_files:
+        LOGGER.info("sub-%s: using %d preprocessed BOLD file(s) from %s, not the raw BOLD", subject, len(files),
+                    Path(files[0].path).parent)
     if not files:
         what = f"task-{task}" if task else "any task"
         raise NothingSelectedError(f"no BOLD file for sub-{subject} and {what}" +
@@ -295,8 +323,9 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     for bold in files:
         if bold.entities.get("echo") is not None:
             raise BadDataError(
-                f"{bold.path} is one echo of a multi-echo run: combine the echoes first "
-                "(e.g. with tedana or fMRIPrep) and give the combined series"
+                f"{bold.path} is one echo of a multi-echo run and no preprocessed BOLD was found in "
+                f"{Path(layout.root) / 'derivatives'}: combine the echoes first (tedana, fMRIPrep with "
+                "--me-output-echos, or the dataset's own preprocessed derivatives)"
             )
         key = _run_key(bold)
         if key in by_key:
@@ -310,6 +339,7 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     for key in sorted(by_key, key=lambda k: tuple(_label_order(x) for x in k)):
         bold = by_key[key]
         bold_path = Path(bold.path)
+        raw = bold if files is raw_files else _raw_twin(raw_files, bold)
         run = Run(
             subject=subject,
             task=key[0],
@@ -317,8 +347,9 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
             run=None if key[2] is None else str(key[2]),
             space=bold.entities.get("space"),
             bold_path=bold_path,
-            events_path=_events_file(layout, bold, required=stimuli is None),
-            repetition_time=_repetition_time(layout, bold_path),
+            events_path=_events_file(layout, raw, required=stimuli is None) if raw is not None else None,
+            repetition_time=(_repetition_time(layout, Path(raw.path)) if raw is not None
+                             else _header_repetition_time(bold_path)),
             n_scans=_read_n_scans(bold_path),
             words=None,
         )
@@ -326,6 +357,9 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     for task_label, runs in runs_by_task.items():
         if stimuli is None:
             for run in runs:
+                if run.events_path is None:
+                    raise MissingInputError(f"no raw run of {run.bold_path} to take its word events from: add the "
+                                            "raw run with its events.tsv, or give --stimuli")
                 run.words = read_word_events(run.events_path)
                 _check_words(run)
         else:

@@ -202,9 +202,6 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
     pd.DataFrame({"participant_id": [f"sub-{subject}" for subject in subjects],
                   "age": rng.integers(20, 40, n_participants), "sex": rng.choice(["F", "M"], n_participants)}
                  ).to_csv(bids_dir / "participants.tsv", sep="\t", index=False)
-    layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
-                          runs_by_subject)
-
     weights_left = rng.standard_normal((n_components, int(left.sum())))
     weights_right = rng.standard_normal((n_components, int(right.sum())))
     baseline = 600.0 + 200.0 * np.exp(-(((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1))
@@ -237,6 +234,8 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
             path.parent.mkdir(parents=True, exist_ok=True)
             image.to_filename(path)
 
+    layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
+                          runs_by_subject)
     truth = GroundTruth(model=model, layer=int(layer), n_components=n_components,
                         amplitude_left=amplitude_left, amplitude_right=amplitude_right, noise_ar1=noise_ar1,
                         left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pandas as pd
 
 LEBEL_STORIES = ("alternateithicatom", "souls", "avatar", "legacy", "odetostepfather", "undertheinfluence")
@@ -89,31 +91,35 @@ class LeBelLayout(DemoLayout):
 
 
 class LePetitPrinceLayout(DemoLayout):
-    """ds003643 (EN): ``task-lppEN``, run labels that are scanner indices (a gap, an aborted run of a few
-    dozen volumes), words in ``annotation/EN/lppEN_word_information.csv`` (byte-order mark, blank rows,
-    ``section`` = the run's rank); times from the section's audio, which starts with the run."""
+    """ds003643 (EN): raw multi-echo runs (``_echo-1..3_bold``, sidecars with the real misspelled
+    ``ManufacterersModelName``, 4 extra volumes before the audio) whose run labels are scanner indices (a gap,
+    an aborted run of a few dozen volumes); the preprocessed BOLD in ``derivatives/sub-*/func/`` as
+    ``space-MNIColin27_desc-preproc`` (no dataset_description.json, no aborted run, extra volumes removed);
+    words in ``annotation/EN/lppEN_word_information.csv`` (byte-order mark, blank rows, ``section`` = the
+    run's rank); times from the section's audio, which starts with the preprocessed run."""
 
     name = "lpp"
     stimuli = "lpp"
+    extra_raw_volumes = 4
 
     def subjects(self, n):
         return [f"EN{57 + i:03d}" for i in range(n)]
 
     def runs(self, index, subject, n_stories, repeats):
-        func = f"sub-{subject}/func/sub-{subject}_task-lppEN_run-{{:02d}}_bold.nii.gz"
+        preproc = f"derivatives/sub-{subject}/func/sub-{subject}_task-lppEN_run-{{:02d}}_space-MNIColin27_desc-preproc_bold.nii.gz"
+        raw = f"sub-{subject}/func/sub-{subject}_task-lppEN_run-{{:02d}}_echo-1_bold.nii.gz"
         if index % 2 == 0:  # sub-EN057: run-15 .. ; section = rank
-            return [RunFile(func.format(15 + story), story, task="lppEN") for story in range(n_stories)]
-        runs, label = [], 1  # sub-EN058: an aborted run-02, then a gap in the labels
+            return [RunFile(preproc.format(15 + story), story, task="lppEN") for story in range(n_stories)]
+        runs, label = [], 1  # sub-EN058: an aborted run-02 (raw only), then a gap in the labels
         for story in range(n_stories):
             if story == 1:
-                runs.append(RunFile(func.format(label), 0, aborted=True, task="lppEN"))
+                runs.append(RunFile(raw.format(label), 0, aborted=True, task="lppEN"))
                 label += 2
-            runs.append(RunFile(func.format(label), story, task="lppEN"))
+            runs.append(RunFile(preproc.format(label), story, task="lppEN"))
             label += 1
         return runs
 
     def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
-        _json(bids_dir / "task-lppEN_bold.json", {"TaskName": "lppEN", "RepetitionTime": repetition_time})
         rows = []
         for section, words in enumerate(stories, start=1):
             for onset, duration, word in words[["onset", "duration", "word"]].itertuples(index=False):
@@ -123,6 +129,28 @@ class LePetitPrinceLayout(DemoLayout):
         path.parent.mkdir(parents=True)
         table = pd.DataFrame(rows, columns=["word", "onset", "offset", "section", "lemma"])
         path.write_bytes(b"\xef\xbb\xbf" + table.to_csv(index=False).encode())
+        for runs in runs_by_subject.values():
+            for run in runs:
+                written = nib.load(bids_dir / run.path)
+                n_scans = written.shape[3] + (0 if run.aborted else self.extra_raw_volumes)
+                raw = run.path if run.aborted else _lpp_raw_name(run.path)
+                for echo, echo_time in ((1, 0.0128), (2, 0.02733), (3, 0.04186)):
+                    name = bids_dir / raw.replace("_echo-1_", f"_echo-{echo}_")
+                    if not name.exists():  # echo 1 of an aborted run is already written
+                        image = nib.Nifti1Image(np.zeros((2, 2, 2, n_scans), np.int16), written.affine)
+                        image.header["pixdim"][4] = repetition_time
+                        name.parent.mkdir(parents=True, exist_ok=True)
+                        image.to_filename(name)
+                    _json(str(name).replace(".nii.gz", ".json"), {
+                        "TaskName": "lppEN", "RepetitionTime": repetition_time, "FlipAngle": 77,
+                        "Manufacturer": "GE Healthcare", "ManufacterersModelName": "Discovery MR750",
+                        "EchoTime": echo_time})
+
+
+def _lpp_raw_name(preproc_path):
+    """``derivatives/sub-X/func/sub-X_task-T_run-K_space-S_desc-preproc_bold.nii.gz`` -> the raw echo-1 name."""
+    name = Path(preproc_path).name.replace("_space-MNIColin27_desc-preproc_bold", "_echo-1_bold")
+    return str(Path(*Path(preproc_path).parts[1:-1]) / name)
 
 
 class NarrativesLayout(DemoLayout):
