@@ -64,6 +64,8 @@ def test_narratives_preset_takes_the_audio_file_onset_per_participant(replicas, 
         sidecar = next(output_dir.glob(f"{subject}/func/*_layer-best_stat-r_statmap.json"))
         runs = json.loads(sidecar.read_text())["Runs"]
         assert [run["Words"]["Origin"] for run in runs] == [music_onset] * 3  # the music block, not the story
+        assert all(run["Bold"].startswith(f"derivatives/fmriprep/{subject}/func/") and "_res-native_desc-preproc_"
+                   in run["Bold"] for run in runs)  # fMRIPrep 20.0 names, not the raw series
         assert all(run["Words"]["Interpolated"] > 0 for run in runs)  # words gentle did not find
 
 

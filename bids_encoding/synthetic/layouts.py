@@ -17,6 +17,7 @@ import pandas as pd
 
 LEBEL_STORIES = ("alternateithicatom", "souls", "avatar", "legacy", "odetostepfather", "undertheinfluence")
 NARRATIVES_STORIES = ("pieman", "tunnel", "lucy", "prettymouth", "merlin", "sherlock")
+NARRATIVES_SPACE = "MNI152NLin2009cAsym"
 NARRATIVES_MUSIC = 15.0  # seconds of music (13 s) and silence at the start of each audio file
 
 
@@ -88,6 +89,8 @@ class LeBelLayout(DemoLayout):
             _json(bids_dir / f"task-{run.task}_bold.json", {"TaskName": run.task, "RepetitionTime": repetition_time})
             _write_textgrid(bids_dir / "derivative" / "TextGrids" / f"{run.task}.TextGrid", stories[run.story])
         (bids_dir / ".bidsignore").write_text("derivative/\n")
+        scans = {run.task: nib.load(bids_dir / run.path).shape[3] for run in first}
+        _json(bids_dir / "derivative" / "respdict.json", scans)
 
 
 class LePetitPrinceLayout(DemoLayout):
@@ -156,7 +159,8 @@ def _lpp_raw_name(preproc_path):
 class NarrativesLayout(DemoLayout):
     """ds002345: one run per story, each its own task; events.tsv holds blocks (music, then story) naming
     the audio file, whose start differs between participants; gentle ``align.csv`` per story in
-    ``stimuli/gentle/<story>/``, times from the audio file's start (unaligned and ``<unk>`` words included)."""
+    ``stimuli/gentle/<story>/``, times from the audio file's start (unaligned and ``<unk>`` words included);
+    the preprocessed BOLD in fMRIPrep 20.0's naming under ``derivatives/fmriprep/``."""
 
     name = "narratives"
     stimuli = "narratives"
@@ -167,8 +171,9 @@ class NarrativesLayout(DemoLayout):
 
     def runs(self, index, subject, n_stories, repeats):
         music_onset = (0.0, 4.5, 3.0)[index % 3]  # the audio starts at a different scan time per participant
-        return [RunFile(f"sub-{subject}/func/sub-{subject}_task-{NARRATIVES_STORIES[story]}_bold.nii.gz", story,
-                        music_onset, task=NARRATIVES_STORIES[story]) for story in range(n_stories)]
+        return [RunFile(f"derivatives/fmriprep/sub-{subject}/func/sub-{subject}_task-{NARRATIVES_STORIES[story]}"
+                        f"_space-{NARRATIVES_SPACE}_res-native_desc-preproc_bold.nii.gz", story, music_onset,
+                        task=NARRATIVES_STORIES[story]) for story in range(n_stories)]
 
     def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
         first = next(iter(runs_by_subject.values()))
@@ -193,9 +198,23 @@ class NarrativesLayout(DemoLayout):
                 events = pd.DataFrame({"onset": [run.origin, run.origin + NARRATIVES_MUSIC],
                                        "duration": [13.0, round(story_length, 1)], "trial_type": ["music", "story"],
                                        "stim_file": [audio, audio]})
-                path = bids_dir / run.path.replace("_bold.nii.gz", "_events.tsv")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                events.to_csv(path, sep="\t", index=False)
+                raw = bids_dir / _narratives_raw(run.path)
+                raw.parent.mkdir(parents=True, exist_ok=True)
+                events.to_csv(str(raw).replace("_bold.nii.gz", "_events.tsv"), sep="\t", index=False)
+                written = nib.load(bids_dir / run.path)
+                placeholder = nib.Nifti1Image(np.zeros((2, 2, 2, written.shape[3]), np.int16), np.eye(4))
+                placeholder.header["pixdim"][4] = repetition_time
+                placeholder.to_filename(raw)  # the raw series: never read when the preprocessed one exists
+        _json(bids_dir / "derivatives" / "fmriprep" / "dataset_description.json", {
+            "Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.4.0", "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "20.0.5"}]})
+
+
+def _narratives_raw(preproc_path):
+    """fMRIPrep 20.0's ``derivatives/fmriprep/sub-X/func/sub-X_task-T_space-S_res-native_desc-preproc_bold``
+    -> the raw ``sub-X/func/sub-X_task-T_bold``."""
+    name = Path(preproc_path).name.replace(f"_space-{NARRATIVES_SPACE}_res-native_desc-preproc", "")
+    return str(Path(*Path(preproc_path).parts[2:-1]) / name)
 
 
 LAYOUTS = {layout.name: layout for layout in (DemoLayout(), LeBelLayout(), LePetitPrinceLayout(), NarrativesLayout())}
