@@ -431,3 +431,26 @@ def test_inter_subject_correlation_uses_the_participants_recorded_cleaning(tmp_p
         assert json.loads(open(f"{isc}.json").read())["Cleaning"]["HighPassHz"] == 0.02
     np.testing.assert_array_equal(maps[0], maps[1])
     assert np.abs(maps[0]).max() > 0
+
+
+def test_isc_pairs_only_participants_whose_audio_starts_at_the_same_scan(tmp_path, caplog):
+    """Narratives: one story, different onsets per participant; their BOLD is not aligned, so no ISC pairs them."""
+    from types import SimpleNamespace
+
+    from bids_encoding.design.cleaning import Cleaning
+    from bids_encoding.group.isc import inter_subject_correlation
+
+    def result(subject, origin):
+        runs = [{"Bold": f"sub-{subject}/func/sub-{subject}_task-pieman_bold.nii.gz", "RepetitionTime": 1.5,
+                 "NumberOfScans": 300, "Stimulus": "pieman", "Words": {"Origin": origin}}]
+        return SimpleNamespace(subject=subject, sidecars={"map": {"Runs": runs, "Cleaning": Cleaning().record(),
+                                                                  "Design": {}}})
+
+    mask = np.ones((2, 2, 2), bool)
+    with caplog.at_level("WARNING"):
+        assert inter_subject_correlation(tmp_path, [result("001", 0.0), result("002", 4.5)], mask, np.eye(4)) \
+            == (None, None)
+    assert "is not in" not in caplog.text  # stopped before looking for the BOLD: nobody to pair
+    with caplog.at_level("WARNING"):
+        inter_subject_correlation(tmp_path, [result("001", 0.0), result("002", 0.0)], mask, np.eye(4))
+    assert "is not in" in caplog.text  # paired: it went on to read their BOLD

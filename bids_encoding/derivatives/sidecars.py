@@ -35,6 +35,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
                   "NumberOfScans": run.n_scans, "Stimulus": key, "Task": run.task,
                   **({"Words": run.word_source} if run.word_source else {})}
                  for run, key in zip(runs, sequence.keys)],
+        "LeftOutRuns": sorted({name for run in runs for name in run.left_out}),
         "CrossValidationUnit": {"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,
                                 "Tasks": sorted({run.task for run in runs})},
         "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]

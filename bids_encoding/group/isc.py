@@ -49,7 +49,9 @@ def inter_subject_correlation(bids_dir, results, mask, affine):
                            "version): no inter-subject correlation", result.subject)
             return None, None
         runs, trim_start, trim_end, cleaning = recorded
-        signature = (tuple((run["Stimulus"], run["NumberOfScans"], run["RepetitionTime"]) for run in runs),
+        # the audio must start at the same scan time too (Narratives' onsets differ between participants)
+        signature = (tuple((run["Stimulus"], run["NumberOfScans"], run["RepetitionTime"],
+                            run.get("Words", {}).get("Origin", 0.0)) for run in runs),
                      trim_start, trim_end, cleaning)
         by_stimuli.setdefault(signature, []).append((result, runs))
     (_, trim_start, trim_end, cleaning), members = max(by_stimuli.items(), key=lambda item: len(item[1]))

@@ -38,6 +38,7 @@ class Run:
     origin: float = 0.0
     audio_words: pd.DataFrame | None = field(default=None, repr=False)
     word_source: dict | None = None
+    left_out: tuple = ()  # runs of the task left out (aborted; raw runs without a preprocessed series)
 
     @property
     def scan_duration(self):
@@ -161,6 +162,22 @@ def _raw_twin(raw_files, bold):
     return min(twins, key=lambda f: int(f.entities.get("echo") or 0), default=None)
 
 
+def _leave_out_raw_only(raw_files, preprocessed, runs_by_task):
+    """Raw runs with no preprocessed series (aborted runs) are left out: logged and recorded with the task's runs."""
+    def key(bold):
+        return tuple(str(int(x)) if str(x).isdigit() else x for x in _run_key(bold))
+
+    done = {key(bold) for bold in preprocessed}
+    raw_only = {}
+    for bold in raw_files:
+        if key(bold) not in done and str(bold.entities.get("echo") or 1) == "1":
+            raw_only.setdefault(bold.entities.get("task"), []).append(Path(bold.path).name)
+    for task_label, names in raw_only.items():
+        LOGGER.warning("leaving out %s: raw run(s) with no preprocessed series", ", ".join(names))
+        for run in runs_by_task.get(task_label, []):
+            run.left_out = tuple(names)
+
+
 def _header_repetition_time(bold_path):
     """The TR from the NIfTI header, for preprocessed BOLD with no raw sidecar to read it from."""
     zooms = nib.load(str(bold_path)).header.get_zooms()
@@ -237,8 +254,9 @@ def _words_from_spec(layout, runs, stimuli):
             continue
         timings = run_timings(entry, layout.root, entities, run.events_path)
         run.words, run.audio_words, run.origin = timings.words, timings.audio_words, timings.origin
+        run.left_out = tuple(run.left_out) + tuple(r.bold_path.name for r in skipped)
         run.word_source = {**timings.record(), "Annotation": str(timings.annotation), "Rank": rank,
-                           "LeftOut": [r.bold_path.name for r in skipped]}
+                           "LeftOut": list(run.left_out)}
         run.events_path = timings.annotation
     if unmatched:
         raise BadDataError(f"stimulus specification {stimuli.name} says nothing about {', '.join(unmatched)}: "
@@ -354,6 +372,8 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
             words=None,
         )
         runs_by_task.setdefault(run.task, []).append(run)
+    if files is not raw_files:
+        _leave_out_raw_only(raw_files, files, runs_by_task)
     for task_label, runs in runs_by_task.items():
         if stimuli is None:
             for run in runs:
