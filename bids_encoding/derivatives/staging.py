@@ -24,7 +24,7 @@ from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE
 
 BIDS_VERSION = "1.10.0"
 CODE_URL = "https://github.com/bids-encoding/bids_encoding"
-BIDSIGNORE = ["logs/", "work/", "*.html", "figures/"]
+BIDSIGNORE = ["logs/", "work/", "*.html", "figures/", "words.tsv", "words.json"]
 
 
 def software_versions():
