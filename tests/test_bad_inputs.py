@@ -195,3 +195,56 @@ def test_runs_too_short_for_the_trimming(dataset, tmp_path, tiny_model, capsys):
     assert_failed_cleanly(capsys, code, 65, "_bold.nii.gz", "--trim-scans 60 60", "trim fewer scans",
                           output_dir=out)
     assert tree_digest(dataset) == before
+
+
+def test_truncated_nifti_names_the_file(dataset, tmp_path, tiny_model, capsys):
+    bold = dataset / "sub-01" / "func" / "sub-01_task-story_run-2_bold.nii.gz"
+    bold.write_bytes(bold.read_bytes()[: bold.stat().st_size // 2])
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "sub-01_task-story_run-2_bold.nii.gz",
+                          "truncated or corrupt", output_dir=out)
+
+
+def test_invalid_json_sidecar_names_the_file(dataset, tmp_path, tiny_model, capsys):
+    (dataset / "task-story_bold.json").write_text('{"RepetitionTime": 2.0,')
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "task-story_bold.json", "not valid JSON",
+                          output_dir=out)
+
+
+def test_output_folder_that_cannot_be_created(dataset, tmp_path, tiny_model, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert_failed_cleanly(capsys, run(dataset, blocker / "out", tiny_model), 73, str(blocker / "out"),
+                          "choose a folder you can write to")
+
+
+def test_wrong_repetition_time_in_one_sidecar_names_the_run(dataset, tmp_path, tiny_model, capsys):
+    """Its words would otherwise be reported as late: the header and the other runs say which value is wrong."""
+    (dataset / "sub-01" / "func" / "sub-01_task-story_run-2_bold.json").write_text('{"RepetitionTime": 2.5}')
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "sub-01_task-story_run-2_bold.nii.gz",
+                          "RepetitionTime 2.5 s in its sidecar", "say 2 s", output_dir=out)
+
+
+def test_different_repetition_times_name_the_runs(dataset, tmp_path, tiny_model, capsys):
+    bold = dataset / "sub-01" / "func" / "sub-01_task-story_run-2_bold.nii.gz"
+    image = nib.load(bold)
+    image.header["pixdim"][4] = 2.5
+    nib.Nifti1Image(image.get_fdata(), image.affine, image.header).to_filename(bold)
+    (dataset / "sub-01" / "func" / "sub-01_task-story_run-2_bold.json").write_text('{"RepetitionTime": 2.5}')
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "2.5 s: sub-01_task-story_run-2_bold.nii.gz",
+                          "2 s: sub-01_task-story_run-1_bold.nii.gz", output_dir=out)
+
+
+def test_derivative_dataset_given_as_bids_dir_says_what_to_give(dataset, tmp_path, tiny_model, capsys):
+    """ds000001-fmriprep in bids-examples: sub-* folders, but a derivative dataset pybids does not index as raw."""
+    description = json.loads((dataset / "dataset_description.json").read_text())
+    (dataset / "dataset_description.json").write_text(json.dumps({**description, "DatasetType": "derivative"}))
+    for path in dataset.rglob("*_bold.nii.gz"):
+        path.rename(path.with_name(path.name.replace("_bold", "_space-MNI152NLin2009cAsym_desc-preproc_bold")))
+    out = tmp_path / "out"
+    code = run(dataset, out, tiny_model)
+    err = capsys.readouterr().err
+    assert code == 18 and "derivative dataset" in err and "raw dataset as BIDS_DIR" in err, err

@@ -1,9 +1,10 @@
 """Run one analysis level from parsed options."""
 
 import logging
+import os
 
 from bids_encoding.cli.parser import LEVELS, config_from_args
-from bids_encoding.errors import EXIT_UNKNOWN_LEVEL, BidsAppError
+from bids_encoding.errors import EXIT_CANNOT_CREATE, EXIT_UNKNOWN_LEVEL, BidsAppError
 
 LOGGER = logging.getLogger("bids_encoding.cli")
 
@@ -18,6 +19,7 @@ def run(args):
                            "(or 'words')",
                            EXIT_UNKNOWN_LEVEL)
     config = config_from_args(args)
+    _check_writable(config.output_dir)
     log_file = setup_logging(config.output_dir, args.verbose)
     save_config(config, log_file.with_name(log_file.stem + "_config.toml"))
     if args.analysis_level == "group":
@@ -34,3 +36,15 @@ def run(args):
         summary = run_participant_level(config)
     LOGGER.info(summary)
     return 0
+
+
+def _check_writable(output_dir):
+    """The output folder exists (created if needed) and takes a file, before anything else is done."""
+    probe = output_dir / f".bids_encoding_write_test_{os.getpid()}"
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise BidsAppError(f"cannot write to the output folder {output_dir} ({error.strerror}): choose a folder "
+                           "you can write to", EXIT_CANNOT_CREATE) from error

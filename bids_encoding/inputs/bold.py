@@ -1,10 +1,22 @@
 """BOLD: brain mask, masking, and per-run cleaning (nilearn)."""
 
+import zlib
+
 import numpy as np
 from nilearn import image, masking
 
 from bids_encoding.design.cleaning import Cleaning
 from bids_encoding.errors import BadDataError, MissingInputError
+
+
+def read_bold(bold_path, read):
+    """``read(str(bold_path))``; a truncated or corrupt file (nibabel and gzip raise many kinds) stops with a
+    line that names it."""
+    try:
+        return read(str(bold_path))
+    except (EOFError, OSError, ValueError, zlib.error) as error:
+        raise BadDataError(f"cannot read the data of {bold_path}: the file is truncated or corrupt ({error}); "
+                           "fetch it again (e.g. datalad get)") from error
 
 
 def brain_mask(bold_paths, mask_path=None):
@@ -36,7 +48,7 @@ def brain_mask(bold_paths, mask_path=None):
         if not data.any():
             raise BadDataError(f"mask {mask_path} is empty on the grid of {bold_paths[0]}")
         return image.new_img_like(reference, data.astype(np.uint8), copy_header=False)
-    mean_images = [image.mean_img(str(path), copy_header=True) for path in bold_paths]
+    mean_images = [read_bold(path, lambda p: image.mean_img(p, copy_header=True)) for path in bold_paths]
     mask = masking.compute_multi_epi_mask(mean_images, threshold=0.5)
     if not np.asarray(mask.dataobj).any():
         raise BadDataError(f"no brain found in {bold_paths[0]}: give a mask with --mask")
@@ -51,6 +63,6 @@ def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=
     numpy.ndarray
         ``(n_kept_scans, n_voxels)`` float32.
     """
-    data = masking.apply_mask(str(bold_path), mask_img)
+    data = read_bold(bold_path, lambda path: masking.apply_mask(path, mask_img))
     n_scans = data.shape[0]
     return cleaning.apply(data[trim_start:n_scans - trim_end], repetition_time)

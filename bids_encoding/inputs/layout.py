@@ -1,6 +1,8 @@
 """Select the BOLD runs of each participant and task, with their word timings."""
 
+import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +85,17 @@ def load_layout(bids_dir, database_dir, validate=True):
         raise BidsAppError(f"{bids_dir}: {error} (or use --skip-bids-validation)", EXIT_VALIDATION) from error
     except ValueError as error:
         raise BadDataError(f"{bids_dir}: pybids cannot index the dataset: {error}") from error
+    except OSError as error:
+        raise _json_error(error, bids_dir) from error
+
+
+def _json_error(error, where):
+    """pybids reports a sidecar with a JSON syntax error as an OSError naming it: say which file and what to do."""
+    bad = re.search(r"filename='([^']+)'", str(error))
+    if bad is None:
+        return BadDataError(f"{where}: cannot read the dataset: {error}")
+    return BadDataError(f"{bad.group(1)} is not valid JSON: fix its syntax (a trailing comma, a missing quote or "
+                        "brace)")
 
 
 def _strip_prefix(label, prefix):
@@ -94,7 +107,7 @@ def select_subjects(layout, participant_labels=None):
     available = sorted(layout.get_subjects())
     if not participant_labels:
         if not available:
-            raise NothingSelectedError(f"no participant (sub-*) folder found in {layout.root}")
+            raise NothingSelectedError(_no_participant_message(Path(layout.root)))
         return available
     wanted = [_strip_prefix(label, "sub-") for label in participant_labels]
     missing = [label for label in wanted if label not in available]
@@ -104,6 +117,22 @@ def select_subjects(layout, participant_labels=None):
             f"(available: {', '.join(available[:10]) or 'none'})"
         )
     return list(dict.fromkeys(wanted))
+
+
+def _no_participant_message(root):
+    """Why pybids found no participant, when there are sub-* folders (a derivative dataset, non-BIDS files)."""
+    folders = sorted(path.name for path in root.glob("sub-*") if path.is_dir())
+    if not folders:
+        return f"no participant (sub-*) folder found in {root}"
+    try:
+        kind = json.loads((root / "dataset_description.json").read_text(encoding="utf-8-sig")).get("DatasetType")
+    except (OSError, ValueError):
+        kind = None
+    if kind == "derivative":
+        return (f"{root} is a derivative dataset (DatasetType 'derivative'; {', '.join(folders[:3])} ...): give the "
+                "raw dataset as BIDS_DIR, with this folder under its derivatives/")
+    return (f"{', '.join(folders[:3])} in {root} hold no file that pybids indexes as BIDS raw data: check the file "
+            "names, or use --skip-bids-validation")
 
 
 def _bold_files(layout, subject, task, space):
@@ -140,7 +169,10 @@ def _read_n_scans(bold_path):
 
 
 def _repetition_time(layout, bold_path):
-    metadata = layout.get_metadata(str(bold_path))
+    try:
+        metadata = layout.get_metadata(str(bold_path))
+    except (OSError, ValueError) as error:
+        raise _json_error(error, bold_path) from error
     tr = metadata.get("RepetitionTime")
     if tr is None:
         sidecar = str(bold_path).replace(".nii.gz", ".json").replace(".nii", ".json")
@@ -374,6 +406,8 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
         runs_by_task.setdefault(run.task, []).append(run)
     if files is not raw_files:
         _leave_out_raw_only(raw_files, files, runs_by_task)
+    for runs in runs_by_task.values():
+        _check_repetition_times(runs)
     for task_label, runs in runs_by_task.items():
         if stimuli is None:
             for run in runs:
@@ -393,5 +427,31 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     for task_label, runs in runs_by_task.items():
         trs = {run.repetition_time for run in runs}
         if len(trs) > 1:
-            raise BadDataError(f"sub-{subject} task-{task_label}: runs have different RepetitionTime {sorted(trs)}")
+            listed = "; ".join(f"{tr:g} s: {', '.join(r.bold_path.name for r in runs if r.repetition_time == tr)}"
+                               for tr in sorted(trs))
+            raise BadDataError(f"sub-{subject} task-{task_label}: runs have different RepetitionTime ({listed}); "
+                               "analyse them separately (--task, --bids-filter-file) or fix the sidecars")
     return runs_by_task
+
+
+def _check_repetition_times(runs):
+    """A run whose sidecar TR differs from the other runs' while its NIfTI header agrees with them has a wrong
+    sidecar: say so, naming it (otherwise its words would look late or early)."""
+    by_run = {run.bold_path: run.repetition_time for run in runs}
+    for run in runs:
+        header = _header_seconds(run.bold_path)
+        others = {tr for path, tr in by_run.items() if path != run.bold_path}
+        if header and len(others) == 1 and abs(run.repetition_time - header) > 0.01 * header \
+                and abs(header - next(iter(others))) <= 0.01 * header:
+            raise BadDataError(f"{run.bold_path.name}: RepetitionTime {run.repetition_time:g} s in its sidecar, but "
+                               f"its NIfTI header and the other runs say {header:g} s: fix the sidecar")
+
+
+def _header_seconds(bold_path):
+    """The NIfTI header's TR in seconds, or None when the header does not give one."""
+    header = nib.load(str(bold_path)).header
+    zooms = header.get_zooms()
+    if len(zooms) < 4 or zooms[3] <= 0:
+        return None
+    unit = header.get_xyzt_units()[1]
+    return {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(unit, 0.0) * float(zooms[3]) or None
