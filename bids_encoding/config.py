@@ -30,6 +30,7 @@ class ParticipantConfig(RunConfig):
 
     space: str | None = None
     mask: Path | None = None
+    bold_filters: dict | None = None  # entity queries on the BOLD files (--bids-filter-file's "bold")
     stimuli: str | None = None  # a preset name or a stimulus specification file; None: events.tsv word rows
     cv_unit: str | None = None  # run (per task) or stimulus (tasks pooled); None: the specification's
     models: tuple = DEFAULT_MODELS

@@ -50,7 +50,8 @@ def collect_runs(config):
     pool_label = (stimuli.label if stimuli and stimuli.label else "pooled") if config.cv_unit == "stimulus" else None
     selected = {}
     for subject in select_subjects(layout, config.participant_labels):
-        for task, runs in select_runs(layout, subject, config.task, config.space, stimuli, pool_label).items():
+        for task, runs in select_runs(layout, subject, config.task, config.space, stimuli, pool_label,
+                                              config.bold_filters).items():
             selected[(subject, task)] = runs
     if stimuli is not None:
         check_timings([run for runs in selected.values() for run in runs])

@@ -33,7 +33,8 @@ def run_words_level(config):
     stimuli = StimulusSpec.load(config.stimuli)
     layout = load_layout(config.bids_dir, config.work_dir / "pybids", validate=config.validate)
     runs = [run for subject in select_subjects(layout, config.participant_labels)
-            for task_runs in select_runs(layout, subject, config.task, config.space, stimuli).values()
+            for task_runs in select_runs(layout, subject, config.task, config.space, stimuli,
+                                              filters=config.bold_filters).values()
             for run in task_runs]
     check_timings(runs)
     write_dataset_description(config.output_dir, config.bids_dir)

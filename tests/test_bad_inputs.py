@@ -248,3 +248,16 @@ def test_derivative_dataset_given_as_bids_dir_says_what_to_give(dataset, tmp_pat
     code = run(dataset, out, tiny_model)
     err = capsys.readouterr().err
     assert code == 18 and "derivative dataset" in err and "raw dataset as BIDS_DIR" in err, err
+
+
+def test_runs_that_differ_by_acquisition_are_chosen_with_a_filter_file(dataset, tmp_path, tiny_model, capsys):
+    func = dataset / "sub-01" / "func"
+    shutil.copy(func / "sub-01_task-story_run-1_bold.nii.gz", func / "sub-01_task-story_acq-mb_run-1_bold.nii.gz")
+    out = tmp_path / "out"
+    assert_failed_cleanly(capsys, run(dataset, out, tiny_model), 65, "differ in acquisition", "--bids-filter-file",
+                          output_dir=out)
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"bold": {"acq": None}}))
+    assert run(dataset, out, tiny_model, "--bids-filter-file", str(filters), "--permutations", "10") == 0
+    sidecar = json.loads(next(out.glob("sub-01/func/*_layer-best_stat-r_statmap.json")).read_text())
+    assert all("acq-" not in r["Bold"] for r in sidecar["Runs"]) and len(sidecar["Runs"]) == 3

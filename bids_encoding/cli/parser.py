@@ -80,6 +80,11 @@ def build_parser():
                  "files without one are labelled space-orig)")
     _option(selection, "--mask", type=Path, default=None,
             help="brain mask NIfTI (default: computed from the BOLD data)")
+    _option(selection, "--session-label", nargs="+", metavar="LABEL", default=None,
+            help="sessions to analyse, with or without 'ses-' (default: all)")
+    _option(selection, "--bids-filter-file", type=Path, default=None, metavar="FILE",
+            help="JSON of entity queries on the BOLD files, as fMRIPrep's: {\"bold\": {\"acquisition\": \"mb\"}} "
+                 "(a value, a list, or null for an absent entity)")
     _option(selection, "--skip-bids-validation", action="store_true", default=False,
             help="index files whose names are not valid BIDS too")
 
@@ -248,6 +253,28 @@ def _output_paths(args):
     return bids_dir, output_dir, work_dir
 
 
+def _bold_filters(args):
+    """``--bids-filter-file``'s ``bold`` queries (pybids entity names; fMRIPrep's short names accepted) and
+    ``--session-label``."""
+    filters = {}
+    if args.bids_filter_file is not None:
+        path = Path(args.bids_filter_file)
+        if not path.is_file():
+            raise MissingInputError(f"--bids-filter-file {path} does not exist")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except ValueError as error:
+            raise UsageError(f"--bids-filter-file {path} is not valid JSON: {error}") from error
+        if not isinstance(data, dict) or not isinstance(data.get("bold", {}), dict):
+            raise UsageError(f"--bids-filter-file {path}: write {{\"bold\": {{\"<entity>\": <value>}}}}")
+        short = {"acq": "acquisition", "ses": "session", "rec": "reconstruction", "dir": "direction", "ce": "ceagent"}
+        filters = {short.get(key, key): value for key, value in data.get("bold", {}).items()
+                   if key not in ("datatype", "suffix", "extension")}
+    if args.session_label:
+        filters["session"] = [label[4:] if label.startswith("ses-") else label for label in args.session_label]
+    return filters or None
+
+
 def config_from_args(args):
     """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig` or, for the group level,
     a :class:`~bids_encoding.config.GroupConfig`."""
@@ -289,6 +316,7 @@ def config_from_args(args):
         participant_labels=args.participant_label,
         task=args.task,
         space=args.space,
+        bold_filters=_bold_filters(args),
         stimuli=args.stimuli,
         cv_unit=args.cv_unit or (StimulusSpec.load(args.stimuli).cv_unit if args.stimuli else "run"),
         mask=args.mask,

@@ -135,14 +135,25 @@ def _no_participant_message(root):
             "names, or use --skip-bids-validation")
 
 
-def _bold_files(layout, subject, task, space):
-    filters = dict(subject=subject, suffix="bold", extension=[".nii", ".nii.gz"], datatype="func")
+def _bold_files(layout, subject, task, space, filters=None):
+    query = dict(subject=subject, suffix="bold", extension=[".nii", ".nii.gz"], datatype="func")
     if task:
-        filters["task"] = task
-    files = layout.get(**filters)
+        query["task"] = task
+    files = layout.get(**query)
     if space:
         files = [f for f in files if f.entities.get("space") == space]
-    return files
+    return [f for f in files if matches_filters(f.entities, filters)]
+
+
+def matches_filters(entities, filters):
+    """Whether a file's entities pass ``--bids-filter-file``'s ``bold`` queries (a value, a list of values, or
+    null for an absent entity), as fMRIPrep's filter files."""
+    for key, wanted in (filters or {}).items():
+        value = entities.get(key)
+        allowed = wanted if isinstance(wanted, list) else [wanted]
+        if not any((v is None and value is None) or (value is not None and str(value) == str(v)) for v in allowed):
+            return False
+    return True
 
 
 def _run_key(bold):
@@ -337,7 +348,7 @@ def check_timings(runs):
                            "specification", details=table)
 
 
-def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label=None):
+def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label=None, filters=None):
     """Collect and check one participant's runs, grouped by task.
 
     Parameters
@@ -360,8 +371,9 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     dict
         ``{task: [Run, ...]}`` sorted by session and run.
     """
-    raw_files = _bold_files(layout, subject, task, space)
-    files = preprocessed_bold(layout.root, subject, task, space) or raw_files
+    raw_files = _bold_files(layout, subject, task, space, filters)
+    files = [f for f in preprocessed_bold(layout.root, subject, task, space)
+             if matches_filters(f.entities, filters)] or raw_files
     if files is not raw_files:
         LOGGER.info("sub-%s: using %d preprocessed BOLD file(s) from %s, not the raw BOLD", subject, len(files),
                     Path(files[0].path).parent)
@@ -379,10 +391,14 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
             )
         key = _run_key(bold)
         if key in by_key:
-            raise BadDataError(
-                f"two BOLD files for the same run: {by_key[key].path} and {bold.path}; "
-                "keep one (choose a space with --space)"
-            )
+            first = by_key[key].get_entities(metadata=False)
+            second = bold.get_entities(metadata=False)
+            differ = sorted(k for k in set(first) | set(second) if first.get(k) != second.get(k))
+            advice = ("choose one with --space" if differ == ["space"] else
+                      "choose with --bids-filter-file, e.g. {\"bold\": {\"" + differ[0] + "\": \"" +
+                      str(first.get(differ[0])) + "\"}}" if differ else "keep one")
+            raise BadDataError(f"two BOLD files for the same run: {by_key[key].path} and {bold.path} (they differ in "
+                               f"{', '.join(differ) or 'nothing pybids parses'}): {advice}")
         by_key[key] = bold
 
     runs_by_task = {}
