@@ -100,12 +100,27 @@ class Participant:
         return self.responses[0].shape[1]
 
 
+def _record(run, notes):
+    """Log what was found in a run's data and keep it for its sidecars (once, though runs are reread)."""
+    for note in notes:
+        if note not in run.notes:
+            LOGGER.warning("%s: %s", run.bold_path.name, note)
+            run.notes.append(note)
+
+
 def prepare_participant(subject, task, runs, config, sequence):
     """Mask and clean a participant's BOLD, compute the noise ceiling when stimuli repeat."""
-    mask_img = brain_mask([run.bold_path for run in runs], config.mask)
+    found = {}
+    mask_img = brain_mask([run.bold_path for run in runs], config.mask, notes=found)
+    for run in runs:
+        _record(run, found.get(run.bold_path, []))
     trim = (config.design.trim_start, config.design.trim_end)
-    responses = [clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.cleaning)
-                 for run in runs]
+    responses = []
+    for run in runs:
+        found = []
+        responses.append(clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.cleaning,
+                                        notes=found))
+        _record(run, found)
     space = runs[0].space or config.space or "orig"
     hemispheres = participant_hemispheres(mask_img, space)
     output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import nibabel as nib
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -261,3 +262,24 @@ def test_runs_that_differ_by_acquisition_are_chosen_with_a_filter_file(dataset, 
     assert run(dataset, out, tiny_model, "--bids-filter-file", str(filters), "--permutations", "10") == 0
     sidecar = json.loads(next(out.glob("sub-01/func/*_layer-best_stat-r_statmap.json")).read_text())
     assert all("acq-" not in r["Bold"] for r in sidecar["Runs"]) and len(sidecar["Runs"]) == 3
+
+
+def test_nan_voxels_constant_voxels_and_duplicate_words_are_counted_and_recorded(dataset, tmp_path, tiny_model,
+                                                                                  capsys):
+    func = dataset / "sub-01" / "func"
+    for run_label, value, z in (("1", np.nan, 9), ("2", 700.0, 12)):
+        path = func / f"sub-01_task-story_run-{run_label}_bold.nii.gz"
+        image = nib.load(path)
+        data = image.get_fdata()
+        data[9, 11, z:z + 3, :] = value  # three voxels inside the brain
+        nib.Nifti1Image(data.astype(np.float32), image.affine, image.header).to_filename(path)
+    events_path = dataset / "task-story_run-3_events.tsv"
+    events = pd.read_csv(events_path, sep="\t")
+    pd.concat([events, events.iloc[[5, 6]]]).sort_values("onset").to_csv(events_path, sep="\t", index=False)
+    out = tmp_path / "out"
+    assert run(dataset, out, tiny_model, "--permutations", "10") == 0
+    err = capsys.readouterr().err
+    assert "3 voxel(s) with NaN" in err and "3 voxel(s) constant" in err and "2 duplicate word row(s)" in err
+    runs = json.loads(next(out.glob("sub-01/func/*_layer-best_stat-r_statmap.json")).read_text())["Runs"]
+    assert any("NaN" in note for note in runs[0]["Notes"]) and any("constant" in n for n in runs[1]["Notes"])
+    assert any("duplicate" in note for note in runs[2]["Notes"])

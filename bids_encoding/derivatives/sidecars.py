@@ -33,7 +33,8 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
         "Significance": _significance_record(config),
         "Runs": [{"Bold": str(run.bold_path.relative_to(config.bids_dir)), "RepetitionTime": run.repetition_time,
                   "NumberOfScans": run.n_scans, "Stimulus": key, "Task": run.task,
-                  **({"Words": run.word_source} if run.word_source else {})}
+                  **({"Words": run.word_source} if run.word_source else {}),
+                  **({"Notes": list(run.notes)} if run.notes else {})}
                  for run, key in zip(runs, sequence.keys)],
         "LeftOutRuns": sorted({name for run in runs for name in run.left_out}),
         "CrossValidationUnit": {"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,

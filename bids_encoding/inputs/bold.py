@@ -19,7 +19,7 @@ def read_bold(bold_path, read):
                            "fetch it again (e.g. datalad get)") from error
 
 
-def brain_mask(bold_paths, mask_path=None):
+def brain_mask(bold_paths, mask_path=None, notes=None):
     """Return the brain mask on the BOLD grid.
 
     Parameters
@@ -30,6 +30,8 @@ def brain_mask(bold_paths, mask_path=None):
         A given mask, resampled (nearest neighbour) to the BOLD grid when its
         grid differs; ``None`` computes one from the data with
         ``nilearn.masking.compute_multi_epi_mask``.
+    notes : dict or None
+        ``{bold_path: [note, ...]}``, extended with the non-finite voxels left out.
 
     Returns
     -------
@@ -49,14 +51,23 @@ def brain_mask(bold_paths, mask_path=None):
             raise BadDataError(f"mask {mask_path} is empty on the grid of {bold_paths[0]}")
         return image.new_img_like(reference, data.astype(np.uint8), copy_header=False)
     mean_images = [read_bold(path, lambda p: image.mean_img(p, copy_header=True)) for path in bold_paths]
+    for path, mean in zip(bold_paths, mean_images):
+        invalid = int((~np.isfinite(mean.get_fdata())).sum())
+        if invalid and notes is not None:
+            notes.setdefault(path, []).append(f"{invalid} voxel(s) with NaN or infinite values left out of the "
+                                              "computed brain mask")
     mask = masking.compute_multi_epi_mask(mean_images, threshold=0.5)
     if not np.asarray(mask.dataobj).any():
         raise BadDataError(f"no brain found in {bold_paths[0]}: give a mask with --mask")
     return mask
 
 
-def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0, cleaning=Cleaning()):
+def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0, cleaning=Cleaning(),
+                   notes=None):
     """Mask, trim and clean one run (:class:`~bids_encoding.design.cleaning.Cleaning`, as the design).
+
+    Voxels with a NaN or infinite value are set to 0 (they score 0); voxels constant over the run score 0
+    too. Both are counted in ``notes`` (a list) when given.
 
     Returns
     -------
@@ -65,4 +76,16 @@ def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=
     """
     data = read_bold(bold_path, lambda path: masking.apply_mask(path, mask_img))
     n_scans = data.shape[0]
-    return cleaning.apply(data[trim_start:n_scans - trim_end], repetition_time)
+    data = data[trim_start:n_scans - trim_end]
+    found = []
+    invalid = ~np.isfinite(data).all(axis=0)
+    if invalid.any():
+        data = data.copy()
+        data[:, invalid] = 0.0
+        found.append(f"{int(invalid.sum())} voxel(s) with NaN or infinite values set to 0 (they score 0)")
+    constant = (data.max(axis=0) == data.min(axis=0)) & ~invalid
+    if constant.any():
+        found.append(f"{int(constant.sum())} voxel(s) constant over the run (they score 0)")
+    if notes is not None:
+        notes.extend(found)
+    return cleaning.apply(data, repetition_time)

@@ -18,7 +18,7 @@ from bids_encoding.errors import (
     NothingSelectedError,
 )
 from bids_encoding.inputs.derivatives import preprocessed_bold
-from bids_encoding.inputs.timings.events import read_word_events
+from bids_encoding.inputs.timings.events import read_events
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class Run:
     origin: float = 0.0
     audio_words: pd.DataFrame | None = field(default=None, repr=False)
     word_source: dict | None = None
+    notes: list = field(default_factory=list)  # what was found and done about it (duplicates, NaN voxels, ...)
     left_out: tuple = ()  # runs of the task left out (aborted; raw runs without a preprocessed series)
 
     @property
@@ -297,6 +298,7 @@ def _words_from_spec(layout, runs, stimuli):
             continue
         timings = run_timings(entry, layout.root, entities, run.events_path)
         run.words, run.audio_words, run.origin = timings.words, timings.audio_words, timings.origin
+        _note(run, timings.timings.notes)
         run.left_out = tuple(run.left_out) + tuple(r.bold_path.name for r in skipped)
         run.word_source = {**timings.record(), "Annotation": str(timings.annotation), "Rank": rank,
                            "LeftOut": list(run.left_out)}
@@ -305,6 +307,12 @@ def _words_from_spec(layout, runs, stimuli):
         raise BadDataError(f"stimulus specification {stimuli.name} says nothing about {', '.join(unmatched)}: "
                            "add a [[stimulus]] entry for them or choose other tasks with --task")
     return kept
+
+
+def _note(run, notes):
+    for note in notes:
+        LOGGER.warning("%s: %s", run.bold_path.name, note)
+    run.notes.extend(notes)
 
 
 def drop_aborted(runs, fraction):
@@ -430,7 +438,9 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
                 if run.events_path is None:
                     raise MissingInputError(f"no raw run of {run.bold_path} to take its word events from: add the "
                                             "raw run with its events.tsv, or give --stimuli")
-                run.words = read_word_events(run.events_path)
+                timings = read_events(run.events_path)
+                run.words = timings.words
+                _note(run, timings.notes)
                 _check_words(run)
         else:
             runs_by_task[task_label] = _words_from_spec(layout, runs, stimuli)

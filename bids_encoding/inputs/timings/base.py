@@ -33,6 +33,13 @@ class WordTimings:
     interpolated: int = 0
     notes: list = field(default_factory=list)
 
+    def __post_init__(self):
+        duplicated = self.words.duplicated(subset=["onset", "offset", "word"])
+        if duplicated.any():
+            self.words = self.words[~duplicated].reset_index(drop=True)
+            self.dropped += int(duplicated.sum())
+            self.notes.append(f"{int(duplicated.sum())} duplicate word row(s) (same word, onset and offset) dropped")
+
     def record(self):
         """What the sidecars say about the words."""
         return {"Source": self.source, "NumberOfWords": int(len(self.words)), "Dropped": self.dropped,
