@@ -68,7 +68,7 @@ def build_parser():
     _option(selection, "--participant-label", nargs="+", metavar="LABEL", default=None,
             help="participants to analyse, with or without 'sub-' (default: all)")
     _option(selection, "-t", "--task", default=None, help="task label (default: every task)")
-    _option(selection, "--stimuli", default=None, metavar="PRESET|FILE",
+    _option(selection, "--stimuli", default=None, metavar="PRESET|FILE|DIR",
             help="where the word timings are: a preset (lpp, lpp-en, lpp-fr, lpp-cn, narratives, lebel), a "
                  "stimulus specification TOML file (docs/stimuli.md), or a folder the 'words' level wrote "
                  "(default: word rows of the events.tsv)")
