@@ -23,6 +23,8 @@ from bids_encoding.derivatives.sidecars import participant_sidecar
 from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
+from bids_encoding.group.rois import language_coverage
+from bids_encoding.hemispheres import is_template_space
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import brain_mask, clean_run_bold
 from bids_encoding.inputs.layout import check_timings, select_subjects
@@ -35,6 +37,7 @@ from bids_encoding.stimuli import StimulusSequence
 
 LOGGER = logging.getLogger(__name__)
 MIN_SCANS_AFTER_TRIM = 20
+MIN_ROI_COVERAGE = 0.9  # below this fraction of a language ROI kept by the mask, a warning
 
 
 def collect_runs(config):
@@ -108,6 +111,19 @@ def _record(run, notes):
             run.notes.append(note)
 
 
+def _coverage_record(subject, mask_img, space):
+    """How much of each language ROI the mask keeps (template spaces only); a warning below 90%."""
+    if not is_template_space(space):
+        return {}
+    coverage = language_coverage(mask_img)
+    low = {name: value for name, value in coverage.items() if value < MIN_ROI_COVERAGE}
+    if low:
+        LOGGER.warning("sub-%s: the brain mask covers less than %.0f%% of language ROI(s) %s: their voxels get no "
+                       "score (give a mask with --mask)", subject, 100 * MIN_ROI_COVERAGE,
+                       ", ".join(f"{name} {value:.0%}" for name, value in low.items()))
+    return {"LanguageROICoverage": coverage}
+
+
 def prepare_participant(subject, task, runs, config, sequence):
     """Mask and clean a participant's BOLD, compute the noise ceiling when stimuli repeat."""
     found = {}
@@ -124,7 +140,8 @@ def prepare_participant(subject, task, runs, config, sequence):
     space = runs[0].space or config.space or "orig"
     hemispheres = participant_hemispheres(mask_img, space)
     output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)
-    output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)]})
+    output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)],
+                       **_coverage_record(subject, mask_img, space)})
     participant = Participant(subject, task, runs, responses, output, hemispheres)
     if sequence.repeated_groups:
         participant.ceiling = cc_max([np.stack([responses[run] for run in group])

@@ -85,7 +85,11 @@ def test_lpp_preset_uses_the_preprocessed_bold_and_matches_sections_to_run_ranks
     code, recovered, output_dir = _run(replicas["lpp"], tmp_path, tiny_model, "--stimuli", "lpp",
                                        "--participant-label", "EN058")
     assert code == 0 and recovered["sub-EN058"]["left"] > 0.25
-    assert "has no dataset_description.json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no dataset_description.json" in err
+    assert "covers less than 90% of language ROI(s) TP_L" in err  # the synthetic brain cuts the temporal pole
+    mask_sidecar = json.loads(next(output_dir.glob("sub-EN058/func/*_desc-brain_mask.json")).read_text())
+    assert mask_sidecar["LanguageROICoverage"]["pSTS_L"] == 1.0 and mask_sidecar["LanguageROICoverage"]["TP_L"] < 0.9
     runs = _sidecar_runs(output_dir)
     assert [run["Bold"] for run in runs] == [
         f"derivatives/sub-EN058/func/sub-EN058_task-lppEN_run-{k}_space-MNIColin27_desc-preproc_bold.nii.gz"

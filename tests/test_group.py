@@ -454,3 +454,17 @@ def test_isc_pairs_only_participants_whose_audio_starts_at_the_same_scan(tmp_pat
     with caplog.at_level("WARNING"):
         inter_subject_correlation(tmp_path, [result("001", 0.0), result("002", 0.0)], mask, np.eye(4))
     assert "is not in" in caplog.text  # paired: it went on to read their BOLD
+
+
+def test_language_roi_coverage_of_a_mask():
+    """A mask that drops the left temporal pole is reported: the voxels the science is about would go unscored."""
+    from bids_encoding.group.rois import LANGUAGE_ROIS, language_coverage, sphere_masks
+
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = (-80.0, -112.0, -72.0)
+    shape = (41, 49, 41)
+    full = np.ones(shape, bool)
+    assert all(value == 1.0 for value in language_coverage(nib.Nifti1Image(full.astype(np.uint8), affine)).values())
+    cut = full & ~sphere_masks(affine, shape, {"TP": LANGUAGE_ROIS["TP"]})["TP_L"]
+    coverage = language_coverage(nib.Nifti1Image(cut.astype(np.uint8), affine))
+    assert coverage["TP_L"] == 0.0 and coverage["TP_R"] == 1.0 and coverage["pSTS_L"] == 1.0

@@ -56,6 +56,18 @@ def sphere_masks(affine, shape, rois=LANGUAGE_ROIS, radius=ROI_RADIUS_MM):
     return masks
 
 
+def language_coverage(mask_img, rois=LANGUAGE_ROIS, radius=ROI_RADIUS_MM):
+    """Fraction of each language ROI sphere (left and mirrored right, MNI mm) inside a brain mask, on its grid.
+
+    Only meaningful in a template space. Spheres that fall outside the grid count as not covered.
+    """
+    data = np.asarray(mask_img.dataobj) > 0
+    zooms = np.abs(np.diag(mask_img.affine)[:3])
+    sphere_voxels = 4 / 3 * np.pi * radius ** 3 / float(np.prod(zooms))
+    return {name: round(float(min(1.0, (sphere & data).sum() / max(sphere.sum(), sphere_voxels * 0.5))), 3)
+            for name, sphere in sphere_masks(mask_img.affine, data.shape, rois, radius).items()}
+
+
 def _templateflow_file(template, **entities):
     """First non-empty TemplateFlow file matching ``entities``, or None (with the reason)."""
     import templateflow.api as templateflow
