@@ -27,7 +27,7 @@ from bids_encoding.group.rois import language_coverage
 from bids_encoding.hemispheres import is_template_space
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import brain_mask, clean_run_bold
-from bids_encoding.inputs.layout import check_timings, select_subjects
+from bids_encoding.inputs.layout import check_timings, note_run, select_subjects
 from bids_encoding.inputs.timings.spec import StimulusSpec
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
@@ -103,14 +103,6 @@ class Participant:
         return self.responses[0].shape[1]
 
 
-def _record(run, notes):
-    """Log what was found in a run's data and keep it for its sidecars (once, though runs are reread)."""
-    for note in notes:
-        if note not in run.notes:
-            LOGGER.warning("%s: %s", run.bold_path.name, note)
-            run.notes.append(note)
-
-
 def _coverage_record(subject, mask_img, space):
     """How much of each language ROI the mask keeps (template spaces only); a warning below 90%."""
     if not is_template_space(space):
@@ -129,14 +121,14 @@ def prepare_participant(subject, task, runs, config, sequence):
     found = {}
     mask_img = brain_mask([run.bold_path for run in runs], config.mask, notes=found)
     for run in runs:
-        _record(run, found.get(run.bold_path, []))
+        note_run(run, found.get(run.bold_path, []))
     trim = (config.design.trim_start, config.design.trim_end)
     responses = []
     for run in runs:
         found = []
         responses.append(clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.cleaning,
                                         notes=found))
-        _record(run, found)
+        note_run(run, found)
     space = runs[0].space or config.space or "orig"
     hemispheres = participant_hemispheres(mask_img, space)
     output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)

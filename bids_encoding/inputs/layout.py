@@ -198,23 +198,24 @@ def _repetition_time(layout, bold_path):
     return tr
 
 
+def _matching_key(bold):
+    """The run key with numeric labels unpadded: a preprocessed file (run 4) and its raw run (run-04) match."""
+    return tuple(str(int(x)) if str(x).isdigit() else x for x in _run_key(bold))
+
+
 def _raw_twin(raw_files, bold):
     """The raw BOLD (first echo) of the run a preprocessed file comes from, or None."""
-    key = tuple(str(int(x)) if str(x).isdigit() else x for x in _run_key(bold))
-    twins = [f for f in raw_files
-             if tuple(str(int(x)) if str(x).isdigit() else x for x in _run_key(f)) == key]
+    key = _matching_key(bold)
+    twins = [f for f in raw_files if _matching_key(f) == key]
     return min(twins, key=lambda f: int(f.entities.get("echo") or 0), default=None)
 
 
 def _leave_out_raw_only(raw_files, preprocessed, runs_by_task):
     """Raw runs with no preprocessed series (aborted runs) are left out: logged and recorded with the task's runs."""
-    def key(bold):
-        return tuple(str(int(x)) if str(x).isdigit() else x for x in _run_key(bold))
-
-    done = {key(bold) for bold in preprocessed}
+    done = {_matching_key(bold) for bold in preprocessed}
     raw_only = {}
     for bold in raw_files:
-        if key(bold) not in done and str(bold.entities.get("echo") or 1) == "1":
+        if _matching_key(bold) not in done and str(bold.entities.get("echo") or 1) == "1":
             raw_only.setdefault(bold.entities.get("task"), []).append(Path(bold.path).name)
     for task_label, names in raw_only.items():
         LOGGER.warning("leaving out %s: raw run(s) with no preprocessed series", ", ".join(names))
@@ -298,7 +299,7 @@ def _words_from_spec(layout, runs, stimuli):
             continue
         timings = run_timings(entry, layout.root, entities, run.events_path)
         run.words, run.audio_words, run.origin = timings.words, timings.audio_words, timings.origin
-        _note(run, timings.timings.notes)
+        note_run(run, timings.timings.notes)
         run.left_out = tuple(run.left_out) + tuple(r.bold_path.name for r in skipped)
         run.word_source = {**timings.record(), "Annotation": str(timings.annotation), "Rank": rank,
                            "LeftOut": list(run.left_out)}
@@ -309,10 +310,12 @@ def _words_from_spec(layout, runs, stimuli):
     return kept
 
 
-def _note(run, notes):
+def note_run(run, notes):
+    """Log what was found in a run and keep it for its sidecars (once each: runs may be reread)."""
     for note in notes:
-        LOGGER.warning("%s: %s", run.bold_path.name, note)
-    run.notes.extend(notes)
+        if note not in run.notes:
+            LOGGER.warning("%s: %s", run.bold_path.name, note)
+            run.notes.append(note)
 
 
 def drop_aborted(runs, fraction):
@@ -440,7 +443,7 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
                                             "raw run with its events.tsv, or give --stimuli")
                 timings = read_events(run.events_path)
                 run.words = timings.words
-                _note(run, timings.notes)
+                note_run(run, timings.notes)
                 _check_words(run)
         else:
             runs_by_task[task_label] = _words_from_spec(layout, runs, stimuli)
