@@ -8,6 +8,8 @@ from pathlib import Path
 
 from bids_encoding.design import Cleaning, DesignSettings
 from bids_encoding.features import FeatureSettings
+from bids_encoding.inputs.confounds import ConfoundSettings
+from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
 from bids_encoding.ridge import DEFAULT_ALPHAS, InnerCV
 
 DEFAULT_MODELS = ("sentence-transformers/all-MiniLM-L6-v2",)
@@ -29,7 +31,12 @@ class ParticipantConfig(RunConfig):
     """Everything the participant level needs; every field ends up in the sidecars."""
 
     space: str | None = None
+    resolution: str | None = None  # res- entity of the preprocessed BOLD
+    derivatives: tuple | None = None  # folders of preprocessed BOLD; None: found under BIDS_DIR/derivatives
     mask: Path | None = None
+    epi_mask_cutoff: float = DEFAULT_EPI_LOWER_CUTOFF
+    confounds: ConfoundSettings = field(default_factory=ConfoundSettings)
+    average: bool = False  # also fit the average participant of each stimulus sequence (sub-average)
     bold_filters: dict | None = None  # entity queries on the BOLD files (--bids-filter-file's "bold")
     stimuli: str | None = None  # a preset name or a stimulus specification file; None: events.tsv word rows
     cv_unit: str | None = None  # run (per task) or stimulus (tasks pooled); None: the specification's

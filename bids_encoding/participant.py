@@ -9,6 +9,7 @@ computed once.
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -26,8 +27,10 @@ from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.group.rois import language_coverage
 from bids_encoding.hemispheres import is_template_space
 from bids_encoding.inputs import load_layout, select_runs
-from bids_encoding.inputs.bold import brain_mask, clean_run_bold
+from bids_encoding.inputs.bold import clean_run_bold
+from bids_encoding.inputs.derivatives import derivative_roots
 from bids_encoding.inputs.layout import check_timings, note_run, select_subjects
+from bids_encoding.inputs.masks import ParticipantMask, participant_mask
 from bids_encoding.inputs.timings.spec import StimulusSpec
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
@@ -51,10 +54,11 @@ def collect_runs(config):
     layout = load_layout(config.bids_dir, config.work_dir / "pybids", validate=config.validate)
     stimuli = StimulusSpec.load(config.stimuli) if config.stimuli else None
     pool_label = (stimuli.label if stimuli and stimuli.label else "pooled") if config.cv_unit == "stimulus" else None
+    roots = derivative_roots(config.bids_dir, config.derivatives)
     selected = {}
     for subject in select_subjects(layout, config.participant_labels):
         for task, runs in select_runs(layout, subject, config.task, config.space, stimuli, pool_label,
-                                              config.bold_filters).items():
+                                      config.bold_filters, roots, config.resolution).items():
             selected[(subject, task)] = runs
     if stimuli is not None:
         check_timings([run for runs in selected.values() for run in runs])
@@ -65,7 +69,19 @@ def collect_runs(config):
                 raise BadDataError(f"{run.bold_path} has {run.n_scans} scans: after --trim-scans "
                                    f"{config.design.trim_start} {config.design.trim_end} fewer than "
                                    f"{MIN_SCANS_AFTER_TRIM} are left; trim fewer scans")
+            run.confounds = config.confounds.load(run.bold_path)
+            if run.confounds is not None:
+                censored = run.confounds.record(*_kept_window(run, config))["CensoredScans"]
+                if run.n_scans - trim - censored < MIN_SCANS_AFTER_TRIM:
+                    raise BadDataError(f"{run.bold_path}: {censored} of its scans are censored by --confounds scrub "
+                                       f"and fewer than {MIN_SCANS_AFTER_TRIM} are left; raise --fd-threshold or "
+                                       "leave this run out")
     return selected
+
+
+def _kept_window(run, config):
+    """The scans of a run left after trimming: ``(start, stop)``."""
+    return config.design.trim_start, run.n_scans - config.design.trim_end
 
 
 def _model_specs(models):
@@ -95,6 +111,8 @@ class Participant:
     responses: list
     output: ParticipantOutput
     hemispheres: tuple | None  # mirrored left and right voxels (template spaces only)
+    mask: object = None  # ParticipantMask
+    average_of: list | None = None  # the participants averaged, for the average participant
     ceiling: np.ndarray | None = None
     rows: list = field(default_factory=list)
 
@@ -119,31 +137,86 @@ def _coverage_record(subject, mask_img, space):
 def prepare_participant(subject, task, runs, config, sequence):
     """Mask and clean a participant's BOLD, compute the noise ceiling when stimuli repeat."""
     found = {}
-    mask_img = brain_mask([run.bold_path for run in runs], config.mask, notes=found)
+    space = runs[0].space or config.space or "orig"
+    mask = participant_mask(runs, config.mask, space, config.epi_mask_cutoff, notes=found)
+    LOGGER.info("sub-%s: brain mask from %s (%d voxels)", subject, mask.source, int(np.asarray(mask.img.dataobj).sum()))
     for run in runs:
         note_run(run, found.get(run.bold_path, []))
     trim = (config.design.trim_start, config.design.trim_end)
     responses = []
     for run in runs:
         found = []
-        responses.append(clean_run_bold(run.bold_path, mask_img, run.repetition_time, *trim, config.cleaning,
-                                        notes=found))
+        responses.append(clean_run_bold(run.bold_path, mask.img, run.repetition_time, *trim, config.cleaning,
+                                        notes=found, confounds=run.confounds))
         note_run(run, found)
+    return _participant(subject, task, runs, responses, mask, config, sequence)
+
+
+def _participant(subject, task, runs, responses, mask, config, sequence):
+    """Stage a participant's (or the average's) mask and compute the noise ceiling when stimuli repeat."""
     space = runs[0].space or config.space or "orig"
-    hemispheres = participant_hemispheres(mask_img, space)
-    output = ParticipantOutput(config.output_dir, subject, task, space, mask_img)
+    hemispheres = participant_hemispheres(mask.img, space)
+    output = ParticipantOutput(config.output_dir, subject, task, space, mask.img)
     output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)],
-                       **_coverage_record(subject, mask_img, space)})
-    participant = Participant(subject, task, runs, responses, output, hemispheres)
+                       "MaskSource": mask.record(), **_coverage_record(subject, mask.img, space)})
+    participant = Participant(subject, task, runs, responses, output, hemispheres, mask)
     if sequence.repeated_groups:
-        participant.ceiling = cc_max([np.stack([responses[run] for run in group])
-                                      for group in sequence.repeated_groups])
+        lengths = {responses[run].shape[0] for group in sequence.repeated_groups for run in group}
+        if len(lengths) > 1:
+            LOGGER.warning("sub-%s: repeated runs have different numbers of scans after censoring: no noise "
+                           "ceiling", subject)
+        else:
+            participant.ceiling = cc_max([np.stack([responses[run] for run in group])
+                                          for group in sequence.repeated_groups])
     return participant
 
 
-def stimulus_signature(runs, sequence):
-    """What must match for participants to share a design matrix: features (cache keys) and scans."""
-    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time, run.origin)
+AVERAGE_LABEL = "average"
+
+
+def average_participant(members, task, config, sequence):
+    """The average participant of ``members`` (``[(subject, runs), ...]`` who heard the same stimuli): each
+    run's cleaned BOLD averaged over participants on the intersection of their masks, then z-scored again
+    (Bonnasse-Gahot & Pallier's main analysis). The participants must share one grid (a template space)."""
+    from nilearn import image
+
+    masks = [participant_mask(runs, config.mask, runs[0].space or config.space or "orig", config.epi_mask_cutoff)
+             for _, runs in members]
+    reference = masks[0].img
+    for (subject, runs), mask in zip(members[1:], masks[1:]):
+        if mask.img.shape != reference.shape or not np.allclose(mask.img.affine, reference.affine):
+            raise BadDataError(f"--average-participants: sub-{subject}'s BOLD ({runs[0].bold_path.name}) is on "
+                               f"another grid than sub-{members[0][0]}'s: average participants in one template "
+                               "space (--space)")
+    common = np.logical_and.reduce([np.asarray(mask.img.dataobj) > 0 for mask in masks])
+    if not common.any():
+        raise BadDataError("--average-participants: the participants' brain masks do not overlap")
+    common_img = image.new_img_like(reference, common.astype(np.uint8), copy_header=False)
+    trim = (config.design.trim_start, config.design.trim_end)
+    sums = None
+    for subject, runs in members:
+        cleaned = [clean_run_bold(run.bold_path, common_img, run.repetition_time, *trim, config.cleaning,
+                                  confounds=run.confounds) for run in runs]
+        sums = cleaned if sums is None else [total + run for total, run in zip(sums, cleaned)]
+    responses = []
+    for total in sums:
+        std = total.std(axis=0)
+        responses.append(np.divide(total - total.mean(axis=0), std, out=np.zeros_like(total), where=std > 0))
+    labels = [f"sub-{subject}" for subject, _ in members]
+    mask = ParticipantMask(common_img, "intersection", [path for m in masks for path in m.files],
+                           {"Of": labels, "Sources": sorted({m.source for m in masks})})
+    LOGGER.info("sub-%s: average of %d participants (%s), %d voxels", AVERAGE_LABEL, len(members),
+                ", ".join(labels), int(common.sum()))
+    participant = _participant(AVERAGE_LABEL, task, members[0][1], responses, mask, config, sequence)
+    participant.average_of = labels
+    return participant
+
+
+def stimulus_signature(runs, sequence, config):
+    """What must match for participants to share a design matrix: features (cache keys), scans, and what of
+    the confounds the design gets (cosines, censored scans)."""
+    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time, run.origin,
+                  run.confounds.signature(*_kept_window(run, config)) if run.confounds is not None else None)
                  for stimulus, run in zip(sequence.stimuli, runs))
 
 
@@ -197,7 +270,9 @@ def fit_participants_together(participants, model_features, config, sequence):
                 stat="ccmax")
     for spec, (features, model_info) in model_features.items():
         matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
-        bases = {p.subject: participant_sidecar(config, p.runs, spec, model_info, ridge, sequence)
+        bases = {p.subject: {**participant_sidecar(config, p.runs, spec, model_info, ridge, sequence,
+                                                   p.mask.record()),
+                             **({"AverageOf": p.average_of} if p.average_of else {})}
                  for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
         bar = tqdm(total=len(model_info.layers) * n_folds, desc=f"fit {label} {spec.label}", unit="fold",
@@ -205,7 +280,7 @@ def fit_participants_together(participants, model_features, config, sequence):
         best = BestLayer()
         for layer in model_info.layers:
             designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
-                                                config.cleaning)
+                                                config.cleaning, run.confounds)
                        for stimulus, matrix, run in zip(stimuli, matrices, runs)]
             try:
                 result = ridge.fit_score(designs, responses, keys, keep_predictions=keep,
@@ -273,6 +348,24 @@ def _batches(members, config):
     return batches + ([current] if current else [])
 
 
+def _fit_and_write(participants, model_features, config, sequence):
+    """Prepare (each item a Participant, or a function that makes one), fit together, write and commit; nothing
+    committed when anything fails."""
+    prepared = []
+    try:
+        for participant in participants:
+            prepared.append(participant() if callable(participant) else participant)
+        fit_participants_together(prepared, model_features, config, sequence)
+        for participant in prepared:
+            participant.output.write_scores(participant.rows)
+            participant.output.commit()
+    except BaseException:
+        for participant in prepared:
+            participant.output.discard()
+        raise
+    return prepared
+
+
 def run_participant_level(config):
     """Run the participant level for every selected participant and task.
 
@@ -283,6 +376,9 @@ def run_participant_level(config):
     """
     start = time.time()
     selected = collect_runs(config)
+    if config.average and AVERAGE_LABEL in {subject for subject, _ in selected}:
+        raise UsageError(f"--average-participants writes sub-{AVERAGE_LABEL}, but the dataset has a participant "
+                         f"labelled {AVERAGE_LABEL}: leave it out with --participant-label")
     specs = _model_specs(config.models)
     write_dataset_description(config.output_dir, config.bids_dir)
     sequences = {key: StimulusSequence.of_runs(runs, config.features.continuous) for key, runs in selected.items()}
@@ -300,7 +396,7 @@ def run_participant_level(config):
 
     by_signature = {}
     for (subject, task), runs in selected.items():
-        signature = stimulus_signature(runs, sequences[(subject, task)])
+        signature = stimulus_signature(runs, sequences[(subject, task)], config)
         by_signature.setdefault((task, signature), []).append((subject, runs))
     best = []
     for (task, _), members in by_signature.items():
@@ -308,19 +404,15 @@ def run_participant_level(config):
             LOGGER.info("fitting %s task-%s together (%d runs)", ", ".join(f"sub-{s}" for s, _ in batch), task,
                         len(batch[0][1]))
             sequence = sequences[(batch[0][0], task)]
-            participants = []
-            try:
-                for subject, runs in batch:
-                    participants.append(prepare_participant(subject, task, runs, config, sequence))
-                fit_participants_together(participants, model_features, config, sequence)
-                for participant in participants:
-                    participant.output.write_scores(participant.rows)
-                    participant.output.commit()
-            except BaseException:
-                for participant in participants:
-                    participant.output.discard()
-                raise
+            participants = _fit_and_write([partial(prepare_participant, subject, task, runs, config, sequence)
+                                           for subject, runs in batch], model_features, config, sequence)
             best.extend(row["mean_r_top10"] for p in participants for row in p.rows if row["layer"] == "best")
+        if config.average and len(members) > 1:
+            _fit_and_write([average_participant(members, task, config, sequences[(members[0][0], task)])],
+                           model_features, config, sequences[(members[0][0], task)])
+        elif config.average:
+            LOGGER.warning("--average-participants: sub-%s is the only participant who heard the stimuli of "
+                           "task-%s with these scans: no average", members[0][0], task)
     return (f"done in {time.time() - start:.0f} s: {len(selected)} participant-task(s), {len(specs)} model(s); "
             f"features {cache.hits} reused, {cache.misses} computed; best-layer top-10% mean r "
             f"{np.mean(best):.3f}; results in {config.output_dir}")

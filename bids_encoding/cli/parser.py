@@ -50,6 +50,10 @@ def build_parser():
     from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
     from bids_encoding.ridge.cv import INNER_SCHEMES
     from bids_encoding.ridge.significance import PVALUE_METHODS
+    from bids_encoding.inputs.confounds import MODELS as CONFOUND_MODELS
+    from bids_encoding.inputs.confounds import STRATEGIES as CONFOUND_STRATEGIES
+    from bids_encoding.inputs.confounds import ConfoundSettings
+    from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
 
     parser = BidsAppParser(
         prog="bids_encoding",
@@ -78,8 +82,20 @@ def build_parser():
     _option(selection, "--space", default=None,
             help="keep BOLD files with this space- entity (default: the files' own space; "
                  "files without one are labelled space-orig)")
+    _option(selection, "--derivatives", type=Path, nargs="+", default=None, metavar="PATH",
+            help="folders of preprocessed BOLD (e.g. fMRIPrep's output; several allowed) (default: "
+                 "BIDS_DIR/derivatives/<pipeline>/, else BIDS_DIR/derivatives/ when it holds sub-* folders)")
+    _option(selection, "--res", "--resolution", dest="resolution", default=None, metavar="LABEL",
+            help="keep preprocessed BOLD with this res- entity (e.g. 2, native)")
     _option(selection, "--mask", type=Path, default=None,
-            help="brain mask NIfTI (default: computed from the BOLD data)")
+            help="brain mask NIfTI (default: the derivative's brain masks, else the template's brain mask "
+                 "from TemplateFlow, else one computed from the EPI; docs/inputs.md)")
+    _option(selection, "--epi-mask-cutoff", type=float, default=DEFAULT_EPI_LOWER_CUTOFF,
+            help="lower cutoff of the EPI-computed mask (nilearn compute_epi_mask); lower keeps more of the "
+                 "darker edges of the brain")
+    _option(selection, "--average-participants", action="store_true", default=False,
+            help="also fit the average of the participants who heard the same stimuli on the same grid "
+                 "(Bonnasse-Gahot & Pallier's main analysis), written as sub-average")
     _option(selection, "--session-label", nargs="+", metavar="LABEL", default=None,
             help="sessions to analyse, with or without 'ses-' (default: all)")
     _option(selection, "--bids-filter-file", type=Path, default=None, metavar="FILE",
@@ -87,6 +103,24 @@ def build_parser():
                  "(a value, a list, or null for an absent entity)")
     _option(selection, "--skip-bids-validation", action="store_true", default=False,
             help="index files whose names are not valid BIDS too")
+
+    confounds = parser.add_argument_group("confounds (fMRIPrep derivatives; nilearn load_confounds)")
+    _option(confounds, "--confounds", nargs="+", choices=CONFOUND_STRATEGIES, default=[], metavar="STRATEGY",
+            help="noise components regressed out of each run's BOLD: " + ", ".join(CONFOUND_STRATEGIES) +
+                 " (default: none); high_pass cosines and scrub's censoring apply to the design too")
+    for name, choices in (("motion", CONFOUND_MODELS), ("wm-csf", CONFOUND_MODELS),
+                          ("global-signal", CONFOUND_MODELS),
+                          ("compcor", ("anat_combined", "anat_separated", "temporal", "temporal_anat_combined",
+                                       "temporal_anat_separated"))):
+        _option(confounds, f"--{name}", choices=choices, default=getattr(ConfoundSettings, name.replace("-", "_")),
+                help=f"columns of the {name.replace('-', '_')} strategy")
+    _option(confounds, "--n-compcor", default="all", help="CompCor components: a number or all")
+    _option(confounds, "--scrub", type=int, default=ConfoundSettings.scrub,
+            help="scrub: also censor segments shorter than this many scans")
+    _option(confounds, "--fd-threshold", type=float, default=ConfoundSettings.fd_threshold,
+            help="scrub: framewise displacement (mm) above which a scan is censored")
+    _option(confounds, "--std-dvars-threshold", type=float, default=ConfoundSettings.std_dvars_threshold,
+            help="scrub: standardized DVARS above which a scan is censored")
 
     models = parser.add_argument_group("language models")
     _option(models, "--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
@@ -275,6 +309,18 @@ def _bold_filters(args):
     return filters or None
 
 
+def _confound_settings(args):
+    from bids_encoding.inputs.confounds import ConfoundSettings
+
+    try:
+        return ConfoundSettings(strategy=tuple(dict.fromkeys(args.confounds)), motion=args.motion,
+                                wm_csf=args.wm_csf, global_signal=args.global_signal, compcor=args.compcor,
+                                n_compcor=str(args.n_compcor), scrub=args.scrub, fd_threshold=args.fd_threshold,
+                                std_dvars_threshold=args.std_dvars_threshold)
+    except ValueError as error:
+        raise UsageError(f"--confounds: {error}") from error
+
+
 def config_from_args(args):
     """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig` or, for the group level,
     a :class:`~bids_encoding.config.GroupConfig`."""
@@ -299,6 +345,10 @@ def config_from_args(args):
             resolve_layers(args.layers, 10 ** 6)
         except ValueError as error:
             raise UsageError(f"--layers: {error}") from error
+    if not 0 < args.epi_mask_cutoff < 1:
+        raise UsageError("--epi-mask-cutoff must be in (0, 1)")
+    if not (str(args.n_compcor) == "all" or str(args.n_compcor).isdigit()):
+        raise UsageError("--n-compcor takes a number of components or 'all'")
     if not 0 < args.reliable_fraction <= 1:
         raise UsageError("--reliable-fraction must be in (0, 1]")
     if any(alpha <= 0 for alpha in args.alphas):
@@ -319,7 +369,12 @@ def config_from_args(args):
         bold_filters=_bold_filters(args),
         stimuli=args.stimuli,
         cv_unit=args.cv_unit or (StimulusSpec.load(args.stimuli).cv_unit if args.stimuli else "run"),
+        resolution=args.resolution,
+        derivatives=tuple(path.resolve() for path in args.derivatives) if args.derivatives else None,
         mask=args.mask,
+        epi_mask_cutoff=args.epi_mask_cutoff,
+        confounds=_confound_settings(args),
+        average=args.average_participants,
         models=tuple(args.models),
         device=resolve_device(args.device),
         dtype=args.dtype,

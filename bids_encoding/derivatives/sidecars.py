@@ -7,7 +7,7 @@ from bids_encoding.derivatives.staging import software_versions
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
 
 
-def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
+def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_record=None):
     """What every map of one participant, model and layer records: model, features, design, cleaning, ridge,
     significance, the runs (BOLD, TR, scans, stimulus) and software versions. The group level reads the
     runs, trimming and cleaning back from here."""
@@ -28,18 +28,24 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence):
                      "layers": list(model_info.layers), "LayerIndexing": "0 = embeddings, k = block k"},
         "Design": config.design.record(),
         "Cleaning": config.cleaning.record(),
-        "BOLD": {"Mask": str(config.mask) if config.mask else "nilearn compute_multi_epi_mask"},
+        "BOLD": {"Mask": mask_record, "Derivatives": [str(path) for path in config.derivatives or []] or None,
+                 "Resolution": config.resolution},
+        "Confounds": config.confounds.record() if config.confounds.strategy else None,
         "Ridge": {**ridge.record(), **ridge.cv_scheme(len(sequence.groups))},
         "Significance": _significance_record(config),
-        "Runs": [{"Bold": str(run.bold_path.relative_to(config.bids_dir)), "RepetitionTime": run.repetition_time,
-                  "NumberOfScans": run.n_scans, "Stimulus": key, "Task": run.task,
+        "Runs": [{"Bold": source_path(run.bold_path, config.bids_dir), "RepetitionTime": run.repetition_time,
+                  "RepetitionTimeFrom": run.repetition_time_source, "NumberOfScans": run.n_scans,
+                  "Stimulus": key, "Task": run.task,
+                  **({"Confounds": run.confounds.record(config.design.trim_start,
+                                                        run.n_scans - config.design.trim_end)}
+                     if run.confounds is not None else {}),
                   **({"Words": run.word_source} if run.word_source else {}),
                   **({"Notes": list(run.notes)} if run.notes else {})}
                  for run, key in zip(runs, sequence.keys)],
         "LeftOutRuns": sorted({name for run in runs for name in run.left_out}),
         "CrossValidationUnit": {"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,
                                 "Tasks": sorted({run.task for run in runs})},
-        "Sources": [str(run.bold_path.relative_to(config.bids_dir)) for run in runs]
+        "Sources": [source_path(run.bold_path, config.bids_dir) for run in runs]
                    + sorted({source_path(run.events_path, config.bids_dir) for run in runs}),
         "SoftwareVersions": software_versions(),
     }

@@ -32,12 +32,17 @@ class Cleaning:
     detrend: bool = True
     high_pass: float | None = DEFAULT_HIGH_PASS
 
-    def apply(self, data, repetition_time, confounds=None):
-        """Clean the columns of one run ``(n_scans, n_columns)``; z-scored last, float32."""
+    def apply(self, data, repetition_time, confounds=None, sample_mask=None):
+        """Clean the columns of one run ``(n_scans, n_columns)``; z-scored last, float32.
+
+        ``confounds`` ``(n_scans, k)`` are regressed out (nilearn filters them alike first); ``sample_mask``
+        (kept scan indices) censors the other scans: nilearn interpolates them for the filter, then drops
+        them, so the result has ``len(sample_mask)`` rows.
+        """
         data = np.asarray(data, dtype=np.float64)
         cleaned = signal.clean(data, detrend=self.detrend, standardize="zscore_sample",
                                high_pass=self.high_pass or None, t_r=repetition_time, confounds=confounds,
-                               ensure_finite=True)
+                               sample_mask=sample_mask, ensure_finite=True)
         constant = data.std(axis=0) == 0
         cleaned[:, constant] = 0.0  # a constant regressor carries nothing; nilearn would leave it as is
         return cleaned.astype(np.float32)
@@ -50,5 +55,5 @@ class Cleaning:
     def record(self):
         """For the sidecars."""
         return {"Detrend": self.detrend, "HighPassHz": self.high_pass, "Filter": "butterworth (nilearn)",
-                "Standardize": "zscore per run, last", "Confounds": None,
+                "Standardize": "zscore per run, last",
                 "AppliedTo": "BOLD and design alike, per run, after trimming"}

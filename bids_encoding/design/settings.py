@@ -60,13 +60,19 @@ class DesignSettings:
         times = frame_times(n_scans, repetition_time, self.frame_time_offset)
         return design_kind(self.kind).word_matrix(words, times, repetition_time, self)
 
-    def regressors(self, features, matrix, repetition_time, cleaning=None):
+    def regressors(self, features, matrix, repetition_time, cleaning=None, confounds=None):
         """Regressors of one run from its word features and :meth:`word_matrix`.
 
         The whole run is resampled (and expanded: FIR delays), then trimmed,
         then cleaned as the BOLD (``cleaning``, a :class:`Cleaning`: detrend,
-        high-pass, z-score last).
+        high-pass, z-score last), with what of the run's ``confounds``
+        (:class:`~bids_encoding.inputs.confounds.RunConfounds`) applies to a
+        design: the cosines and the censored scans.
         """
         design = design_kind(self.kind).expand(matrix @ np.asarray(features, dtype=np.float64), self)
-        design = design[self.trim_start: design.shape[0] - self.trim_end]
-        return (cleaning or Cleaning()).apply(design, repetition_time)
+        n_scans = design.shape[0]
+        design = design[self.trim_start: n_scans - self.trim_end]
+        cosines, kept = None, None
+        if confounds is not None:
+            _, cosines, kept = confounds.window(self.trim_start, n_scans - self.trim_end)
+        return (cleaning or Cleaning()).apply(design, repetition_time, confounds=cosines, sample_mask=kept)

@@ -12,7 +12,8 @@ from bids_encoding.derivatives.names import DerivativeName, find
 from bids_encoding.errors import BadDataError, MissingInputError
 
 # Sidecar sections that must match across participants for their results to be compared.
-SHARED_SETTINGS = ("Features", "Design", "Cleaning", "BOLD")
+SHARED_SETTINGS = ("Features", "Design", "Cleaning", "Confounds")
+AVERAGE_LABEL = "average"  # the average participant of --average-participants
 RIDGE_SETTINGS = ("Alphas", "AlphaChoice", "AlphaScore", "OuterCV", "InnerCV", "Score")
 
 
@@ -30,6 +31,10 @@ class ParticipantResult:
     sidecars: dict = field(default_factory=dict)  # model label -> sidecar of the best-layer r map
     ceiling_path: Path = None  # CC_max map, when the participant heard repeated stimuli
     _r_maps: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def is_average(self):
+        return self.subject == AVERAGE_LABEL
 
     def r_map(self, label):
         """The best-layer r map of model ``label`` (read once, then kept: every group step uses it)."""
@@ -91,8 +96,9 @@ def check_consistency(results):
             other = reference.sidecars.get(label)
             if other is None:
                 continue
-            for section in SHARED_SETTINGS:
-                if sidecar.get(section) != other.get(section):
+            sections = SHARED_SETTINGS if result.is_average or reference.is_average else SHARED_SETTINGS + ("BOLD",)
+            for section in sections:
+                if _comparable(sidecar, section) != _comparable(other, section):
                     raise BadDataError(f"model {label}: {section} settings differ between sub-{result.subject} and "
                                        f"sub-{reference.subject} ({result.best_r[label].name}): rerun them alike")
             for key in RIDGE_SETTINGS:
@@ -106,6 +112,14 @@ def check_consistency(results):
                                        f"{reference.subject} with {theirs.get(package)} "
                                        f"({result.best_r[label].name}): rerun them with one environment "
                                        "(one container image)")
+
+
+def _comparable(sidecar, section):
+    """A sidecar section as compared across participants: of the brain mask, only its kind of source."""
+    value = sidecar.get(section)
+    if section == "BOLD" and isinstance(value, dict) and isinstance(value.get("Mask"), dict):
+        value = {**value, "Mask": value["Mask"].get("Source")}
+    return value
 
 
 def model_table(results):

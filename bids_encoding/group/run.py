@@ -36,10 +36,13 @@ def run_group_level(config):
     check_consistency(results)
     summaries = []
     for task in sorted({r.task for r in results}):
-        members = [r for r in results if r.task == task]
+        members = [r for r in results if r.task == task and not r.is_average]
+        average = [r for r in results if r.task == task and r.is_average]
+        if not members:  # only the average participant: it is the group
+            members, average = average, []
         output = GroupOutput(config.output_dir, task, members[0].space)
         try:
-            summaries.append(_task_level(config, members, output))
+            summaries.append(_task_level(config, members, output, average[0] if average else None))
             output.commit()
         except BaseException:
             output.discard()
@@ -47,8 +50,10 @@ def run_group_level(config):
     return "group level done: " + "; ".join(summaries) + f"; results in {Path(config.output_dir) / 'group'}"
 
 
-def _task_level(config, members, output):
-    """Every group output of one task, staged in ``output``; returns the task's summary."""
+def _task_level(config, members, output, average=None):
+    """Every group output of one task, staged in ``output``; returns the task's summary. ``average``, the
+    average participant's results, gets its own scores, fits and scaling figure (``desc-average``); it never
+    enters the group statistics of the participants."""
     reference = nib.load(members[0].mask_path)
     affine = reference.affine
     mask, left, mirror = symmetric_mask([np.asarray(nib.load(r.mask_path).dataobj) > 0 for r in members], affine)
@@ -98,12 +103,34 @@ def _task_level(config, members, output):
                      "with log10(parameters), trained models", atlas=atlas)
     group_maps(output, members, models, mask, left, mirror, affine)
     _figures(output, trained, fits, scores, roi_table)
+    if average is not None:
+        _average_outputs(config, output, average, models, mask, left, mirror, reliable)
 
     group_fit = fits[(fits["level"] == "group") & (fits["measure"] == "mean_r")
                      & (fits["predictor"] == "log10_params") & (fits["family"] == "all")]
     slope = f"{group_fit['slope'].iloc[0]:.4f} r per decade" if not group_fit.empty else "n/a"
     return (f"task-{members[0].task}: {len(members)} participant(s), {len(models)} model(s), scaling slope {slope}, "
             f"mean L-R {scores['l_minus_r'].mean():.4f}")
+
+
+def _average_outputs(config, output, average, models, mask, left, mirror, reliable):
+    """The average participant's scores and scaling fits on the group's symmetric mask, and its figure."""
+    scores = participant_scores([average], models, mask, left, mirror, reliable)
+    output.table(scores, "scores", f"The average participant ({', '.join(_average_of(average))}), on the "
+                 "symmetric mask, best-layer r", desc="average")
+    trained = scores[~scores["baseline"]]
+    measures = [m for m in MEASURES if scores[m].notna().any()]
+    fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], config.n_bootstraps)
+    output.table(fits, "fits", "The average participant: score = intercept + slope x predictor (its own fit; no "
+                 "confidence interval across participants)", desc="average")
+    if not trained.empty and trained["n_params"].nunique() >= 2:
+        figures.scaling_figure(trained, fits, ["mean_r", "left", "right"], output.figure(desc="averagescaling"),
+                               scores[scores["baseline"]])
+
+
+def _average_of(average):
+    sidecar = next(iter(average.sidecars.values()), {})
+    return sidecar.get("AverageOf") or ["participants"]
 
 
 def _figures(output, trained, fits, scores, roi_table):

@@ -1,12 +1,12 @@
-"""BOLD: brain mask, masking, and per-run cleaning (nilearn)."""
+"""BOLD: reading, masking and per-run cleaning (nilearn); the mask itself is :mod:`bids_encoding.inputs.masks`."""
 
 import zlib
 
 import numpy as np
-from nilearn import image, masking
+from nilearn import masking
 
 from bids_encoding.design.cleaning import Cleaning
-from bids_encoding.errors import BadDataError, MissingInputError
+from bids_encoding.errors import BadDataError
 
 
 def read_bold(bold_path, read):
@@ -19,52 +19,10 @@ def read_bold(bold_path, read):
                            "fetch it again (e.g. datalad get)") from error
 
 
-def brain_mask(bold_paths, mask_path=None, notes=None):
-    """Return the brain mask on the BOLD grid.
-
-    Parameters
-    ----------
-    bold_paths : list of Path
-        The participant's BOLD runs (all on one grid).
-    mask_path : Path or None
-        A given mask, resampled (nearest neighbour) to the BOLD grid when its
-        grid differs; ``None`` computes one from the data with
-        ``nilearn.masking.compute_multi_epi_mask``.
-    notes : dict or None
-        ``{bold_path: [note, ...]}``, extended with the non-finite voxels left out.
-
-    Returns
-    -------
-    nibabel.Nifti1Image
-    """
-    reference = image.load_img(str(bold_paths[0]))
-    if mask_path is not None:
-        try:
-            mask = image.load_img(str(mask_path))
-        except Exception as error:
-            raise MissingInputError(f"cannot read mask {mask_path}: {error}") from error
-        if mask.shape[:3] != reference.shape[:3] or not np.allclose(mask.affine, reference.affine):
-            mask = image.resample_to_img(mask, reference, interpolation="nearest",
-                                         force_resample=True, copy_header=True)
-        data = np.asarray(mask.dataobj) > 0
-        if not data.any():
-            raise BadDataError(f"mask {mask_path} is empty on the grid of {bold_paths[0]}")
-        return image.new_img_like(reference, data.astype(np.uint8), copy_header=False)
-    mean_images = [read_bold(path, lambda p: image.mean_img(p, copy_header=True)) for path in bold_paths]
-    for path, mean in zip(bold_paths, mean_images):
-        invalid = int((~np.isfinite(mean.get_fdata())).sum())
-        if invalid and notes is not None:
-            notes.setdefault(path, []).append(f"{invalid} voxel(s) with NaN or infinite values left out of the "
-                                              "computed brain mask")
-    mask = masking.compute_multi_epi_mask(mean_images, threshold=0.5)
-    if not np.asarray(mask.dataobj).any():
-        raise BadDataError(f"no brain found in {bold_paths[0]}: give a mask with --mask")
-    return mask
-
-
 def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0, cleaning=Cleaning(),
-                   notes=None):
-    """Mask, trim and clean one run (:class:`~bids_encoding.design.cleaning.Cleaning`, as the design).
+                   notes=None, confounds=None):
+    """Mask, trim and clean one run (:class:`~bids_encoding.design.cleaning.Cleaning`, as the design), with
+    the run's ``confounds`` (:class:`~bids_encoding.inputs.confounds.RunConfounds`) when given.
 
     Voxels with a NaN or infinite value are set to 0 (they score 0); voxels constant over the run score 0
     too. Both are counted in ``notes`` (a list) when given.
@@ -88,4 +46,7 @@ def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=
         found.append(f"{int(constant.sum())} voxel(s) constant over the run (they score 0)")
     if notes is not None:
         notes.extend(found)
-    return cleaning.apply(data, repetition_time)
+    columns, kept = None, None
+    if confounds is not None:
+        columns, _, kept = confounds.window(trim_start, n_scans - trim_end)
+    return cleaning.apply(data, repetition_time, confounds=columns, sample_mask=kept)

@@ -1,5 +1,16 @@
-"""Preprocessed BOLD found beside the raw data: ``derivatives/sub-*/`` (as Le Petit Prince ships it, without
-a dataset_description.json, which pybids would need) or ``derivatives/<pipeline>/sub-*/`` (fMRIPrep).
+"""Preprocessed BOLD and what comes with it: found in derivative folders by file name.
+
+Where (in this order): the folders given with ``--derivatives``, else every
+``derivatives/<pipeline>/`` of the dataset that holds ``sub-*`` folders
+(fMRIPrep), else ``derivatives/`` itself when it holds ``sub-*`` folders (as
+Le Petit Prince ships its preprocessed BOLD, without the
+dataset_description.json pybids would need to index it).
+
+What: ``sub-<label>/[ses-<label>/]func/*_desc-preproc_bold.nii[.gz]`` (every
+fMRIPrep generation: ``_space-<s>[_res-<r>]_desc-preproc_bold``), beside it
+the run's brain mask (the same name with ``_desc-brain_mask``) and, read by
+nilearn's ``load_confounds``, its confounds (``_desc-confounds_timeseries.tsv``,
+or ``_desc-confounds_regressors.tsv`` before fMRIPrep 20.2).
 
 When a participant has preprocessed BOLD, the raw BOLD is not used.
 """
@@ -8,10 +19,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_encoding.errors import MissingInputError
+
 LOGGER = logging.getLogger(__name__)
 _WARNED = set()  # derivative folders already warned about in this process
-PATTERNS = ("derivatives/sub-{subject}/**/*_desc-preproc_bold.nii*",
-            "derivatives/*/sub-{subject}/**/*_desc-preproc_bold.nii*")
+BOLD_PATTERN = "sub-{subject}/**/*_desc-preproc_bold.nii*"
 
 
 @dataclass
@@ -25,29 +37,60 @@ class BoldFile:
         return dict(self.entities)
 
 
-def preprocessed_bold(bids_dir, subject, task=None, space=None):
-    """The participant's preprocessed BOLD files (``desc-preproc``), filtered by task and space."""
+def derivative_roots(bids_dir, given=None):
+    """The folders searched for preprocessed BOLD: ``given`` (checked), else those found under
+    ``bids_dir/derivatives``."""
+    if given:
+        roots = [Path(path).resolve() for path in given]
+        for root in roots:
+            if not root.is_dir():
+                raise MissingInputError(f"--derivatives {root} does not exist: give the folder that holds the "
+                                        "preprocessed sub-* folders (e.g. derivatives/fmriprep)")
+        return roots
+    derivatives = Path(bids_dir) / "derivatives"
+    if not derivatives.is_dir():
+        return []
+    pipelines = [folder for folder in sorted(derivatives.iterdir())
+                 if folder.is_dir() and not folder.name.startswith("sub-") and any(folder.glob("sub-*"))]
+    flat = [derivatives] if any(derivatives.glob("sub-*")) else []
+    return pipelines + flat
+
+
+def preprocessed_bold(roots, subject, task=None, space=None, resolution=None):
+    """The participant's preprocessed BOLD files (``desc-preproc``) in ``roots``, filtered by task, space
+    and resolution (``res-``)."""
     from bids.layout import parse_file_entities
 
     found = {}
-    for pattern in PATTERNS:
-        for path in sorted(Path(bids_dir).glob(pattern.format(subject=subject))):
+    for root in roots:
+        for path in sorted(Path(root).glob(BOLD_PATTERN.format(subject=subject))):
             entities = parse_file_entities(str(path))
             if entities.get("datatype", "func") != "func" or entities.get("subject") != subject:
                 continue
             if (task and entities.get("task") != task) or (space and entities.get("space") != space):
                 continue
+            if resolution and str(entities.get("res", "")) != str(resolution):
+                continue
             found.setdefault(str(path), BoldFile(str(path), entities))
-    roots = {_pipeline_root(Path(f.path), bids_dir) for f in found.values()}
-    for root in sorted(roots - _WARNED):
-        _WARNED.add(root)
-        if not (root / "dataset_description.json").is_file():
-            LOGGER.warning("%s has no dataset_description.json: its preprocessed BOLD is used all the same "
-                           "(found by file name)", root)
+            _warn_without_description(Path(root))
     return list(found.values())
 
 
-def _pipeline_root(path, bids_dir):
-    derivatives = Path(bids_dir) / "derivatives"
-    first = path.relative_to(derivatives).parts[0]
-    return derivatives if first.startswith("sub-") else derivatives / first
+def _warn_without_description(root):
+    if root in _WARNED:
+        return
+    _WARNED.add(root)
+    if not (root / "dataset_description.json").is_file():
+        LOGGER.warning("%s has no dataset_description.json: its preprocessed BOLD is used all the same "
+                       "(found by file name)", root)
+
+
+def run_brain_mask(bold_path):
+    """The derivative's brain mask of one preprocessed run (``_desc-brain_mask`` beside it), or None."""
+    name = Path(bold_path).name
+    for extension in (".nii.gz", ".nii"):
+        if name.endswith("_desc-preproc_bold" + extension):
+            candidate = Path(bold_path).with_name(name.replace("_desc-preproc_bold" + extension,
+                                                               "_desc-brain_mask.nii.gz"))
+            return candidate if candidate.is_file() else None
+    return None

@@ -17,7 +17,7 @@ from bids_encoding.errors import (
     MissingInputError,
     NothingSelectedError,
 )
-from bids_encoding.inputs.derivatives import preprocessed_bold
+from bids_encoding.inputs.derivatives import derivative_roots, preprocessed_bold, run_brain_mask
 from bids_encoding.inputs.timings.events import read_events
 
 LOGGER = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ class Run:
     word_source: dict | None = None
     notes: list = field(default_factory=list)  # what was found and done about it (duplicates, NaN voxels, ...)
     left_out: tuple = ()  # runs of the task left out (aborted; raw runs without a preprocessed series)
+    repetition_time_source: str = "sidecar"  # or "NIfTI header" (a preprocessed run without its raw run)
+    brain_mask: Path | None = None  # the derivative's own brain mask of this run
+    confounds: object = field(default=None, repr=False)  # RunConfounds, when --confounds is given
 
     @property
     def scan_duration(self):
@@ -359,7 +362,8 @@ def check_timings(runs):
                            "specification", details=table)
 
 
-def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label=None, filters=None):
+def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label=None, filters=None, roots=None,
+                resolution=None):
     """Collect and check one participant's runs, grouped by task.
 
     Parameters
@@ -376,6 +380,13 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     pool_label : str or None
         Pool the runs of every task under this label: the stimuli, not the
         tasks, are the units of cross-validation (one task per story).
+    filters : dict or None
+        Entity queries on the BOLD files (``--bids-filter-file``).
+    roots : list of Path or None
+        Folders of preprocessed BOLD (:func:`~bids_encoding.inputs.derivatives.derivative_roots`);
+        ``None``: those found under the dataset's ``derivatives/``.
+    resolution : str or None
+        Keep only preprocessed BOLD with this ``res-`` entity.
 
     Returns
     -------
@@ -383,7 +394,8 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
         ``{task: [Run, ...]}`` sorted by session and run.
     """
     raw_files = _bold_files(layout, subject, task, space, filters)
-    files = [f for f in preprocessed_bold(layout.root, subject, task, space)
+    roots = derivative_roots(layout.root) if roots is None else roots
+    files = [f for f in preprocessed_bold(roots, subject, task, space, resolution)
              if matches_filters(f.entities, filters)] or raw_files
     if files is not raw_files:
         LOGGER.info("sub-%s: using %d preprocessed BOLD file(s) from %s, not the raw BOLD", subject, len(files),
@@ -429,6 +441,8 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
                              else _header_repetition_time(bold_path)),
             n_scans=_read_n_scans(bold_path),
             words=None,
+            repetition_time_source="sidecar" if raw is not None else "NIfTI header",
+            brain_mask=None if files is raw_files else run_brain_mask(bold_path),
         )
         runs_by_task.setdefault(run.task, []).append(run)
     if files is not raw_files:

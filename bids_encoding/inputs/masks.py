@@ -1,0 +1,131 @@
+"""The participant's brain mask, from the first source that exists:
+
+1. ``--mask`` (a given image);
+2. the derivative's own brain masks (fMRIPrep ``_desc-brain_mask``), intersected across runs;
+3. the TemplateFlow template's brain mask, when the BOLD is in a template space;
+4. a mask computed from the EPI (nilearn ``compute_multi_epi_mask``), ``--epi-mask-cutoff`` as its lower cutoff.
+
+EPI masks lose lateral and inferior temporal cortex, where the signal drops
+out, which is where language is: so sources 2 and 3 come first. Which one
+was used is recorded in the mask's sidecar (:meth:`ParticipantMask.record`).
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from nilearn import image, masking
+
+from bids_encoding.errors import BadDataError, MissingInputError
+from bids_encoding.hemispheres import is_template_space
+from bids_encoding.inputs.bold import read_bold
+
+LOGGER = logging.getLogger(__name__)
+DEFAULT_EPI_LOWER_CUTOFF = 0.2  # nilearn's default
+EPI_RUN_THRESHOLD = 0.5  # a voxel is kept when it is in the EPI mask of at least half of the runs
+
+
+@dataclass
+class ParticipantMask:
+    """A brain mask on the BOLD grid and where it comes from."""
+
+    img: object
+    source: str  # given, derivative, template or epi
+    files: list = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    def record(self):
+        """For the mask's and the maps' sidecars."""
+        return {"Source": self.source, "Files": [str(path) for path in self.files], **self.details}
+
+
+def participant_mask(runs, given=None, space=None, epi_lower_cutoff=DEFAULT_EPI_LOWER_CUTOFF, notes=None):
+    """The brain mask of a participant's runs (all on one grid), from the first source that exists.
+
+    Parameters
+    ----------
+    runs : list of Run
+    given : Path or None
+        ``--mask``.
+    space : str or None
+        The runs' space; a TemplateFlow template's brain mask is used when no derivative mask exists.
+    epi_lower_cutoff : float
+        Lower cutoff of nilearn's EPI mask (fraction of the intensity histogram); lower keeps more of the
+        darker edge of the brain.
+    notes : dict or None
+        ``{bold_path: [note, ...]}``, extended with the non-finite voxels left out of a computed mask.
+
+    Returns
+    -------
+    ParticipantMask
+    """
+    reference = image.load_img(str(runs[0].bold_path))
+    if given is not None:
+        return ParticipantMask(_on_grid(given, reference, runs[0].bold_path), "given", [given])
+    derivative = [run.brain_mask for run in runs if run.brain_mask is not None]
+    if derivative:
+        if len(derivative) < len(runs):
+            LOGGER.warning("%d of %d runs have a derivative brain mask: the mask is the intersection of theirs",
+                           len(derivative), len(runs))
+        masks = [np.asarray(_on_grid(path, reference, runs[0].bold_path).dataobj) > 0 for path in derivative]
+        combined = np.logical_and.reduce(masks)
+        if not combined.any():
+            raise BadDataError(f"the derivative brain masks of {runs[0].bold_path.name} and its other runs do not "
+                               "overlap: give a mask with --mask")
+        return ParticipantMask(image.new_img_like(reference, combined.astype(np.uint8), copy_header=False),
+                               "derivative", derivative, {"Combination": "intersection over runs"})
+    if space and is_template_space(space):
+        found = template_brain_mask(space, reference)
+        if found is not None:
+            path, img = found
+            return ParticipantMask(img, "template", [path], {"Template": space})
+    return _epi_mask(runs, reference, epi_lower_cutoff, notes)
+
+
+def _on_grid(path, reference, bold_path):
+    """A mask image resampled (nearest neighbour) to the BOLD grid when its grid differs."""
+    try:
+        mask = image.load_img(str(path))
+    except Exception as error:  # nibabel raises many kinds on broken files
+        raise MissingInputError(f"cannot read mask {path}: {error}") from error
+    if mask.shape[:3] != reference.shape[:3] or not np.allclose(mask.affine, reference.affine):
+        mask = image.resample_to_img(mask, reference, interpolation="nearest", force_resample=True,
+                                     copy_header=True)
+    data = np.asarray(mask.dataobj) > 0
+    if data.ndim > 3:
+        data = data[..., 0]
+    if not data.any():
+        raise BadDataError(f"mask {path} is empty on the grid of {bold_path}")
+    return image.new_img_like(reference, data.astype(np.uint8), copy_header=False)
+
+
+def template_brain_mask(space, reference):
+    """``(path, image on the BOLD grid)`` of the TemplateFlow brain mask of ``space`` at the resolution
+    nearest the BOLD's, or None (logged) when TemplateFlow cannot provide it (offline, not in the template)."""
+    from bids_encoding.group.rois import _templateflow_file
+
+    voxel = float(np.mean(np.abs(reference.header.get_zooms()[:3])))
+    path, reason = _templateflow_file(space, resolution=max(1, int(round(voxel))), desc="brain", suffix="mask",
+                                      extension=".nii.gz")
+    if path is None:
+        path, reason = _templateflow_file(space, desc="brain", suffix="mask", extension=".nii.gz")
+    if path is None:
+        LOGGER.warning("no TemplateFlow brain mask of %s (%s): the mask is computed from the EPI, which can miss "
+                       "lateral and inferior temporal cortex; prefetch it into TEMPLATEFLOW_HOME or give --mask",
+                       space, reason)
+        return None
+    return path, _on_grid(path, reference, "the BOLD")
+
+
+def _epi_mask(runs, reference, lower_cutoff, notes):
+    mean_images = [read_bold(run.bold_path, lambda p: image.mean_img(p, copy_header=True)) for run in runs]
+    for run, mean in zip(runs, mean_images):
+        invalid = int((~np.isfinite(mean.get_fdata())).sum())
+        if invalid and notes is not None:
+            notes.setdefault(run.bold_path, []).append(
+                f"{invalid} voxel(s) with NaN or infinite values left out of the computed brain mask")
+    mask = masking.compute_multi_epi_mask(mean_images, lower_cutoff=lower_cutoff, threshold=EPI_RUN_THRESHOLD)
+    if not np.asarray(mask.dataobj).any():
+        raise BadDataError(f"no brain found in {runs[0].bold_path}: give a mask with --mask")
+    return ParticipantMask(mask, "epi", [], {"Method": "nilearn compute_multi_epi_mask",
+                                            "LowerCutoff": lower_cutoff, "RunThreshold": EPI_RUN_THRESHOLD})
