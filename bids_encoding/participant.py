@@ -8,7 +8,7 @@ computed once.
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -158,7 +158,7 @@ def _participant(subject, task, runs, responses, mask, config, sequence):
     hemispheres = participant_hemispheres(mask.img, space)
     output = ParticipantOutput(config.output_dir, subject, task, space, mask.img)
     output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)],
-                       "MaskSource": mask.record(), **_coverage_record(subject, mask.img, space)})
+                       "MaskSource": mask.record(config.bids_dir), **_coverage_record(subject, mask.img, space)})
     participant = Participant(subject, task, runs, responses, output, hemispheres, mask)
     if sequence.repeated_groups:
         lengths = {responses[run].shape[0] for group in sequence.repeated_groups for run in group}
@@ -193,10 +193,12 @@ def average_participant(members, task, config, sequence):
         raise BadDataError("--average-participants: the participants' brain masks do not overlap")
     common_img = image.new_img_like(reference, common.astype(np.uint8), copy_header=False)
     trim = (config.design.trim_start, config.design.trim_end)
+    kept_everywhere = [_scans_kept_by_all([runs[k] for _, runs in members]) for k in range(len(members[0][1]))]
     sums = None
     for subject, runs in members:
         cleaned = [clean_run_bold(run.bold_path, common_img, run.repetition_time, *trim, config.cleaning,
-                                  confounds=run.confounds) for run in runs]
+                                  confounds=_with_sample_mask(run.confounds, kept))
+                   for run, kept in zip(runs, kept_everywhere)]
         sums = cleaned if sums is None else [total + run for total, run in zip(sums, cleaned)]
     responses = []
     for total in sums:
@@ -207,16 +209,32 @@ def average_participant(members, task, config, sequence):
                            {"Of": labels, "Sources": sorted({m.source for m in masks})})
     LOGGER.info("sub-%s: average of %d participants (%s), %d voxels", AVERAGE_LABEL, len(members),
                 ", ".join(labels), int(common.sum()))
-    participant = _participant(AVERAGE_LABEL, task, members[0][1], responses, mask, config, sequence)
+    runs = [replace(run, confounds=_with_sample_mask(run.confounds, kept))
+            for run, kept in zip(members[0][1], kept_everywhere)]
+    participant = _participant(AVERAGE_LABEL, task, runs, responses, mask, config, sequence)
     participant.average_of = labels
     return participant
 
 
-def stimulus_signature(runs, sequence, config):
+def _scans_kept_by_all(runs):
+    """The scans of one run that no participant's censoring (--confounds scrub) removes, or None for all."""
+    masks = [run.confounds.sample_mask for run in runs if run.confounds is not None]
+    masks = [mask for mask in masks if mask is not None]
+    if not masks:
+        return None
+    return np.array(sorted(set(masks[0].tolist()).intersection(*[set(m.tolist()) for m in masks[1:]])), dtype=int)
+
+
+def _with_sample_mask(confounds, kept):
+    return None if confounds is None else replace(confounds, sample_mask=kept)
+
+
+def stimulus_signature(runs, sequence, config, censoring=True):
     """What must match for participants to share a design matrix: features (cache keys), scans, and what of
-    the confounds the design gets (cosines, censored scans)."""
+    the confounds the design gets (cosines and, with ``censoring``, the censored scans)."""
     return tuple((stimulus.cache_key, run.n_scans, run.repetition_time, run.origin,
-                  run.confounds.signature(*_kept_window(run, config)) if run.confounds is not None else None)
+                  run.confounds.signature(*_kept_window(run, config), censoring) if run.confounds is not None
+                  else None)
                  for stimulus, run in zip(sequence.stimuli, runs))
 
 
@@ -271,7 +289,7 @@ def fit_participants_together(participants, model_features, config, sequence):
     for spec, (features, model_info) in model_features.items():
         matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
         bases = {p.subject: {**participant_sidecar(config, p.runs, spec, model_info, ridge, sequence,
-                                                   p.mask.record()),
+                                                   p.mask.record(config.bids_dir)),
                              **({"AverageOf": p.average_of} if p.average_of else {})}
                  for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
@@ -394,10 +412,12 @@ def run_participant_level(config):
                                  ffn_neurons=config.ffn_neurons)
     model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs}
 
-    by_signature = {}
+    by_signature, by_stimuli = {}, {}
     for (subject, task), runs in selected.items():
-        signature = stimulus_signature(runs, sequences[(subject, task)], config)
-        by_signature.setdefault((task, signature), []).append((subject, runs))
+        sequence = sequences[(subject, task)]
+        by_signature.setdefault((task, stimulus_signature(runs, sequence, config)), []).append((subject, runs))
+        by_stimuli.setdefault((task, stimulus_signature(runs, sequence, config, censoring=False)), []).append(
+            (subject, runs))
     best = []
     for (task, _), members in by_signature.items():
         for batch in _batches(members, config):
@@ -407,10 +427,12 @@ def run_participant_level(config):
             participants = _fit_and_write([partial(prepare_participant, subject, task, runs, config, sequence)
                                            for subject, runs in batch], model_features, config, sequence)
             best.extend(row["mean_r_top10"] for p in participants for row in p.rows if row["layer"] == "best")
-        if config.average and len(members) > 1:
-            _fit_and_write([average_participant(members, task, config, sequences[(members[0][0], task)])],
-                           model_features, config, sequences[(members[0][0], task)])
-        elif config.average:
+    for (task, _), members in by_stimuli.items() if config.average else ():
+        sequence = sequences[(members[0][0], task)]
+        if len(members) > 1:
+            _fit_and_write([partial(average_participant, members, task, config, sequence)], model_features, config,
+                           sequence)
+        else:
             LOGGER.warning("--average-participants: sub-%s is the only participant who heard the stimuli of "
                            "task-%s with these scans: no average", members[0][0], task)
     return (f"done in {time.time() - start:.0f} s: {len(selected)} participant-task(s), {len(specs)} model(s); "

@@ -85,3 +85,18 @@ def small_dataset(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("small")
     generate_dataset(root, str(tiny_model), n_participants=1, n_runs=3, seed=1)
     return root / "bids"
+
+
+def templateflow_home(tmp_path, monkeypatch):
+    """A TEMPLATEFLOW_HOME holding TemplateFlow's own skeleton (empty images, real label tables); no download."""
+    import importlib
+
+    import templateflow.api
+    import templateflow.conf
+
+    home = tmp_path / "templateflow"
+    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
+    importlib.reload(templateflow.conf)
+    importlib.reload(templateflow.api)
+    templateflow.api.templates()  # unpacks the skeleton
+    return home / "tpl-MNI152NLin2009cAsym"

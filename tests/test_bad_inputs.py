@@ -283,3 +283,37 @@ def test_nan_voxels_constant_voxels_and_duplicate_words_are_counted_and_recorded
     runs = json.loads(next(out.glob("sub-01/func/*_layer-best_stat-r_statmap.json")).read_text())["Runs"]
     assert any("NaN" in note for note in runs[0]["Notes"]) and any("constant" in n for n in runs[1]["Notes"])
     assert any("duplicate" in note for note in runs[2]["Notes"])
+
+
+def _header_only(path, shape=(2, 2, 2, 100)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(np.zeros(shape, np.int16), np.eye(4))
+    image.header["pixdim"][4] = 2.0
+    image.to_filename(path)
+
+
+@pytest.mark.parametrize("kind, code, fragment", [
+    ("anatomy only", 18, "no BOLD file for sub-01"),  # 67 of the 108 bids-examples: asl, dwi, eeg, anat ...
+    ("atlas, no participant", 18, "no participant (sub-*) folder"),  # the atlas-* examples
+    ("fmriprep in two spaces", 65, "choose one with --space"),  # the 'synthetic' example's derivatives
+])
+def test_odd_layouts_of_the_bids_examples_sweep_end_cleanly(kind, code, fragment, tmp_path, tiny_model, capsys):
+    """The kinds of layout the bids-examples sweep met (scripts/bids_examples_sweep.tsv), built here; the
+    others have their own tests above (empty NIfTI, acq-, events, multi-echo, derivative dataset)."""
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "dataset_description.json").write_text(json.dumps({"Name": kind, "BIDSVersion": "1.9.0"}))
+    if kind == "anatomy only":
+        _header_only(root / "sub-01" / "anat" / "sub-01_T1w.nii.gz", (2, 2, 2))
+    elif kind.startswith("atlas"):
+        _header_only(root / "atlas-AAL" / "atlas-AAL_dseg.nii.gz", (2, 2, 2))
+    else:
+        (root / "task-nback_bold.json").write_text(json.dumps({"RepetitionTime": 2.0}))
+        _header_only(root / "sub-01" / "func" / "sub-01_task-nback_bold.nii.gz")
+        for space in ("MNI152NLin2009cAsym", "T1w"):
+            _header_only(root / "derivatives" / "fmriprep" / "sub-01" / "func" /
+                         f"sub-01_task-nback_space-{space}_desc-preproc_bold.nii.gz")
+    before = tree_digest(root)
+    assert_failed_cleanly(capsys, run(root, tmp_path / "out", tiny_model), code, fragment,
+                          output_dir=tmp_path / "out")
+    assert tree_digest(root) == before

@@ -57,7 +57,10 @@ def test_lebel_trap_forgetting_the_10_s_offset_fails_recovery(replicas, tmp_path
 
 
 def test_narratives_preset_takes_the_audio_file_onset_per_participant(replicas, tmp_path, tiny_model):
-    code, recovered, output_dir = _run(replicas["narratives"], tmp_path, tiny_model, "--stimuli", "narratives")
+    """Also fMRIPrep 20.0's derivatives: its brain masks and its desc-confounds_regressors.tsv (CompCor read
+    through the JSON)."""
+    code, recovered, output_dir = _run(replicas["narratives"], tmp_path, tiny_model, "--stimuli", "narratives",
+                                       "--confounds", "motion", "wm_csf", "compcor", "high_pass", "--motion", "basic")
     assert code == 0
     for subject, music_onset in (("sub-001", 0.0), ("sub-002", 4.5)):
         assert recovered[subject]["left"] > 0.25
@@ -67,6 +70,11 @@ def test_narratives_preset_takes_the_audio_file_onset_per_participant(replicas, 
         assert all(run["Bold"].startswith(f"derivatives/fmriprep/{subject}/func/") and "_res-native_desc-preproc_"
                    in run["Bold"] for run in runs)  # fMRIPrep 20.0 names, not the raw series
         assert all(run["Words"]["Interpolated"] > 0 for run in runs)  # words gentle did not find
+        confounds = [run["Confounds"] for run in runs]
+        assert all(c["File"].endswith("_desc-confounds_regressors.tsv") for c in confounds)
+        assert {"trans_x", "csf", "white_matter", "a_comp_cor_00", "cosine00"} <= set(confounds[0]["Columns"])
+        assert "trans_x_derivative1" not in confounds[0]["Columns"]  # --motion basic
+        assert json.loads(sidecar.read_text())["BOLD"]["Mask"]["Source"] == "derivative"
 
 
 def test_narratives_trap_adding_times_to_the_story_onset_fails(replicas, tmp_path, tiny_model, capsys):

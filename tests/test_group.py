@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from bids_encoding.cli import main
+from conftest import templateflow_home
 from bids_encoding.group.scaling import confidence_band, multiple_fit, scaling_fit
 
 GRID = (15, 6, 5)
@@ -222,21 +223,6 @@ def test_confidence_band_holds_the_planted_line():
     assert np.all(high - low < 2 * 1.96 * standard_error * 1.5)
 
 
-def _templateflow_home(tmp_path, monkeypatch):
-    """A TEMPLATEFLOW_HOME holding TemplateFlow's own skeleton (empty images, real label tables); no download."""
-    import importlib
-
-    import templateflow.api
-    import templateflow.conf
-
-    home = tmp_path / "templateflow"
-    monkeypatch.setenv("TEMPLATEFLOW_HOME", str(home))
-    importlib.reload(templateflow.conf)
-    importlib.reload(templateflow.api)
-    templateflow.api.templates()  # unpacks the skeleton
-    return home / "tpl-MNI152NLin2009cAsym"
-
-
 def _write_atlas(folder, pattern, left_label, right_label):
     atlas = np.zeros(GRID, np.int16)
     atlas[:7], atlas[8:] = left_label, right_label  # voxel 7 is the midline
@@ -247,7 +233,7 @@ def _write_atlas(folder, pattern, left_label, right_label):
 
 
 def test_schaefer_parcels_through_templateflow(tmp_path, monkeypatch):
-    folder = _templateflow_home(tmp_path, monkeypatch)
+    folder = templateflow_home(tmp_path, monkeypatch)
     root = write_participant_outputs(tmp_path / "out", n_participants=3)
     _write_atlas(folder, "*atlas-Schaefer2018_desc-400Parcels7Networks_dseg.nii.gz", 1, 201)
     assert main([str(root / "bids"), str(root), "group", "--atlas", "Schaefer2018", "--group-bootstraps", "100"]) == 0
@@ -265,7 +251,7 @@ def test_schaefer_parcels_through_templateflow(tmp_path, monkeypatch):
 
 def test_harvard_oxford_labels_from_another_template(tmp_path, monkeypatch):
     """TemplateFlow keeps Harvard-Oxford labels in MNI152NLin6Asym only, indexed from 0 (image labels from 1)."""
-    folder = _templateflow_home(tmp_path, monkeypatch)
+    folder = templateflow_home(tmp_path, monkeypatch)
     assert not list(folder.glob("*HOCPAL*.tsv"))
     root = write_participant_outputs(tmp_path / "out", n_participants=3)
     _write_atlas(folder, "*_res-02_atlas-HOCPAL_desc-th25_dseg.nii.gz", 1, 2)
@@ -279,7 +265,7 @@ def test_harvard_oxford_labels_from_another_template(tmp_path, monkeypatch):
 
 
 def test_missing_template_says_how_to_prefetch(tmp_path, monkeypatch, capsys):
-    _templateflow_home(tmp_path, monkeypatch)  # the skeleton's images are empty: nothing to use without internet
+    templateflow_home(tmp_path, monkeypatch)  # the skeleton's images are empty: nothing to use without internet
     root = write_participant_outputs(tmp_path / "out", n_participants=2, space="MNI152NLin2009cAsym")
     code = main([str(root / "bids"), str(root), "group", "--atlas", "HarvardOxford", "--group-bootstraps", "50"])
     err = capsys.readouterr().err

@@ -111,10 +111,11 @@ class RunConfounds:
         values = table.to_numpy(dtype=float) if table.shape[1] else None
         return values, (table[cosines].to_numpy(dtype=float) if cosines else None), kept
 
-    def signature(self, start, stop):
-        """What the design depends on: the number of cosines and the kept scans."""
+    def signature(self, start, stop, censoring=True):
+        """What the design depends on: the number of cosines and (with ``censoring``) the kept scans."""
         _, cosines, kept = self.window(start, stop)
-        return (0 if cosines is None else cosines.shape[1], None if kept is None else tuple(kept.tolist()))
+        return (0 if cosines is None else cosines.shape[1],
+                tuple(kept.tolist()) if censoring and kept is not None else None)
 
     def record(self, start, stop):
         """For the run's entry in the sidecars."""

@@ -226,6 +226,19 @@ def _leave_out_raw_only(raw_files, preprocessed, runs_by_task):
             run.left_out = tuple(names)
 
 
+def _refuse_raw_beside_other_preprocessed(roots, subject, task, space, resolution):
+    """The raw BOLD is never used by mistake: when the participant has preprocessed BOLD that the selection
+    (--space, --res, --bids-filter-file) leaves out, say what there is."""
+    available = preprocessed_bold(roots, subject, task)
+    if available:
+        kinds = sorted({"_".join(f"{key}-{f.entities[key]}" for key in ("space", "res") if f.entities.get(key))
+                        or Path(f.path).name for f in available})
+        asked = " ".join(f"--{name} {value}" for name, value in (("space", space), ("res", resolution)) if value)
+        raise NothingSelectedError(f"sub-{subject} has preprocessed BOLD in {Path(available[0].path).parent} "
+                                   f"({', '.join(kinds)}) but none matches {asked or 'the --bids-filter-file'}: "
+                                   "choose among those (the raw BOLD is not used in their place)")
+
+
 def _header_repetition_time(bold_path):
     """The TR from the NIfTI header, for preprocessed BOLD with no raw sidecar to read it from."""
     zooms = nib.load(str(bold_path)).header.get_zooms()
@@ -396,7 +409,10 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
     raw_files = _bold_files(layout, subject, task, space, filters)
     roots = derivative_roots(layout.root) if roots is None else roots
     files = [f for f in preprocessed_bold(roots, subject, task, space, resolution)
-             if matches_filters(f.entities, filters)] or raw_files
+             if matches_filters(f.entities, filters)]
+    if not files:
+        _refuse_raw_beside_other_preprocessed(roots, subject, task, space, resolution)
+        files = raw_files
     if files is not raw_files:
         LOGGER.info("sub-%s: using %d preprocessed BOLD file(s) from %s, not the raw BOLD", subject, len(files),
                     Path(files[0].path).parent)

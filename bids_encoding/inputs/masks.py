@@ -11,8 +11,11 @@ was used is recorded in the mask's sidecar (:meth:`ParticipantMask.record`).
 """
 
 import logging
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from nilearn import image, masking
 
@@ -34,9 +37,12 @@ class ParticipantMask:
     files: list = field(default_factory=list)
     details: dict = field(default_factory=dict)
 
-    def record(self):
-        """For the mask's and the maps' sidecars."""
-        return {"Source": self.source, "Files": [str(path) for path in self.files], **self.details}
+    def record(self, bids_dir=None):
+        """For the mask's and the maps' sidecars; files relative to ``bids_dir`` when inside it."""
+        from bids_encoding.derivatives.sidecars import source_path
+
+        files = [source_path(path, bids_dir) if bids_dir else str(path) for path in self.files]
+        return {"Source": self.source, "Files": files, **self.details}
 
 
 def participant_mask(runs, given=None, space=None, epi_lower_cutoff=DEFAULT_EPI_LOWER_CUTOFF, notes=None):
@@ -101,15 +107,30 @@ def _on_grid(path, reference, bold_path):
 
 def template_brain_mask(space, reference):
     """``(path, image on the BOLD grid)`` of the TemplateFlow brain mask of ``space`` at the resolution
-    nearest the BOLD's, or None (logged) when TemplateFlow cannot provide it (offline, not in the template)."""
+    nearest the BOLD's, or None (logged) when TemplateFlow cannot provide it (offline, not in the template).
+
+    Files already in TEMPLATEFLOW_HOME are preferred; otherwise the one of the nearest resolution is fetched.
+    """
+    import templateflow.api as templateflow
+
     from bids_encoding.group.rois import _templateflow_file
 
     voxel = float(np.mean(np.abs(reference.header.get_zooms()[:3])))
-    path, reason = _templateflow_file(space, resolution=max(1, int(round(voxel))), desc="brain", suffix="mask",
-                                      extension=".nii.gz")
+    query = dict(desc="brain", suffix="mask", extension=".nii.gz")
+    try:
+        listed = [Path(path) for path in templateflow.ls(space, **query)]
+    except Exception:  # an unreadable TemplateFlow index: as if nothing were listed
+        listed = []
+    present = [path for path in listed if path.is_file() and path.stat().st_size > 0]
+    if present:
+        path = min(present, key=lambda p: abs(float(np.mean(nib.load(p).header.get_zooms()[:3])) - voxel))
+        return path, _on_grid(path, reference, "the BOLD")
+    resolutions = sorted({int(match.group(1)) for path in listed
+                          if (match := re.search(r"_res-0*(\d+)_", path.name))}, key=lambda r: abs(r - voxel))
+    path, reason = _templateflow_file(space, **({"resolution": resolutions[0]} if resolutions else {}), **query)
     if path is None:
-        path, reason = _templateflow_file(space, desc="brain", suffix="mask", extension=".nii.gz")
-    if path is None:
+        if "Connection" in reason or "Resolution" in reason:
+            reason = "not in TEMPLATEFLOW_HOME, and it cannot be downloaded"
         LOGGER.warning("no TemplateFlow brain mask of %s (%s): the mask is computed from the EPI, which can miss "
                        "lateral and inferior temporal cortex; prefetch it into TEMPLATEFLOW_HOME or give --mask",
                        space, reason)

@@ -20,6 +20,7 @@ import pandas as pd
 from bids_encoding.design import frame_times, word_response_matrix
 from bids_encoding.ridge.scoring import zscore
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
+from bids_encoding.synthetic.fmriprep import confounds_table, motion_parameters, write_run_derivatives
 from bids_encoding.synthetic.layouts import LAYOUTS
 from bids_encoding.synthetic.story import paragraphs
 
@@ -30,6 +31,7 @@ GRID_ORIGIN = (-72.0, -104.0, -56.0)  # world coordinates of voxel (0, 0, 0); vo
 BRAIN_CENTER, BRAIN_RADII = (0.0, -18.0, 14.0), (68.0, 86.0, 64.0)
 LEFT_CLUSTER, CLUSTER_RADIUS = (-56.0, -24.0, 0.0), 14.0
 LABELS = {"null": 0, "left": 1, "right": 2}
+DROPOUT_CENTER, DROPOUT_RADIUS, DROPOUT_FACTOR = (-68.0, -24.0, -16.0), 26.0, 0.3  # head_tissue's signal loss
 ABORTED_SCANS = 24  # an aborted run: a few dozen volumes, no story
 
 
@@ -91,6 +93,10 @@ def _grid():
     return affine, xyz
 
 
+def _ellipsoid(xyz, radii):
+    return (((xyz - BRAIN_CENTER) / np.asarray(radii)) ** 2).sum(-1) <= 1.0
+
+
 def _sphere(xyz, center, radius):
     return np.linalg.norm(xyz - np.asarray(center), axis=-1) <= radius
 
@@ -130,7 +136,8 @@ def _write_json(path, data):
 
 def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.0, seed=0,
                      layer=None, n_components=4, amplitude_left=1.2, amplitude_right=0.35,
-                     noise_ar1=0.4, feature_settings=FeatureSettings(), repeats=0, layout="bids"):
+                     noise_ar1=0.4, feature_settings=FeatureSettings(), repeats=0, layout="bids",
+                     motion_artifact=0.0, head_tissue=False):
     """Write the synthetic dataset under ``root/bids`` and its ground truth under ``root/ground_truth``.
 
     Parameters
@@ -145,8 +152,19 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
     repeats : int
         Extra runs that replay the first run's stimulus (for noise ceilings).
     layout : str
-        ``bids`` (word rows in events.tsv), or the layout of a reference
-        dataset: ``lebel``, ``lpp``, ``narratives`` (:mod:`bids_encoding.synthetic.layouts`).
+        ``bids`` (word rows in events.tsv), the layout of a reference
+        dataset: ``lebel``, ``lpp``, ``narratives``, or ``fmriprep`` (the demo
+        preprocessed by a current fMRIPrep) (:mod:`bids_encoding.synthetic.layouts`).
+    motion_artifact : float
+        Standard deviation, relative to the noise's, of a head-motion artifact
+        (a linear mix of the six motion traces of the run's confounds file and
+        their scan-to-scan differences);
+        layouts with fMRIPrep derivatives only.
+    head_tissue : bool
+        Bright scalp around the brain (a dark skull between) and a signal
+        dropout at the left lateral-inferior temporal edge, where the left
+        cluster is: the case where an EPI-computed mask loses voxels. The
+        BOLD is then written as int16, as scanners do.
 
     Returns
     -------
@@ -183,7 +201,7 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
                                    n_components)
 
     affine, xyz = _grid()
-    brain = (((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1) <= 1.0
+    brain = _ellipsoid(xyz, BRAIN_RADII)
     left = _sphere(xyz, LEFT_CLUSTER, CLUSTER_RADIUS) & brain
     right_center = (-LEFT_CLUSTER[0], *LEFT_CLUSTER[1:])
     right = _sphere(xyz, right_center, CLUSTER_RADIUS) & brain
@@ -205,6 +223,12 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
     weights_left = rng.standard_normal((n_components, int(left.sum())))
     weights_right = rng.standard_normal((n_components, int(right.sum())))
     baseline = 600.0 + 200.0 * np.exp(-(((xyz - BRAIN_CENTER) / BRAIN_RADII) ** 2).sum(-1))
+    outside = np.full(GRID_SHAPE, 5.0)
+    if head_tissue:
+        baseline = np.where(_sphere(xyz, DROPOUT_CENTER, DROPOUT_RADIUS), DROPOUT_FACTOR * baseline, baseline)
+        outside[_ellipsoid(xyz, np.add(BRAIN_RADII, 20.0)) & ~_ellipsoid(xyz, np.add(BRAIN_RADII, 9.0))] = 750.0
+    motion_rng = np.random.default_rng(seed + 1000)  # the other layouts' draws stay as they were
+    motion_loadings = motion_rng.standard_normal((12, int(brain.sum()))) / np.sqrt(12)
     for subject in subjects:
         runs = runs_by_subject[subject]
         kept = [run for run in runs if not run.aborted]
@@ -219,20 +243,32 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
             t = np.arange(scans)[:, None] / scans
             drift = rng.normal(0, 0.5, (1, noise.shape[1])) * t + rng.normal(0, 0.3, (1, noise.shape[1])) * np.cos(np.pi * t)
             signal[:, brain] = noise + drift
+            if layout.fmriprep:
+                motion = motion_parameters(motion_rng, scans)
+                if motion_artifact:
+                    jerks = np.vstack([motion[:1] * 0, np.diff(motion, axis=0)])  # Friston's 12: moves and position
+                    signal[:, brain] += motion_artifact * zscore(np.hstack([motion, jerks])) @ motion_loadings
             if not run.aborted:
                 drive_components = next(planted)
                 for mask, weights, amplitude in ((left, weights_left, amplitude_left),
                                                  (right, weights_right, amplitude_right)):
                     drive = drive_components @ weights
                     signal[:, mask] += amplitude * drive / drive.std(0)
-            data = np.where(brain, baseline, 5.0)[None] * (1.0 + 0.01 * signal)
+            data = np.where(brain, baseline, outside)[None] * (1.0 + 0.01 * signal)
             data[:, ~brain] += rng.normal(0, 2.0, (scans, int((~brain).sum())))
-            image = nib.Nifti1Image(np.moveaxis(data, 0, -1).astype(np.float32), affine)
+            dtype = np.int16 if head_tissue else np.float32
+            image = nib.Nifti1Image(np.moveaxis(data, 0, -1).round().astype(dtype) if head_tissue else
+                                    np.moveaxis(data, 0, -1).astype(dtype), affine)
             image.header.set_xyzt_units("mm", "sec")
             image.header["pixdim"][4] = repetition_time
             path = bids_dir / run.path
             path.parent.mkdir(parents=True, exist_ok=True)
             image.to_filename(path)
+            if layout.fmriprep:
+                tissue = {"global_signal": data[:, brain].mean(1), "csf": motion_rng.standard_normal(scans),
+                          "white_matter": motion_rng.standard_normal(scans)}
+                write_run_derivatives(path, confounds_table(motion, tissue, repetition_time, motion_rng), brain,
+                                      affine, layout.fmriprep)
 
     layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
                           runs_by_subject)

@@ -42,6 +42,7 @@ class DemoLayout:
 
     name = "bids"
     audio_lead = 0.0  # seconds of audio before the first word's place in the story timing
+    fmriprep = None  # the fMRIPrep generation whose brain masks and confounds go beside the BOLD ("20.0", "24")
 
     def subjects(self, n):
         return [f"{i + 1:02d}" for i in range(n)]
@@ -165,6 +166,7 @@ class NarrativesLayout(DemoLayout):
     name = "narratives"
     stimuli = "narratives"
     audio_lead = NARRATIVES_MUSIC
+    fmriprep = "20.0"
 
     def subjects(self, n):
         return [f"{i + 1:03d}" for i in range(n)]
@@ -217,7 +219,38 @@ def _narratives_raw(preproc_path):
     return str(Path(*Path(preproc_path).parts[2:-1]) / name)
 
 
-LAYOUTS = {layout.name: layout for layout in (DemoLayout(), LeBelLayout(), LePetitPrinceLayout(), NarrativesLayout())}
+class FmriprepLayout(DemoLayout):
+    """The demo's dataset preprocessed by a current fMRIPrep (>= 20.2): raw runs with their events.tsv, and in
+    ``derivatives/fmriprep/`` the ``space-MNI152NLin2009cAsym_res-2_desc-preproc_bold`` runs with their
+    ``desc-brain_mask`` and ``desc-confounds_timeseries.tsv``."""
+
+    name = "fmriprep"
+    fmriprep = "24"
+
+    def runs(self, index, subject, n_stories, repeats):
+        stories = list(range(n_stories)) + [0] * repeats
+        return [RunFile(f"derivatives/fmriprep/sub-{subject}/func/sub-{subject}_task-story_run-{k}_space-"
+                        f"{NARRATIVES_SPACE}_res-2_desc-preproc_bold.nii.gz", story)
+                for k, story in enumerate(stories, start=1)]
+
+    def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
+        super().write_metadata(bids_dir, stories, repetition_time, runs_by_subject)
+        for runs in runs_by_subject.values():
+            for run in runs:
+                written = nib.load(bids_dir / run.path)
+                raw = bids_dir / Path(*Path(run.path).parts[2:-1]) / Path(run.path).name.replace(
+                    f"_space-{NARRATIVES_SPACE}_res-2_desc-preproc", "")
+                raw.parent.mkdir(parents=True, exist_ok=True)
+                placeholder = nib.Nifti1Image(np.zeros((2, 2, 2, written.shape[3]), np.int16), np.eye(4))
+                placeholder.header["pixdim"][4] = repetition_time
+                placeholder.to_filename(raw)
+        _json(bids_dir / "derivatives" / "fmriprep" / "dataset_description.json", {
+            "Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.1"}]})
+
+
+LAYOUTS = {layout.name: layout for layout in (DemoLayout(), LeBelLayout(), LePetitPrinceLayout(), NarrativesLayout(),
+                                               FmriprepLayout())}
 
 
 def _write_textgrid(path, words):
