@@ -74,6 +74,7 @@ class GroupConfig(RunConfig):
     roi_file: Path | None = None
     n_bootstraps: int = 2000
     reliable_fraction: float = 0.25
+    mask_threshold: float = 1.0  # fraction of participants whose masks must have a voxel (1: intersection)
 
 
 def save_config(config, path):

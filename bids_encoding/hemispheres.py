@@ -58,8 +58,9 @@ def mirror_indices(affine, shape):
     return flat
 
 
-def symmetric_mask(masks, affine):
-    """Intersection of the masks and its mirror; the midline (|x| < half a voxel) excluded.
+def symmetric_mask(masks, affine, min_fraction=1.0):
+    """The voxels in at least ``min_fraction`` of the masks (1: their intersection), intersected with the
+    mirror image of that set; the midline (|x| < half a voxel) excluded.
 
     Returns
     -------
@@ -67,7 +68,8 @@ def symmetric_mask(masks, affine):
     left : bool array (grid shape), x < 0 voxels of the mask
     mirror : int array (flat), mirror index of every voxel
     """
-    mask = np.logical_and.reduce([np.asarray(m, dtype=bool) for m in masks])
+    count = np.sum([np.asarray(m, dtype=bool) for m in masks], axis=0)
+    mask = count >= max(1, int(np.ceil(min_fraction * len(masks) - 1e-9)))
     mirror = mirror_indices(affine, mask.shape)
     flat = mask.ravel()
     symmetric = flat & (mirror >= 0)
@@ -81,8 +83,8 @@ def hemisphere_scores(r_map, left, mirror):
     """Left, right (mirrors of the left voxels), L-R and lateralization index (L-R)/(L+R)."""
     flat = np.asarray(r_map).ravel()
     left_flat = np.flatnonzero(left.ravel())
-    left_mean = float(flat[left_flat].mean())
-    right_mean = float(flat[mirror[left_flat]].mean())
+    left_mean = float(np.nanmean(flat[left_flat]))  # NaN: a voxel outside this participant's own mask
+    right_mean = float(np.nanmean(flat[mirror[left_flat]]))
     total = left_mean + right_mean
     return {"left": left_mean, "right": right_mean, "l_minus_r": left_mean - right_mean,
             "lateralization_index": (left_mean - right_mean) / total if total else float("nan")}

@@ -454,3 +454,37 @@ def test_language_roi_coverage_of_a_mask():
     cut = full & ~sphere_masks(affine, shape, {"TP": LANGUAGE_ROIS["TP"]})["TP_L"]
     coverage = language_coverage(nib.Nifti1Image(cut.astype(np.uint8), affine))
     assert coverage["TP_L"] == 0.0 and coverage["TP_R"] == 1.0 and coverage["pSTS_L"] == 1.0
+
+
+def test_group_mask_rule_union_with_a_minimum_count(tmp_path):
+    """sub-01's own mask lacks one voxel pair (and its r there is junk): the default intersection drops the
+    pair; with --group-mask-threshold 0.75 (3 of 4) the pair stays, means use the 3 participants who have
+    it, and t maps keep to the voxels everyone has."""
+    root = write_participant_outputs(tmp_path, n_participants=4, params=PARAMS[:2])
+    func = root / "sub-01" / "func"
+    stem = "sub-01_task-story_space-MNI152NLin2009cAsym"
+    mask = np.ones(GRID, np.uint8)
+    mask[2, 3, 2] = 0  # x = -20; its mirror x = +20 is voxel 12
+    nib.Nifti1Image(mask, AFFINE).to_filename(func / f"{stem}_desc-brain_mask.nii.gz")
+    for path in func.glob("*_stat-r_statmap.nii.gz"):
+        values = np.asarray(nib.load(path).dataobj).copy()
+        values[2, 3, 2] = 5.0  # not a score: outside the participant's mask
+        nib.Nifti1Image(values, AFFINE).to_filename(path)
+    prefix = root / "group" / "task-story_space-MNI152NLin2009cAsym"
+
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "20"]) == 0
+    group_mask = np.asarray(nib.load(f"{prefix}_desc-symmetric_mask.nii.gz").dataobj) > 0
+    assert not group_mask[2, 3, 2] and not group_mask[12, 3, 2]  # dropped with its mirror
+
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "20",
+                 "--group-mask-threshold", "0.75"]) == 0
+    group_mask = np.asarray(nib.load(f"{prefix}_desc-symmetric_mask.nii.gz").dataobj) > 0
+    assert group_mask[2, 3, 2] and group_mask[12, 3, 2]
+    record = json.loads(open(f"{prefix}_desc-symmetric_mask.json").read())
+    assert record["MinimumParticipants"] == 3 and record["Rule"] == "union with a minimum count"
+    scores = pd.read_csv(f"{prefix}_scores.tsv", sep="\t")
+    assert scores["mean_r"].between(0, 0.5).all() and scores["left"].notna().all()
+    t_map = np.asarray(nib.load(f"{prefix}_model-m1_stat-t_statmap.nii.gz").dataobj)
+    assert t_map[2, 3, 2] == 0 and t_map[3, 3, 2] != 0
+    difference = np.asarray(nib.load(f"{prefix}_model-m1_desc-LminusR_stat-r_statmap.nii.gz").dataobj)
+    assert 0 < abs(difference[2, 3, 2]) < 0.5  # the 3 participants who have it, not sub-01's junk

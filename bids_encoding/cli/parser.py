@@ -196,6 +196,11 @@ def build_parser():
     _option(group, "--reliable-fraction", type=float, default=0.25,
             help="fraction of the mask counted as reliable voxels, by inter-subject correlation (or else the "
                  "noise ceiling from repeated stimuli); 0.25: the top quartile, as Bonnasse-Gahot & Pallier")
+    _option(group, "--group-mask-threshold", type=float, default=1.0,
+            help="fraction of participants whose brain masks must hold a voxel for the group mask (1: their "
+                 "intersection; 0.5: the union of voxels that half of them have); the group mask is then made "
+                 "symmetric; means use the participants who have the voxel, t maps the voxels every "
+                 "participant has")
     _option(group, "--group-bootstraps", type=int, default=2000,
             help="bootstrap resamples of participants for the scaling slopes' confidence intervals")
 
@@ -349,6 +354,8 @@ def config_from_args(args):
         raise UsageError("--epi-mask-cutoff must be in (0, 1)")
     if not (str(args.n_compcor) == "all" or str(args.n_compcor).isdigit()):
         raise UsageError("--n-compcor takes a number of components or 'all'")
+    if not 0 < args.group_mask_threshold <= 1:
+        raise UsageError("--group-mask-threshold must be in (0, 1]")
     if not 0 < args.reliable_fraction <= 1:
         raise UsageError("--reliable-fraction must be in (0, 1]")
     if any(alpha <= 0 for alpha in args.alphas):
@@ -358,7 +365,7 @@ def config_from_args(args):
         return GroupConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
                            participant_labels=args.participant_label, task=args.task, atlas=args.atlas,
                            roi_file=args.roi_file, n_bootstraps=args.group_bootstraps,
-                           reliable_fraction=args.reliable_fraction)
+                           reliable_fraction=args.reliable_fraction, mask_threshold=args.group_mask_threshold)
     return ParticipantConfig(
         bids_dir=bids_dir,
         output_dir=output_dir,

@@ -36,10 +36,19 @@ class ParticipantResult:
     def is_average(self):
         return self.subject == AVERAGE_LABEL
 
+    @property
+    def own_mask(self):
+        """The participant's own brain mask (bool, on the grid)."""
+        if "_mask" not in self._r_maps:
+            self._r_maps["_mask"] = np.asarray(nib.load(self.mask_path).dataobj) > 0
+        return self._r_maps["_mask"]
+
     def r_map(self, label):
-        """The best-layer r map of model ``label`` (read once, then kept: every group step uses it)."""
+        """The best-layer r map of model ``label``, NaN outside the participant's own mask (read once, then
+        kept: every group step uses it)."""
         if label not in self._r_maps:
-            self._r_maps[label] = np.asarray(nib.load(self.best_r[label]).dataobj, dtype=float)
+            values = np.asarray(nib.load(self.best_r[label]).dataobj, dtype=float)
+            self._r_maps[label] = np.where(self.own_mask, values, np.nan)
         return self._r_maps[label]
 
 

@@ -56,14 +56,18 @@ def _task_level(config, members, output, average=None):
     enters the group statistics of the participants."""
     reference = nib.load(members[0].mask_path)
     affine = reference.affine
-    mask, left, mirror = symmetric_mask([np.asarray(nib.load(r.mask_path).dataobj) > 0 for r in members], affine)
+    mask, left, mirror = symmetric_mask([r.own_mask for r in members], affine, config.mask_threshold)
     models = model_table(members)
     if not is_template_space(members[0].space):
         LOGGER.warning("space-%s is not a TemplateFlow template: hemispheres are split at x = 0 of the images' "
                        "affine and the language ROIs are MNI coordinates, so left/right and ROI results hold "
                        "only if the data are aligned to MNI space", members[0].space)
-    output.image(mask, affine, "mask", "Participants' masks intersected with their mirror image; the midline "
-                 "(|x| < half a voxel) excluded", desc="symmetric")
+    needed = max(1, int(np.ceil(config.mask_threshold * len(members) - 1e-9)))
+    output.image(mask, affine, "mask", f"Voxels in the masks of at least {needed} of the {len(members)} "
+                 "participants, intersected with their mirror image; the midline (|x| < half a voxel) excluded",
+                 {"MaskThreshold": config.mask_threshold, "MinimumParticipants": needed,
+                  "Rule": "intersection" if needed == len(members) else "union with a minimum count"},
+                 desc="symmetric")
     reliability = reliable_voxels(config.bids_dir, members, mask, affine, config.reliable_fraction)
     reliable = None
     if reliability is not None:

@@ -37,8 +37,8 @@ def participant_scores(results, models, mask, left, mirror, reliable):
             layers = np.asarray(nib.load(layer_path).dataobj).ravel()[inside] if layer_path else None
             rows.append({
                 "participant": f"sub-{result.subject}", "model": label,
-                "mean_r": float(values.mean()),
-                "mean_r_reliable": float(r_map[reliable].mean()) if reliable is not None else float("nan"),
+                "mean_r": float(np.nanmean(values)),
+                "mean_r_reliable": float(np.nanmean(r_map[reliable])) if reliable is not None else float("nan"),
                 "mean_r_top10": _participant_measure(result, label, "mean_r_top10"),
                 "best_layer": float(np.median(layers)) if layers is not None else float("nan"),
                 **hemisphere_scores(r_map, left, mirror), **reliable_sides(r_map)})
@@ -63,7 +63,7 @@ def parcel_scores(results, parcels, mask):
         for label in result.best_r:
             r_map = result.r_map(label)
             rows.extend({"participant": f"sub-{result.subject}", "model": label, "roi": name,
-                         "mean_r": float(r_map[parcel & mask].mean()), "n_voxels": int((parcel & mask).sum())}
+                         "mean_r": float(np.nanmean(r_map[parcel & mask])), "n_voxels": int((parcel & mask).sum())}
                         for name, parcel in parcels.items() if (parcel & mask).any())
     return pd.DataFrame(rows, columns=PARCEL_COLUMNS)
 
@@ -77,9 +77,9 @@ def roi_scores(results, rois, mask):
                 left, right = rois[f"{name}_L"] & mask, rois[f"{name}_R"] & mask
                 if not left.any() or not right.any():
                     continue
+                left_r, right_r = float(np.nanmean(r_map[left])), float(np.nanmean(r_map[right]))
                 rows.append({"participant": f"sub-{result.subject}", "model": label, "roi": name,
-                             "left": r_map[left].mean(), "right": r_map[right].mean(),
-                             "l_minus_r": r_map[left].mean() - r_map[right].mean(),
+                             "left": left_r, "right": right_r, "l_minus_r": left_r - right_r,
                              "n_voxels_left": int(left.sum()), "n_voxels_right": int(right.sum())})
     return pd.DataFrame(rows, columns=ROI_COLUMNS)
 
