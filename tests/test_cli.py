@@ -85,3 +85,15 @@ def test_bad_trim_scans_is_a_usage_error(tmp_path, capsys):
     (tmp_path / "bids").mkdir()
     assert main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--trim-scans", "1", "2", "3"]) == 64
     assert "--trim-scans" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, fragment", [
+    (["--confounds", "compcor"], "high_pass"),
+    (["--confounds", "motion", "--n-compcor", "some"], "--n-compcor"),
+    (["--epi-mask-cutoff", "1.5"], "--epi-mask-cutoff"),
+])
+def test_bad_confound_and_mask_options_are_usage_errors(tmp_path, options, fragment, capsys):
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    assert main([str(bids), str(tmp_path / "out"), "participant", *options]) == 64
+    assert fragment in capsys.readouterr().err

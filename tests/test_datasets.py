@@ -103,6 +103,7 @@ def test_lpp_preset_uses_the_preprocessed_bold_and_matches_sections_to_run_ranks
         f"derivatives/sub-EN058/func/sub-EN058_task-lppEN_run-{k}_space-MNIColin27_desc-preproc_bold.nii.gz"
         for k in ("01", "04", "05")]  # the aborted run-02 has no preprocessed series; run-03 does not exist
     assert [run["Words"]["Rank"] for run in runs] == [1, 2, 3] and runs[0]["RepetitionTime"] == 2.0
+    assert {run["RepetitionTimeFrom"] for run in runs} == {"sidecar"}  # the raw echo-1 sidecar, not the header
     assert runs[0]["Words"]["LeftOut"] == ["sub-EN058_task-lppEN_run-02_echo-1_bold.nii.gz"]  # logged too
     assert list(output_dir.glob("sub-EN058/func/*_space-MNIColin27_scores.tsv"))
 
