@@ -8,6 +8,22 @@ from pathlib import Path
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class WarningCollector(logging.Handler):
+    """Keeps the warnings of the current run, for the reports."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message not in self.messages:
+            self.messages.append(message)
+
+
+COLLECTOR = WarningCollector()
+
+
 def setup_logging(output_dir=None, verbosity=0):
     """Log INFO (DEBUG with ``-v``) to stderr and everything to a log file.
 
@@ -27,11 +43,14 @@ def setup_logging(output_dir=None, verbosity=0):
     root.setLevel(logging.DEBUG)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-        handler.close()
+        if handler is not COLLECTOR:
+            handler.close()
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbosity else logging.INFO)
     console.setFormatter(logging.Formatter("bids_encoding: %(message)s"))
     root.addHandler(console)
+    COLLECTOR.messages = []
+    root.addHandler(COLLECTOR)
     root.propagate = False
     if output_dir is None:
         return None

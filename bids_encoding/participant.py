@@ -152,6 +152,18 @@ def prepare_participant(subject, task, runs, config, sequence):
     return _participant(subject, task, runs, responses, mask, config, sequence)
 
 
+def _timeline(output, runs, config):
+    """The words against the scans of every run (the check to make when timings go wrong), for the report."""
+    from bids_encoding.reports.figures import timeline_figure
+
+    return timeline_figure([{"name": "_".join(part for part in run.bold_path.name.split("_")[1:]
+                                              if part.split("-")[0] in ("ses", "task", "acq", "run", "echo")),
+                             "n_scans": run.n_scans, "repetition_time": run.repetition_time,
+                             "trim_start": config.design.trim_start, "trim_end": config.design.trim_end,
+                             "onsets": run.words["onset"].to_numpy()} for run in runs],
+                           output.figure(desc="timeline"))
+
+
 def _participant(subject, task, runs, responses, mask, config, sequence):
     """Stage a participant's (or the average's) mask and compute the noise ceiling when stimuli repeat."""
     space = runs[0].space or config.space or "orig"
@@ -159,6 +171,7 @@ def _participant(subject, task, runs, responses, mask, config, sequence):
     output = ParticipantOutput(config.output_dir, subject, task, space, mask.img)
     output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)],
                        "MaskSource": mask.record(config.bids_dir), **_coverage_record(subject, mask.img, space)})
+    _timeline(output, runs, config)
     participant = Participant(subject, task, runs, responses, output, hemispheres, mask)
     if sequence.repeated_groups:
         lengths = {responses[run].shape[0] for group in sequence.repeated_groups for run in group}
@@ -438,3 +451,37 @@ def run_participant_level(config):
     return (f"done in {time.time() - start:.0f} s: {len(selected)} participant-task(s), {len(specs)} model(s); "
             f"features {cache.hits} reused, {cache.misses} computed; best-layer top-10% mean r "
             f"{np.mean(best):.3f}; results in {config.output_dir}")
+
+
+def boilerplate_only(config):
+    """Check the inputs and write the methods boilerplate for these settings (logs/CITATION.*), fitting
+    nothing: model sizes come from their configurations (no weights are loaded)."""
+    from dataclasses import asdict
+
+    from bids_encoding.derivatives.sidecars import _significance_record
+    from bids_encoding.derivatives.staging import software_versions
+    from bids_encoding.features.models import parameter_counts
+    from bids_encoding.reports import write_boilerplate
+
+    selected = collect_runs(config)
+    ridge = build_ridge(config)
+    n_stimuli = min(len(StimulusSequence.of_runs(runs, config.features.continuous).groups)
+                    for runs in selected.values())
+    sidecars = []
+    for spec in _model_specs(config.models):
+        model = {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source, "Untrained": spec.untrained}
+        features = asdict(config.features)
+        if spec.source != "baseline":
+            counts = parameter_counts(spec, config.trust_remote_code)
+            model.update(NumberOfParameters=counts["n_params"], NumberOfLayers=counts["n_layers"],
+                         HiddenSize=counts["hidden_size"])
+            features["window"] = features["window"] or counts.get("max_tokens")
+            features["context"] = features["context"] or (features["window"] // 2 if features["window"] else None)
+        sidecars.append({"Model": model, "Features": features, "Design": config.design.record(),
+                         "Cleaning": config.cleaning.record(),
+                         "Confounds": config.confounds.record() if config.confounds.strategy else None,
+                         "BOLD": {"Mask": {"Source": "given"} if config.mask else None},
+                         "Ridge": {**ridge.record(), **ridge.cv_scheme(n_stimuli)},
+                         "Significance": _significance_record(config), "SoftwareVersions": software_versions()})
+    write_boilerplate(config.output_dir / "logs", sidecars, n_participants=len({s for s, _ in selected}))
+    return f"methods boilerplate written to {config.output_dir / 'logs' / 'CITATION.md'} (nothing fitted)"

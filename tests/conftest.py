@@ -11,6 +11,7 @@ from bids_encoding.synthetic.story import STORY
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("BIDS_ENCODING_SKIP_REPORTS", "1")  # tests/test_reports.py turns the reports on
 
 
 def story_tokenizer(specials=("[UNK]", "[PAD]"), wrap=None):

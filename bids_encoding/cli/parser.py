@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import re
 import sys
 import tomllib
@@ -215,6 +216,16 @@ def build_parser():
     _option(run, "--tf32", action="store_true", default=False, help="allow TF32 matrix products on the GPU")
     _option(run, "--feature-cache", type=Path, default=None,
             help="feature cache shared by several output folders and jobs (default: WORK_DIR/features)")
+    _option(run, "--reports-only", action="store_true", default=False,
+            help="rebuild the HTML reports (participant: sub-<label>.html; group: group.html) from the outputs "
+                 "already in OUTPUT_DIR, fitting nothing")
+    _option(run, "--skip-reports", action="store_true",
+            default=os.environ.get("BIDS_ENCODING_SKIP_REPORTS", "") not in ("", "0"),
+            help="write no HTML report (e.g. in cluster job arrays; build them later with --reports-only); "
+                 "the environment variable BIDS_ENCODING_SKIP_REPORTS=1 sets it too")
+    _option(run, "--boilerplate-only", action="store_true", default=False,
+            help="participant level: check the inputs and write the methods boilerplate (logs/CITATION.md, "
+                 ".html, .bib) for these settings, fitting nothing")
     _option(run, "--config-file", type=Path, default=None,
             help="TOML or JSON file of options (long names as keys); the command line wins")
     _option(run, "-v", "--verbose", action="count", default=0, help="more messages")

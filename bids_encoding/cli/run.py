@@ -22,19 +22,66 @@ def run(args):
     _check_writable(config.output_dir)
     log_file = setup_logging(config.output_dir, args.verbose)
     save_config(config, log_file.with_name(log_file.stem + "_config.toml"))
-    if args.analysis_level == "group":
+    level = args.analysis_level
+    if args.reports_only:
+        return _reports_only(level, config, log_file)
+    failure = None
+    try:
+        summary = _run_level(level, config, args)
+    except BidsAppError as error:
+        failure = {"message": str(error), "log": str(log_file)}
+        raise
+    except KeyboardInterrupt:
+        failure = {"message": "interrupted", "log": str(log_file)}
+        raise
+    except Exception as error:
+        failure = {"message": f"unexpected {type(error).__name__}: {error}", "log": str(log_file)}
+        raise
+    finally:
+        if level in ("participant", "group") and not (args.boilerplate_only or args.skip_reports):
+            _reports(level, config, failure, log_file)
+    LOGGER.info(summary)
+    return 0
+
+
+def _run_level(level, config, args):
+    if level == "group":
         from bids_encoding.group.run import run_group_level
 
-        summary = run_group_level(config)
-    elif args.analysis_level == "words":
+        return run_group_level(config)
+    if level == "words":
         from bids_encoding.words import run_words_level
 
-        summary = run_words_level(config)
-    else:
-        from bids_encoding.participant import run_participant_level
+        return run_words_level(config)
+    from bids_encoding.participant import boilerplate_only, run_participant_level
 
-        summary = run_participant_level(config)
-    LOGGER.info(summary)
+    return boilerplate_only(config) if args.boilerplate_only else run_participant_level(config)
+
+
+def _reports(level, config, failure, log_file):
+    from bids_encoding.logs import COLLECTOR
+    from bids_encoding.reports import write_reports
+
+    for path in write_reports(level, config, list(COLLECTOR.messages), failure, _relative_log(log_file, config)):
+        LOGGER.info("report: %s", path)
+
+
+def _relative_log(log_file, config):
+    return str(log_file.relative_to(config.output_dir)) if log_file.is_relative_to(config.output_dir) else str(log_file)
+
+
+def _reports_only(level, config, log_file):
+    """Rebuild the reports from the outputs already in the output folder."""
+    from bids_encoding.errors import MissingInputError
+    from bids_encoding.logs import COLLECTOR
+    from bids_encoding.reports import write_reports
+
+    written = write_reports(level, config, list(COLLECTOR.messages), None, _relative_log(log_file, config))
+    if not written:
+        raise MissingInputError(f"no {level} results in {config.output_dir} to report on: run the {level} level "
+                                "first")
+    for path in written:
+        LOGGER.info("report: %s", path)
     return 0
 
 

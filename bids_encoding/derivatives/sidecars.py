@@ -35,6 +35,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
         "Significance": _significance_record(config),
         "Runs": [{"Bold": source_path(run.bold_path, config.bids_dir), "RepetitionTime": run.repetition_time,
                   "RepetitionTimeFrom": run.repetition_time_source, "NumberOfScans": run.n_scans,
+                  **_word_counts(run.words),
                   "Stimulus": key, "Task": run.task,
                   **({"Confounds": run.confounds.record(config.design.trim_start,
                                                         run.n_scans - config.design.trim_end)}
@@ -49,6 +50,13 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
                    + sorted({source_path(run.events_path, config.bids_dir) for run in runs}),
         "SoftwareVersions": software_versions(),
     }
+
+
+def _word_counts(words):
+    if words is None or words.empty:
+        return {"NumberOfWords": 0}
+    return {"NumberOfWords": int(len(words)), "FirstWordOnset": round(float(words["onset"].min()), 3),
+            "LastWordOffset": round(float((words["onset"] + words["duration"]).max()), 3)}
 
 
 def _significance_record(config):

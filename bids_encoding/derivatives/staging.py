@@ -123,9 +123,10 @@ class StagedOutput:
         return DerivativeName(suffix=suffix, extension=extension, **self.entities,
                               **{key: value for key, value in entities.items() if value is not None})
 
-    def path(self, name, subfolder=None):
-        """Staging path of a file (a name or :class:`DerivativeName`), recorded for the commit."""
-        relative = self.folder / (subfolder or "") / str(name)
+    def path(self, name, subfolder=None, folder=None):
+        """Staging path of a file (a name or :class:`DerivativeName`), recorded for the commit; in this
+        output's folder (or ``folder``), in its ``subfolder`` if given."""
+        relative = Path(folder or self.folder) / (subfolder or "") / str(name)
         (self.staging / relative).parent.mkdir(parents=True, exist_ok=True)
         self.files.append(relative)
         return self.staging / relative
@@ -182,6 +183,10 @@ class ParticipantOutput(StagedOutput):
 
     def write_scores(self, rows):
         self.write_table(pd.DataFrame(rows), self.name("scores", ".tsv"))
+
+    def figure(self, suffix="plot", **entities):
+        """Staging path of a figure (SVG) in ``sub-<label>/figures/``, as fMRIPrep's."""
+        return self.path(self.name(suffix, ".svg", **entities), folder=self.folder.parent / "figures")
 
 
 class GroupOutput(StagedOutput):

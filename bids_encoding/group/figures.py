@@ -1,63 +1,63 @@
-"""SVG figures of the group level (for the HTML reports)."""
+"""SVG figures of the group level, in the reports' style (:mod:`bids_encoding.reports.style`); numbers stay in
+the tables, so figure titles carry none."""
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bids_encoding.group.scaling import confidence_band  # noqa: E402
+from bids_encoding.group.scaling import confidence_band
+from bids_encoding.reports.style import COLORS, figure, label, parameter_axis, save_svg
 
 
 def scaling_figure(scores, fits, measures, path, baselines=None):
-    """Score vs log10(parameters): one line per participant, the group fit with its pointwise bootstrap band
-    (resampling participants, as the slope's CI in ``fits``)."""
-    fig, axes = plt.subplots(1, len(measures), figsize=(4 * len(measures), 3.4), squeeze=False)
+    """Score vs parameters (log scale): one grey line per participant, the group mean per model, the group
+    fit with its pointwise bootstrap band (resampling participants, as the slope's CI in ``fits``), and the
+    baselines as dashed lines."""
+    fig, axes = figure(1, len(measures), figsize=(3.6 * len(measures), 3.2), squeeze=False)
     for axis, measure in zip(axes[0], measures):
         for _, rows in scores.groupby("participant"):
             rows = rows.sort_values("log10_params")
-            axis.plot(rows["log10_params"], rows[measure], color="0.75", lw=0.8)
+            axis.plot(rows["log10_params"], rows[measure], color=COLORS["participant"], lw=0.8)
         mean = scores.groupby("log10_params")[measure].mean()
-        axis.plot(mean.index, mean.values, "o", color="C0")
+        axis.plot(mean.index, mean.values, "o", color=COLORS["whole"], label="group mean")
         fit = fits[(fits["measure"] == measure) & (fits["level"] == "group") & (fits["family"] == "all")
                    & (fits["predictor"] == "log10_params")]
         if not fit.empty:
             fit = fit.iloc[0]
             x = np.linspace(mean.index.min(), mean.index.max(), 50)
-            axis.plot(x, fit["intercept"] + fit["slope"] * x, color="C0")
+            axis.plot(x, fit["intercept"] + fit["slope"] * x, color=COLORS["whole"], label="group fit")
             low, high = confidence_band(scores, measure, x, n_bootstraps=int(fit["n_bootstraps"]),
                                         confidence=float(fit["confidence"]), seed=int(fit["seed"]))
-            axis.fill_between(x, low, high, color="C0", alpha=0.2)
-            axis.set_title(f"{measure}: slope {fit['slope']:.4f} [{fit['ci_low']:.4f}, {fit['ci_high']:.4f}]",
-                           fontsize=8)
+            axis.fill_between(x, low, high, color=COLORS["whole"], alpha=0.2, label="confidence band")
         if baselines is not None and not baselines.empty:
             for model, value in baselines.groupby("model")[measure].mean().items():
-                axis.axhline(value, ls="--", lw=0.8, color="C3")
-                axis.annotate(model, (axis.get_xlim()[0], value), fontsize=6, color="C3", va="bottom")
-        axis.set_xlabel("log10(parameters)")
-        axis.set_ylabel(measure)
-    fig.tight_layout()
-    fig.savefig(path, format="svg")
-    plt.close(fig)
+                axis.axhline(value, ls="--", lw=0.8, color=COLORS["baseline"])
+                axis.annotate(model, (axis.get_xlim()[0], value), fontsize=7, color=COLORS["baseline"],
+                              va="bottom")
+        axis.set_title(label(measure))
+        parameter_axis(axis)
+        axis.set_ylabel("mean r on held-out data")
+    axes[0][0].legend(frameon=False, loc="lower right")
+    return save_svg(fig, path)
 
 
 def roi_figure(roi_table, path):
-    """Mean L - R per ROI and model."""
+    """Mean left − right r per language ROI and model."""
     pivot = roi_table.groupby(["roi", "model"])["l_minus_r"].mean().unstack("model")
-    fig, axis = plt.subplots(figsize=(6, 3.2))
-    pivot.plot.bar(ax=axis, width=0.8)
+    fig, axis = figure(figsize=(7, 3.2))
+    pivot.plot.bar(ax=axis, width=0.8, rot=0)
     axis.axhline(0, color="k", lw=0.5)
-    axis.set_ylabel("mean r, left - right")
-    axis.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, format="svg")
-    plt.close(fig)
+    axis.set_xlabel("language region (10 mm sphere and its mirror)")
+    axis.set_ylabel("mean r, left − right")
+    axis.legend(frameon=False, fontsize=7, ncol=2)
+    return save_svg(fig, path)
 
 
-def glass_brain(image, path, title):
-    """Glass-brain view of a map."""
+def glass_brain(image, path):
+    """Glass-brain view of a map (left and right sagittal, axial), colour bar on the right; the report's
+    caption says what it is."""
     from nilearn import plotting
 
-    display = plotting.plot_glass_brain(image, colorbar=True, plot_abs=False, title=title)
+    fig, _ = figure(figsize=(8, 2.8))
+    fig.clf()
+    display = plotting.plot_glass_brain(image, colorbar=True, plot_abs=False, display_mode="lzr", figure=fig)
     display.savefig(str(path))
     display.close()

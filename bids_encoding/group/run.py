@@ -13,7 +13,14 @@ from bids_encoding.group.collect import check_consistency, collect, model_table
 from bids_encoding.group.reliability import reliable_voxels
 from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
 from bids_encoding.group.scaling import multiple_table, scaling_table
-from bids_encoding.group.scores import MEASURES, parcel_scores, participant_scores, roi_scaling, roi_scores
+from bids_encoding.group.scores import (
+    MEASURES,
+    model_summary,
+    parcel_scores,
+    participant_scores,
+    roi_scaling,
+    roi_scores,
+)
 from bids_encoding.group.second_level import group_maps
 from bids_encoding.hemispheres import is_template_space, symmetric_mask
 
@@ -82,6 +89,8 @@ def _task_level(config, members, output, average=None):
 
     scores = participant_scores(members, models, mask, left, mirror, reliable)
     output.table(scores, "scores", "Per participant and model, on the symmetric mask, best-layer r")
+    output.table(model_summary(scores), "models", "Per model: mean and standard error over participants of "
+                 "each score (symmetric mask, best-layer r)")
     trained = scores[~scores["baseline"]]
     measures = [m for m in MEASURES if scores[m].notna().any()]
     fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], config.n_bootstraps)
@@ -140,8 +149,11 @@ def _average_of(average):
 def _figures(output, trained, fits, scores, roi_table):
     if not trained.empty and trained["n_params"].nunique() >= 2:
         baselines = scores[scores["baseline"]]
-        figures.scaling_figure(trained, fits, ["mean_r", "left", "right"], output.figure(desc="scaling"), baselines)
-        figures.scaling_figure(trained, fits, ["l_minus_r"], output.figure(desc="lateralization"), baselines)
+        reliable = ["mean_r_reliable"] if trained["mean_r_reliable"].notna().any() else []
+        figures.scaling_figure(trained, fits, ["mean_r", "left", "right"] + reliable, output.figure(desc="scaling"),
+                               baselines)
+        figures.scaling_figure(trained, fits, ["l_minus_r"] + (["l_minus_r_reliable"] if reliable else []),
+                               output.figure(desc="lateralization"), baselines)
     if not roi_table.empty:
         figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"))
     staged = output.staging / output.folder
@@ -149,6 +161,4 @@ def _figures(output, trained, fits, scores, roi_table):
         name = DerivativeName.parse(t_path.name)
         if name.desc and name.desc.endswith("fdr05"):
             continue
-        label = "_".join(f"{key}-{value}" for key, value in name.entities.items() if key in ("model", "desc"))
-        figures.glass_brain(str(t_path), output.figure(model=name.model, desc=f"{name.desc or ''}glassbrain"),
-                            f"{label or 'group'}: t")
+        figures.glass_brain(str(t_path), output.figure(model=name.model, desc=f"{name.desc or ''}glassbrain"))

@@ -47,6 +47,25 @@ def participant_scores(results, models, mask, left, mirror, reliable):
     return table
 
 
+SUMMARY_MEASURES = ("mean_r", "left", "right", "l_minus_r", "mean_r_reliable", "l_minus_r_reliable")
+
+
+def model_summary(scores):
+    """One row per model: its size, the number of participants, and the mean and standard error over
+    participants of each measure (the group report's table of models and baselines)."""
+    rows = []
+    for model, subset in scores.groupby("model", sort=False):
+        row = {"model": model, "model_id": subset["model_id"].iloc[0], "n_params": subset["n_params"].iloc[0],
+               "baseline": bool(subset["baseline"].iloc[0]), "n_participants": int(subset["participant"].nunique())}
+        for measure in SUMMARY_MEASURES:
+            values = subset[measure].dropna()
+            row[measure] = float(values.mean()) if len(values) else float("nan")
+            row[f"{measure}_sem"] = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 \
+                else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["baseline", "n_params"]).reset_index(drop=True)
+
+
 def _participant_measure(result, label, column):
     """A best-layer measure from the participant's own scores table (n/a when it has none)."""
     table = result.scores

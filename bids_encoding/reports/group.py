@@ -1,0 +1,115 @@
+"""The group report, ``group.html`` at the output root, built from ``group/`` (tables, maps, figures) only."""
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import pandas as pd
+from markupsafe import Markup
+
+from bids_encoding.derivatives.names import find
+from bids_encoding.hemispheres import is_template_space
+from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
+from bids_encoding.reports.figures import brain_map
+from bids_encoding.reports.render import render
+
+FIT_MEASURES = ("mean_r", "left", "right", "l_minus_r", "mean_r_reliable", "l_minus_r_reliable")
+
+
+def _svg(path):
+    text = Path(path).read_text()
+    return Markup(text[text.index("<svg"):])
+
+
+def _table(files, suffix, desc=None, atlas=None):
+    path = next((p for n, p in files.items() if n.suffix == suffix and n.extension == ".tsv" and n.desc == desc
+                 and n.atlas == atlas), None)
+    return (pd.read_csv(path, sep="\t"), path) if path is not None else (None, None)
+
+
+def _task_block(output_dir, group_dir, task, space, files):
+    template = is_template_space(space)
+    relative = lambda path: Path(path).relative_to(output_dir).as_posix()  # noqa: E731
+    models, models_path = _table(files, "models")
+    fits, fits_path = _table(files, "fits")
+    roifits, roifits_path = _table(files, "roifits")
+    average, average_path = _table(files, "scores", desc="average")
+    figures = {name.desc: path for name, path in find(group_dir / "figures", f"task-{task}_space-{space}_*").items()
+               if name.extension == ".svg"}
+    group_fits = []
+    if fits is not None and not fits.empty:
+        chosen = fits[(fits["level"] == "group") & (fits["family"] == "all") & (fits["predictor"] == "log10_params")
+                      & fits["measure"].isin(FIT_MEASURES)]
+        group_fits = chosen.to_dict("records")
+    maps = []
+    for name, path in files.items():
+        if name.extension != ".nii.gz" or name.suffix != "statmap" or (name.desc or "").endswith("fdr05"):
+            continue
+        title = {"t": "one-sample t of Fisher-z r", "r": "group-mean r, left minus mirror right",
+                 "slope": "voxel-wise slope of r on log10(parameters)", "isc": "inter-subject correlation"}
+        if name.stat == "t":
+            continue  # shown as the group level's own glass-brain figures
+        caption = f"{name.model + ': ' if name.model else ''}{title.get(name.stat, name.stat)}"
+        maps.append({"caption": caption, "image": brain_map(nib.load(path), template,
+                                                            symmetric=name.stat != "isc",
+                                                            cmap="viridis" if name.stat == "isc" else "RdBu_r")})
+    reliable = next((p for n, p in files.items() if n.suffix == "mask" and n.desc == "reliable"
+                     and n.extension == ".nii.gz"), None)
+    if reliable is not None:
+        maps.append({"caption": "reliable voxels", "image": brain_map(nib.load(reliable), template,
+                                                                      cmap="Reds", symmetric=False)})
+    mask_json = next((p for n, p in files.items() if n.suffix == "mask" and n.desc == "symmetric"
+                      and n.extension == ".json"), None)
+    return {"task": task, "space": space,
+            "models": models.to_dict("records") if models is not None else [],
+            "models_file": relative(models_path) if models_path else None,
+            "fits": group_fits, "fits_file": relative(fits_path) if fits_path else None,
+            "roifits": roifits.to_dict("records") if roifits is not None else [],
+            "roifits_file": relative(roifits_path) if roifits_path else None,
+            "average": average.to_dict("records") if average is not None else [],
+            "average_file": relative(average_path) if average_path else None,
+            "scaling": _svg(figures["scaling"]) if "scaling" in figures else None,
+            "lateralization": _svg(figures["lateralization"]) if "lateralization" in figures else None,
+            "averagescaling": _svg(figures["averagescaling"]) if "averagescaling" in figures else None,
+            "roi_figure": _svg(figures["roiasymmetry"]) if "roiasymmetry" in figures else None,
+            "glass_brains": [_glass_brain(name, path) for name, path in
+                             find(group_dir / "figures", f"task-{task}_space-{space}_*", extension=".svg").items()
+                             if (name.desc or "").endswith("glassbrain")],
+            "maps": maps,
+            "mask": json.loads(mask_json.read_text()) if mask_json else {}}
+
+
+def _glass_brain(name, path):
+    what = {"": "one-sample t of Fisher-z best-layer r over participants",
+            "LminusR": "one-sample t of r minus its mirror image (left voxels)",
+            "slope": "one-sample t of the participants' voxel-wise scaling slopes"}
+    kind = name.desc[: -len("glassbrain")]
+    return {"caption": f"{name.model + ': ' if name.model else ''}{what.get(kind, kind)}", "svg": _svg(path)}
+
+
+def write_group_report(output_dir, warnings=(), failure=None, log=None):
+    """Write ``group.html`` at the output root from the group outputs. Returns its path."""
+    output_dir = Path(output_dir)
+    group_dir = output_dir / "group"
+    tasks = []
+    scores = find(group_dir, "task-*_scores.tsv", suffix="scores", desc=None) if group_dir.is_dir() else {}
+    for name in scores:
+        files = find(group_dir, f"task-{name.task}_space-{name.space}_*", task=name.task, space=name.space)
+        tasks.append(_task_block(output_dir, group_dir, name.task, name.space, files))
+    sidecars = _participant_sidecars(output_dir)
+    text, cites = methods(sidecars, group=True) if sidecars else ("", [])
+    sections = [(f"scaling-{t['task']}", f"Scaling ({t['task']})") for t in tasks] + \
+        [("warnings", "Warnings"), ("methods", "Methods")]
+    return render("group.html.j2", output_dir / "group.html", title="group", tasks=tasks, warnings=list(warnings),
+                  failure=failure, log=log, output_dir=output_dir, methods=Markup(to_html(text)),
+                  references=[REFERENCES[key][0] for key in cites], sections=sections,
+                  versions=sidecars[0].get("SoftwareVersions", {}) if sidecars else {})
+
+
+def _participant_sidecars(output_dir):
+    """One best-layer sidecar per model, from the first participant with results (for the methods)."""
+    for folder in sorted(Path(output_dir).glob("sub-*/func")):
+        sidecars = [json.loads(p.read_text()) for p in sorted(folder.glob("*_layer-best_stat-r_statmap.json"))]
+        if sidecars:
+            return sidecars
+    return []

@@ -1,0 +1,125 @@
+"""The participant report, ``sub-<label>.html`` at the output root, built from the files of the output folder
+only (so ``--reports-only`` rebuilds it)."""
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+
+from bids_encoding.derivatives.names import find
+from bids_encoding.hemispheres import is_template_space
+from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
+from bids_encoding.reports.figures import brain_map, layer_curve
+from bids_encoding.reports.render import render
+
+SIGNIFICANCE_Q = 0.05
+
+
+def _model_kind(model):
+    if model.get("Source") == "baseline":
+        return "baseline"
+    return "untrained" if model.get("Untrained") else "language model"
+
+
+def _relative(path, output_dir):
+    return Path(path).relative_to(output_dir).as_posix()
+
+
+def _mode(values):
+    values = values[np.isfinite(values)].astype(int)
+    return int(np.bincount(values - values.min()).argmax() + values.min()) if values.size else None
+
+
+def _model_block(output_dir, files, scores, label, template):
+    """Figures and table row of one model."""
+    best = {name.stat: path for name, path in files.items() if name.model == label and name.layer == "best"
+            and name.extension == ".nii.gz"}
+    sidecar = json.loads(best["r"].with_name(best["r"].name.replace(".nii.gz", ".json")).read_text())
+    rows = scores[scores["model"] == label]
+    layers = rows[rows["layer"].astype(str) != "best"].assign(layer=lambda t: t["layer"].astype(int))
+    best_row = rows[rows["layer"].astype(str) == "best"].iloc[0].to_dict()
+    r_img = nib.load(best["r"])
+    chosen = _mode(np.asarray(nib.load(best["layer"]).dataobj, dtype=float)[np.asarray(r_img.dataobj) != 0]) \
+        if "layer" in best else None
+    block = {"label": label, "id": sidecar["Model"]["Id"], "kind": _model_kind(sidecar["Model"]), "row": best_row,
+             "template": template, "sidecar": sidecar,
+             "layer_curve": Markup(layer_curve(layers, chosen)),
+             "r_map": brain_map(r_img, template)}
+    alpha = next((path for name, path in files.items() if name.model == label and name.stat == "alpha"
+                  and name.layer == str(chosen) and name.extension == ".nii.gz"), None)
+    if alpha is not None:
+        values = np.asarray(nib.load(alpha).dataobj, dtype=float)
+        log_alpha = np.where(values > 0, np.log10(np.where(values > 0, values, 1)), 0)
+        block["alpha_map"] = brain_map(nib.Nifti1Image(log_alpha.astype(np.float32), r_img.affine), template,
+                                       cmap="viridis", symmetric=False, threshold=1e-3)
+        block["alpha_layer"] = chosen
+    if "q" in best:
+        q = np.asarray(nib.load(best["q"]).dataobj, dtype=float)
+        r = np.asarray(r_img.dataobj, dtype=float)
+        kept = np.where((q < SIGNIFICANCE_Q) & (q > 0), r, 0).astype(np.float32)
+        block["significant_map"] = brain_map(nib.Nifti1Image(kept, r_img.affine), template)
+        block["significance"] = (sidecar.get("Significance") or {}).get("Method", "")
+    if "rnorm" in best:
+        block["rnorm_map"] = brain_map(nib.load(best["rnorm"]), template)
+    return block
+
+
+def _task_block(output_dir, scores_path, files):
+    scores = pd.read_csv(scores_path, sep="\t")
+    name = next(n for n, p in files.items() if p == scores_path)
+    template = is_template_space(name.space)
+    labels = list(dict.fromkeys(scores["model"].astype(str)))
+    models = [_model_block(output_dir, files, scores, label, template) for label in labels]
+    first = models[0]["sidecar"]
+    sidecar_path = next(path for n, path in files.items() if n.model == labels[0] and n.layer == "best"
+                        and n.stat == "r" and n.extension == ".json")
+    mask_json = next(path for n, path in files.items() if n.desc == "brain" and n.suffix == "mask"
+                     and n.extension == ".json")
+    mask = json.loads(mask_json.read_text())
+    source = mask.get("MaskSource") or {}
+    timeline = Path(output_dir) / f"sub-{name.sub}" / "figures" / \
+        f"sub-{name.sub}_task-{name.task}_space-{name.space}_desc-timeline_plot.svg"
+    ceiling = next((path for n, path in files.items() if n.stat == "ccmax" and n.extension == ".nii.gz"), None)
+    return {"task": name.task, "space": name.space, "scores_file": _relative(scores_path, output_dir),
+            "sidecar_file": _relative(sidecar_path, output_dir),
+            "runs": [{**run, "name": Path(run["Bold"]).name} for run in first.get("Runs", [])],
+            "left_out": first.get("LeftOutRuns", []),
+            "timeline": Markup(timeline.read_text()[timeline.read_text().index("<svg"):]) if timeline.is_file()
+            else None,
+            "mask": {"file": _relative(mask_json, output_dir), "source": source.get("Source", "not recorded"),
+                     "files": source.get("Files", []), "coverage": mask.get("LanguageROICoverage", {})},
+            "models": models,
+            "ceiling_map": brain_map(nib.load(ceiling), template, cmap="viridis", symmetric=False)
+            if ceiling is not None else None,
+            "sidecars": [model["sidecar"] for model in models]}
+
+
+def participant_results(output_dir, subject):
+    """The participant's scores tables (one per task and space), or [] when there are none."""
+    return sorted((Path(output_dir) / f"sub-{subject}" / "func").glob(f"sub-{subject}_*_scores.tsv"))
+
+
+def write_participant_report(output_dir, subject, warnings=(), failure=None, log=None):
+    """Write ``sub-<subject>.html`` at the output root from the participant's outputs; a ``failure``
+    (``{"message": ..., "log": ...}``) is shown first. Returns the report's path."""
+    output_dir = Path(output_dir)
+    tasks = []
+    for scores_path in participant_results(output_dir, subject):
+        files = find(scores_path.parent, f"sub-{subject}_*", sub=subject)
+        tasks.append(_task_block(output_dir, scores_path, files))
+    sidecars = tasks[0]["sidecars"] if tasks else []
+    text, cites = methods(sidecars, ceiling=any(t["ceiling_map"] for t in tasks)) if sidecars else ("", [])
+    versions = sidecars[0].get("SoftwareVersions", {}) if sidecars else {}
+    if failure is not None:
+        failure = {**failure, "participant_results": bool(tasks)}
+    sections = [(f"data-{t['task']}", f"Data ({t['task']})") for t in tasks] + \
+        [(f"models-{t['task']}", f"Models ({t['task']})") for t in tasks] + \
+        [("warnings", "Warnings"), ("methods", "Methods")]
+    return render("participant.html.j2", output_dir / f"sub-{subject}.html", title=f"sub-{subject}",
+                  subject=subject, tasks=tasks, warnings=list(warnings), failure=failure, versions=versions,
+                  methods=Markup(to_html(text)), references=[REFERENCES[key][0] for key in cites],
+                  sections=([("failure", "Failure")] if failure else []) + sections, output_dir=output_dir,
+                  log=log)

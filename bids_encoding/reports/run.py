@@ -1,0 +1,53 @@
+"""Which reports a run writes, and when: after every level, whether it succeeded or failed (the command calls
+:func:`write_reports` from a ``finally`` block), and with ``--reports-only``."""
+
+import logging
+from pathlib import Path
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _participants_in_scope(config):
+    """The participants a participant-level run was asked for: its labels, else every ``sub-*`` folder."""
+    if config.participant_labels:
+        return [label.removeprefix("sub-") for label in config.participant_labels]
+    return sorted(path.name[4:] for path in Path(config.bids_dir).glob("sub-*") if path.is_dir())
+
+
+def write_reports(level, config, warnings=(), failure=None, log=None):
+    """Write the reports of ``level`` (``participant`` or ``group``) into ``config.output_dir`` and, after a
+    participant level, the methods boilerplate in ``logs/``. ``failure``: ``{"message", "log"}`` of a run that
+    stopped. Returns the reports written; a report that cannot be written is logged, never raised."""
+    from bids_encoding.reports.group import write_group_report
+    from bids_encoding.reports.participant import participant_results, write_participant_report
+
+    written = []
+    try:
+        if level == "group":
+            if any((Path(config.output_dir) / "group").glob("task-*_scores.tsv")) or failure is not None:
+                written.append(write_group_report(config.output_dir, warnings, failure, log))
+        elif level == "participant":
+            for subject in _participants_in_scope(config):
+                if participant_results(config.output_dir, subject) or failure is not None:
+                    written.append(write_participant_report(config.output_dir, subject, warnings, failure, log))
+            if failure is None:
+                _boilerplate_from_outputs(config)
+    except Exception as error:  # a report must never hide the run's own result or error
+        LOGGER.warning("could not write the %s report(s): %s: %s", level, type(error).__name__, error)
+        LOGGER.debug("report error", exc_info=True)
+    return written
+
+
+def _boilerplate_from_outputs(config):
+    import json
+
+    from bids_encoding.reports.boilerplate import write_boilerplate
+    from bids_encoding.reports.participant import participant_results
+
+    subjects = [s for s in _participants_in_scope(config) if participant_results(config.output_dir, s)]
+    if not subjects:
+        return None
+    folder = Path(config.output_dir) / f"sub-{subjects[0]}" / "func"
+    sidecars = [json.loads(path.read_text()) for path in sorted(folder.glob("*_layer-best_stat-r_statmap.json"))]
+    return write_boilerplate(Path(config.output_dir) / "logs", sidecars, n_participants=len(subjects),
+                             ceiling=any(folder.glob("*_stat-ccmax_statmap.nii.gz")))

@@ -1,0 +1,86 @@
+"""One figure style for every figure of both levels, the words that name each measure, and figures as inline
+HTML (SVG text for plots, PNG data URIs for brain images)."""
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+STYLE = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+         "legend.fontsize": 7, "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100,
+         "svg.fonttype": "none", "font.family": "DejaVu Sans"}
+COLORS = {"whole": "#1f4e79", "left": "#c0392b", "right": "#2e86c1", "baseline": "#7f7f7f", "participant": "#bbbbbb",
+          "l_minus_r": "#8e44ad"}
+LABELS = {
+    "mean_r": "mean r, whole brain",
+    "mean_r_left": "mean r, left hemisphere",
+    "mean_r_right": "mean r, right hemisphere",
+    "mean_r_top10": "mean r, top 10% of voxels",
+    "mean_r_reliable": "mean r, reliable voxels",
+    "left": "mean r, left hemisphere",
+    "right": "mean r, right hemisphere (mirror voxels)",
+    "l_minus_r": "mean r, left − right",
+    "left_reliable": "mean r, left reliable voxels",
+    "right_reliable": "mean r, right reliable voxels",
+    "l_minus_r_reliable": "mean r, left − right (reliable voxels)",
+    "log10_params": "parameters",
+    "n_layers": "layers",
+    "hidden_size": "hidden size",
+}
+
+
+def label(name):
+    """Words for a measure or column name (the name itself when there are none)."""
+    return LABELS.get(name, name.replace("_", " "))
+
+
+def parameters(count):
+    """``124M``, ``1.5B``: a parameter count in words."""
+    count = float(count)
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.3g}{unit}"
+    return f"{count:.0f}"
+
+
+def parameter_axis(axis):
+    """An x axis in log10(parameters) labelled with parameter counts."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: parameters(10 ** value)))
+    axis.set_xlabel(label("log10_params"))
+
+
+def figure(*args, **kwargs):
+    """``plt.subplots`` in the report style."""
+    with plt.rc_context(STYLE):
+        return plt.subplots(*args, **kwargs)
+
+
+def save_svg(fig, path=None):
+    """Write the figure as SVG to ``path``, or return the SVG text (for inline HTML); the figure is closed."""
+    with plt.rc_context(STYLE):
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, format="svg")
+            plt.close(fig)
+            return path
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def png_uri(draw, width=7.0, height=2.6):
+    """A PNG data URI of what ``draw(figure)`` plots (nilearn displays need a figure)."""
+    with plt.rc_context(STYLE):
+        fig = plt.figure(figsize=(width, height))
+        draw(fig)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90, facecolor="white")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

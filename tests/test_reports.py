@@ -1,0 +1,171 @@
+"""The HTML reports and the methods boilerplate: every number shown is the one in its table or sidecar, a failed
+run leaves a report that says so, and the reports can be rebuilt (or the boilerplate written) without fitting."""
+
+import json
+import math
+import re
+import shutil
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bids_encoding.cli import main
+from bids_encoding.reports.render import number
+from conftest import build_tiny_gpt2
+
+NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class Cells(HTMLParser):
+    """Every ``<td>``: its attributes and text; SVG and script contents left out."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self._current, self._skip = [], None, 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("svg", "script", "style"):
+            self._skip += 1
+        elif tag == "td" and not self._skip:
+            self._current = {"attrs": dict(attrs), "text": ""}
+
+    def handle_endtag(self, tag):
+        if tag in ("svg", "script", "style"):
+            self._skip -= 1
+        elif tag == "td" and self._current is not None:
+            self.cells.append(self._current)
+            self._current = None
+
+    def handle_data(self, data):
+        if self._current is not None:
+            self._current["text"] += data
+
+
+def _source_value(output_dir, attrs):
+    path = output_dir / attrs["data-file"]
+    if "data-key" in attrs:
+        value = json.loads(path.read_text())
+        for part in attrs["data-key"].split("/"):
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        return value
+    table = pd.read_csv(path, sep="\t")
+    for column, wanted in json.loads(attrs["data-row"]).items():
+        table = table[table[column].astype(str) == str(wanted)]
+    assert len(table) == 1, attrs
+    return table.iloc[0][attrs["data-column"]]
+
+
+def assert_numbers_match_their_sources(report, output_dir):
+    """Every number in a table cell names its source, and equals it as the report rounds it."""
+    parser = Cells()
+    parser.feed(report.read_text())
+    checked = 0
+    for cell in parser.cells:
+        text = cell["text"].strip()
+        if not NUMBER.match(text) and text != "n/a":
+            continue
+        attrs = cell["attrs"]
+        assert "data-file" in attrs, f"{report.name}: number {text} without a source"
+        value = _source_value(output_dir, attrs)
+        digits = len(text.split(".")[1]) if "." in text else 3
+        if isinstance(value, float) and math.isnan(value):
+            assert text == "n/a"
+        else:
+            value = value.item() if hasattr(value, "item") else value
+            assert text == number(value, digits), (attrs, text, value)
+        checked += 1
+    return checked
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory, tiny_model):
+    """Two trained models of different sizes, an untrained one and word rate, two participants, reports on."""
+    import os
+
+    from bids_encoding.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("reports")
+    bigger = build_tiny_gpt2(root / "bigger", n_embd=48, n_layer=3, seed=7)
+    generate_dataset(root, str(tiny_model), n_participants=2, n_runs=3, seed=5)
+    out = root / "out"
+    previous = os.environ.pop("BIDS_ENCODING_SKIP_REPORTS", None)
+    try:
+        assert main([str(root / "bids"), str(out), "participant", "--models", str(tiny_model), str(bigger),
+                     f"untrained:{tiny_model}", "wordrate", "--device", "cpu", "--alphas", "10", "100", "1000",
+                     "10000"]) == 0
+        assert main([str(root / "bids"), str(out), "group", "--group-bootstraps", "100"]) == 0
+    finally:
+        if previous is not None:
+            os.environ["BIDS_ENCODING_SKIP_REPORTS"] = previous
+    return root, out
+
+
+def test_every_number_in_the_reports_is_the_one_in_its_table_or_sidecar(reported):
+    _, out = reported
+    assert assert_numbers_match_their_sources(out / "sub-01.html", out) > 30
+    assert assert_numbers_match_their_sources(out / "group.html", out) > 20
+    text = (out / "sub-01.html").read_text()
+    assert "<img" in text and "data:image/png;base64," in text
+    assert not re.search(r'(src|href)="(https?:|//)', text)  # self-contained: nothing to fetch
+
+
+def test_reports_name_axes_in_words_and_hold_every_section(reported):
+    _, out = reported
+    participant = (out / "sub-01.html").read_text()
+    for section in ("Data: task-story", "Brain mask", "Models and baselines", "layer (0 = embeddings)",
+                    "Warnings", "Methods", "wordrate", "untrained"):
+        assert section in participant, section
+    group = (out / "group.html").read_text()
+    scaling = group.split("Scaling: score against model size")[1].split("</figure>")[0]
+    assert "mean r, whole brain" in scaling and "parameters" in scaling and "mean_r:" not in scaling
+    for section in ("Language regions", "one-sample t of Fisher-z best-layer r", "The average participant"
+                    if "desc-average" in group else "Maps", "Methods"):
+        assert section in group, section
+
+
+def test_methods_boilerplate_is_written_from_the_recorded_settings(reported):
+    _, out = reported
+    markdown = (out / "logs" / "CITATION.md").read_text()
+    sidecar = json.loads(next(out.glob("sub-01/func/*_model-tinygpt2_layer-best_stat-r_statmap.json")).read_text())
+    assert sidecar["Model"]["Id"] in markdown and "wordrate" in markdown
+    assert f"The first {sidecar['Design']['trim_start']} and last {sidecar['Design']['trim_end']} scans" in markdown
+    assert f"among {len(sidecar['Ridge']['Alphas'])} values" in markdown
+    assert "Bonnasse-Gahot" in markdown and "Antonello" in markdown and "Abraham" in markdown
+    bib = (out / "logs" / "CITATION.bib").read_text()
+    assert bib.count("@") == markdown.split("## References")[1].count("\n- ")
+    assert "<strong>Design.</strong>" in (out / "logs" / "CITATION.html").read_text()
+
+
+def test_reports_only_rebuilds_them_and_says_when_there_is_nothing(reported, tmp_path, monkeypatch, capsys):
+    root, out = reported
+    monkeypatch.setenv("BIDS_ENCODING_SKIP_REPORTS", "0")
+    (out / "sub-02.html").unlink()
+    assert main([str(root / "bids"), str(out), "participant", "--reports-only"]) == 0
+    assert (out / "sub-02.html").is_file()
+    assert main([str(root / "bids"), str(tmp_path / "empty"), "group", "--reports-only"]) == 66
+    assert "no group results" in capsys.readouterr().err
+
+
+def test_boilerplate_only_fits_nothing(reported, tmp_path, tiny_model):
+    root, _ = reported
+    out = tmp_path / "boilerplate"
+    assert main([str(root / "bids"), str(out), "participant", "--models", str(tiny_model), "--boilerplate-only"]) == 0
+    assert "Language models" in (out / "logs" / "CITATION.md").read_text()
+    assert not list(out.glob("sub-*/func/*"))
+
+
+def test_a_failed_run_leaves_a_report_that_says_what_failed(reported, tmp_path, tiny_model, monkeypatch):
+    root, _ = reported
+    monkeypatch.setenv("BIDS_ENCODING_SKIP_REPORTS", "0")
+    bids = tmp_path / "bids"
+    shutil.copytree(root / "bids", bids)
+    broken = sorted(bids.glob("sub-02/func/*_bold.nii.gz"))[1]
+    broken.write_bytes(broken.read_bytes()[:3000])  # a download cut halfway
+    out = tmp_path / "out"
+    assert main([str(bids), str(out), "participant", "--models", "wordrate", "--device", "cpu"]) == 65
+    report = (out / "sub-02.html").read_text()
+    assert "This run failed" in report and broken.name in report and "no results were written" in report
+    assert not list(out.glob("sub-02/func/*_scores.tsv"))
+    assert np.all([not p.name.endswith("_scores.tsv") for p in out.rglob("*")])  # nothing passes for complete
