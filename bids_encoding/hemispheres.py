@@ -7,8 +7,21 @@ import numpy as np
 from bids_encoding.errors import BadDataError
 
 
+# The demo's own space: its synthetic 8 mm grid is laid out as MNI152 (x < 0 left, x = 0 the midline), so
+# hemisphere and group analyses hold; it has no TemplateFlow files (no template mask, no ROI coverage).
+SYNTHETIC_SPACES = ("DemoMNI",)
+
+
 def is_template_space(space):
+    """Whether ``space`` is a template space, where x = 0 is the midline: a TemplateFlow template, or the
+    demo's synthetic space."""
+    return space in SYNTHETIC_SPACES or in_templateflow(space)
+
+
+def in_templateflow(space):
     """Whether ``space`` names a TemplateFlow template (from the package's bundled list; no download)."""
+    if space in SYNTHETIC_SPACES:
+        return False
     try:
         import templateflow.api
 

@@ -25,7 +25,7 @@ from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.group.rois import language_coverage
-from bids_encoding.hemispheres import is_template_space
+from bids_encoding.hemispheres import in_templateflow
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import clean_run_bold
 from bids_encoding.inputs.derivatives import derivative_roots
@@ -123,7 +123,7 @@ class Participant:
 
 def _coverage_record(subject, mask_img, space):
     """How much of each language ROI the mask keeps (template spaces only); a warning below 90%."""
-    if not is_template_space(space):
+    if not in_templateflow(space):
         return {}
     coverage = language_coverage(mask_img)
     low = {name: value for name, value in coverage.items() if value < MIN_ROI_COVERAGE}

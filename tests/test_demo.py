@@ -24,9 +24,13 @@ def test_story_timings_are_realistic():
 
 def test_demo_command(tmp_path, tiny_model, capsys):
     code = main(["demo", str(tmp_path / "demo"), "--model", str(tiny_model), "--participants", "2",
-                 "--device", "cpu"])
-    out = capsys.readouterr().out
+                 "--device", "cpu", "--compare", "wordrate"])
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0
+    for own_warning in ("not a TemplateFlow template", "not a template space", "no TemplateFlow brain mask",
+                        "covers less than"):
+        assert own_warning not in captured.err  # the demo's space is declared, its masks shipped
     assert "planted left" in out and str(tmp_path / "demo" / "derivatives" / "bids_encoding") in out
     truth = json.loads((tmp_path / "demo" / "ground_truth" / "ground_truth.json").read_text())
     assert truth["model"] == str(tiny_model) and truth["n_participants"] == 2

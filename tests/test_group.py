@@ -344,9 +344,7 @@ def test_demo_participant_then_group(tmp_path, tiny_model, capsys):
                  "desc-slopefdr05_stat-t_statmap"):
         assert (group / f"{prefix}_{name}.nii.gz").is_file()
     figures = {path.name for path in (group / "figures").glob("*.svg")}
-    for name in ("desc-scaling_plot", "desc-lateralization_plot", "desc-roiasymmetry_plot",
-                 f"model-{label}_desc-glassbrain_plot", f"model-{label}_desc-LminusRglassbrain_plot",
-                 "desc-slopeglassbrain_plot"):
+    for name in ("desc-scaling_plot", "desc-lateralization_plot", "desc-roiasymmetry_plot"):
         assert f"{prefix}_{name}.svg" in figures, name
     scores = pd.read_csv(group / f"{prefix}_scores.tsv", sep="\t")
     planted = scores[scores["model"] == label]

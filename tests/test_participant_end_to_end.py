@@ -205,7 +205,7 @@ def test_gguf_model_runs_end_to_end(small_dataset, tmp_path):
     gguf = next(Path(spec.origin).parent.glob("*.gguf"))
     output_dir = tmp_path / "out"
     code = main([str(small_dataset), str(output_dir), "participant", "--models", str(gguf), "--device", "cpu",
-                 "--window-tokens", "256"])
+                 "--window-tokens", "256", "--layers", "-1"])
     assert code == 0
     func = output_dir / "sub-01" / "func"
     label = model_label(str(gguf))

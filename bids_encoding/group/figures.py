@@ -49,15 +49,3 @@ def roi_figure(roi_table, path):
     axis.set_ylabel("mean r, left − right")
     axis.legend(frameon=False, fontsize=7, ncol=2)
     return save_svg(fig, path)
-
-
-def glass_brain(image, path):
-    """Glass-brain view of a map (left and right sagittal, axial), colour bar on the right; the report's
-    caption says what it is."""
-    from nilearn import plotting
-
-    fig, _ = figure(figsize=(8, 2.8))
-    fig.clf()
-    display = plotting.plot_glass_brain(image, colorbar=True, plot_abs=False, display_mode="lzr", figure=fig)
-    display.savefig(str(path))
-    display.close()

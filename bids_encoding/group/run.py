@@ -6,7 +6,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bids_encoding.derivatives.names import DerivativeName
 from bids_encoding.derivatives.staging import GroupOutput
 from bids_encoding.group import figures
 from bids_encoding.group.collect import check_consistency, collect, model_table
@@ -156,9 +155,3 @@ def _figures(output, trained, fits, scores, roi_table):
                                output.figure(desc="lateralization"), baselines)
     if not roi_table.empty:
         figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"))
-    staged = output.staging / output.folder
-    for t_path in sorted(staged.glob(f"{output.prefix}_*stat-t_statmap.nii.gz")):
-        name = DerivativeName.parse(t_path.name)
-        if name.desc and name.desc.endswith("fdr05"):
-            continue
-        figures.glass_brain(str(t_path), output.figure(model=name.model, desc=f"{name.desc or ''}glassbrain"))

@@ -20,7 +20,7 @@ import numpy as np
 from nilearn import image, masking
 
 from bids_encoding.errors import BadDataError, MissingInputError
-from bids_encoding.hemispheres import is_template_space
+from bids_encoding.hemispheres import in_templateflow
 from bids_encoding.inputs.bold import read_bold
 
 LOGGER = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def participant_mask(runs, given=None, space=None, epi_lower_cutoff=DEFAULT_EPI_
                                "overlap: give a mask with --mask")
         return ParticipantMask(image.new_img_like(reference, combined.astype(np.uint8), copy_header=False),
                                "derivative", derivative, {"Combination": "intersection over runs"})
-    if space and is_template_space(space):
+    if space and in_templateflow(space):
         found = template_brain_mask(space, reference)
         if found is not None:
             path, img = found

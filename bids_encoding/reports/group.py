@@ -43,13 +43,11 @@ def _task_block(output_dir, group_dir, task, space, files):
         group_fits = chosen.to_dict("records")
     maps = []
     for name, path in files.items():
-        if name.extension != ".nii.gz" or name.suffix != "statmap" or (name.desc or "").endswith("fdr05"):
+        if name.extension != ".nii.gz" or name.suffix != "statmap":
             continue
-        title = {"t": "one-sample t of Fisher-z r", "r": "group-mean r, left minus mirror right",
-                 "slope": "voxel-wise slope of r on log10(parameters)", "isc": "inter-subject correlation"}
-        if name.stat == "t":
-            continue  # shown as the group level's own glass-brain figures
-        caption = f"{name.model + ': ' if name.model else ''}{title.get(name.stat, name.stat)}"
+        if name.stat == "t" and not (name.desc or "").endswith("fdr05"):
+            continue  # the t maps are shown thresholded
+        caption = f"{name.model + ': ' if name.model else ''}{_caption(name)}"
         maps.append({"caption": caption, "image": brain_map(nib.load(path), template,
                                                             symmetric=name.stat != "isc",
                                                             cmap="viridis" if name.stat == "isc" else "RdBu_r")})
@@ -72,19 +70,20 @@ def _task_block(output_dir, group_dir, task, space, files):
             "lateralization": _svg(figures["lateralization"]) if "lateralization" in figures else None,
             "averagescaling": _svg(figures["averagescaling"]) if "averagescaling" in figures else None,
             "roi_figure": _svg(figures["roiasymmetry"]) if "roiasymmetry" in figures else None,
-            "glass_brains": [_glass_brain(name, path) for name, path in
-                             find(group_dir / "figures", f"task-{task}_space-{space}_*", extension=".svg").items()
-                             if (name.desc or "").endswith("glassbrain")],
             "maps": maps,
             "mask": json.loads(mask_json.read_text()) if mask_json else {}}
 
 
-def _glass_brain(name, path):
-    what = {"": "one-sample t of Fisher-z best-layer r over participants",
-            "LminusR": "one-sample t of r minus its mirror image (left voxels)",
-            "slope": "one-sample t of the participants' voxel-wise scaling slopes"}
-    kind = name.desc[: -len("glassbrain")]
-    return {"caption": f"{name.model + ': ' if name.model else ''}{what.get(kind, kind)}", "svg": _svg(path)}
+def _caption(name):
+    """What a group map shows, in words."""
+    if name.stat == "t":
+        what = {"fdr05": "one-sample t of Fisher-z best-layer r over participants",
+                "LminusRfdr05": "one-sample t of r minus its mirror image (left voxels)",
+                "slopefdr05": "one-sample t of the participants' voxel-wise scaling slopes"}
+        return what.get(name.desc, name.desc) + ", FDR q < 0.05"
+    return {"r": "group-mean r, left minus mirror right (left voxels)",
+            "slope": "voxel-wise slope of r on log10(parameters)",
+            "isc": "inter-subject correlation"}.get(name.stat, name.stat)
 
 
 def write_group_report(output_dir, warnings=(), failure=None, log=None):

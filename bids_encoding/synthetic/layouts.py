@@ -226,11 +226,12 @@ class FmriprepLayout(DemoLayout):
 
     name = "fmriprep"
     fmriprep = "24"
+    space, res, pipeline = NARRATIVES_SPACE, "2", "fmriprep"
 
     def runs(self, index, subject, n_stories, repeats):
         stories = list(range(n_stories)) + [0] * repeats
-        return [RunFile(f"derivatives/fmriprep/sub-{subject}/func/sub-{subject}_task-story_run-{k}_space-"
-                        f"{NARRATIVES_SPACE}_res-2_desc-preproc_bold.nii.gz", story)
+        return [RunFile(f"derivatives/{self.pipeline}/sub-{subject}/func/sub-{subject}_task-story_run-{k}_space-"
+                        f"{self.space}_res-{self.res}_desc-preproc_bold.nii.gz", story)
                 for k, story in enumerate(stories, start=1)]
 
     def write_metadata(self, bids_dir, stories, repetition_time, runs_by_subject):
@@ -239,18 +240,30 @@ class FmriprepLayout(DemoLayout):
             for run in runs:
                 written = nib.load(bids_dir / run.path)
                 raw = bids_dir / Path(*Path(run.path).parts[2:-1]) / Path(run.path).name.replace(
-                    f"_space-{NARRATIVES_SPACE}_res-2_desc-preproc", "")
+                    f"_space-{self.space}_res-{self.res}_desc-preproc", "")
                 raw.parent.mkdir(parents=True, exist_ok=True)
                 placeholder = nib.Nifti1Image(np.zeros((2, 2, 2, written.shape[3]), np.int16), np.eye(4))
                 placeholder.header["pixdim"][4] = repetition_time
                 placeholder.to_filename(raw)
-        _json(bids_dir / "derivatives" / "fmriprep" / "dataset_description.json", {
-            "Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
-            "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.1"}]})
+        _json(bids_dir / "derivatives" / self.pipeline / "dataset_description.json", self.description)
+
+    description = {"Name": "fMRIPrep - fMRI PREProcessing workflow", "BIDSVersion": "1.9.0",
+                   "DatasetType": "derivative", "GeneratedBy": [{"Name": "fMRIPrep", "Version": "24.1.1"}]}
+
+
+class DemoPreprocessedLayout(FmriprepLayout):
+    """The demo of ``bids_encoding demo``: the demo's story, preprocessed into its synthetic template space
+    ``DemoMNI`` (an 8 mm grid laid out as MNI152) as fMRIPrep would write it, brain masks and confounds
+    included, so that hemispheres, the group level and the reports apply as on real template-space data."""
+
+    name = "demo"
+    space, res, pipeline = "DemoMNI", "8", "preprocessed"
+    description = {"Name": "bids_encoding demo: preprocessed into the synthetic DemoMNI space", "BIDSVersion": "1.9.0",
+                   "DatasetType": "derivative", "GeneratedBy": [{"Name": "bids_encoding demo generator"}]}
 
 
 LAYOUTS = {layout.name: layout for layout in (DemoLayout(), LeBelLayout(), LePetitPrinceLayout(), NarrativesLayout(),
-                                               FmriprepLayout())}
+                                               FmriprepLayout(), DemoPreprocessedLayout())}
 
 
 def _write_textgrid(path, words):
