@@ -33,9 +33,9 @@ def scaling_figure(scores, fits, measures, path, baselines=None):
                 axis.annotate(model, (axis.get_xlim()[0], value), fontsize=7, color=COLORS["baseline"],
                               va="bottom")
         axis.set_title(label(measure))
-        parameter_axis(axis)
+        parameter_axis(axis, scores["log10_params"].dropna().unique())
         axis.set_ylabel("mean r on held-out data")
-    axes[0][0].legend(frameon=False, loc="lower right")
+    axes[0][-1].legend(frameon=True, framealpha=0.85, loc="best", fontsize=7)
     return save_svg(fig, path)
 
 

@@ -48,9 +48,11 @@ def _task_block(output_dir, group_dir, task, space, files):
         if name.stat == "t" and not (name.desc or "").endswith("fdr05"):
             continue  # the t maps are shown thresholded
         caption = f"{name.model + ': ' if name.model else ''}{_caption(name)}"
-        maps.append({"caption": caption, "image": brain_map(nib.load(path), template,
+        maps.append({"model": name.model, "order": (name.stat != "t", name.desc or ""), "caption": caption,
+                     "image": brain_map(nib.load(path), template,
                                                             symmetric=name.stat != "isc",
                                                             cmap="viridis" if name.stat == "isc" else "RdBu_r")})
+    maps.sort(key=lambda item: (item["model"] is None, item["model"] or "", item["order"]))
     reliable = next((p for n, p in files.items() if n.suffix == "mask" and n.desc == "reliable"
                      and n.extension == ".nii.gz"), None)
     if reliable is not None:

@@ -33,6 +33,15 @@ def _mode(values):
     return int(np.bincount(values - values.min()).argmax() + values.min()) if values.size else None
 
 
+def _top_voxels(r_img, fraction=0.1):
+    """The voxels whose best-layer r is in the top ``fraction`` of the mask (where the layer choice matters)."""
+    r = np.asarray(r_img.dataobj, dtype=float)
+    inside = np.isfinite(r) & (r != 0)
+    if not inside.any():
+        return inside
+    return inside & (r >= np.quantile(r[inside], 1 - fraction))
+
+
 def _model_block(output_dir, files, scores, label, template):
     """Figures and table row of one model."""
     best = {name.stat: path for name, path in files.items() if name.model == label and name.layer == "best"
@@ -42,7 +51,7 @@ def _model_block(output_dir, files, scores, label, template):
     layers = rows[rows["layer"].astype(str) != "best"].assign(layer=lambda t: t["layer"].astype(int))
     best_row = rows[rows["layer"].astype(str) == "best"].iloc[0].to_dict()
     r_img = nib.load(best["r"])
-    chosen = _mode(np.asarray(nib.load(best["layer"]).dataobj, dtype=float)[np.asarray(r_img.dataobj) != 0]) \
+    chosen = _mode(np.asarray(nib.load(best["layer"]).dataobj, dtype=float)[_top_voxels(r_img)]) \
         if "layer" in best else None
     block = {"label": label, "id": sidecar["Model"]["Id"], "kind": _model_kind(sidecar["Model"]), "row": best_row,
              "template": template, "sidecar": sidecar,

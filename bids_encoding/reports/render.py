@@ -19,19 +19,33 @@ def number(value, digits=3):
         return str(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1):
         return f"{int(value):d}"
-    return f"{value:.{digits}f}"
+    shown = f"{value:.{digits}f}"
+    return shown[1:] if shown.startswith("-") and float(shown) == 0 else shown  # no "-0.000"
 
 
-def cell(value, file, column=None, row=None, key=None, digits=3):
+def shown_as(value, digits=3, kind=None):
+    """The text of a number in a report cell."""
+    from bids_encoding.reports.style import parameters
+
+    if kind == "parameters":
+        value = value.item() if hasattr(value, "item") else value
+        return parameters(value) if value else "n/a"
+    return number(value, digits)
+
+
+def cell(value, file, column=None, row=None, key=None, digits=3, kind=None):
     """A ``<td>`` holding a number and where it comes from: a TSV's ``column`` in the ``row`` selected by
-    ``{column: value}``, or a JSON sidecar's ``key`` (a ``/`` path)."""
+    ``{column: value}``, or a JSON sidecar's ``key`` (a ``/`` path). ``kind="parameters"`` shows a parameter
+    count in words (``22.7M``)."""
     attributes = {"data-file": str(file)}
+    if kind is not None:
+        attributes["data-kind"] = kind
     if column is not None:
         attributes["data-column"] = column
         attributes["data-row"] = json.dumps(row or {}, sort_keys=True)
     if key is not None:
         attributes["data-key"] = key
-    shown = number(value, digits)
+    shown = shown_as(value, digits, kind)
     attrs = " ".join(f'{name}="{escape(value)}"' for name, value in attributes.items())
     return Markup(f'<td class="num" {attrs}>{escape(shown)}</td>')
 
@@ -42,7 +56,9 @@ def render(template, path, **context):
 
     environment = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["j2"]),
                               trim_blocks=True, lstrip_blocks=True)
-    environment.globals.update(cell=cell, number=number, Markup=Markup)
+    from bids_encoding.reports.style import label
+
+    environment.globals.update(cell=cell, number=number, Markup=Markup, label=label)
     text = environment.get_template(template).render(**context)
     Path(path).write_text(text, encoding="utf-8")
     return Path(path)

@@ -46,10 +46,13 @@ def parameters(count):
     return f"{count:.0f}"
 
 
-def parameter_axis(axis):
-    """An x axis in log10(parameters) labelled with parameter counts."""
-    from matplotlib.ticker import FuncFormatter
+def parameter_axis(axis, sizes=None):
+    """An x axis in log10(parameters) labelled with parameter counts (ticks at the models' ``sizes``, as
+    log10 values, when given)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
 
+    if sizes is not None and len(sizes):
+        axis.xaxis.set_major_locator(FixedLocator(sorted(set(sizes))))
     axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: parameters(10 ** value)))
     axis.set_xlabel(label("log10_params"))
 
