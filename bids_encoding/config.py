@@ -24,6 +24,8 @@ class RunConfig:
     work_dir: Path
     participant_labels: list | None = None
     task: str | None = None
+    nprocs: int | None = None  # CPUs this job may use (None: those available to it)
+    omp_nthreads: int | None = None  # threads of the numerical libraries (None: nprocs)
 
 
 @dataclass
@@ -108,6 +110,37 @@ def _toml_value(value):
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value if v is not None) + "]"
     return json.dumps(str(value))
+
+
+def available_cpus():
+    """CPUs this process may use: Slurm's allocation when it says so, else the CPU affinity."""
+    import os
+
+    for variable in ("SLURM_CPUS_PER_TASK", "PBS_NUM_PPN", "NSLOTS"):
+        value = os.environ.get(variable, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def limit_threads(config):
+    """Hold the numerical libraries (torch, BLAS, OpenMP) to ``config.omp_nthreads`` threads, so that jobs
+    sharing a node do not oversubscribe it; returns the number used."""
+    import os
+
+    nprocs = config.nprocs or available_cpus()
+    threads = min(config.omp_nthreads or nprocs, nprocs)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    return threads
 
 
 def resolve_device(device):

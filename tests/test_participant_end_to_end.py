@@ -214,7 +214,7 @@ def test_gguf_model_runs_end_to_end(small_dataset, tmp_path):
     assert sidecar["Model"]["NumberOfLayers"] == 30
     assert sidecar["Features"]["window"] == 256
     scores = pd.read_csv(func / "sub-01_task-story_space-orig_scores.tsv", sep="\t")
-    assert len(scores) == 32  # embeddings + 30 layers + best
+    assert list(scores["layer"].astype(str)) == ["30", "best"]  # --layers -1: the last of 30 blocks
 
 
 def test_chosen_layers_and_shared_feature_cache(small_dataset, tiny_model, tmp_path, capsys):

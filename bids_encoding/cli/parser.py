@@ -209,6 +209,11 @@ def build_parser():
     _option(run, "-w", "--work-dir", type=Path, default=None,
             help="intermediate files and feature cache (default: OUTPUT_DIR/work)")
     _option(run, "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where models and fits run")
+    _option(run, "--nprocs", "--n-cpus", type=int, default=None,
+            help="CPUs this job may use (default: Slurm's SLURM_CPUS_PER_TASK, else the CPUs available to the "
+                 "process); give each of several jobs on one node its share")
+    _option(run, "--omp-nthreads", type=int, default=None,
+            help="threads of torch, BLAS and OpenMP (default: --nprocs; never more)")
     _option(run, "--mem", default=None, metavar="SIZE",
             help="memory the ridge fit may use beyond the data, e.g. 8GB or 500MB (default: a quarter of the "
                  "available RAM; on a GPU, 80%% of its free memory)")
@@ -349,7 +354,7 @@ def config_from_args(args):
     trim = list(args.trim_scans) * (2 if len(args.trim_scans) == 1 else 1)
     if len(trim) != 2 or min(trim) < 0:
         raise UsageError("--trim-scans takes START [END]: one or two numbers of scans >= 0")
-    for name, minimum in (("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
+    for name, minimum in (("nprocs", 1), ("omp_nthreads", 1), ("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
                           ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 1),
                           ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10)):
         if getattr(args, name) is not None and getattr(args, name) < minimum:
@@ -374,7 +379,8 @@ def config_from_args(args):
     bids_dir, output_dir, work_dir = _output_paths(args)
     if args.analysis_level == "group":
         return GroupConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
-                           participant_labels=args.participant_label, task=args.task, atlas=args.atlas,
+                           participant_labels=args.participant_label, task=args.task, nprocs=args.nprocs,
+                           omp_nthreads=args.omp_nthreads, atlas=args.atlas,
                            roi_file=args.roi_file, n_bootstraps=args.group_bootstraps,
                            reliable_fraction=args.reliable_fraction, mask_threshold=args.group_mask_threshold)
     return ParticipantConfig(
@@ -383,6 +389,8 @@ def config_from_args(args):
         work_dir=work_dir,
         participant_labels=args.participant_label,
         task=args.task,
+        nprocs=args.nprocs,
+        omp_nthreads=args.omp_nthreads,
         space=args.space,
         bold_filters=_bold_filters(args),
         stimuli=args.stimuli,

@@ -22,6 +22,15 @@ def run(args):
     _check_writable(config.output_dir)
     log_file = setup_logging(config.output_dir, args.verbose)
     save_config(config, log_file.with_name(log_file.stem + "_config.toml"))
+    from bids_encoding.config import limit_threads
+
+    LOGGER.debug("numerical libraries limited to %d thread(s)", limit_threads(config))
+    from bids_encoding.derivatives.staging import remove_stale_staging
+
+    stale = remove_stale_staging(config.output_dir)
+    if stale:
+        LOGGER.warning("removed %d staging folder(s) left in %s by killed runs of this machine", stale,
+                       config.output_dir)
     level = args.analysis_level
     if args.reports_only:
         return _reports_only(level, config, log_file)

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +37,32 @@ def software_versions():
         except metadata.PackageNotFoundError:
             pass
     return versions
+
+
+def remove_stale_staging(output_dir):
+    """Remove the staging folders that processes of this machine left when they were killed (their process
+    is gone); returns how many. Folders of other machines are left to their own jobs."""
+    removed = 0
+    host = socket.gethostname()
+    for folder in Path(output_dir).glob(".staging-*"):
+        parts = folder.name[len(".staging-"):]
+        if not parts.startswith(host + "-"):
+            continue
+        pid = parts[len(host) + 1:].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_dataset_description(output_dir, bids_dir):
@@ -111,7 +138,7 @@ class StagedOutput:
         self.entities = {key: value for key, value in entities.items() if value is not None}
         self.last_suffix = last_suffix
         self.prefix = str(DerivativeName(suffix="x", extension="", **self.entities))[:-2]
-        self.staging = self.output_dir / f".staging-{self.prefix}-{uuid.uuid4().hex[:8]}"
+        self.staging = self.output_dir / f".staging-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{self.prefix}"
         try:
             (self.staging / self.folder).mkdir(parents=True)
         except OSError as error:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bids_encoding.errors import (
+    EXIT_CANNOT_CREATE,
     EXIT_VALIDATION,
     BadDataError,
     BidsAppError,
@@ -59,7 +61,9 @@ def load_layout(bids_dir, database_dir, validate=True):
     bids_dir : Path
         Root of the raw dataset.
     database_dir : Path
-        Where pybids writes its index (under the work directory).
+        Where pybids writes its index (under the work directory): each run builds its own, in a folder of its
+        own there (removed when the process ends), so that jobs sharing a work directory never rebuild one
+        index under each other.
     validate : bool
         Drop files whose names are not valid BIDS, and require
         ``dataset_description.json``.
@@ -81,8 +85,7 @@ def load_layout(bids_dir, database_dir, validate=True):
             "(add the file, or point to the dataset's root folder)",
             code if code else MissingInputError.exit_code,
         )
-    database_dir = Path(database_dir)
-    database_dir.mkdir(parents=True, exist_ok=True)
+    database_dir = _run_database_dir(database_dir)
     try:
         return BIDSLayout(bids_dir, validate=validate, database_path=database_dir, reset_database=True)
     except BIDSValidationError as error:
@@ -91,6 +94,29 @@ def load_layout(bids_dir, database_dir, validate=True):
         raise BadDataError(f"{bids_dir}: pybids cannot index the dataset: {error}") from error
     except OSError as error:
         raise _json_error(error, bids_dir) from error
+    except Exception as error:  # sqlalchemy's errors are many lines of SQL: one line, with what to do
+        if type(error).__module__.startswith("sqlalchemy"):
+            raise BidsAppError(f"{bids_dir}: the pybids index in {database_dir} failed "
+                               f"({type(error).__name__}): check that the work directory is on a local, "
+                               "writable disk (--work-dir)", EXIT_CANNOT_CREATE) from error
+        raise
+
+
+def _run_database_dir(parent):
+    """A folder of this run's own under ``parent`` for the pybids index, removed when the process ends."""
+    import atexit
+    import shutil
+    import tempfile
+
+    parent = Path(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=parent))
+    except OSError as error:
+        raise BidsAppError(f"cannot create the pybids index folder in {parent}: {error}; choose a writable "
+                           "--work-dir", EXIT_CANNOT_CREATE) from error
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _json_error(error, where):
