@@ -486,3 +486,16 @@ def test_group_mask_rule_union_with_a_minimum_count(tmp_path):
     assert t_map[2, 3, 2] == 0 and t_map[3, 3, 2] != 0
     difference = np.asarray(nib.load(f"{prefix}_model-m1_desc-LminusR_stat-r_statmap.nii.gz").dataobj)
     assert 0 < abs(difference[2, 3, 2]) < 0.5  # the 3 participants who have it, not sub-01's junk
+
+
+def test_group_level_names_incomplete_and_missing_participants(tmp_path, capsys):
+    root = write_participant_outputs(tmp_path, n_participants=3, params=PARAMS[:2])
+    next((root / "sub-02" / "func").glob("*_scores.tsv")).unlink()  # a job killed before its last file
+    (root / "bids" / "sub-04" / "func").mkdir(parents=True)  # in the dataset, never run
+    assert main([str(root / "bids"), str(root), "group", "--group-bootstraps", "20"]) == 0
+    err = capsys.readouterr().err
+    assert "2 participant(s) with results: sub-01, sub-03" in err
+    assert "incomplete" in err and "sub-02" in err.split("incomplete")[1].splitlines()[0]
+    assert "no results" in err and "sub-04" in err.split("no results")[1].splitlines()[0]
+    assert main([str(root / "bids"), str(root), "group", "--participant-label", "01", "02"]) == 66
+    assert "sub-02" in capsys.readouterr().err

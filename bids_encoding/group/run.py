@@ -39,6 +39,7 @@ def run_group_level(config):
         A one-line summary.
     """
     results = collect(config.output_dir, config.task, config.participant_labels)
+    _report_participants(config, results)
     check_consistency(results)
     summaries = []
     for task in sorted({r.task for r in results}):
@@ -54,6 +55,32 @@ def run_group_level(config):
             output.discard()
             raise
     return "group level done: " + "; ".join(summaries) + f"; results in {Path(config.output_dir) / 'group'}"
+
+
+def _report_participants(config, results):
+    """Say which participants the group level uses, which are incomplete (maps without their scores table: a
+    killed or running job) and which have no results; participants asked for by label must have results."""
+    from bids_encoding.errors import MissingInputError
+
+    found = sorted({r.subject for r in results})
+    output_dir = Path(config.output_dir)
+    wanted = [label.removeprefix("sub-") for label in config.participant_labels or []]
+    known = sorted({path.name[4:] for folder in (Path(config.bids_dir), output_dir) for path in folder.glob("sub-*")
+                    if path.is_dir()})
+    candidates = [s for s in (wanted or known) if s not in found]
+    incomplete = [s for s in candidates if any((output_dir / f"sub-{s}").glob("func/*_statmap.nii.gz"))]
+    missing = [s for s in candidates if s not in incomplete]
+    LOGGER.info("group level: %d participant(s) with results: %s", len(found), ", ".join(f"sub-{s}" for s in found))
+    if wanted and candidates:
+        raise MissingInputError(f"no complete participant results in {output_dir} for "
+                                f"{', '.join('sub-' + s for s in candidates)}: run (or finish) their participant level "
+                                "first, or leave them out of --participant-label")
+    if incomplete:
+        LOGGER.warning("left out, incomplete (maps without a scores table: a job killed or still running): %s",
+                       ", ".join(f"sub-{s}" for s in incomplete))
+    if missing:
+        LOGGER.warning("left out, no results in %s: %s (run their participant level to include them)", output_dir,
+                       ", ".join(f"sub-{s}" for s in missing))
 
 
 def _task_level(config, members, output, average=None):
