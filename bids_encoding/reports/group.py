@@ -11,14 +11,9 @@ from bids_encoding.derivatives.names import find
 from bids_encoding.hemispheres import is_template_space
 from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map
-from bids_encoding.reports.render import render
+from bids_encoding.reports.render import inline_svg, relative, render
 
 FIT_MEASURES = ("mean_r", "left", "right", "l_minus_r", "mean_r_reliable", "l_minus_r_reliable")
-
-
-def _svg(path):
-    text = Path(path).read_text()
-    return Markup(text[text.index("<svg"):])
 
 
 def _table(files, suffix, desc=None, atlas=None):
@@ -29,7 +24,6 @@ def _table(files, suffix, desc=None, atlas=None):
 
 def _task_block(output_dir, group_dir, task, space, files):
     template = is_template_space(space)
-    relative = lambda path: Path(path).relative_to(output_dir).as_posix()  # noqa: E731
     models, models_path = _table(files, "models")
     fits, fits_path = _table(files, "fits")
     roifits, roifits_path = _table(files, "roifits")
@@ -62,16 +56,16 @@ def _task_block(output_dir, group_dir, task, space, files):
                       and n.extension == ".json"), None)
     return {"task": task, "space": space,
             "models": models.to_dict("records") if models is not None else [],
-            "models_file": relative(models_path) if models_path else None,
-            "fits": group_fits, "fits_file": relative(fits_path) if fits_path else None,
+            "models_file": relative(models_path, output_dir) if models_path else None,
+            "fits": group_fits, "fits_file": relative(fits_path, output_dir) if fits_path else None,
             "roifits": roifits.to_dict("records") if roifits is not None else [],
-            "roifits_file": relative(roifits_path) if roifits_path else None,
+            "roifits_file": relative(roifits_path, output_dir) if roifits_path else None,
             "average": average.to_dict("records") if average is not None else [],
-            "average_file": relative(average_path) if average_path else None,
-            "scaling": _svg(figures["scaling"]) if "scaling" in figures else None,
-            "lateralization": _svg(figures["lateralization"]) if "lateralization" in figures else None,
-            "averagescaling": _svg(figures["averagescaling"]) if "averagescaling" in figures else None,
-            "roi_figure": _svg(figures["roiasymmetry"]) if "roiasymmetry" in figures else None,
+            "average_file": relative(average_path, output_dir) if average_path else None,
+            "scaling": inline_svg(figures["scaling"]) if "scaling" in figures else None,
+            "lateralization": inline_svg(figures["lateralization"]) if "lateralization" in figures else None,
+            "averagescaling": inline_svg(figures["averagescaling"]) if "averagescaling" in figures else None,
+            "roi_figure": inline_svg(figures["roiasymmetry"]) if "roiasymmetry" in figures else None,
             "maps": maps,
             "mask": json.loads(mask_json.read_text()) if mask_json else {}}
 

@@ -13,7 +13,7 @@ from bids_encoding.derivatives.names import find
 from bids_encoding.hemispheres import is_template_space
 from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map, layer_curve
-from bids_encoding.reports.render import render
+from bids_encoding.reports.render import inline_svg, relative, render
 
 SIGNIFICANCE_Q = 0.05
 
@@ -22,10 +22,6 @@ def _model_kind(model):
     if model.get("Source") == "baseline":
         return "baseline"
     return "untrained" if model.get("Untrained") else "language model"
-
-
-def _relative(path, output_dir):
-    return Path(path).relative_to(output_dir).as_posix()
 
 
 def _mode(values):
@@ -92,13 +88,12 @@ def _task_block(output_dir, scores_path, files):
     timeline = Path(output_dir) / f"sub-{name.sub}" / "figures" / \
         f"sub-{name.sub}_task-{name.task}_space-{name.space}_desc-timeline_plot.svg"
     ceiling = next((path for n, path in files.items() if n.stat == "ccmax" and n.extension == ".nii.gz"), None)
-    return {"task": name.task, "space": name.space, "scores_file": _relative(scores_path, output_dir),
-            "sidecar_file": _relative(sidecar_path, output_dir),
+    return {"task": name.task, "space": name.space, "scores_file": relative(scores_path, output_dir),
+            "sidecar_file": relative(sidecar_path, output_dir),
             "runs": [{**run, "name": Path(run["Bold"]).name} for run in first.get("Runs", [])],
             "left_out": first.get("LeftOutRuns", []),
-            "timeline": Markup(timeline.read_text()[timeline.read_text().index("<svg"):]) if timeline.is_file()
-            else None,
-            "mask": {"file": _relative(mask_json, output_dir), "source": source.get("Source", "not recorded"),
+            "timeline": inline_svg(timeline),
+            "mask": {"file": relative(mask_json, output_dir), "source": source.get("Source", "not recorded"),
                      "files": source.get("Files", []), "coverage": mask.get("LanguageROICoverage", {})},
             "models": models,
             "ceiling_map": brain_map(nib.load(ceiling), template, cmap="viridis", symmetric=False)

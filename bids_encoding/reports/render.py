@@ -50,6 +50,20 @@ def cell(value, file, column=None, row=None, key=None, digits=3, kind=None):
     return Markup(f'<td class="num" {attrs}>{escape(shown)}</td>')
 
 
+def inline_svg(path):
+    """An SVG file's ``<svg>`` element, to put in a page (its XML prolog left out), or None when absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    return Markup(text[text.index("<svg"):])
+
+
+def relative(path, output_dir):
+    """A path inside the output folder, as the pages name their source files."""
+    return Path(path).relative_to(output_dir).as_posix()
+
+
 def render(template, path, **context):
     """Render ``template`` to ``path`` (a self-contained HTML file)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
