@@ -49,6 +49,7 @@ class ParticipantConfig(RunConfig):
     feature_cache: Path | None = None
     ffn_neurons: bool = False
     validate: bool = True
+    recompute: bool = False  # fit again even what a complete, valid result in the output folder already holds
     features: FeatureSettings = field(default_factory=FeatureSettings)
     design: DesignSettings = field(default_factory=DesignSettings)
     cleaning: Cleaning = field(default_factory=Cleaning)

@@ -20,7 +20,14 @@ from bids_encoding.derivatives import (
     summary_scores,
     write_dataset_description,
 )
-from bids_encoding.derivatives.sidecars import participant_sidecar
+from bids_encoding.derivatives.resume import (
+    LayerCheckpoint,
+    committed_fits,
+    fit_fingerprint,
+    remove_committed_checkpoints,
+    reusable_models,
+)
+from bids_encoding.derivatives.sidecars import participant_sidecar, significance_record
 from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
@@ -275,10 +282,13 @@ def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=No
              "(Schoppe et al. 2016); n/a where CC_max < 0.05"}, model=spec.label, layer=layer, stat="rnorm")
 
 
-def fit_participants_together(participants, model_features, config, sequence):
-    """Fit every model and layer for participants who share one stimulus sequence, and write their maps."""
+def fit_participants_together(participants, model_features, config, sequence, checkpoints=None):
+    """Fit every model and layer for participants who share one stimulus sequence, and write their maps.
+
+    ``checkpoints`` (``{spec: LayerCheckpoint}``) keep each finished layer fit for a rerun after a stop, and
+    give back the layers a stopped run finished."""
     runs = participants[0].runs  # words, timings and scans are the same for every participant here
-    stimuli, keys, groups = sequence.stimuli, sequence.keys, sequence.groups  # keys: words and timings only
+    groups = sequence.groups
     repeated_folds = sequence.repeated_folds
     ridge = build_ridge(config)
     n_folds = len(groups)
@@ -306,34 +316,30 @@ def fit_participants_together(participants, model_features, config, sequence):
                              **({"AverageOf": p.average_of} if p.average_of else {})}
                  for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
+        checkpoint = (checkpoints or {}).get(spec)
+        finished, state = checkpoint.load() if checkpoint is not None else ({}, None)
+        if finished:
+            LOGGER.info("%s %s: %d layer fit(s) of a stopped run reused from %s", label, spec.label, len(finished),
+                        checkpoint.folder)
+        done = sorted(finished)
         bar = tqdm(total=len(model_info.layers) * n_folds, desc=f"fit {label} {spec.label}", unit="fold",
                    disable=not config.progress, leave=False)
-        best = BestLayer()
+        best = BestLayer.from_state(state)
         for layer in model_info.layers:
-            designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
-                                                config.cleaning, run.confounds)
-                       for stimulus, matrix, run in zip(stimuli, matrices, runs)]
-            try:
-                result = ridge.fit_score(designs, responses, keys, keep_predictions=keep,
-                                         progress=lambda: bar.update(1),
-                                         voxel_groups=[p.n_voxels for p in participants])
-            except MemoryError as error:
-                raise UsageError(f"{error}: give more with --mem") from error
-            except ValueError as error:
-                if len(groups) > 1:
-                    raise
-                raise BadDataError(f"{runs[0].bold_path}: {error}") from error
-            pvalues = (voxel_pvalues(result.predictions, result.targets, config.pvalue_method,
-                                     config.n_permutations) if keep else None)
-            best.update(layer, result)
+            arrays = finished.get(layer)
+            if arrays is None:
+                arrays = _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses,
+                                    participants, best, bar)
+                done.append(layer)
+                if checkpoint is not None:
+                    checkpoint.save(layer, arrays, best.state(), done)
             for index, participant in enumerate(participants):
                 voxels = slice(offsets[index], offsets[index + 1])
                 _write_layer_maps(participant, voxels, spec, layer, {**bases[participant.subject], "Layer": layer},
-                                  result.test_r, result.test_r2, result.alpha, pvalues, repeated_folds)
-                participant.rows.append(_score_row(spec, model_info, layer, result.test_r[:, voxels],
-                                                   result.test_r2[:, voxels], result.validation_score[:, voxels],
+                                  arrays["r"], arrays["r2"], arrays.get("alpha"), arrays.get("p"), repeated_folds)
+                participant.rows.append(_score_row(spec, model_info, layer, arrays["r"][:, voxels],
+                                                   arrays["r2"][:, voxels], arrays["validation"][:, voxels],
                                                    participant))
-            del result
         bar.close()
         chosen = best.most_chosen_layer(model_info.layers)
         pvalues = voxel_pvalues(best.predictions, best.targets, config.pvalue_method,
@@ -349,6 +355,28 @@ def fit_participants_together(participants, model_features, config, sequence):
                                          stat="layer")
             participant.rows.append(_score_row(spec, model_info, "best", best.test_r[:, voxels],
                                                best.test_r2[:, voxels], best.validation[:, voxels], participant))
+
+
+def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses, participants, best, bar):
+    """Fit one layer (nested CV), add it to ``best``; its per-voxel arrays: r, r2, alpha, validation, p."""
+    designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
+                                        config.cleaning, run.confounds)
+               for stimulus, matrix, run in zip(sequence.stimuli, matrices, runs)]
+    keep = config.pvalue_method != "none"
+    try:
+        result = ridge.fit_score(designs, responses, sequence.keys, keep_predictions=keep,
+                                 progress=lambda: bar.update(1), voxel_groups=[p.n_voxels for p in participants])
+    except MemoryError as error:
+        raise UsageError(f"{error}: give more with --mem") from error
+    except ValueError as error:
+        if len(sequence.groups) > 1:
+            raise
+        raise BadDataError(f"{runs[0].bold_path}: {error}") from error
+    pvalues = (voxel_pvalues(result.predictions, result.targets, config.pvalue_method, config.n_permutations)
+               if keep else None)
+    best.update(layer, result)
+    return {"r": result.test_r, "r2": result.test_r2, "alpha": result.alpha, "validation": result.validation_score,
+            "p": pvalues}
 
 
 def _score_row(spec, model_info, layer, test_r, test_r2, validation, participant):
@@ -379,22 +407,96 @@ def _batches(members, config):
     return batches + ([current] if current else [])
 
 
-def _fit_and_write(participants, model_features, config, sequence):
+def _fit_and_write(participants, model_features, config, sequence, fits, checkpoints=None, adopted=None):
     """Prepare (each item a Participant, or a function that makes one), fit together, write and commit; nothing
-    committed when anything fails."""
+    committed when anything fails. ``fits``: ``{subject: {label: record}}`` for the scores sidecars;
+    ``adopted``: ``{subject: [labels]}``, models whose committed results are kept as they are."""
     prepared = []
     try:
         for participant in participants:
             prepared.append(participant() if callable(participant) else participant)
-        fit_participants_together(prepared, model_features, config, sequence)
+        fit_participants_together(prepared, model_features, config, sequence, checkpoints)
+        order = {label: index for index, label in enumerate(fits[prepared[0].subject])}
         for participant in prepared:
-            participant.output.write_scores(participant.rows)
+            for label in (adopted or {}).get(participant.subject, []):
+                participant.rows.extend(participant.output.adopt(label))
+            participant.rows.sort(key=lambda row: order[row["model"]])
+            participant.output.write_scores(participant.rows, fits[participant.subject])
             participant.output.commit()
     except BaseException:
         for participant in prepared:
             participant.output.discard()
         raise
+    for checkpoint in (checkpoints or {}).values():
+        checkpoint.remove()
     return prepared
+
+
+def _keep_committed(config, subject, task, space, fits):
+    """Rewrite a committed result with only the models of ``fits``, all kept as they are (a rerun with fewer
+    models): the files of the models left out go."""
+    output = ParticipantOutput(config.output_dir, subject, task, space, None)
+    try:
+        output.adopt()
+        rows = [row for label in fits for row in output.adopt(label)]
+        output.write_scores(rows, fits)
+        output.commit()
+    except BaseException:
+        output.discard()
+        raise
+
+
+class FitPlan:
+    """Which models each participant (or average) still needs fitted, from the fingerprints of the committed
+    results (:mod:`bids_encoding.derivatives.resume`); with ``config.recompute``, all of them."""
+
+    def __init__(self, config, specs, extractor):
+        self.config, self.specs, self.extractor = config, specs, extractor
+        ridge = build_ridge(config)
+        self.ridge_record = ridge.record()
+        self.cv_scheme = ridge.cv_scheme
+        self.significance = significance_record(config)
+        self.fits, self.to_fit, self.kept, self.pruned = {}, {}, {}, []
+
+    def add(self, subject, task, runs, sequence, fingerprint_runs=None):
+        """Fingerprint every model for one participant; returns the specs to fit (possibly none)."""
+        from bids_encoding import __version__
+
+        space = runs[0].space or self.config.space or "orig"
+        fingerprints = {spec.label: fit_fingerprint(
+            self.config, fingerprint_runs or runs, sequence,
+            [self.extractor.record(spec, stimulus.cache_key) for stimulus in sequence.stimuli],
+            {**self.ridge_record, **self.cv_scheme(len(sequence.groups))}, self.significance) for spec in self.specs}
+        reusable = set() if self.config.recompute else reusable_models(self.config.output_dir, subject, task, space,
+                                                                        fingerprints)
+        if reusable == set(fingerprints) and set(committed_fits(self.config.output_dir, subject, task, space)) != reusable:
+            self.pruned.append((subject, task, space))  # fewer models than committed: only their files go
+        key = (subject, task)
+        self.fits[key] = {spec.label: {"Fingerprint": fingerprints[spec.label], "Version": __version__,
+                                           "ModelId": spec.model_id} for spec in self.specs}
+        self.to_fit[key] = [spec for spec in self.specs if spec.label not in reusable]
+        self.kept[key] = sorted(reusable)
+        for label in reusable:
+            remove_committed_checkpoints(self.config.work_dir, subject, task, fingerprints[label])
+        if reusable:
+            LOGGER.info("sub-%s task-%s: complete results with the same settings, inputs and version in %s for %s: "
+                        "kept (--recompute fits them again)", subject, task, self.config.output_dir,
+                        ", ".join(sorted(reusable)))
+        return self.to_fit[key]
+
+    def group(self, task, subjects):
+        """For participants fitted together: the specs to fit (those any of them needs), the models each keeps
+        as committed, the fit records of each, and the layer checkpoints."""
+        needed = {spec for subject in subjects for spec in self.to_fit[(subject, task)]}
+        specs = [spec for spec in self.specs if spec in needed]
+        adopted = {subject: [label for label in self.kept[(subject, task)] if label not in {s.label for s in specs}]
+                   for subject in subjects}
+        fits = {subject: self.fits[(subject, task)] for subject in subjects}
+        checkpoints = None if self.config.recompute else {
+            spec: LayerCheckpoint(self.config.work_dir, [(subject, task, fits[subject][spec.label]["Fingerprint"])
+                                                         for subject in subjects])
+            for spec in specs}
+        return specs, adopted, fits, checkpoints
 
 
 def run_participant_level(config):
@@ -423,34 +525,50 @@ def run_participant_level(config):
     extractor = FeatureExtractor(cache, config.features, device=config.device, dtype=config.dtype,
                                  trust_remote_code=config.trust_remote_code, progress=config.progress,
                                  ffn_neurons=config.ffn_neurons)
-    model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs}
-
+    plan = FitPlan(config, specs, extractor)
     by_signature, by_stimuli = {}, {}
     for (subject, task), runs in selected.items():
         sequence = sequences[(subject, task)]
-        by_signature.setdefault((task, stimulus_signature(runs, sequence, config)), []).append((subject, runs))
+        if plan.add(subject, task, runs, sequence):
+            by_signature.setdefault((task, stimulus_signature(runs, sequence, config)), []).append((subject, runs))
         by_stimuli.setdefault((task, stimulus_signature(runs, sequence, config, censoring=False)), []).append(
             (subject, runs))
+    averages = []
+    for (task, _), members in by_stimuli.items() if config.average else ():
+        sequence = sequences[(members[0][0], task)]
+        if len(members) < 2:
+            LOGGER.warning("--average-participants: sub-%s is the only participant who heard the stimuli of "
+                           "task-%s with these scans: no average", members[0][0], task)
+        elif plan.add(AVERAGE_LABEL, task, members[0][1], sequence, [run for _, runs in members for run in runs]):
+            averages.append((task, members, sequence))
+    needed = {spec for specs_to_fit in plan.to_fit.values() for spec in specs_to_fit}
+    model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs if spec in needed}
+
     best = []
     for (task, _), members in by_signature.items():
         for batch in _batches(members, config):
             LOGGER.info("fitting %s task-%s together (%d runs)", ", ".join(f"sub-{s}" for s, _ in batch), task,
                         len(batch[0][1]))
             sequence = sequences[(batch[0][0], task)]
+            batch_specs, adopted, fits, checkpoints = plan.group(task, [subject for subject, _ in batch])
             participants = _fit_and_write([partial(prepare_participant, subject, task, runs, config, sequence)
-                                           for subject, runs in batch], model_features, config, sequence)
+                                           for subject, runs in batch],
+                                          {spec: model_features[spec] for spec in batch_specs}, config, sequence,
+                                          fits, checkpoints, adopted)
             best.extend(row["mean_r_top10"] for p in participants for row in p.rows if row["layer"] == "best")
-    for (task, _), members in by_stimuli.items() if config.average else ():
-        sequence = sequences[(members[0][0], task)]
-        if len(members) > 1:
-            _fit_and_write([partial(average_participant, members, task, config, sequence)], model_features, config,
-                           sequence)
-        else:
-            LOGGER.warning("--average-participants: sub-%s is the only participant who heard the stimuli of "
-                           "task-%s with these scans: no average", members[0][0], task)
-    return (f"done in {time.time() - start:.0f} s: {len(selected)} participant-task(s), {len(specs)} model(s); "
-            f"features {cache.hits} reused, {cache.misses} computed; best-layer top-10% mean r "
-            f"{np.mean(best):.3f}; results in {config.output_dir}")
+    for task, members, sequence in averages:
+        batch_specs, adopted, fits, checkpoints = plan.group(task, [AVERAGE_LABEL])
+        _fit_and_write([partial(average_participant, members, task, config, sequence)],
+                       {spec: model_features[spec] for spec in batch_specs}, config, sequence, fits, checkpoints,
+                       adopted)
+    for subject, task, space in plan.pruned:
+        _keep_committed(config, subject, task, space, plan.fits[(subject, task)])
+    skipped = sum(not specs_to_fit for specs_to_fit in plan.to_fit.values())
+    return (f"done in {time.time() - start:.0f} s: {len(selected)} participant-task(s), {len(specs)} model(s)"
+            + (f", {skipped} already complete" if skipped else "")
+            + f"; features {cache.hits} reused, {cache.misses} computed"
+            + (f"; best-layer top-10% mean r {np.mean(best):.3f}" if best else "")
+            + f"; results in {config.output_dir}")
 
 
 def boilerplate_only(config):
@@ -458,7 +576,6 @@ def boilerplate_only(config):
     nothing: model sizes come from their configurations (no weights are loaded)."""
     from dataclasses import asdict
 
-    from bids_encoding.derivatives.sidecars import _significance_record
     from bids_encoding.derivatives.staging import software_versions
     from bids_encoding.features.models import parameter_counts
     from bids_encoding.reports import write_boilerplate
@@ -482,6 +599,6 @@ def boilerplate_only(config):
                          "Confounds": config.confounds.record() if config.confounds.strategy else None,
                          "BOLD": {"Mask": {"Source": "given"} if config.mask else None},
                          "Ridge": {**ridge.record(), **ridge.cv_scheme(n_stimuli)},
-                         "Significance": _significance_record(config), "SoftwareVersions": software_versions()})
+                         "Significance": significance_record(config), "SoftwareVersions": software_versions()})
     write_boilerplate(config.output_dir / "logs", sidecars, n_participants=len({s for s, _ in selected}))
     return f"methods boilerplate written to {config.output_dir / 'logs' / 'CITATION.md'} (nothing fitted)"

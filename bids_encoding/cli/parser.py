@@ -221,6 +221,10 @@ def build_parser():
     _option(run, "--tf32", action="store_true", default=False, help="allow TF32 matrix products on the GPU")
     _option(run, "--feature-cache", type=Path, default=None,
             help="feature cache shared by several output folders and jobs (default: WORK_DIR/features)")
+    _option(run, "--recompute", action="store_true", default=False,
+            help="participant level: fit again the participant × model results that the output folder already "
+                 "holds complete, with the same settings, inputs and version (by default they are kept), and "
+                 "ignore the layer fits that a stopped run left in WORK_DIR/fits")
     _option(run, "--reports-only", action="store_true", default=False,
             help="rebuild the HTML reports (participant: sub-<label>.html; group: group.html) from the outputs "
                  "already in OUTPUT_DIR, fitting nothing")
@@ -405,6 +409,7 @@ def config_from_args(args):
         device=resolve_device(args.device),
         dtype=args.dtype,
         validate=not args.skip_bids_validation,
+        recompute=args.recompute,
         trust_remote_code=args.trust_remote_code,
         feature_cache=args.feature_cache.resolve() if args.feature_cache else None,
         ffn_neurons=args.ffn_neurons,

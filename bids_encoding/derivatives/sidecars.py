@@ -32,7 +32,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
                  "Resolution": config.resolution},
         "Confounds": config.confounds.record() if config.confounds.strategy else None,
         "Ridge": {**ridge.record(), **ridge.cv_scheme(len(sequence.groups))},
-        "Significance": _significance_record(config),
+        "Significance": significance_record(config),
         "Runs": [{"Bold": source_path(run.bold_path, config.bids_dir), "RepetitionTime": run.repetition_time,
                   "RepetitionTimeFrom": run.repetition_time_source, "NumberOfScans": run.n_scans,
                   **_word_counts(run.words),
@@ -59,7 +59,7 @@ def _word_counts(words):
             "LastWordOffset": round(float((words["onset"] + words["duration"]).max()), 3)}
 
 
-def _significance_record(config):
+def significance_record(config):
     if config.pvalue_method == "none":
         return None
     record = {"Method": config.pvalue_method, "Statistic": "fold-mean Pearson r", "OneSided": True,

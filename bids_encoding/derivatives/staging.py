@@ -208,8 +208,36 @@ class ParticipantOutput(StagedOutput):
         image = nib.Nifti1Image(np.asarray(self.mask_img.dataobj).astype(np.uint8), self.mask_img.affine)
         self.write_image(image, self.name("mask", ".nii.gz", desc="brain"), sidecar)
 
-    def write_scores(self, rows):
-        self.write_table(pd.DataFrame(rows), self.name("scores", ".tsv"))
+    def write_scores(self, rows, fits):
+        """The scores table (moved last: it marks the result complete) and its sidecar, which records each
+        model's fit fingerprint (:mod:`bids_encoding.derivatives.resume`) for reruns."""
+        self.write_table(pd.DataFrame(rows), self.name("scores", ".tsv"), {
+            "Description": "Summary scores per model and layer (docs/outputs.md)",
+            "Fits": fits, "SoftwareVersions": software_versions()})
+
+    def adopt(self, model_label=None):
+        """Keep the committed files of one model (a rerun found them complete and valid): they are linked into
+        the staging folder and committed again with the new files. Returns their scores rows. Without a
+        model: the files that belong to no model (mask, noise ceiling, figures), and no rows."""
+        folder = self.output_dir / self.folder
+        if model_label is None:
+            figures = self.folder.parent / "figures"
+            old_files = [(path, None) for path in folder.glob(f"{self.prefix}_*") if "_model-" not in path.name
+                         and not path.name.endswith(("_scores.tsv", "_scores.json"))]
+            old_files += [(path, figures) for path in (self.output_dir / figures).glob(f"{self.prefix}_*")]
+        else:
+            old_files = [(path, None) for path in folder.glob(f"{self.prefix}_model-{model_label}_*")]
+        for old, subfolder in sorted(old_files):
+            target = self.path(old.name, folder=subfolder)
+            try:
+                os.link(old, target)
+            except OSError:
+                shutil.copy2(old, target)
+        if model_label is None:
+            return []
+        table = folder / str(self.name("scores", ".tsv"))
+        scores = pd.read_csv(table, sep="\t", keep_default_na=False, na_values=["n/a"])
+        return scores[scores["model"] == model_label].to_dict("records")
 
     def figure(self, suffix="plot", **entities):
         """Staging path of a figure (SVG) in ``sub-<label>/figures/``, as fMRIPrep's."""

@@ -30,3 +30,23 @@ class BestLayer:
     def most_chosen_layer(self, layers):
         counts = np.stack([(self.layer == layer).sum(axis=0) for layer in layers])
         return np.asarray(layers)[counts.argmax(axis=0)]
+
+    def state(self):
+        """The arrays that make this object (for a checkpoint); :meth:`from_state` rebuilds it."""
+        state = {"validation": self.validation, "test_r": self.test_r, "test_r2": self.test_r2, "layer": self.layer}
+        for name, arrays in (("prediction", self.predictions), ("target", self.targets)):
+            for fold, array in enumerate(arrays or []):
+                state[f"{name}_{fold}"] = array
+        return state
+
+    @classmethod
+    def from_state(cls, state):
+        best = cls()
+        if state is None:
+            return best
+        best.validation, best.test_r, best.test_r2, best.layer = (state["validation"], state["test_r"],
+                                                                   state["test_r2"], state["layer"])
+        for name, attribute in (("prediction", "predictions"), ("target", "targets")):
+            folds = sorted((int(key.rsplit("_", 1)[1]), key) for key in state if key.startswith(f"{name}_"))
+            setattr(best, attribute, [state[key] for _, key in folds] or None)
+        return best

@@ -1,0 +1,178 @@
+"""Reruns: skip the participant × model results that are complete and still valid, and keep every finished
+model × layer fit of a run that was stopped (killed by the scheduler, out of time) for the next run.
+
+A result is *valid* when its fingerprint, a hash of everything that shapes it (the model and feature
+settings, the stimuli and their timings, the BOLD files as found on disk, the design, cleaning, confounds,
+ridge and significance settings, and this package's version), equals the one the rerun computes. The
+fingerprints of the committed models are recorded in the scores table's sidecar; those of unfinished fits
+name their checkpoint folders in ``WORK_DIR/fits/``.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from bids_encoding import __version__
+from bids_encoding.derivatives.names import DerivativeName
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _file_state(path):
+    """Path, size and modification time: a file replaced or rewritten changes the fingerprint."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path)
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def fit_fingerprint(config, runs, sequence, feature_records, ridge_record, significance_record):
+    """Hash of everything that shapes one participant's (or one average's) fit of one model.
+
+    Parameters
+    ----------
+    config : ParticipantConfig
+    runs : list of Run
+        Every run the result depends on (all members' runs for an average participant).
+    sequence : StimulusSequence
+    feature_records : list of dict
+        The feature-cache records of the model's features for each stimulus
+        (:meth:`FeatureExtractor.record`): model, revision, dtype and feature settings.
+    ridge_record, significance_record : dict or None
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits.
+    """
+    payload = {
+        "Version": __version__,
+        "Features": feature_records,
+        "Stimuli": list(sequence.keys),
+        "Runs": [[_file_state(run.bold_path), _file_state(run.events_path), run.n_scans, run.repetition_time,
+                  run.origin, _file_state(getattr(run.confounds, "path", None)), _file_state(run.brain_mask)]
+                 for run in runs],
+        "Mask": [_file_state(config.mask), config.epi_mask_cutoff, config.space, config.resolution],
+        "Design": config.design.record(),
+        "Cleaning": config.cleaning.record(),
+        "Confounds": config.confounds.record() if config.confounds.strategy else None,
+        "CrossValidationUnit": config.cv_unit,
+        "Ridge": ridge_record,
+        "Significance": significance_record,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def scores_sidecar_path(output_dir, subject, task, space):
+    name = DerivativeName(suffix="scores", extension=".json", sub=subject, task=task, space=space)
+    return Path(output_dir) / f"sub-{subject}" / "func" / str(name)
+
+
+def committed_fits(output_dir, subject, task, space):
+    """The models of a committed participant result: ``{label: {"Fingerprint", "Version", ...}}``; empty when
+    there is no complete result (no scores table) or when it predates fingerprints."""
+    sidecar = scores_sidecar_path(output_dir, subject, task, space)
+    if not sidecar.with_suffix("").with_suffix(".tsv").is_file() or not sidecar.is_file():
+        return {}
+    try:
+        return dict(json.loads(sidecar.read_text()).get("Fits", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def reusable_models(output_dir, subject, task, space, fingerprints):
+    """Which of ``fingerprints`` (``{label: fingerprint}``) the committed result already holds, and a warning
+    when that result was made by another version of this package.
+
+    Returns
+    -------
+    set of str
+    """
+    committed = committed_fits(output_dir, subject, task, space)
+    versions = sorted({record.get("Version") for record in committed.values()} - {__version__, None})
+    if versions:
+        LOGGER.warning("sub-%s task-%s: the results in %s came from bids_encoding %s (this is %s): fitting again",
+                       subject, task, output_dir, ", ".join(versions), __version__)
+    return {label for label, fingerprint in fingerprints.items()
+            if committed.get(label, {}).get("Fingerprint") == fingerprint
+            and committed[label].get("Version") == __version__}
+
+
+class LayerCheckpoint:
+    """The finished layer fits of one model for participants fitted together, in ``WORK_DIR/fits/<key>/``.
+
+    After each layer, that layer's per-voxel results (``layer-<n>.npz``) and then the running best-layer
+    state (``best.npz``, listing the layers it includes) are written atomically; a rerun with the same
+    fingerprints takes every layer that ``best.npz`` lists from here instead of fitting it again.
+    Removed once the participants' results are committed (or, when the run stopped between the two, by
+    :func:`remove_committed_checkpoints` in the next run).
+
+    Parameters
+    ----------
+    work_dir : Path
+    owners : list of (subject, task, fingerprint)
+        The participants fitted together and their fit fingerprints for this model.
+    """
+
+    def __init__(self, work_dir, owners):
+        self.owners = [list(owner) for owner in owners]
+        key = hashlib.sha256(json.dumps(self.owners).encode()).hexdigest()[:16]
+        self.folder = Path(work_dir) / "fits" / key
+
+    def _write(self, name, arrays):
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "owners.json").write_text(json.dumps(self.owners))
+        temporary = self.folder / f".{name}.{uuid.uuid4().hex}.npz"
+        np.savez(temporary, **{key: value for key, value in arrays.items() if value is not None})
+        os.replace(temporary, self.folder / f"{name}.npz")
+
+    def save(self, layer, arrays, best, done):
+        """Record ``layer``'s arrays (``r``, ``r2``, ``alpha``, ``validation``, ``p``), then the best-layer state
+        after it (:meth:`BestLayer.state`) with the layers ``done`` so far."""
+        self._write(f"layer-{layer}", arrays)
+        self._write("best", {**best, "done": np.asarray(done, dtype=np.int64)})
+
+    def load(self):
+        """``(layers, best)``: ``{layer: arrays}`` of the finished layers and the best-layer state, or
+        ``({}, None)`` when nothing usable is there."""
+        path = self.folder / "best.npz"
+        if not path.is_file():
+            return {}, None
+        try:
+            with np.load(path) as stored:
+                best = {key: stored[key] for key in stored.files}
+            layers = {}
+            for layer in best.pop("done").tolist():  # ints, as the layers are
+                with np.load(self.folder / f"layer-{layer}.npz") as stored:
+                    layers[layer] = {key: stored[key] for key in stored.files}
+        except (OSError, ValueError, KeyError) as error:
+            LOGGER.warning("unreadable fit checkpoint %s (%s): fitting its layers again", self.folder, error)
+            return {}, None
+        return layers, best
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def remove_committed_checkpoints(work_dir, subject, task, fingerprint):
+    """Remove the checkpoints of fits that include a result now committed (a run stopped after committing
+    but before removing them)."""
+    for owners in Path(work_dir).glob("fits/*/owners.json"):
+        try:
+            committed = [subject, task, fingerprint] in json.loads(owners.read_text())
+        except (OSError, ValueError):
+            continue
+        if committed:
+            shutil.rmtree(owners.parent, ignore_errors=True)
