@@ -91,6 +91,21 @@ def _kept_window(run, config):
     return config.design.trim_start, run.n_scans - config.design.trim_end
 
 
+def distinct_stimuli(selected, config):
+    """``{cache_key: Stimulus}`` of every selected participant's runs: each is one feature computation."""
+    stimuli = {}
+    for runs in selected.values():
+        for stimulus in StimulusSequence.of_runs(runs, config.features.continuous).stimuli:
+            stimuli.setdefault(stimulus.cache_key, stimulus)
+    return stimuli
+
+
+def feature_extractor(config):
+    return FeatureExtractor(FeatureCache(config.feature_cache_dir), config.features, device=config.device,
+                            dtype=config.dtype, trust_remote_code=config.trust_remote_code,
+                            progress=config.progress, ffn_neurons=config.ffn_neurons)
+
+
 def _model_specs(models):
     specs = [parse_model_spec(model) for model in models]
     labels = [spec.label for spec in specs]
@@ -515,16 +530,11 @@ def run_participant_level(config):
     specs = _model_specs(config.models)
     write_dataset_description(config.output_dir, config.bids_dir)
     sequences = {key: StimulusSequence.of_runs(runs, config.features.continuous) for key, runs in selected.items()}
-    stimuli = {}
-    for sequence in sequences.values():
-        for stimulus in sequence.stimuli:
-            stimuli.setdefault(stimulus.cache_key, stimulus)
+    stimuli = distinct_stimuli(selected, config)
     LOGGER.info("%d participant(s), %d run(s), %d distinct stimuli, %d model(s)",
                 len({s for s, _ in selected}), sum(map(len, selected.values())), len(stimuli), len(specs))
-    cache = FeatureCache(config.feature_cache_dir)
-    extractor = FeatureExtractor(cache, config.features, device=config.device, dtype=config.dtype,
-                                 trust_remote_code=config.trust_remote_code, progress=config.progress,
-                                 ffn_neurons=config.ffn_neurons)
+    extractor = feature_extractor(config)
+    cache = extractor.cache
     plan = FitPlan(config, specs, extractor)
     by_signature, by_stimuli = {}, {}
     for (subject, task), runs in selected.items():
@@ -569,6 +579,19 @@ def run_participant_level(config):
             + f"; features {cache.hits} reused, {cache.misses} computed"
             + (f"; best-layer top-10% mean r {np.mean(best):.3f}" if best else "")
             + f"; results in {config.output_dir}")
+
+
+def extract_features(config):
+    """Compute the features of every selected participant's stimuli for every model into the feature cache,
+    fitting nothing (the GPU stage of a cluster study, before the participant jobs)."""
+    start = time.time()
+    stimuli = distinct_stimuli(collect_runs(config), config)
+    extractor = feature_extractor(config)
+    cache = extractor.cache
+    for spec in _model_specs(config.models):
+        extractor.features(spec, stimuli.values())
+    return (f"features of {len(stimuli)} stimuli for {len(config.models)} model(s) in {time.time() - start:.0f} s: "
+            f"{cache.hits} reused, {cache.misses} computed; in {cache.root}")
 
 
 def boilerplate_only(config):

@@ -232,6 +232,12 @@ def build_parser():
             default=os.environ.get("BIDS_ENCODING_SKIP_REPORTS", "") not in ("", "0"),
             help="write no HTML report (e.g. in cluster job arrays; build them later with --reports-only); "
                  "the environment variable BIDS_ENCODING_SKIP_REPORTS=1 sets it too")
+    _option(run, "--plan", action="store_true", default=False,
+            help="participant level: print the work (participants, models, layers, cached features), the memory "
+                 "a job needs and the expected time of the features and fits, and stop (docs/hpc.md)")
+    _option(run, "--features-only", action="store_true", default=False,
+            help="participant level: compute the features of the selected participants' stimuli into the "
+                 "feature cache and stop (the GPU stage of a cluster study; docs/hpc.md)")
     _option(run, "--boilerplate-only", action="store_true", default=False,
             help="participant level: check the inputs and write the methods boilerplate (logs/CITATION.md, "
                  ".html, .bib) for these settings, fitting nothing")

@@ -47,7 +47,8 @@ def run(args):
         failure = {"message": f"unexpected {type(error).__name__}: {error}", "log": str(log_file)}
         raise
     finally:
-        if level in ("participant", "group") and not (args.boilerplate_only or args.skip_reports):
+        if level in ("participant", "group") and not (args.boilerplate_only or args.skip_reports or args.plan
+                                                      or args.features_only):
             _reports(level, config, failure, log_file)
     LOGGER.info(summary)
     return 0
@@ -62,8 +63,15 @@ def _run_level(level, config, args):
         from bids_encoding.words import run_words_level
 
         return run_words_level(config)
-    from bids_encoding.participant import boilerplate_only, run_participant_level
+    from bids_encoding.participant import boilerplate_only, collect_runs, extract_features, run_participant_level
 
+    if args.plan:
+        from bids_encoding.plan import plan_participant_level
+
+        print(plan_participant_level(config, collect_runs(config)))
+        return "plan printed (nothing computed)"
+    if args.features_only:
+        return extract_features(config)
     return boilerplate_only(config) if args.boilerplate_only else run_participant_level(config)
 
 

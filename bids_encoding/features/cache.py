@@ -84,6 +84,12 @@ class FeatureCache:
         except (OSError, ValueError):
             return None
 
+    def has(self, record, layers):
+        """Whether every layer is cached (from the entry's record alone: no checksums, no arrays read)."""
+        meta = self._read_meta(self.entry(record))
+        return meta is not None and meta.get("record") == record and all(str(layer) in meta["arrays"]
+                                                                          for layer in layers)
+
     def load(self, record, layers):
         """Return ``({layer: memmap}, info)`` when every layer is cached and intact, else ``None``."""
         entry = self.entry(record)

@@ -198,6 +198,13 @@ class _TestedBlock:
     target: np.ndarray | None = None
 
 
+def working_memory(n_rows, n_features, n_val, n_test, n_alphas, itemsize=4):
+    """Bytes of the ridge's work arrays: ``(fixed, per_voxel)``, for a block of voxels."""
+    per_voxel = itemsize * (3 * n_rows + 3 * n_features + 3 * n_alphas * n_val + 4 * n_test + 64)
+    fixed = itemsize * (n_alphas * n_val * n_features + 4 * n_features ** 2) + LIBRARY_OVERHEAD
+    return fixed, per_voxel
+
+
 class NestedRidgeCV:
     """Voxel-wise ridge with nested cross-validation over runs.
 
@@ -292,9 +299,8 @@ class NestedRidgeCV:
             return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE)
         budget = self.mem if self.mem else (0.8 if str(self.device).startswith("cuda") else 0.25) * \
             available_memory(self.device)
-        itemsize = torch.finfo(self.dtype).bits // 8
-        per_voxel = itemsize * (3 * n_rows + 3 * n_features + 3 * len(self.alphas) * n_val + 4 * n_test + 64)
-        fixed = itemsize * (len(self.alphas) * n_val * n_features + 4 * n_features ** 2) + LIBRARY_OVERHEAD
+        fixed, per_voxel = working_memory(n_rows, n_features, n_val, n_test, len(self.alphas),
+                                          torch.finfo(self.dtype).bits // 8)
         block = min(int((budget - fixed) // per_voxel), self.max_block) // BLOCK_MULTIPLE * BLOCK_MULTIPLE
         if block < BLOCK_MULTIPLE:
             need = fixed + BLOCK_MULTIPLE * per_voxel

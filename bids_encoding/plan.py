@@ -1,0 +1,127 @@
+"""``participant --plan``: the work of a participant-level run, the memory a job needs and its expected time,
+printed before anything is computed, so that cluster users can size ``--mem``, ``--time`` and the array.
+
+The costs are counts of floating-point operations divided by rates measured on this project's benchmarks
+(``benchmarks/results``): they are estimates for sizing jobs, within a factor of about two.
+"""
+
+import math
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+
+from bids_encoding.ridge.solver import working_memory
+from bids_encoding.features import resolve_layers
+from bids_encoding.stimuli import StimulusSequence
+
+# FLOP/s measured on 2 CPU cores (benchmarks/results/bench_ridge.jsonl: 0.17 TFLOP/s in the ridge's main
+# products; bench_features.jsonl: 0.07 TFLOP/s for a small GPT-2), scaled linearly with threads. No GPU rate
+# has been measured for this project yet: the GPU figures assume 30% of an A100's float32/TF32 peak.
+CPU_RATE_PER_THREAD = {"ridge": 0.085e12, "features": 0.035e12}
+GPU_RATE = {"ridge": 20e12, "features": 50e12}
+TOKENS_PER_WORD = 1.4  # English text with BPE tokenizers
+PASSES_PER_TOKEN = 2.0  # each token goes through the model about twice (docs/features.md)
+PYTHON_OVERHEAD = 1.5 * 2 ** 30  # interpreter, torch, transformers, nilearn
+BLOCK_VOXELS = {"cpu": 1024, "cuda": 16384}  # the ridge's largest voxel blocks (NestedRidgeCV.max_block)
+UNMASKED_FRACTION = 0.35  # brain voxels of an EPI grid, when no mask file tells
+
+
+@dataclass
+class ModelPlan:
+    label: str
+    n_params: int
+    n_layers: int
+    hidden_size: int
+    cached: int  # stimuli whose features are already cached
+    feature_flop: float
+    fit_flop: float  # per participant, every chosen layer
+
+
+def _voxels(runs, config):
+    """Voxels of the fit: the given or derivative mask's, else an estimate from the BOLD grid."""
+    for path in (config.mask, runs[0].brain_mask):
+        if path is not None:
+            return int(np.count_nonzero(np.asarray(nib.load(str(path)).dataobj))), "mask"
+    grid = np.prod(nib.load(str(runs[0].bold_path)).shape[:3])
+    return int(grid * UNMASKED_FRACTION), "estimated"
+
+
+def ridge_flop(n_scans, n_features, n_voxels, n_folds, n_alphas, n_permutations=0):
+    """Operations of one layer's nested cross-validated ridge (the model of benchmarks/bench_ridge.py, plus
+    the eigendecompositions and the permutations)."""
+    n_val = n_scans / max(n_folds, 1)
+    n_train = n_scans - n_val
+    products = n_folds * ((n_folds - 1) * 2 * n_alphas * n_val * n_features * n_voxels
+                          + n_folds * 2 * n_features ** 2 * n_voxels + 2 * n_train * n_features * n_voxels)
+    decompositions = n_folds * n_folds * (10 * n_features ** 3 + 2 * n_train * n_features ** 2)
+    return products + decompositions + n_permutations * 2 * n_scans * n_voxels
+
+
+def _hours(seconds):
+    return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+
+
+def plan_participant_level(config, selected):
+    """The plan of a participant-level run, as text (``selected``: :func:`collect_runs`'s result)."""
+    from bids_encoding.participant import _model_specs, distinct_stimuli, feature_extractor
+
+    threads = config.omp_nthreads or config.nprocs or 2
+    device = "cuda" if str(config.device).startswith("cuda") else "cpu"
+    rate = GPU_RATE if device == "cuda" else {key: value * threads for key, value in CPU_RATE_PER_THREAD.items()}
+    extractor = feature_extractor(config)
+    cache = extractor.cache
+    stimuli = distinct_stimuli(selected, config)
+    n_words = {key: len(stimulus.words) for key, stimulus in stimuli.items()}
+    runs = next(iter(selected.values()))
+    n_scans = max(sum(run.n_scans for run in runs) for runs in selected.values())
+    n_folds = max(len(StimulusSequence.of_runs(runs, config.features.continuous).groups) for runs in selected.values())
+    n_voxels, voxel_source = _voxels(runs, config)
+    delays = len(config.design.fir_delays) if config.design.kind == "fir" else 1
+    permutations = config.n_permutations if config.pvalue_method in ("circular", "blocks") else 0
+    models = []
+    for spec in _model_specs(config.models):
+        info = extractor.model_info(spec)
+        layers = (0,) if spec.is_baseline else tuple(resolve_layers(config.features.layers, info.n_layers))
+        cached = sum(cache.has(extractor.record(spec, key), layers) for key in stimuli)
+        tokens = TOKENS_PER_WORD * PASSES_PER_TOKEN * sum(n_words[key] for key in stimuli)
+        models.append(ModelPlan(spec.label, info.n_params, len(layers), info.hidden_size, cached,
+                                0 if spec.is_baseline else 2 * info.n_params_no_head * tokens,
+                                (len(layers) + 1) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
+                                                               len(config.alphas), permutations)))
+    participants = sorted({subject for subject, _ in selected})
+    itemsize = 2 if str(extractor.dtype) in ("bfloat16", "float16") else 4
+    weights = max((m.n_params * itemsize for m in models if m.cached < len(stimuli)), default=0)
+    widest = max(m.hidden_size * delays for m in models)
+    data = 2 * 4 * n_scans * n_voxels  # the cleaned BOLD and one copy, float32
+    fixed, per_voxel = working_memory(n_scans, widest, n_scans / n_folds, n_scans / n_folds, len(config.alphas))
+    ridge = config.mem or fixed + per_voxel * min(n_voxels, BLOCK_VOXELS[device])
+    design = 8 * n_scans * widest * 3
+    job_memory = PYTHON_OVERHEAD + data + design + ridge + (weights if device == "cpu" else 0)
+    fit_seconds = sum(m.fit_flop for m in models) / rate["ridge"]
+    feature_seconds = sum(m.feature_flop * (1 - m.cached / len(stimuli)) for m in models) / rate["features"]
+    lines = [
+        f"plan: {len(participants)} participant(s), {len(selected)} participant-task(s), up to {n_scans} scans "
+        f"and {len(stimuli)} distinct stimuli ({sum(n_words.values())} words); {n_voxels} voxels "
+        f"({voxel_source}); {n_folds} outer folds; device {device}, {threads} thread(s)",
+        f"{'model':<24} {'parameters':>12} {'layers':>6} {'hidden':>6} {'cached':>7} {'features':>10} "
+        f"{'fit/participant':>15}",
+    ]
+    for m in models:
+        lines.append(f"{m.label[:24]:<24} {m.n_params:>12,} {m.n_layers:>6} {m.hidden_size:>6} "
+                     f"{m.cached:>3}/{len(stimuli):<3} {_hours(m.feature_flop * (1 - m.cached / len(stimuli)) / rate['features']):>10} "
+                     f"{_hours(m.fit_flop / rate['ridge']):>15}")
+    gib = 2 ** 30
+    lines += [
+        f"features, once for all participants: {_hours(feature_seconds)} (model weights {weights / gib:.1f} GiB)",
+        f"fits: {_hours(fit_seconds)} per participant, {_hours(fit_seconds * len(participants))} in all",
+        f"memory of one participant job: {job_memory / gib:.1f} GiB (data {data / gib:.1f}, design "
+        f"{design / gib:.1f}, ridge working memory {ridge / gib:.1f}{' (--mem)' if config.mem else ''}, model weights "
+        f"{(weights if device == 'cpu' else 0) / gib:.1f}, Python {PYTHON_OVERHEAD / gib:.1f})",
+        f"Slurm, one participant per task: --array=1-{len(participants)} --cpus-per-task={threads} "
+        f"--mem={math.ceil(1.2 * job_memory / gib)}G (and bids_encoding --mem {math.ceil(ridge / 2 ** 20)}MB) --time={_hours(max(600, 2 * fit_seconds))}"
+        + ("" if feature_seconds == 0 else
+           f"; features first (--features-only): --time={_hours(max(600, 2 * feature_seconds))}"),
+        "rates: measured on 2 CPU cores (benchmarks/results), scaled by threads; GPU rates assumed (docs/hpc.md)",
+    ]
+    return "\n".join(lines)
