@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bids_encoding.design import Cleaning, DesignSettings
 from bids_encoding.features import FeatureSettings
+from bids_encoding.features.models import Placement
 from bids_encoding.inputs.confounds import ConfoundSettings
 from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
 from bids_encoding.ridge import DEFAULT_ALPHAS, InnerCV
@@ -48,6 +49,7 @@ class ParticipantConfig(RunConfig):
     trust_remote_code: bool = False
     feature_cache: Path | None = None
     ffn_neurons: bool = False
+    placement: Placement = field(default_factory=Placement)  # a model across devices (--device-map, ...)
     validate: bool = True
     recompute: bool = False  # fit again even what a complete, valid result in the output folder already holds
     features: FeatureSettings = field(default_factory=FeatureSettings)

@@ -103,7 +103,7 @@ def distinct_stimuli(selected, config):
 def feature_extractor(config):
     return FeatureExtractor(FeatureCache(config.feature_cache_dir), config.features, device=config.device,
                             dtype=config.dtype, trust_remote_code=config.trust_remote_code,
-                            progress=config.progress, ffn_neurons=config.ffn_neurons)
+                            progress=config.progress, ffn_neurons=config.ffn_neurons, placement=config.placement)
 
 
 def _model_specs(models):

@@ -326,3 +326,44 @@ def test_batch_size_follows_free_memory(tiny_model, monkeypatch):
     assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 5
     monkeypatch.setattr(extract, "available_memory", lambda device: 1)
     assert extract.auto_batch_size(loaded, 64, 3, "cpu") == 1
+
+
+def test_a_model_split_across_devices_by_max_memory_gives_the_same_features(tmp_path):
+    """accelerate's device_map with a max_memory too small for the model: part of it is offloaded (to disk,
+    on this CPU-only machine), and the features equal those of the model in one piece."""
+    from conftest import build_tiny_gpt2
+
+    from bids_encoding.features.models import Placement
+
+    path = build_tiny_gpt2(tmp_path / "tiny4", n_layer=4, n_embd=64)
+    spec = parse_model_spec(str(path))
+    whole = load_model(spec)
+    size = sum(p.numel() * p.element_size() for p in whole.model.parameters())
+    placement = Placement(device_map="auto", max_memory=(("cpu", f"{size / 2e6:.3f}MB"),),
+                          offload_folder=str(tmp_path / "offload"))
+    split = load_model(spec, placement=placement)
+    assert "disk" in set(split.model.hf_device_map.values()) and "cpu" in set(split.model.hf_device_map.values())
+    assert split.input_device == "cpu"
+    words = STORY.split()[:120]
+    settings = FeatureSettings(window=32, context=16)
+    expected = extract_word_features(whole, words, settings, progress=False).hidden
+    found = extract_word_features(split, words, settings, progress=False).hidden
+    assert expected.keys() == found.keys()
+    for layer in expected:
+        np.testing.assert_allclose(found[layer], expected[layer], atol=1e-5)
+    assert placement.record() == {"DeviceMap": "auto", "MaxMemory": {"cpu": f"{size / 2e6:.3f}MB"}, "Quantization": None}
+
+
+def test_placement_options_are_checked_and_recorded(tmp_path):
+    from bids_encoding.cli.parser import config_from_args, parse_args
+    from bids_encoding.errors import UsageError
+
+    (tmp_path / "bids").mkdir()
+    base = [str(tmp_path / "bids"), str(tmp_path / "out"), "participant"]
+    config = config_from_args(parse_args([*base, "--device-map", "auto", "--max-memory", "0=40gb", "cpu=100GB"]))
+    assert config.placement.max_memory == (("0", "40GB"), ("cpu", "100GB"))
+    assert config.placement.load_kwargs()["max_memory"] == {0: "40GB", "cpu": "100GB"}
+    assert config.placement.offload_folder == str(tmp_path / "out" / "work" / "offload")
+    for wrong in (["--max-memory", "cpu=1GB"], ["--device-map", "auto", "--max-memory", "gpu0:40GB"]):
+        with pytest.raises(UsageError):
+            config_from_args(parse_args([*base, *wrong]))

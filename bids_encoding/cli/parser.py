@@ -153,6 +153,15 @@ def build_parser():
     _option(models, "--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
             help="model dtype (auto: bfloat16 on a GPU that supports it, else float32)")
 
+    _option(models, "--device-map", choices=("auto", "balanced", "balanced_low_0", "sequential"), default=None,
+            help="place a model that does not fit one device across several GPUs, the CPU and disk (accelerate's "
+                 "device_map; disk offload goes to WORK_DIR/offload)")
+    _option(models, "--max-memory", nargs="+", metavar="DEVICE=SIZE", default=None,
+            help="with --device-map: memory per device, e.g. 0=40GB 1=40GB cpu=120GB")
+    _option(models, "--quantize", choices=("8bit", "4bit"), default=None,
+            help="load model weights in 8 or 4 bits (bitsandbytes, CUDA only; the features differ from full "
+                 "precision and are cached apart)")
+
     fit = parser.add_argument_group("design and fit")
     _option(fit, "--trim-scans", type=int, nargs="+", default=[DesignSettings.trim_start, DesignSettings.trim_end],
             metavar=("START", "END"),
@@ -352,6 +361,22 @@ def _confound_settings(args):
         raise UsageError(f"--confounds: {error}") from error
 
 
+def _placement(args, work_dir):
+    from bids_encoding.features.models import Placement
+
+    memory = []
+    for item in args.max_memory or []:
+        device, _, size = item.partition("=")
+        if not size or not (device.isdigit() or device in ("cpu", "disk", "mps")):
+            raise UsageError(f"--max-memory {item}: write DEVICE=SIZE, e.g. 0=40GB or cpu=120GB")
+        parse_memory(size)
+        memory.append((device, size.upper()))
+    if memory and not args.device_map:
+        raise UsageError("--max-memory needs --device-map (e.g. --device-map auto)")
+    return Placement(device_map=args.device_map, max_memory=tuple(memory), quantize=args.quantize,
+                     offload_folder=str(work_dir / "offload") if args.device_map else None)
+
+
 def config_from_args(args):
     """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig` or, for the group level,
     a :class:`~bids_encoding.config.GroupConfig`."""
@@ -419,6 +444,7 @@ def config_from_args(args):
         trust_remote_code=args.trust_remote_code,
         feature_cache=args.feature_cache.resolve() if args.feature_cache else None,
         ffn_neurons=args.ffn_neurons,
+        placement=_placement(args, work_dir),
         features=FeatureSettings(pooling=args.pooling, window=args.window_tokens, context=args.context_tokens,
                                  right_context=args.right_context_tokens, batch_size=args.batch_size,
                                  layers=tuple(args.layers) if args.layers else None,

@@ -22,7 +22,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
                                     "(the scaling fits use it); WithoutHead: the transformer that gives the "
                                     "features; NonEmbedding: that transformer without its embedding tables",
                   "NumberOfLayers": model_info.n_layers, "HiddenSize": model_info.hidden_size,
-                  "DType": model_info.dtype},
+                  "DType": model_info.dtype, "Placement": config.placement.record()},
         "Features": {**asdict(config.features), "window": model_info.window,
                      "context": model_info.context, "right_context": model_info.right_context,
                      "layers": list(model_info.layers), "LayerIndexing": "0 = embeddings, k = block k"},

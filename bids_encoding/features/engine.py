@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.cache import FeatureCache
 from bids_encoding.features.extract import FeatureSettings, extract_word_features, resolve_layers
-from bids_encoding.features.models import load_model, parameter_counts, resolve_dtype
+from bids_encoding.features.models import Placement, load_model, parameter_counts, resolve_dtype
 
 LOGGER = logging.getLogger(__name__)
 FEATURE_CODE_VERSION = 3  # 3: own-token pooling, fixed encoder right context
@@ -65,10 +65,12 @@ class FeatureExtractor:
     progress : bool
     ffn_neurons : bool
         Also cache the feed-forward activations of every chosen layer.
+    placement : Placement
+        Models across devices, offloaded or quantized (accelerate, bitsandbytes).
     """
 
     def __init__(self, cache, settings=FeatureSettings(), device="cpu", dtype=None, trust_remote_code=False,
-                 progress=True, ffn_neurons=False):
+                 progress=True, ffn_neurons=False, placement=Placement()):
         self.cache = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
         self.settings = settings
         self.device = device
@@ -76,6 +78,7 @@ class FeatureExtractor:
         self.trust_remote_code = trust_remote_code
         self.progress = progress
         self.ffn_neurons = ffn_neurons
+        self.placement = placement
 
     def model_info(self, spec):
         """:class:`ModelInfo` of a model read from its config alone (no weights; no layers or plan yet)."""
@@ -89,6 +92,7 @@ class FeatureExtractor:
             "what": what, "stimulus": fingerprint, "model_id": spec.model_id, "model_revision": spec.revision,
             "model_source": spec.source, "model_label": spec.label, "untrained": spec.untrained,
             "dtype": self.dtype, "features": self.settings.cache_record(), "feature_code": FEATURE_CODE_VERSION,
+            **({"quantization": self.placement.quantize} if self.placement.quantize else {}),
         }
 
     def features(self, spec, stimuli):
@@ -119,7 +123,7 @@ class FeatureExtractor:
                 nonlocal loaded
                 if loaded is None:
                     LOGGER.info("loading model %s (%s)", spec.model_id, spec.location)
-                    loaded = load_model(spec, self.device, self.dtype, self.trust_remote_code)
+                    loaded = load_model(spec, self.device, self.dtype, self.trust_remote_code, self.placement)
                 settings = _with_layers(self.settings, missing)
                 result = extract_word_features(loaded, list(stimulus.words), settings, device=self.device,
                                                progress=self.progress, context_words=stimulus.context_words,

@@ -91,6 +91,7 @@ class LoadedModel:
     max_tokens: int
     is_encoder: bool
     dtype: str
+    input_device: str = "cpu"  # where inputs go (the embeddings' device)
 
 
 def model_label(model_id):
@@ -193,6 +194,42 @@ def parse_model_spec(text):
     if packaged is not None:
         return ModelSpec(model_id, None, "package", str(packaged))
     return ModelSpec(model_id, revision, "hub", model_id)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model's weights go when it does not fit one device: accelerate's ``device_map`` with
+    ``max_memory`` (several GPUs, CPU, disk offload into ``offload_folder``), and optional 8-/4-bit weights
+    (bitsandbytes, CUDA only). The default places the whole model on the run's device."""
+
+    device_map: str | None = None  # auto, balanced, balanced_low_0, sequential
+    max_memory: tuple = ()  # (("0", "40GB"), ("cpu", "120GB")): device -> size
+    offload_folder: str | None = None
+    quantize: str | None = None  # 8bit or 4bit
+
+    def load_kwargs(self):
+        kwargs = {}
+        if self.device_map:
+            kwargs["device_map"] = self.device_map
+            if self.max_memory:
+                kwargs["max_memory"] = {int(key) if key.isdigit() else key: value for key, value in self.max_memory}
+            if self.offload_folder:
+                kwargs["offload_folder"] = self.offload_folder
+        if self.quantize:
+            from transformers import BitsAndBytesConfig
+
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise UsageError(f"--quantize {self.quantize} needs the bitsandbytes package and a CUDA GPU: "
+                                 "pip install bitsandbytes")
+            kwargs["quantization_config"] = BitsAndBytesConfig(**{f"load_in_{self.quantize}": True})
+        return kwargs
+
+    def record(self):
+        """What the sidecars record (None for the default placement)."""
+        if not (self.device_map or self.quantize):
+            return None
+        return {"DeviceMap": self.device_map, "MaxMemory": dict(self.max_memory) or None,
+                "Quantization": self.quantize}
 
 
 def resolve_dtype(device, dtype=None):
@@ -313,8 +350,9 @@ def is_encoder_config(config):
         kind in MODEL_FOR_CAUSAL_LM_MAPPING and getattr(config, "is_decoder", False))
 
 
-def load_model(spec, device="cpu", dtype=None, trust_remote_code=False):
-    """Load tokenizer and model (all hidden states, no head) onto a device.
+def load_model(spec, device="cpu", dtype=None, trust_remote_code=False, placement=Placement()):
+    """Load tokenizer and model (all hidden states, no head) onto a device, or across devices
+    (:class:`Placement`).
 
     Weights load as safetensors when the model has them. ``untrained:``
     models are built from the config with seed ``UNTRAINED_SEED``.
@@ -341,16 +379,24 @@ def load_model(spec, device="cpu", dtype=None, trust_remote_code=False):
             torch.manual_seed(UNTRAINED_SEED)
             model = AutoModel.from_config(config, dtype=torch_dtype, trust_remote_code=trust_remote_code)
         else:
-            model = AutoModel.from_pretrained(spec.location, dtype=torch_dtype, use_safetensors=None, **kwargs)
+            model = AutoModel.from_pretrained(spec.location, dtype=torch_dtype, use_safetensors=None, **kwargs,
+                                              **placement.load_kwargs())
     except (OSError, ValueError) as error:
         raise _hub_error(spec, error) from error
     if not getattr(tokenizer, "is_fast", False):
         raise UsageError(f"model '{spec.model_id}' has no fast tokenizer: word alignment needs character offsets")
-    model.eval().to(device)
+    model.eval()
+    input_device = device
+    if getattr(model, "hf_device_map", None) and (placement.device_map or placement.quantize):
+        first = next(iter(model.hf_device_map.values()))  # where the embeddings, and so the inputs, are
+        input_device = f"cuda:{first}" if isinstance(first, int) else ("cpu" if first == "disk" else first)
+    else:
+        model.to(device)
     total, non_embedding = count_parameters(model)
     shape = describe_config(model.config)
     return LoadedModel(
         spec=spec, tokenizer=tokenizer, model=model, n_params=total, n_params_non_embedding=non_embedding,
         n_layers=shape["n_layers"], hidden_size=shape["hidden_size"], max_tokens=shape["max_tokens"],
         is_encoder=is_encoder_config(model.config), dtype=str(torch_dtype).replace("torch.", ""),
+        input_device=input_device,
     )
