@@ -24,7 +24,11 @@ TOKENS_PER_WORD = 1.4  # English text with BPE tokenizers
 PASSES_PER_TOKEN = 2.0  # each token goes through the model about twice (docs/features.md)
 PYTHON_OVERHEAD = 1.5 * 2 ** 30  # interpreter, torch, transformers, nilearn
 BLOCK_VOXELS = {"cpu": 1024, "cuda": 16384}  # the ridge's largest voxel blocks (NestedRidgeCV.max_block)
-UNMASKED_FRACTION = 0.35  # brain voxels of an EPI grid, when no mask file tells
+UNMASKED_FRACTION = 0.35
+# What the arithmetic leaves out (start-up, reading and cleaning the BOLD, p-values, writing): on the demo
+# dataset the participant jobs took 41-56 s for 6 s of planned arithmetic (docs/hpc.md), so --time gets
+# a fixed 15 minutes plus four times the arithmetic.
+SLACK_SECONDS, SLACK_FACTOR = 900, 4  # brain voxels of an EPI grid, when no mask file tells
 
 
 @dataclass
@@ -36,6 +40,7 @@ class ModelPlan:
     cached: int  # stimuli whose features are already cached
     feature_flop: float
     fit_flop: float  # per participant, every chosen layer
+    baseline: bool = False  # computed on the fly, never cached
 
 
 def _voxels(runs, config):
@@ -88,10 +93,11 @@ def plan_participant_level(config, selected):
         models.append(ModelPlan(spec.label, info.n_params, len(layers), info.hidden_size, cached,
                                 0 if spec.is_baseline else 2 * info.n_params_no_head * tokens,
                                 (len(layers) + 1) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
-                                                               len(config.alphas), permutations)))
+                                                               len(config.alphas), permutations),
+                                spec.is_baseline))
     participants = sorted({subject for subject, _ in selected})
     itemsize = 2 if str(extractor.dtype) in ("bfloat16", "float16") else 4
-    weights = max((m.n_params * itemsize for m in models if m.cached < len(stimuli)), default=0)
+    weights = max((m.n_params * itemsize for m in models if m.cached < len(stimuli) and not m.baseline), default=0)
     widest = max(m.hidden_size * delays for m in models)
     data = 2 * 4 * n_scans * n_voxels  # the cleaned BOLD and one copy, float32
     fixed, per_voxel = working_memory(n_scans, widest, n_scans / n_folds, n_scans / n_folds, len(config.alphas))
@@ -108,20 +114,22 @@ def plan_participant_level(config, selected):
         f"{'fit/participant':>15}",
     ]
     for m in models:
-        lines.append(f"{m.label[:24]:<24} {m.n_params:>12,} {m.n_layers:>6} {m.hidden_size:>6} "
-                     f"{m.cached:>3}/{len(stimuli):<3} {_hours(m.feature_flop * (1 - m.cached / len(stimuli)) / rate['features']):>10} "
-                     f"{_hours(m.fit_flop / rate['ridge']):>15}")
+        features = m.feature_flop * (1 - m.cached / len(stimuli)) / rate["features"]
+        cached, feature_time = (("-", "-") if m.baseline else (f"{m.cached:>3}/{len(stimuli):<3}", _hours(features)))
+        lines.append(f"{m.label[:24]:<24} {m.n_params:>12,} {m.n_layers:>6} {m.hidden_size:>6} {cached:>7} "
+                     f"{feature_time:>10} {_hours(m.fit_flop / rate['ridge']):>15}")
     gib = 2 ** 30
     lines += [
         f"features, once for all participants: {_hours(feature_seconds)} (model weights {weights / gib:.1f} GiB)",
-        f"fits: {_hours(fit_seconds)} per participant, {_hours(fit_seconds * len(participants))} in all",
+        f"fits: {_hours(fit_seconds)} per participant, {_hours(fit_seconds * len(participants))} in all (the "
+        "arithmetic only: loading and cleaning the BOLD, p-values and writing the maps add to it)",
         f"memory of one participant job: {job_memory / gib:.1f} GiB (data {data / gib:.1f}, design "
         f"{design / gib:.1f}, ridge working memory {ridge / gib:.1f}{' (--mem)' if config.mem else ''}, model weights "
         f"{(weights if device == 'cpu' else 0) / gib:.1f}, Python {PYTHON_OVERHEAD / gib:.1f})",
         f"Slurm, one participant per task: --array=1-{len(participants)} --cpus-per-task={threads} "
-        f"--mem={math.ceil(1.2 * job_memory / gib)}G (and bids_encoding --mem {math.ceil(ridge / 2 ** 20)}MB) --time={_hours(max(600, 2 * fit_seconds))}"
+        f"--mem={math.ceil(1.2 * job_memory / gib)}G (and bids_encoding --mem {math.ceil(ridge / 2 ** 20)}MB) --time={_hours(SLACK_SECONDS + SLACK_FACTOR * fit_seconds)}"
         + ("" if feature_seconds == 0 else
-           f"; features first (--features-only): --time={_hours(max(600, 2 * feature_seconds))}"),
+           f"; features first (--features-only): --time={_hours(SLACK_SECONDS + SLACK_FACTOR * feature_seconds)}"),
         "rates: measured on 2 CPU cores (benchmarks/results), scaled by threads; GPU rates assumed (docs/hpc.md)",
     ]
     return "\n".join(lines)

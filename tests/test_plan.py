@@ -25,7 +25,7 @@ def test_plan_lists_the_work_and_sizes_the_jobs_without_computing(small_dataset,
     printed = capsys.readouterr().out
     assert next(line for line in printed.splitlines() if line.startswith("tinygpt2")).split()[4] == "3/3"
     assert "features first" not in printed  # every feature cached: no feature stage to plan
-    assert main(arguments) == 0
+    assert main([*arguments, "--pvalue-method", "none", "--alphas", "1", "100"]) == 0
     assert "features 3 reused, 0 computed" in capsys.readouterr().err
 
 
@@ -39,3 +39,24 @@ def test_ridge_operations_match_the_benchmark_count():
     assert ridge_flop(n, p, v, n_runs, alphas) == pytest.approx(benchmark + decompositions)
     assert ridge_flop(n, p, v, n_runs, alphas, n_permutations=1000) - ridge_flop(n, p, v, n_runs, alphas) == \
         pytest.approx(1000 * 2 * n * v)
+
+
+def test_slurm_submission_plans_the_study_without_submitting(small_dataset, tiny_model, tmp_path):
+    """scripts/slurm/submit.sh --plan-only: the participant list and the plan, nothing submitted."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    study = tmp_path / "study.env"
+    study.write_text(f'BIDS_DIR={small_dataset}\nOUT_DIR={tmp_path / "out"}\nFEATURE_CACHE={tmp_path / "cache"}\n'
+                     f'WORK_DIR={tmp_path / "work"}\nMODELS="{tiny_model} wordrate"\nOPTIONS="--device cpu"\n'
+                     'IMAGE=""\n')
+    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm" / "submit.sh"
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(script), str(study), "--plan-only"], capture_output=True, text=True,
+                          env=environment, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "study: 1 participant(s), 2 model(s)" in done.stdout and "--array=1-1" in done.stdout
+    assert (tmp_path / "out" / "logs" / "slurm" / "participants.txt").read_text() == "01\n"
+    assert "submitted" not in done.stdout and not list((tmp_path / "out").glob("sub-*"))
