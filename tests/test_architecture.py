@@ -79,3 +79,29 @@ def test_group_level_does_not_reach_the_participant_orchestrator():
     graph = import_graph()
     for module in (name for name in graph if name.startswith("bids_encoding.group")):
         assert "bids_encoding.participant" not in reachable(graph, module), module
+
+
+def test_the_wheel_carries_every_file_the_package_reads(tmp_path):
+    """A plain (non-editable) install has the report templates (a container or PyPI install lacked them)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a clean tree: an egg-info left by an editable install would list the files
+    shutil.copytree(root / "bids_encoding", source / "bids_encoding", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                            str(tmp_path), str(source)], capture_output=True, text=True)
+    if built.returncode != 0 and "No module named" in built.stderr:
+        import pytest
+
+        pytest.skip(f"cannot build a wheel here: {built.stderr.strip().splitlines()[-1]}")
+    assert built.returncode == 0, built.stderr
+    names = set(zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist())
+    data = {str(path.relative_to(root)) for path in (root / "bids_encoding").rglob("*")
+            if path.is_file() and path.suffix not in (".py", ".pyc")}
+    assert data and data <= names, sorted(data - names)
