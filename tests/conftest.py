@@ -4,7 +4,10 @@ import hashlib
 import os
 from pathlib import Path
 
-import pytest
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers share two cores: threads that wait sleep, not spin
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
 
 from bids_encoding.synthetic import generate_dataset
 from bids_encoding.synthetic.story import STORY
