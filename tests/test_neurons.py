@@ -1,0 +1,65 @@
+"""Neurons to brain networks: neuron time courses in blocks, their patterns, each neuron's sub-group."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from bids_encoding.design import Cleaning, DesignSettings
+from bids_encoding.neurons import NeuronPatterns, NeuronTimecourses, assignment, one_delay
+from bids_encoding.synthetic import story_runs
+
+TR = 2.0
+
+
+def planted_neurons(n_groups=4, per_group=60, noise=0.5, seed=0, n_runs=3, signs=(-1, 1)):
+    """Per run, one layer of neurons whose word activations follow one of ``n_groups`` word signals, each
+    with a gain of either sign (``signs``)."""
+    rng = np.random.default_rng(seed)
+    runs = story_runs(n_runs)
+    groups = np.repeat(np.arange(n_groups), per_group)
+    neurons, matrices = [], []
+    design = DesignSettings(trim_start=2, trim_end=2)
+    gains = rng.uniform(0.5, 2.0, len(groups)) * rng.choice(signs, len(groups))
+    for words in runs:
+        signals = rng.standard_normal((len(words), n_groups))
+        activations = signals[:, groups] * gains + noise * rng.standard_normal((len(words), len(groups)))
+        neurons.append({3: activations.astype(np.float32)})
+        n_scans = int(np.ceil((words["onset"].iloc[-1] + 12) / TR))
+        matrices.append(design.word_matrix(words, n_scans, TR))
+    return NeuronTimecourses(neurons, matrices, [TR] * n_runs, design, Cleaning()), groups
+
+
+def test_time_courses_do_not_depend_on_the_block_size_and_keep_to_their_memory_bound():
+    courses, groups = planted_neurons()
+    whole = np.concatenate([block for _, block in NeuronTimecourses(
+        courses.neurons, courses.matrices, courses.repetition_times, courses.design, courses.cleaning,
+        block=10_000).blocks(3)])
+    courses.block = 16
+    tracemalloc.start()
+    pieces = [block for _, block in courses.blocks(3)]
+    peak = tracemalloc.get_traced_memory()[1] - sum(piece.nbytes for piece in pieces)
+    tracemalloc.stop()
+    np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-5)
+    assert whole.shape == (len(groups), courses.n_scans)
+    assert peak <= courses.memory_bound(), (peak, courses.memory_bound())
+    same = np.corrcoef(whole[:5])[0, 1:]
+    assert np.abs(same).min() > 0.5  # neurons of one group follow one time course, up to their sign
+
+
+@pytest.mark.parametrize("signs", [(-1, 1), (1,)])
+def test_planted_neuron_groups_are_recovered(signs):
+    courses, groups = planted_neurons(signs=signs)
+    patterns = NeuronPatterns(n_patterns=4, random_state=0)
+    patterns.fit(lambda: (block for _, block in courses.blocks(3)))
+    assert patterns.patterns_.shape == (4, courses.n_scans)
+    found = np.concatenate([assignment(patterns.transform(block)) for _, block in courses.blocks(3)])
+    assert adjusted_rand_score(groups, found) >= 0.8
+
+
+def test_lanczos_fir_is_collapsed_to_one_delay():
+    design = DesignSettings(kind="lanczos-fir", fir_delays=(1, 2, 3, 4))
+    assert one_delay(design).fir_delays == (3,) and one_delay(DesignSettings()).kind == "hrf"
+    with pytest.raises(ValueError, match="unknown pattern method"):
+        NeuronPatterns(method="ica")
