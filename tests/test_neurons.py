@@ -63,3 +63,59 @@ def test_lanczos_fir_is_collapsed_to_one_delay():
     assert one_delay(design).fir_delays == (3,) and one_delay(DesignSettings()).kind == "hrf"
     with pytest.raises(ValueError, match="unknown pattern method"):
         NeuronPatterns(method="ica")
+
+
+def planted_atlas(n_voxels=2000, size=300, n_networks=4):
+    labels = np.zeros(n_voxels, dtype=int)
+    for k in range(n_networks):
+        labels[k * size:(k + 1) * size] = k + 1
+    return labels, {k + 1: f"Net{k + 1}" for k in range(n_networks)}
+
+
+def test_pattern_maps_are_matched_to_the_networks_they_were_planted_in():
+    from bids_encoding.neurons.networks import match_networks
+
+    labels, names = planted_atlas()
+    rng = np.random.default_rng(0)
+    maps = rng.standard_normal((4, len(labels))) * 1.5
+    maps[0] += labels == 1
+    maps[1] += labels == 3
+    maps[3] += 0.6 * (labels == 2)  # pattern 2: noise only
+    table = match_networks(maps, labels, names, n_permutations=500)
+    assert list(table["matched"]) == [True, True, False, True]
+    assert list(table.loc[table["matched"], "network"]) == ["Net1", "Net3", "Net2"]
+    assert (table.loc[table["matched"], "dice"] > 0.2).all() and (table["p"] >= 1 / 501).all()
+
+
+def test_null_maps_match_no_network_beyond_the_fdr_rate():
+    from bids_encoding.neurons.networks import match_networks
+
+    labels, names = planted_atlas()
+    false = 0
+    for seed in range(5):
+        maps = np.random.default_rng(seed).standard_normal((40, len(labels)))
+        false += match_networks(maps, labels, names, n_permutations=200, seed=seed)["matched"].sum()
+    assert false <= 2  # BH at 0.05 under the full null: at most one seed of five with any match, expected
+
+
+def test_summary_measures_on_known_assignments():
+    import pandas as pd
+
+    from bids_encoding.neurons.measures import (consistency, diversity, model_measures, neuron_networks,
+                                                neurons_per_network)
+
+    matches = pd.DataFrame({"pattern": [0, 1, 2], "network": ["Language", "Visual", "Default"],
+                            "matched": [True, True, False]})
+    assignment = np.array([0, 0, 1, 2, -1, 1])
+    networks = neuron_networks(assignment, matches)
+    assert list(networks) == ["Language", "Language", "Visual", None, None, "Visual"]
+    assert diversity([0, 0, 0, 0], 4) == 0 and diversity([0, 1, 2, 3], 4) == pytest.approx(1)
+    table = neurons_per_network([1, 1, 2, 2, 2, 3], networks)
+    assert table.loc[1, "Language"] == 2 and table.loc[2, "Visual"] == 1 and table.loc[3, "Visual"] == 1
+    assert consistency([networks, networks]) == 1
+    other = np.array(["Language", "Visual", "Visual", "Default", None, "Visual"], dtype=object)
+    assert consistency([networks, other]) == pytest.approx(3 / 4)  # 4 neurons both assign; 3 agree
+    assert np.isnan(consistency([networks]))
+    measures = model_measures(matches, assignment, 3)
+    assert measures["fraction_matched"] == pytest.approx(2 / 3)
+    assert measures["fraction_neurons_matched"] == pytest.approx(4 / 6)
