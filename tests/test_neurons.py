@@ -119,3 +119,23 @@ def test_summary_measures_on_known_assignments():
     measures = model_measures(matches, assignment, 3)
     assert measures["fraction_matched"] == pytest.approx(2 / 3)
     assert measures["fraction_neurons_matched"] == pytest.approx(4 / 6)
+
+
+def test_pattern_regressors_give_the_planted_weight_maps():
+    from sklearn.linear_model import Ridge
+
+    from bids_encoding.neurons.encoding import fit_patterns, ridge_weights
+    from bids_encoding.ridge import NestedRidgeCV
+
+    rng = np.random.default_rng(1)
+    designs = [rng.standard_normal((120, 4)) for _ in range(4)]
+    truth = rng.standard_normal((4, 30))
+    truth[:, :5] = 0  # five voxels no pattern drives
+    responses = [x @ truth + rng.standard_normal((120, 30)) for x in designs]
+    fit = fit_patterns(NestedRidgeCV(np.logspace(-2, 4, 7)), designs, responses, [0, 1, 2, 3])
+    assert fit.weights.shape == (4, 30)
+    assert np.corrcoef(fit.weights[:, 5:].ravel(), truth[:, 5:].ravel())[0, 1] > 0.95
+    assert fit.r[5:].mean() > 0.6 and abs(fit.r[:5].mean()) < 0.15
+    x, y = np.concatenate(designs), np.concatenate(responses)
+    reference = Ridge(alpha=fit.alpha[7], fit_intercept=False).fit(x, y[:, 7]).coef_
+    np.testing.assert_allclose(ridge_weights(x, y, fit.alpha)[:, 7], reference, rtol=1e-6)
