@@ -14,6 +14,7 @@ from functools import partial
 import numpy as np
 from tqdm.auto import tqdm
 
+from bids_encoding import __version__
 from bids_encoding.derivatives import (
     ParticipantOutput,
     participant_hemispheres,
@@ -91,11 +92,16 @@ def _kept_window(run, config):
     return config.design.trim_start, run.n_scans - config.design.trim_end
 
 
-def distinct_stimuli(selected, config):
-    """``{cache_key: Stimulus}`` of every selected participant's runs: each is one feature computation."""
+def stimulus_sequences(selected, config):
+    """``{(subject, task): StimulusSequence}`` of the selected runs."""
+    return {key: StimulusSequence.of_runs(runs, config.features.continuous) for key, runs in selected.items()}
+
+
+def distinct_stimuli(sequences):
+    """``{cache_key: Stimulus}`` of the sequences' stimuli: each is one feature computation."""
     stimuli = {}
-    for runs in selected.values():
-        for stimulus in StimulusSequence.of_runs(runs, config.features.continuous).stimuli:
+    for sequence in sequences:
+        for stimulus in sequence.stimuli:
             stimuli.setdefault(stimulus.cache_key, stimulus)
     return stimuli
 
@@ -475,16 +481,15 @@ class FitPlan:
 
     def add(self, subject, task, runs, sequence, fingerprint_runs=None):
         """Fingerprint every model for one participant; returns the specs to fit (possibly none)."""
-        from bids_encoding import __version__
-
         space = runs[0].space or self.config.space or "orig"
         fingerprints = {spec.label: fit_fingerprint(
             self.config, fingerprint_runs or runs, sequence,
             [self.extractor.record(spec, stimulus.cache_key) for stimulus in sequence.stimuli],
             {**self.ridge_record, **self.cv_scheme(len(sequence.groups))}, self.significance) for spec in self.specs}
-        reusable = set() if self.config.recompute else reusable_models(self.config.output_dir, subject, task, space,
-                                                                        fingerprints)
-        if reusable == set(fingerprints) and set(committed_fits(self.config.output_dir, subject, task, space)) != reusable:
+        committed = committed_fits(self.config.output_dir, subject, task, space)
+        reusable = set() if self.config.recompute else reusable_models(committed, fingerprints, subject, task,
+                                                                        self.config.output_dir)
+        if reusable == set(fingerprints) and set(committed) != reusable:
             self.pruned.append((subject, task, space))  # fewer models than committed: only their files go
         key = (subject, task)
         self.fits[key] = {spec.label: {"Fingerprint": fingerprints[spec.label], "Version": __version__,
@@ -529,8 +534,8 @@ def run_participant_level(config):
                          f"labelled {AVERAGE_LABEL}: leave it out with --participant-label")
     specs = _model_specs(config.models)
     write_dataset_description(config.output_dir, config.bids_dir)
-    sequences = {key: StimulusSequence.of_runs(runs, config.features.continuous) for key, runs in selected.items()}
-    stimuli = distinct_stimuli(selected, config)
+    sequences = stimulus_sequences(selected, config)
+    stimuli = distinct_stimuli(sequences.values())
     LOGGER.info("%d participant(s), %d run(s), %d distinct stimuli, %d model(s)",
                 len({s for s, _ in selected}), sum(map(len, selected.values())), len(stimuli), len(specs))
     extractor = feature_extractor(config)
@@ -585,7 +590,7 @@ def extract_features(config):
     """Compute the features of every selected participant's stimuli for every model into the feature cache,
     fitting nothing (the GPU stage of a cluster study, before the participant jobs)."""
     start = time.time()
-    stimuli = distinct_stimuli(collect_runs(config), config)
+    stimuli = distinct_stimuli(stimulus_sequences(collect_runs(config), config).values())
     extractor = feature_extractor(config)
     cache = extractor.cache
     for spec in _model_specs(config.models):

@@ -13,7 +13,6 @@ import numpy as np
 
 from bids_encoding.ridge.solver import working_memory
 from bids_encoding.features import resolve_layers
-from bids_encoding.stimuli import StimulusSequence
 
 # FLOP/s measured on 2 CPU cores (benchmarks/results/bench_ridge.jsonl: 0.17 TFLOP/s in the ridge's main
 # products; bench_features.jsonl: 0.07 TFLOP/s for a small GPT-2), scaled linearly with threads. No GPU rate
@@ -38,7 +37,7 @@ class ModelPlan:
     n_layers: int
     hidden_size: int
     cached: int  # stimuli whose features are already cached
-    feature_flop: float
+    feature_flop: float  # the stimuli not cached yet
     fit_flop: float  # per participant, every chosen layer
     baseline: bool = False  # computed on the fly, never cached
 
@@ -69,28 +68,29 @@ def _hours(seconds):
 
 def plan_participant_level(config, selected):
     """The plan of a participant-level run, as text (``selected``: :func:`collect_runs`'s result)."""
-    from bids_encoding.participant import _model_specs, distinct_stimuli, feature_extractor
+    from bids_encoding.participant import _model_specs, distinct_stimuli, feature_extractor, stimulus_sequences
 
     threads = config.omp_nthreads or config.nprocs or 2
     device = "cuda" if str(config.device).startswith("cuda") else "cpu"
     rate = GPU_RATE if device == "cuda" else {key: value * threads for key, value in CPU_RATE_PER_THREAD.items()}
     extractor = feature_extractor(config)
     cache = extractor.cache
-    stimuli = distinct_stimuli(selected, config)
+    sequences = stimulus_sequences(selected, config)
+    stimuli = distinct_stimuli(sequences.values())
     n_words = {key: len(stimulus.words) for key, stimulus in stimuli.items()}
     runs = next(iter(selected.values()))
     n_scans = max(sum(run.n_scans for run in runs) for runs in selected.values())
-    n_folds = max(len(StimulusSequence.of_runs(runs, config.features.continuous).groups) for runs in selected.values())
+    n_folds = max(len(sequence.groups) for sequence in sequences.values())
     n_voxels, voxel_source = _voxels(runs, config)
-    delays = len(config.design.fir_delays) if config.design.kind == "fir" else 1
+    delays = len(config.design.fir_delays) if config.design.kind == "lanczos-fir" else 1
     permutations = config.n_permutations if config.pvalue_method in ("circular", "blocks") else 0
     models = []
     for spec in _model_specs(config.models):
         info = extractor.model_info(spec)
         layers = (0,) if spec.is_baseline else tuple(resolve_layers(config.features.layers, info.n_layers))
-        cached = sum(cache.has(extractor.record(spec, key), layers) for key in stimuli)
-        tokens = TOKENS_PER_WORD * PASSES_PER_TOKEN * sum(n_words[key] for key in stimuli)
-        models.append(ModelPlan(spec.label, info.n_params, len(layers), info.hidden_size, cached,
+        missing = [key for key in stimuli if not cache.has(extractor.record(spec, key), layers)]
+        tokens = TOKENS_PER_WORD * PASSES_PER_TOKEN * sum(n_words[key] for key in missing)
+        models.append(ModelPlan(spec.label, info.n_params, len(layers), info.hidden_size, len(stimuli) - len(missing),
                                 0 if spec.is_baseline else 2 * info.n_params_no_head * tokens,
                                 (len(layers) + 1) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
                                                                len(config.alphas), permutations),
@@ -105,7 +105,7 @@ def plan_participant_level(config, selected):
     design = 8 * n_scans * widest * 3
     job_memory = PYTHON_OVERHEAD + data + design + ridge + (weights if device == "cpu" else 0)
     fit_seconds = sum(m.fit_flop for m in models) / rate["ridge"]
-    feature_seconds = sum(m.feature_flop * (1 - m.cached / len(stimuli)) for m in models) / rate["features"]
+    feature_seconds = sum(m.feature_flop for m in models) / rate["features"]
     lines = [
         f"plan: {len(participants)} participant(s), {len(selected)} participant-task(s), up to {n_scans} scans "
         f"and {len(stimuli)} distinct stimuli ({sum(n_words.values())} words); {n_voxels} voxels "
@@ -114,8 +114,8 @@ def plan_participant_level(config, selected):
         f"{'fit/participant':>15}",
     ]
     for m in models:
-        features = m.feature_flop * (1 - m.cached / len(stimuli)) / rate["features"]
-        cached, feature_time = (("-", "-") if m.baseline else (f"{m.cached:>3}/{len(stimuli):<3}", _hours(features)))
+        cached, feature_time = (("-", "-") if m.baseline else
+                                (f"{m.cached:>3}/{len(stimuli):<3}", _hours(m.feature_flop / rate["features"])))
         lines.append(f"{m.label[:24]:<24} {m.n_params:>12,} {m.n_layers:>6} {m.hidden_size:>6} {cached:>7} "
                      f"{feature_time:>10} {_hours(m.fit_flop / rate['ridge']):>15}")
     gib = 2 ** 30

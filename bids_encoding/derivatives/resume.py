@@ -91,15 +91,14 @@ def committed_fits(output_dir, subject, task, space):
         return {}
 
 
-def reusable_models(output_dir, subject, task, space, fingerprints):
-    """Which of ``fingerprints`` (``{label: fingerprint}``) the committed result already holds, and a warning
-    when that result was made by another version of this package.
+def reusable_models(committed, fingerprints, subject, task, output_dir):
+    """Which of ``fingerprints`` (``{label: fingerprint}``) the committed result (:func:`committed_fits`)
+    already holds, made by this version; a warning when it was made by another version.
 
     Returns
     -------
     set of str
     """
-    committed = committed_fits(output_dir, subject, task, space)
     versions = sorted({record.get("Version") for record in committed.values()} - {__version__, None})
     if versions:
         LOGGER.warning("sub-%s task-%s: the results in %s came from bids_encoding %s (this is %s): fitting again",
