@@ -49,6 +49,7 @@ class ParticipantConfig(RunConfig):
     trust_remote_code: bool = False
     feature_cache: Path | None = None
     ffn_neurons: bool = False
+    neurons: object = None  # NeuronSettings of the neurons-to-networks analysis (--neuron-patterns), or None
     placement: Placement = field(default_factory=Placement)  # a model across devices (--device-map, ...)
     validate: bool = True
     recompute: bool = False  # fit again even what a complete, valid result in the output folder already holds

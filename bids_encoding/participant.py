@@ -303,11 +303,12 @@ def _write_layer_maps(participant, voxels, spec, layer, sidecar, r, r2, alpha=No
              "(Schoppe et al. 2016); n/a where CC_max < 0.05"}, model=spec.label, layer=layer, stat="rnorm")
 
 
-def fit_participants_together(participants, model_features, config, sequence, checkpoints=None):
+def fit_participants_together(participants, model_features, config, sequence, checkpoints=None, neurons=None):
     """Fit every model and layer for participants who share one stimulus sequence, and write their maps.
 
-    ``checkpoints`` (``{spec: LayerCheckpoint}``) keep each finished layer fit for a rerun after a stop, and
-    give back the layers a stopped run finished."""
+    ``neurons`` (``{spec: function(cache_key, layers)}``, the feature cache's feed-forward activations) runs the
+    neurons-to-networks analysis of those models (``config.neurons``). ``checkpoints`` (``{spec: LayerCheckpoint}``)
+    keep each finished layer fit for a rerun after a stop, and give back the layers a stopped run finished."""
     runs = participants[0].runs  # words, timings and scans are the same for every participant here
     groups = sequence.groups
     repeated_folds = sequence.repeated_folds
@@ -376,6 +377,19 @@ def fit_participants_together(participants, model_features, config, sequence, ch
                                          stat="layer")
             participant.rows.append(_score_row(spec, model_info, "best", best.test_r[:, voxels],
                                                best.test_r2[:, voxels], best.validation[:, voxels], participant))
+        if config.neurons and spec in (neurons or {}):
+            _neuron_analysis(participants, spec, model_info, neurons[spec], config, sequence, ridge, bases, offsets)
+
+
+def _neuron_analysis(participants, spec, model_info, load, config, sequence, ridge, bases, offsets):
+    from bids_encoding.neurons.analysis import analyse_neurons
+
+    activations = [load(stimulus.cache_key, model_info.layers) for stimulus in sequence.stimuli]
+    if any(run is None for run in activations):
+        raise UsageError(f"{spec.label}: the feature cache has no feed-forward neurons of every stimulus: rerun "
+                         "with --ffn-neurons")
+    LOGGER.info("%s %s: neuron patterns and networks", ",".join(f"sub-{p.subject}" for p in participants), spec.label)
+    analyse_neurons(participants, spec, model_info, activations, config, sequence, ridge, bases, offsets)
 
 
 def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses, participants, best, bar):
@@ -428,7 +442,8 @@ def _batches(members, config):
     return batches + ([current] if current else [])
 
 
-def _fit_and_write(participants, model_features, config, sequence, fits, checkpoints=None, adopted=None):
+def _fit_and_write(participants, model_features, config, sequence, fits, checkpoints=None, adopted=None,
+                   neurons=None):
     """Prepare (each item a Participant, or a function that makes one), fit together, write and commit; nothing
     committed when anything fails. ``fits``: ``{subject: {label: record}}`` for the scores sidecars;
     ``adopted``: ``{subject: [labels]}``, models whose committed results are kept as they are."""
@@ -436,7 +451,7 @@ def _fit_and_write(participants, model_features, config, sequence, fits, checkpo
     try:
         for participant in participants:
             prepared.append(participant() if callable(participant) else participant)
-        fit_participants_together(prepared, model_features, config, sequence, checkpoints)
+        fit_participants_together(prepared, model_features, config, sequence, checkpoints, neurons)
         order = {label: index for index, label in enumerate(fits[prepared[0].subject])}
         for participant in prepared:
             for label in (adopted or {}).get(participant.subject, []):
@@ -558,6 +573,8 @@ def run_participant_level(config):
             averages.append((task, members, sequence))
     needed = {spec for specs_to_fit in plan.to_fit.values() for spec in specs_to_fit}
     model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs if spec in needed}
+    neurons = {spec: partial(extractor.neurons, spec) for spec in model_features
+               if config.neurons and not spec.is_baseline}
 
     best = []
     for (task, _), members in by_signature.items():
@@ -569,13 +586,13 @@ def run_participant_level(config):
             participants = _fit_and_write([partial(prepare_participant, subject, task, runs, config, sequence)
                                            for subject, runs in batch],
                                           {spec: model_features[spec] for spec in batch_specs}, config, sequence,
-                                          fits, checkpoints, adopted)
+                                          fits, checkpoints, adopted, neurons)
             best.extend(row["mean_r_top10"] for p in participants for row in p.rows if row["layer"] == "best")
     for task, members, sequence in averages:
         batch_specs, adopted, fits, checkpoints = plan.group(task, [AVERAGE_LABEL])
         _fit_and_write([partial(average_participant, members, task, config, sequence)],
                        {spec: model_features[spec] for spec in batch_specs}, config, sequence, fits, checkpoints,
-                       adopted)
+                       adopted, neurons)
     for subject, task, space in plan.pruned:
         _keep_committed(config, subject, task, space, plan.fits[(subject, task)])
     skipped = sum(not specs_to_fit for specs_to_fit in plan.to_fit.values())

@@ -10,35 +10,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers share two cores: thread
 import pytest  # noqa: E402
 
 from bids_encoding.synthetic import generate_dataset
-from bids_encoding.synthetic.story import STORY
+from bids_encoding.synthetic.neuron_model import story_tokenizer  # noqa: F401 (the tests' tokenizers)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("BIDS_ENCODING_SKIP_REPORTS", "1")  # tests/test_reports.py turns the reports on
-
-
-def story_tokenizer(specials=("[UNK]", "[PAD]"), wrap=None):
-    """A fast word-level tokenizer over the story's vocabulary; ``specials`` take the first ids.
-
-    ``wrap``: ``(bos, eos)`` special tokens put around every sequence (RoBERTa's ``<s> ... </s>``).
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {token: index for index, token in enumerate(specials)}
-    for piece, _ in pre_tokenizers.Whitespace().pre_tokenize_str(STORY):
-        vocab.setdefault(piece, len(vocab))
-    unknown = next(token for token in specials if "unk" in token.lower())
-    pad = next(token for token in specials if "pad" in token.lower())
-    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unknown))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    extra = {}
-    if wrap:
-        bos, eos = wrap
-        tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A {eos}", special_tokens=[(bos, vocab[bos]), (eos, vocab[eos])])
-        extra = {"bos_token": bos, "eos_token": eos}
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token=unknown, pad_token=pad, **extra), len(vocab)
 
 
 def save_tiny_model(directory, model_class, config, tokenizer, seed=1234):

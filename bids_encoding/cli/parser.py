@@ -197,6 +197,18 @@ def build_parser():
     _option(fit, "--permutations", type=int, default=1000,
             help="permutations for --pvalue-method circular or blocks")
 
+    neurons = parser.add_argument_group("neurons to brain networks (Sun et al. 2024; docs/neurons.md)")
+    _option(neurons, "--neuron-patterns", type=int, default=None, metavar="K",
+            help="learn K temporal patterns of the models' feed-forward neurons (64 as reported), fit them as an "
+                 "encoding model and match each pattern's map to a functional network (implies --ffn-neurons)")
+    _option(neurons, "--network-atlas", default="Schaefer7",
+            help="networks to match: Schaefer7 or Schaefer17 (Yeo's 7 or 17 networks, TemplateFlow, in the "
+                 "outputs' template space), or a NIfTI of network labels with a TSV of the same name (index, name)")
+    _option(neurons, "--neuron-permutations", type=int, default=1000,
+            help="voxel permutations of each pattern map for the null of its network match (FDR 0.05 over patterns)")
+    _option(neurons, "--neuron-sparsity", type=float, default=0.1,
+            help="L1 penalty of the neurons' codes in dictionary learning")
+
     group = parser.add_argument_group("group level")
     _option(group, "--atlas", choices=("HarvardOxford", "Schaefer2018"), default=None,
             help="also report atlas parcels (TemplateFlow, in the outputs' template space)")
@@ -384,6 +396,7 @@ def config_from_args(args):
     from bids_encoding.inputs.timings.spec import StimulusSpec
     from bids_encoding.design import Cleaning, DesignSettings
     from bids_encoding.features import FeatureSettings
+    from bids_encoding.neurons.settings import NeuronSettings
     from bids_encoding.ridge import InnerCV
 
     trim = list(args.trim_scans) * (2 if len(args.trim_scans) == 1 else 1)
@@ -391,7 +404,8 @@ def config_from_args(args):
         raise UsageError("--trim-scans takes START [END]: one or two numbers of scans >= 0")
     for name, minimum in (("nprocs", 1), ("omp_nthreads", 1), ("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
                           ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 1),
-                          ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10)):
+                          ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10),
+                          ("neuron_patterns", 2), ("neuron_permutations", 1)):
         if getattr(args, name) is not None and getattr(args, name) < minimum:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}")
     if args.layers:
@@ -409,6 +423,8 @@ def config_from_args(args):
         raise UsageError("--group-mask-threshold must be in (0, 1]")
     if not 0 < args.reliable_fraction <= 1:
         raise UsageError("--reliable-fraction must be in (0, 1]")
+    if args.neuron_sparsity <= 0:
+        raise UsageError("--neuron-sparsity must be positive")
     if any(alpha <= 0 for alpha in args.alphas):
         raise UsageError("--alphas must all be positive")
     bids_dir, output_dir, work_dir = _output_paths(args)
@@ -443,7 +459,10 @@ def config_from_args(args):
         recompute=args.recompute,
         trust_remote_code=args.trust_remote_code,
         feature_cache=args.feature_cache.resolve() if args.feature_cache else None,
-        ffn_neurons=args.ffn_neurons,
+        ffn_neurons=args.ffn_neurons or bool(args.neuron_patterns),
+        neurons=NeuronSettings(n_patterns=args.neuron_patterns, atlas=args.network_atlas,
+                               n_permutations=args.neuron_permutations, sparsity=args.neuron_sparsity)
+        if args.neuron_patterns else None,
         placement=_placement(args, work_dir),
         features=FeatureSettings(pooling=args.pooling, window=args.window_tokens, context=args.context_tokens,
                                  right_context=args.right_context_tokens, batch_size=args.batch_size,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 ENTITY_ORDER = ("sub", "task", "space", "atlas", "model", "layer", "desc", "stat")
-_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".svg", ".html")
+_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".svg", ".html", ".npz")
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
 

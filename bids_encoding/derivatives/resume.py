@@ -69,6 +69,7 @@ def fit_fingerprint(config, runs, sequence, feature_records, ridge_record, signi
         "CrossValidationUnit": config.cv_unit,
         "Ridge": ridge_record,
         "Significance": significance_record,
+        "Neurons": config.neurons.record() if config.neurons else None,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

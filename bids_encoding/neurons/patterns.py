@@ -7,6 +7,8 @@ summaries of the paper describe, is not offered yet (see ``PATTERN_METHODS``). A
 pattern with the largest absolute coefficient.
 """
 
+import warnings
+
 import numpy as np
 
 # FastICA over neurons (the alternative some summaries of the paper describe) is not offered: on planted
@@ -54,19 +56,22 @@ class NeuronPatterns:
         """Learn the patterns from ``blocks``, a function that returns a fresh iterable of
         ``(n_neurons_in_block, n_scans)`` arrays (called once per pass)."""
         from sklearn.decomposition import MiniBatchDictionaryLearning
+        from sklearn.exceptions import ConvergenceWarning
 
         self.estimator_ = MiniBatchDictionaryLearning(
             n_components=self.n_patterns, alpha=self.alpha, batch_size=BATCH, random_state=self.random_state,
             transform_algorithm="lasso_lars", transform_alpha=self.alpha, fit_algorithm="cd")
         rng = np.random.default_rng(self.random_state)
         steps = passes = 0
-        while steps < MIN_STEPS or passes < self.n_passes:
-            passes += 1
-            for block in blocks():
-                block = _standardize(block)[rng.permutation(len(block))]
-                for start in range(0, len(block), BATCH):
-                    self.estimator_.partial_fit(block[start:start + BATCH])
-                    steps += 1
+        with warnings.catch_warnings():  # a mini-batch's coordinate descent often stops short; the next one goes on
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            while steps < MIN_STEPS or passes < self.n_passes:
+                passes += 1
+                for block in blocks():
+                    block = _standardize(block)[rng.permutation(len(block))]
+                    for start in range(0, len(block), BATCH):
+                        self.estimator_.partial_fit(block[start:start + BATCH])
+                        steps += 1
         self.patterns_ = self.estimator_.components_
         return self
 
@@ -81,3 +86,34 @@ def assignment(codes):
     chosen = codes.argmax(axis=1)
     chosen[codes.max(axis=1) == 0] = -1
     return chosen
+
+
+def pattern_timecourses(patterns, blocks, ridge=1e-6):
+    """The patterns' time courses over more scans than they were learned on (held-out runs included).
+
+    ``blocks`` yields ``(learned, full)`` pairs of the same neurons: their time courses over the scans the
+    patterns were learned on, which give the neurons' codes, and over every scan. The time courses are the
+    least-squares combination of the neurons' (standardized) full time courses that their codes describe:
+    ``(CᵀC)⁻¹ Cᵀ T``, accumulated block by block. On the learned scans they are the patterns themselves, up
+    to noise. Returns ``(n_patterns, n_scans)``.
+    """
+    gram, cross = None, None
+    for learned, full in blocks:
+        codes = patterns.transform(learned)
+        full = _standardize(full)
+        gram = codes.T @ codes if gram is None else gram + codes.T @ codes
+        cross = codes.T @ full if cross is None else cross + codes.T @ full
+    regularized = gram + ridge * max(np.trace(gram), 1.0) / len(gram) * np.eye(len(gram))
+    return np.linalg.solve(regularized, cross)
+
+
+def oriented(patterns_, codes):
+    """Patterns and codes with each pattern's sign turned so that the neurons it assigns follow it with
+    positive coefficients on the whole (dictionary atoms have no sign of their own). Returns
+    ``(patterns, codes, signs)``."""
+    chosen = assignment(codes)
+    signs = np.ones(len(patterns_))
+    for pattern in range(len(patterns_)):
+        total = codes[chosen == pattern, pattern].sum()
+        signs[pattern] = -1.0 if total < 0 else 1.0
+    return patterns_ * signs[:, None], codes * signs[None, :], signs

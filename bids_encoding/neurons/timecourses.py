@@ -60,9 +60,15 @@ class NeuronTimecourses:
     def n_neurons(self, layer):
         return int(np.shape(self.neurons[0][layer])[1])
 
+    def run_lengths(self):
+        """Scans of each run after trimming and censoring."""
+        return [self.design.regressors(np.zeros((matrix.shape[1], 1), dtype=np.float32), matrix, tr, self.cleaning,
+                                       self.confounds[index] if self.confounds else None).shape[0]
+                for index, (matrix, tr) in enumerate(zip(self.matrices, self.repetition_times))]
+
     @property
     def n_scans(self):
-        return sum(matrix.shape[0] - self.design.trim_start - self.design.trim_end for matrix in self.matrices)
+        return sum(self.run_lengths())
 
     def memory_bound(self):
         """Bytes held at once: one block's word activations and scan-time copies, and the output block."""
@@ -81,3 +87,42 @@ class NeuronTimecourses:
                 confounds = self.confounds[index] if self.confounds else None
                 runs.append(self.design.regressors(words, matrix, tr, self.cleaning, confounds))
             yield start, np.concatenate(runs, axis=0).T.astype(np.float32)
+
+    def store(self, path, layers=None):
+        """Write every neuron's time course of ``layers`` (default: all) to a memory-mapped float32 file at
+        ``path``, block by block: a :class:`TimecourseStore` (the cross-validation reads it once per fold
+        instead of resampling the neurons again)."""
+        layers = self.layers if layers is None else list(layers)
+        sizes = [self.n_neurons(layer) for layer in layers]
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(sum(sizes), self.n_scans))
+        row = 0
+        for layer in layers:
+            for _, block in self.blocks(layer):
+                array[row:row + len(block)] = block
+                row += len(block)
+        array.flush()
+        return TimecourseStore(np.load(path, mmap_mode="r"), np.repeat(layers, sizes),
+                               np.concatenate([np.arange(size) for size in sizes]), self.run_lengths(), self.block)
+
+
+@dataclass
+class TimecourseStore:
+    """Neurons' time courses on disk: ``array`` ``(n_neurons, n_scans)`` (memory-mapped), each row's
+    ``layers`` and ``neurons`` (index within its layer), the scans of each run (``run_lengths``)."""
+
+    array: np.ndarray
+    layers: np.ndarray
+    neurons: np.ndarray
+    run_lengths: list
+    block: int = 2048
+
+    def scans_of(self, runs):
+        """Column indices of the scans of ``runs`` (run indices)."""
+        starts = np.cumsum([0] + list(self.run_lengths))
+        return np.concatenate([np.arange(starts[run], starts[run + 1]) for run in runs])
+
+    def blocks(self, scans=None):
+        """Yield blocks of rows (float32), restricted to the columns ``scans`` when given."""
+        for start in range(0, len(self.array), self.block):
+            block = np.asarray(self.array[start:start + self.block])
+            yield block if scans is None else block[:, scans]

@@ -325,7 +325,7 @@ class NestedRidgeCV:
         return self._tensor(block)
 
     def fit_score(self, designs, responses, stimulus_keys=None, keep_predictions=False, progress=None,
-                  voxel_groups=None):
+                  voxel_groups=None, folds=None):
         """Nested cross-validation.
 
         Parameters
@@ -365,7 +365,8 @@ class NestedRidgeCV:
         if sum(voxel_groups) != n_voxels:
             raise ValueError(f"voxel_groups add up to {sum(voxel_groups)}, the responses have {n_voxels} voxels")
         with _tf32(self.tf32), torch.no_grad():
-            return self._fit_score(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv)
+            return self._fit_score(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv,
+                                   folds)
 
     def _shared_choice(self, scores, voxel_groups):
         """Index of the alpha with the best mean score over each group's voxels, for every voxel."""
@@ -376,7 +377,7 @@ class NestedRidgeCV:
             start += size
         return torch.cat(choices)
 
-    def _fit_score(self, designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv):
+    def _fit_score(self, designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv, folds=None):
         solver = SOLVERS[self.solver](self.alphas, self.alpha_score, self.dtype, self.device)
         x_runs = [self._tensor(x) for x in designs]
         n_voxels = responses[0].shape[1]
@@ -385,7 +386,12 @@ class NestedRidgeCV:
         for group in groups:
             if len({len(designs[run]) for run in group}) > 1:
                 raise ValueError("repeated runs of one stimulus must have the same number of scans")
+        if folds is not None:
+            for array in (result.test_r, result.test_r2, result.validation_score, result.alpha):
+                array[:] = np.nan
         for fold, test_group in enumerate(groups):
+            if folds is not None and fold not in folds:
+                continue
             train_runs = [run for group in groups if group is not test_group for run in group]
             offsets = dict(zip(train_runs, np.cumsum([0] + [len(designs[run]) for run in train_runs])))
             group_rows = [[(offsets[run], offsets[run] + len(designs[run])) for run in group]

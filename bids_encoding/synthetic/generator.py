@@ -33,6 +33,10 @@ LEFT_CLUSTER, CLUSTER_RADIUS = (-56.0, -24.0, 0.0), 14.0
 LABELS = {"null": 0, "left": 1, "right": 2}
 DROPOUT_CENTER, DROPOUT_RADIUS, DROPOUT_FACTOR = (-68.0, -24.0, -16.0), 26.0, 0.3  # head_tissue's signal loss
 ABORTED_SCANS = 24  # an aborted run: a few dozen volumes, no story
+# Functional networks of the neuron-groups option: bilateral spheres (left centre, mirrored), named as Yeo's
+NETWORKS = {"Vis": (-16.0, -90.0, 4.0), "SomMot": (-40.0, -20.0, 52.0), "DorsAttn": (-28.0, -56.0, 48.0),
+            "Default": (-8.0, 48.0, 12.0), "Cont": (-40.0, 28.0, 36.0), "Limbic": (-24.0, 8.0, -24.0)}
+NETWORK_RADIUS = 16.0
 
 
 @dataclass
@@ -56,6 +60,9 @@ class GroundTruth:
     labels: dict
     labels_file: str
     layout: str = "bids"
+    networks_file: str | None = None  # the generated network atlas (NIfTI; its TSV names the networks)
+    neurons_file: str | None = None  # each planted neuron's group and network (TSV)
+    network_amplitude: float = 0.0
 
 
 def story_runs(n_runs, seed=0, words_per_second=2.5):
@@ -130,6 +137,39 @@ def _planted_components(features, runs, shifts, repetition_time, n_scans, n_comp
     return [(c - c.mean(0)) / c.std(0) for c in components], basis
 
 
+def _neuron_group_features(loaded, stories, layer, groups, settings):
+    """Per story, the mean feed-forward activation of each neuron group of ``layer``: ``(n_words, n_groups)``."""
+    settings = replace(settings, layers=(str(layer),))
+    means = []
+    for words in stories:
+        activations = extract_word_features(loaded, list(words["word"]), settings, progress=False,
+                                            neurons=True).neurons[layer]
+        means.append(np.stack([activations[:, groups == g].mean(axis=1) for g in range(groups.max() + 1)], axis=1))
+    return means
+
+
+def _planted_groups(values, words, shift, repetition_time, n_scans):
+    """The neuron groups' activations convolved with the HRF at the scans of one run, z-scored."""
+    return zscore(word_response_matrix(words["onset"] + shift, words["duration"],
+                                       frame_times(n_scans, repetition_time)) @ values)
+
+
+def _write_network_atlas(truth_dir, affine, xyz, allowed, n_networks):
+    """The generated atlas: network ``k`` (label k + 1) is a pair of spheres, ``NETWORKS``'s k-th centre and its
+    mirror, inside ``allowed``. Writes ``networks_dseg.nii.gz`` and ``networks_dseg.tsv``; returns the masks."""
+    labels = np.zeros(xyz.shape[:3], dtype=np.int16)
+    masks = []
+    for index, center in enumerate(list(NETWORKS.values())[:n_networks]):
+        mirror = (-center[0], *center[1:])
+        mask = (_sphere(xyz, center, NETWORK_RADIUS) | _sphere(xyz, mirror, NETWORK_RADIUS)) & allowed
+        labels[mask] = index + 1
+        masks.append(mask)
+    nib.Nifti1Image(labels, affine).to_filename(truth_dir / "networks_dseg.nii.gz")
+    pd.DataFrame({"index": np.arange(1, n_networks + 1), "name": list(NETWORKS)[:n_networks]}).to_csv(
+        truth_dir / "networks_dseg.tsv", sep="\t", index=False)
+    return masks
+
+
 def _write_json(path, data):
     Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
@@ -137,7 +177,8 @@ def _write_json(path, data):
 def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.0, seed=0,
                      layer=None, n_components=4, amplitude_left=1.2, amplitude_right=0.35,
                      noise_ar1=0.4, feature_settings=FeatureSettings(), repeats=0, layout="bids",
-                     motion_artifact=0.0, head_tissue=False):
+                     motion_artifact=0.0, head_tissue=False, neuron_groups=None, neuron_layer=1,
+                     network_amplitude=1.0):
     """Write the synthetic dataset under ``root/bids`` and its ground truth under ``root/ground_truth``.
 
     Parameters
@@ -165,6 +206,11 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
         dropout at the left lateral-inferior temporal edge, where the left
         cluster is: the case where an EPI-computed mask loses voxels. The
         BOLD is then written as int16, as scanners do.
+    neuron_groups : array of int or None
+        Groups of the feed-forward neurons of ``neuron_layer`` of ``model`` (e.g. from
+        :func:`build_neuron_model`): the mean activation of group ``g``, convolved with the HRF, drives
+        the ``g``-th network of a generated atlas (bilateral spheres; ``ground_truth/networks_dseg.nii.gz``
+        and its TSV), with ``network_amplitude`` (0: a null dataset with the same atlas).
 
     Returns
     -------
@@ -200,6 +246,13 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
                                    [scan_shift(r) for r in first], repetition_time, [run_scans(r) for r in first],
                                    n_components)
 
+    group_drive = None
+    if neuron_groups is not None:
+        neuron_groups = np.asarray(neuron_groups)
+        if neuron_groups.max() >= len(NETWORKS):
+            raise ValueError(f"at most {len(NETWORKS)} neuron groups (one per generated network)")
+        group_drive = _neuron_group_features(loaded, stories, neuron_layer, neuron_groups, feature_settings)
+
     affine, xyz = _grid()
     brain = _ellipsoid(xyz, BRAIN_RADII)
     left = _sphere(xyz, LEFT_CLUSTER, CLUSTER_RADIUS) & brain
@@ -208,6 +261,12 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
     labels = np.zeros(GRID_SHAPE, dtype=np.uint8)
     labels[left], labels[right] = LABELS["left"], LABELS["right"]
     nib.Nifti1Image(labels, affine).to_filename(truth_dir / "planted_labels.nii.gz")
+    networks = None
+    if group_drive is not None:
+        networks = _write_network_atlas(truth_dir, affine, xyz, brain & ~(left | right), neuron_groups.max() + 1)
+        pd.DataFrame({"layer": neuron_layer, "neuron": np.arange(len(neuron_groups)), "group": neuron_groups,
+                      "network": [list(NETWORKS)[g] for g in neuron_groups]}).to_csv(
+            truth_dir / "neuron_networks.tsv", sep="\t", index=False)
 
     _write_json(bids_dir / "dataset_description.json", {
         "Name": "bids_encoding synthetic story listening", "BIDSVersion": "1.10.0", "DatasetType": "raw",
@@ -227,6 +286,8 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
     if head_tissue:
         baseline = np.where(_sphere(xyz, DROPOUT_CENTER, DROPOUT_RADIUS), DROPOUT_FACTOR * baseline, baseline)
         outside[_ellipsoid(xyz, np.add(BRAIN_RADII, 20.0)) & ~_ellipsoid(xyz, np.add(BRAIN_RADII, 9.0))] = 750.0
+    network_rng = np.random.default_rng(seed + 2000)  # the other options' draws stay as they were
+    network_gains = [network_rng.uniform(0.6, 1.4, int(network.sum())) for network in networks or []]
     motion_rng = np.random.default_rng(seed + 1000)  # the other layouts' draws stay as they were
     motion_loadings = motion_rng.standard_normal((12, int(brain.sum()))) / np.sqrt(12)
     for subject in subjects:
@@ -248,6 +309,11 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
                 if motion_artifact:
                     jerks = np.vstack([motion[:1] * 0, np.diff(motion, axis=0)])  # Friston's 12: moves and position
                     signal[:, brain] += motion_artifact * zscore(np.hstack([motion, jerks])) @ motion_loadings
+            if not run.aborted and networks is not None:
+                drive = _planted_groups(group_drive[run.story], stories[run.story], scan_shift(run),
+                                        repetition_time, scans)
+                for group, network in enumerate(networks):
+                    signal[:, network] += network_amplitude * drive[:, [group]] * network_gains[group]
             if not run.aborted:
                 drive_components = next(planted)
                 for mask, weights, amplitude in ((left, weights_left, amplitude_left),
@@ -277,6 +343,9 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
                         left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,
                         cluster_radius_mm=CLUSTER_RADIUS, repetition_time=repetition_time,
                         n_participants=n_participants, n_runs=n_runs, repeats=repeats, seed=seed, labels=LABELS,
-                        labels_file="planted_labels.nii.gz", layout=layout.name)
+                        labels_file="planted_labels.nii.gz", layout=layout.name,
+                        networks_file="networks_dseg.nii.gz" if networks is not None else None,
+                        neurons_file="neuron_networks.tsv" if networks is not None else None,
+                        network_amplitude=network_amplitude if networks is not None else 0.0)
     _write_json(truth_dir / "ground_truth.json", {**asdict(truth), "feature_settings": asdict(feature_settings)})
     return truth

@@ -1,0 +1,171 @@
+"""The participant level of the neurons-to-networks analysis, for one model and the participants fitted
+together (they heard the same stimuli, so the neurons' time courses and patterns are shared; the maps and
+network matches are each participant's).
+
+1. Every feed-forward neuron's time course, written once to a memory-mapped file in the work folder.
+2. Held-out accuracy: for each outer fold, patterns learned on the training runs only, their time courses
+   extended to the held-out run (:func:`pattern_timecourses`), the pattern design fitted on the training
+   runs and scored on the held-out run by the same nested ridge as the main fit.
+3. The reported patterns: learned on every run, each neuron assigned to its strongest pattern; their weight
+   maps (refit on every scan at each voxel's alpha), matched to the atlas's networks per participant.
+"""
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bids_encoding.neurons.atlas import network_atlas
+from bids_encoding.neurons.encoding import ridge_weights
+from bids_encoding.neurons.measures import model_measures, neuron_networks
+from bids_encoding.neurons.networks import match_networks
+from bids_encoding.neurons.patterns import NeuronPatterns, assignment, oriented, pattern_timecourses
+from bids_encoding.neurons.timecourses import NeuronTimecourses
+from bids_encoding.ridge.scoring import zscore
+
+LOGGER = logging.getLogger(__name__)
+NPZ_ABOVE = 200_000  # neurons: above this, the assignments go to a compressed NPZ instead of a TSV
+
+
+def _designs(series, lengths):
+    """The patterns' time courses ``(n_patterns, n_scans)`` as one z-scored design per run."""
+    return [zscore(part.T).astype(np.float32) for part in np.split(series, np.cumsum(lengths)[:-1], axis=1)]
+
+
+def _learn(settings, store, scans=None):
+    patterns = NeuronPatterns(settings.n_patterns, alpha=settings.sparsity, random_state=settings.seed)
+    return patterns.fit(lambda: store.blocks(scans))
+
+
+def held_out_scores(store, settings, ridge, responses, sequence, voxel_groups):
+    """Per outer fold, the pattern model's held-out r and alphas with patterns learned on the training runs:
+    ``(test_r, alpha)``, each ``(n_folds, n_voxels)``; ``None`` with a single stimulus (no held-out run)."""
+    groups = sequence.groups
+    if len(groups) < 2:
+        return None
+    test_r = np.full((len(groups), responses[0].shape[1]), np.nan, dtype=np.float32)
+    alpha = np.full_like(test_r, np.nan)
+    for fold, group in enumerate(groups):
+        training = sorted(run for other in groups if other is not group for run in other)
+        scans = store.scans_of(training)
+        patterns = _learn(settings, store, scans)
+        series = pattern_timecourses(patterns, zip(store.blocks(scans), store.blocks()))
+        result = ridge.fit_score(_designs(series, store.run_lengths), responses, sequence.keys, folds=[fold],
+                                 voxel_groups=voxel_groups)
+        test_r[fold], alpha[fold] = result.test_r[fold], result.alpha[fold]
+    return test_r, alpha
+
+
+def _work_file(work_dir, spec, participants, sequence):
+    key = hashlib.sha256(repr((spec.label, [p.subject for p in participants], sequence.keys)).encode())
+    folder = Path(work_dir) / "neurons"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{spec.label}-{key.hexdigest()[:12]}.npy"
+
+
+def analyse_neurons(participants, spec, model_info, neurons, config, sequence, ridge, bases, offsets):
+    """Run the analysis for one model and write every participant's neuron outputs (staged with theirs).
+
+    Parameters
+    ----------
+    participants : list of Participant
+    spec, model_info
+        The model and its :class:`ModelInfo`.
+    neurons : list of dict
+        Per run of the sequence, ``{layer: (n_words, n_neurons)}`` from the feature cache.
+    config : ParticipantConfig
+    sequence : StimulusSequence
+    ridge : NestedRidgeCV
+    bases : dict
+        ``{subject: sidecar}`` of the model's maps.
+    offsets : array
+        Voxel offsets of the participants in the concatenated responses.
+
+    Returns
+    -------
+    dict
+        ``{subject: measures}``.
+    """
+    settings = config.neurons
+    runs = participants[0].runs
+    matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
+    courses = NeuronTimecourses(neurons, matrices, [run.repetition_time for run in runs], config.design,
+                                config.cleaning, [run.confounds for run in runs]
+                                if any(run.confounds is not None for run in runs) else None, block=settings.block)
+    layers = [layer for layer in model_info.layers if layer > 0]
+    path = _work_file(config.work_dir, spec, participants, sequence)
+    store = courses.store(path, layers)
+    LOGGER.info("%s: %d feed-forward neurons of %d layer(s) over %d scans (memory bound of the time courses "
+                "%.0f MB)", spec.label, len(store.array), len(layers), store.array.shape[1],
+                courses.memory_bound() / 1e6)
+    lengths, rows = store.run_lengths, (store.layers, store.neurons)
+    responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
+    voxel_groups = [p.n_voxels for p in participants]
+    try:
+        held_out = held_out_scores(store, settings, ridge, responses, sequence, voxel_groups)
+        final = _learn(settings, store)
+        codes = np.concatenate([final.transform(block).astype(np.float32) for block in store.blocks()])
+        series, codes, _ = oriented(final.patterns_, codes)
+        designs = _designs(series, lengths)
+        if held_out is None:
+            result = ridge.fit_score(designs, responses, sequence.keys, voxel_groups=voxel_groups)
+            held_out = (result.test_r, result.alpha)
+        test_r, alphas = held_out
+        alpha = np.exp(np.nanmean(np.log(alphas), axis=0))
+        weights = ridge_weights(np.concatenate(designs), np.concatenate(responses), alpha).astype(np.float32)
+    finally:
+        del store
+        path.unlink(missing_ok=True)
+    chosen = assignment(codes)
+    measures = {}
+    for index, participant in enumerate(participants):
+        voxels = slice(offsets[index], offsets[index + 1])
+        atlas = network_atlas(settings.atlas, participant.output.space, participant.mask.img)
+        matches = match_networks(weights[:, voxels], atlas.labels, atlas.names, settings.n_permutations,
+                                 settings.fdr, settings.seed)
+        networks = neuron_networks(chosen, matches)
+        measures[participant.subject] = model_measures(matches, chosen, settings.n_patterns)
+        _write(participant, spec, bases[participant.subject], settings, atlas, test_r[:, voxels], weights[:, voxels],
+               series, lengths, runs, layers, rows, codes, chosen, networks, matches, measures[participant.subject],
+               len(sequence.groups) >= 2, model_info.ffn_module)
+    return measures
+
+
+def _write(participant, spec, base, settings, atlas, test_r, weights, series, lengths, runs, layers, rows, codes,
+           chosen, networks, matches, measures, held_out, ffn_module):
+    output, label = participant.output, spec.label
+    method = {**settings.record(), "Layers": layers, "NumberOfNeurons": int(len(chosen)),
+              "FeedForwardModule": ffn_module,
+              "PatternsScoredOn": "held-out runs; the patterns of each outer fold learned on its training runs only"
+              if held_out else "one stimulus: patterns learned on every scan, scored on contiguous held-out chunks"}
+    sidecar = {**base, "Layer": "neurons", "NeuronPatterns": method}
+    output.write_map(np.nanmean(test_r, axis=0), {**sidecar, "Description": "Pearson r of the neuron patterns' "
+                     "encoding model on held-out runs, mean over outer folds"}, model=label, desc="neurons", stat="r")
+    output.write_map(weights, {**sidecar, "Description": "Ridge weight of each pattern (one volume per pattern, in "
+                     "order), refit on every scan at each voxel's alpha (geometric mean over outer folds)"},
+                     model=label, desc="neurons", stat="weight")
+    columns = [f"pattern{k:02d}" for k in range(len(series))]
+    output.write_table(pd.DataFrame(series.T, columns=columns), output.name("timeseries", ".tsv", model=label,
+                       desc="neurons"), {"Description": "Time course of each neuron pattern (dictionary atom, unit "
+                                         "norm, signed so that its neurons follow it positively) at the scans of "
+                                         "every run, runs in order, trimmed and censored as the fit",
+                                         "Runs": [run.bold_path.name for run in runs], "ScansPerRun": list(lengths),
+                                         "RepetitionTime": runs[0].repetition_time, "NeuronPatterns": method})
+    table = pd.DataFrame({"layer": rows[0], "neuron": rows[1], "pattern": chosen,
+                          "coefficient": codes[np.arange(len(chosen)), np.maximum(chosen, 0)] * (chosen >= 0),
+                          "network": [network if network is not None else "n/a" for network in networks]})
+    description = {"Description": "Each feed-forward neuron's pattern (the largest absolute code; -1: none), its "
+                   "coefficient, and the network its pattern matches (n/a: none)", "NeuronPatterns": method}
+    if len(table) > NPZ_ABOVE:
+        name = output.name("assignments", ".npz", model=label, desc="neurons")
+        np.savez_compressed(output.path(name), **{key: table[key].to_numpy() for key in table})
+        output.write_json(name.sidecar, description)
+    else:
+        output.write_table(table, output.name("assignments", ".tsv", model=label, desc="neurons"), description)
+    output.write_table(matches, output.name("networks", ".tsv", model=label, desc="neurons"), {
+        "Description": "Each pattern's best-matching network: spatial correlation of its weight map with the "
+                       "network's indicator, Dice of its strongest 10% voxels, permutation p of the best match "
+                       "(voxels permuted), Benjamini-Hochberg q over patterns; matched when q <= the FDR level",
+        "Atlas": atlas.record, "Measures": measures, "NeuronPatterns": method})

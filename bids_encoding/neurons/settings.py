@@ -1,0 +1,35 @@
+"""The settings of the neurons-to-networks analysis (``--neuron-patterns`` and its options)."""
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class NeuronSettings:
+    """Parameters
+    ----------
+    n_patterns : int
+        Dictionary atoms (64, as Sun et al. report).
+    atlas : str
+        ``Schaefer7``, ``Schaefer17`` or a NIfTI of network labels (:func:`network_atlas`).
+    n_permutations : int
+        Voxel permutations of each pattern map for the network match's null.
+    fdr : float
+        Benjamini-Hochberg level over patterns.
+    sparsity : float
+        Dictionary learning's ``alpha`` (L1 penalty of the codes).
+    block : int
+        Neurons resampled at once (the memory bound of the time courses).
+    seed : int
+    """
+
+    n_patterns: int = 64
+    atlas: str = "Schaefer7"
+    n_permutations: int = 1000
+    fdr: float = 0.05
+    sparsity: float = 0.1
+    block: int = 2048
+    seed: int = 0
+
+    def record(self):
+        return {"Method": "MiniBatchDictionaryLearning (scikit-learn), neurons as samples", **{
+            key.title().replace("_", ""): value for key, value in asdict(self).items()}}
