@@ -7,7 +7,7 @@ from bids_encoding.group.scaling import confidence_band
 from bids_encoding.reports.style import COLORS, figure, label, parameter_axis, save_svg
 
 
-def scaling_figure(scores, fits, measures, path, baselines=None):
+def scaling_figure(scores, fits, measures, path, baselines=None, ylabel="mean r on held-out data"):
     """Score vs parameters (log scale): one grey line per participant, the group mean per model, the group
     fit with its pointwise bootstrap band (resampling participants, as the slope's CI in ``fits``), and the
     baselines as dashed lines."""
@@ -34,7 +34,7 @@ def scaling_figure(scores, fits, measures, path, baselines=None):
                               va="bottom")
         axis.set_title(label(measure))
         parameter_axis(axis, scores["log10_params"].dropna().unique())
-        axis.set_ylabel("mean r on held-out data")
+        axis.set_ylabel(ylabel)
     axes[0][-1].legend(frameon=True, framealpha=0.85, loc="best", fontsize=7)
     return save_svg(fig, path)
 
@@ -48,4 +48,23 @@ def roi_figure(roi_table, path):
     axis.set_xlabel("language region (10 mm sphere and its mirror)")
     axis.set_ylabel("mean r, left − right")
     axis.legend(frameon=False, fontsize=7, ncol=2)
+    return save_svg(fig, path)
+
+
+def neuron_networks_figure(patterns, layers, path):
+    """One model's neurons and networks: which network each pattern's map matches (fraction of participants),
+    and how many neurons of each layer follow a pattern matched to each network."""
+    panels = 2 if layers is not None and not layers.empty else 1
+    fig, axes = figure(1, panels, figsize=(4.2 * panels, 3.4), squeeze=False)
+    for axis, table, title, colorbar in ((axes[0][0], patterns, "patterns matched to networks", "participants"),
+                                          (axes[0][-1], layers, "neurons per network by layer", "neurons")):
+        if table is None or table.empty or (panels == 1 and table is layers):
+            continue
+        image = axis.imshow(table.to_numpy(dtype=float), aspect="auto", cmap="viridis", interpolation="nearest",
+                            vmin=0)
+        axis.set_xticks(range(table.shape[1]), [str(c) for c in table.columns], rotation=45, ha="right", fontsize=7)
+        axis.set_yticks(range(table.shape[0]), [str(i) for i in table.index], fontsize=6)
+        axis.set_ylabel(table.index.name or "")
+        axis.set_title(title)
+        fig.colorbar(image, ax=axis, label=colorbar, shrink=0.8)
     return save_svg(fig, path)

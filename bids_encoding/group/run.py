@@ -20,6 +20,8 @@ from bids_encoding.group.scores import (
     roi_scaling,
     roi_scores,
 )
+from bids_encoding.group.neurons import MEASURES as NEURON_MEASURES
+from bids_encoding.group.neurons import neuron_tables
 from bids_encoding.group.second_level import group_maps
 from bids_encoding.hemispheres import is_template_space, symmetric_mask
 
@@ -142,6 +144,7 @@ def _task_level(config, members, output, average=None):
                      "with log10(parameters), trained models", atlas=atlas)
     group_maps(output, members, models, mask, left, mirror, affine)
     _figures(output, trained, fits, scores, roi_table)
+    _neuron_outputs(config, output, members, models)
     if average is not None:
         _average_outputs(config, output, average, models, mask, left, mirror, reliable)
 
@@ -170,6 +173,34 @@ def _average_outputs(config, output, average, models, mask, left, mirror, reliab
 def _average_of(average):
     sidecar = next(iter(average.sidecars.values()), {})
     return sidecar.get("AverageOf") or ["participants"]
+
+
+def _neuron_outputs(config, output, members, models):
+    """The neurons-to-networks measures per participant and model, their change with model size, and per model
+    the networks its patterns match and its neurons' networks by layer (when the participants have them)."""
+    measures, summary, layers, patterns = neuron_tables(members, models)
+    if measures is None:
+        return
+    output.table(measures, "neurons", "Neurons to networks (docs/neurons.md), per participant and model: fraction "
+                 "of patterns matched to a network, diversity (normalized entropy of neurons over patterns), "
+                 "fraction of neurons whose pattern is matched")
+    output.table(summary, "neuronmodels", "Per model: the neuron measures' means over participants and the "
+                 "consistency of neuron-to-network assignments across participants")
+    trained = measures[~measures["baseline"]]
+    fits = scaling_table(trained, list(NEURON_MEASURES), ["log10_params"], config.n_bootstraps)
+    output.table(fits, "neuronfits", "neuron measure = intercept + slope x log10(parameters), per participant and "
+                 "group (bootstrap CI over participants), as the main scaling fits")
+    for model in sorted(layers):
+        if layers[model] is not None:
+            output.table(layers[model].reset_index(), "neuronlayers", "Mean number of neurons per layer (rows) whose "
+                         "pattern matches each network, over participants", model=model)
+        output.table(patterns[model].reset_index(), "neuronpatterns", "Per pattern, the fraction of participants "
+                     "whose pattern map matched each network", model=model)
+        figures.neuron_networks_figure(patterns[model], layers[model], output.figure(model=model,
+                                                                                      desc="neuronnetworks"))
+    if not trained.empty and trained["n_params"].nunique() >= 2:
+        figures.scaling_figure(trained, fits, list(NEURON_MEASURES),
+                               output.figure(desc="neuronscaling"), ylabel="measure")
 
 
 def _figures(output, trained, fits, scores, roi_table):

@@ -28,8 +28,12 @@ def _task_block(output_dir, group_dir, task, space, files):
     fits, fits_path = _table(files, "fits")
     roifits, roifits_path = _table(files, "roifits")
     average, average_path = _table(files, "scores", desc="average")
-    figures = {name.desc: path for name, path in find(group_dir / "figures", f"task-{task}_space-{space}_*").items()
-               if name.extension == ".svg"}
+    neurons, neurons_path = _table(files, "neuronmodels")
+    svgs = {name: path for name, path in find(group_dir / "figures", f"task-{task}_space-{space}_*").items()
+            if name.extension == ".svg"}
+    figures = {name.desc: path for name, path in svgs.items() if name.model is None}
+    neuron_figures = [{"model": name.model, "figure": inline_svg(path)} for name, path in sorted(svgs.items(),
+                      key=lambda item: str(item[0])) if name.desc == "neuronnetworks"]
     group_fits = []
     if fits is not None and not fits.empty:
         chosen = fits[(fits["level"] == "group") & (fits["family"] == "all") & (fits["predictor"] == "log10_params")
@@ -66,6 +70,10 @@ def _task_block(output_dir, group_dir, task, space, files):
             "lateralization": inline_svg(figures["lateralization"]) if "lateralization" in figures else None,
             "averagescaling": inline_svg(figures["averagescaling"]) if "averagescaling" in figures else None,
             "roi_figure": inline_svg(figures["roiasymmetry"]) if "roiasymmetry" in figures else None,
+            "neurons": neurons.to_dict("records") if neurons is not None else [],
+            "neurons_file": relative(neurons_path, output_dir) if neurons_path else None,
+            "neuronscaling": inline_svg(figures["neuronscaling"]) if "neuronscaling" in figures else None,
+            "neuronnetworks": neuron_figures,
             "maps": maps,
             "mask": json.loads(mask_json.read_text()) if mask_json else {}}
 
