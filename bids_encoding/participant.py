@@ -548,6 +548,10 @@ def run_participant_level(config):
         raise UsageError(f"--average-participants writes sub-{AVERAGE_LABEL}, but the dataset has a participant "
                          f"labelled {AVERAGE_LABEL}: leave it out with --participant-label")
     specs = _model_specs(config.models)
+    if config.neurons:
+        from bids_encoding.neurons.atlas import check_atlas
+
+        check_atlas(config.neurons.atlas, [runs[0].space or config.space or "orig" for runs in selected.values()])
     write_dataset_description(config.output_dir, config.bids_dir)
     sequences = stimulus_sequences(selected, config)
     stimuli = distinct_stimuli(sequences.values())

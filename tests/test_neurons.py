@@ -139,3 +139,78 @@ def test_pattern_regressors_give_the_planted_weight_maps():
     x, y = np.concatenate(designs), np.concatenate(responses)
     reference = Ridge(alpha=fit.alpha[7], fit_intercept=False).fit(x, y[:, 7]).coef_
     np.testing.assert_allclose(ridge_weights(x, y, fit.alpha)[:, 7], reference, rtol=1e-6)
+
+
+def test_patterns_learned_on_training_runs_extend_to_the_held_out_run(tmp_path):
+    from bids_encoding.neurons.patterns import oriented, pattern_timecourses
+
+    courses, groups = planted_neurons(signs=(1,), n_runs=3)
+    store = courses.store(tmp_path / "courses.npy")
+    assert store.array.shape == (len(groups), courses.n_scans) and list(store.layers[:2]) == [3, 3]
+    training, held_out = store.scans_of([0, 1]), store.scans_of([2])
+    patterns = NeuronPatterns(n_patterns=4, random_state=0).fit(lambda: store.blocks(training))
+    series = pattern_timecourses(patterns, zip(store.blocks(training), store.blocks()))
+    assert series.shape == (4, courses.n_scans)
+    learned = np.corrcoef(series[:, training], patterns.patterns_)[:4, 4:]
+    assert np.abs(np.diag(learned)).min() > 0.95  # on the learned scans: the patterns themselves
+    codes = patterns.transform(np.asarray(store.array)[:, training])
+    found = assignment(codes)
+    whole = np.asarray(store.array)
+    for pattern in range(4):  # on the held-out run: the time course of the neurons the pattern assigns
+        group = whole[found == pattern][:, held_out].mean(axis=0)
+        assert abs(np.corrcoef(series[pattern, held_out], group)[0, 1]) > 0.9
+    flipped, signed, signs = oriented(-patterns.patterns_, -codes)
+    assert (signs == -1).all() and np.allclose(flipped, patterns.patterns_) and np.allclose(signed, codes)
+
+
+def _schaefer_image(home, n_networks_name, values, affine):
+    """Write a Schaefer2018 image into a temporary TemplateFlow home: each voxel labelled with the first parcel
+    index (from TemplateFlow's own label table) of the network ``values`` names."""
+    import nibabel as nib
+    import pandas as pd
+
+    stem = f"tpl-MNI152NLin2009cAsym_atlas-Schaefer2018_desc-400Parcels{n_networks_name}_dseg"
+    table = pd.read_csv(home / f"{stem}.tsv", sep="\t")
+    first = {}
+    for index, name in zip(table["index"], table["name"]):
+        first.setdefault(name.split("_")[2], int(index))
+    data = np.vectorize(lambda name: first.get(name, 0))(values).astype(np.int16)
+    nib.Nifti1Image(data, affine).to_filename(home / stem.replace("_atlas", "_res-02_atlas").join(["", ".nii.gz"]))
+    return first
+
+
+def test_network_atlases_through_templateflow_and_from_a_file(tmp_path, monkeypatch):
+    import nibabel as nib
+    import pandas as pd
+
+    from bids_encoding.errors import MissingInputError, UsageError
+    from bids_encoding.neurons.atlas import check_atlas, network_atlas
+    from conftest import templateflow_home
+
+    home = templateflow_home(tmp_path, monkeypatch)
+    affine = np.diag([8.0, 8.0, 8.0, 1.0])
+    affine[:3, 3] = (-40, -40, -40)
+    mask = nib.Nifti1Image(np.ones((10, 10, 10), dtype=np.uint8), affine)
+    with pytest.raises(MissingInputError, match="prefetch it"):  # the skeleton's image is empty
+        network_atlas("Schaefer7", "MNI152NLin2009cAsym", mask)
+    names = np.full((10, 10, 10), "", dtype=object)
+    names[:5], names[5:, :5] = "Vis", "Default"
+    _schaefer_image(home, "7Networks", names, affine)
+    atlas = network_atlas("Schaefer7", "MNI152NLin2009cAsym", mask)
+    assert sorted(atlas.names.values()) == ["Default", "Vis"] and atlas.record["Source"] == "TemplateFlow"
+    counts = {atlas.names[k]: int((atlas.labels == k).sum()) for k in atlas.names}
+    assert counts == {"Vis": 500, "Default": 250} and (atlas.labels == 0).sum() == 250
+    assert network_atlas("Schaefer7", "DemoMNI", mask).record["Template"] == "MNI152NLin2009cAsym"
+    names17 = np.full((10, 10, 10), "VisCent", dtype=object)
+    _schaefer_image(home, "17Networks", names17, affine)
+    assert list(network_atlas("Schaefer17", "MNI152NLin2009cAsym", mask).names.values()) == ["VisCent"]
+    with pytest.raises(UsageError, match="TemplateFlow template space"):
+        check_atlas("Schaefer7", ["orig"])
+
+    user = tmp_path / "lab_networks.nii.gz"
+    nib.Nifti1Image((np.indices((10, 10, 10))[0] >= 5).astype(np.int16) * 2, affine).to_filename(user)
+    with pytest.raises(MissingInputError, match="lab_networks.tsv"):
+        check_atlas(str(user), ["orig"])
+    pd.DataFrame({"index": [2], "name": ["Language"]}).to_csv(tmp_path / "lab_networks.tsv", sep="\t", index=False)
+    atlas = network_atlas(str(user), "orig", mask)
+    assert list(atlas.names.values()) == ["Language"] and (atlas.labels > 0).sum() == 500

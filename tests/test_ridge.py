@@ -88,6 +88,15 @@ def test_chunking_does_not_change_results():
         np.testing.assert_array_equal(whole.validation_score, chunked.validation_score)
 
 
+def test_selected_outer_folds_equal_those_of_the_full_run():
+    x_runs, y_runs = synthetic_runs(seed=2, n_voxels=200)
+    whole = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    one = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs, folds=[1])
+    np.testing.assert_array_equal(one.test_r[1], whole.test_r[1])
+    np.testing.assert_array_equal(one.alpha[1], whole.alpha[1])
+    assert np.isnan(one.test_r[[0, 2, 3]]).all() and np.isnan(one.alpha[0]).all()
+
+
 def test_participants_fitted_together_equal_fitted_alone():
     x_runs, first = synthetic_runs(seed=4, n_voxels=150)
     _, second = synthetic_runs(seed=5, n_voxels=250)

@@ -100,3 +100,12 @@ def network_atlas(atlas, space, mask_img):
         raise MissingInputError(f"{image}: no network of the atlas falls inside the brain mask; is the atlas in "
                                 f"the space of the data (space-{space})?")
     return NetworkAtlas(labels, names, {**record, "Networks": [names[k] for k in sorted(names)]})
+
+
+def check_atlas(atlas, spaces):
+    """Fail early (before any fit) when ``atlas`` cannot be had for the outputs' ``spaces``."""
+    for space in sorted(set(spaces)):
+        if atlas in NETWORK_ATLASES:
+            _templateflow_atlas(atlas, space)
+        else:
+            _user_atlas(atlas)

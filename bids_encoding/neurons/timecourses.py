@@ -62,7 +62,8 @@ class NeuronTimecourses:
 
     def run_lengths(self):
         """Scans of each run after trimming and censoring."""
-        return [self.design.regressors(np.zeros((matrix.shape[1], 1), dtype=np.float32), matrix, tr, self.cleaning,
+        ramp = np.arange(max(matrix.shape[1] for matrix in self.matrices), dtype=np.float32)[:, None]
+        return [self.design.regressors(ramp[:matrix.shape[1]], matrix, tr, self.cleaning,
                                        self.confounds[index] if self.confounds else None).shape[0]
                 for index, (matrix, tr) in enumerate(zip(self.matrices, self.repetition_times))]
 
