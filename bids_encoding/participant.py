@@ -378,10 +378,11 @@ def fit_participants_together(participants, model_features, config, sequence, ch
             participant.rows.append(_score_row(spec, model_info, "best", best.test_r[:, voxels],
                                                best.test_r2[:, voxels], best.validation[:, voxels], participant))
         if config.neurons and spec in (neurons or {}):
-            _neuron_analysis(participants, spec, model_info, neurons[spec], config, sequence, ridge, bases, offsets)
+            _neuron_analysis(participants, spec, model_info, neurons[spec], config, sequence, ridge, bases, offsets,
+                             responses)
 
 
-def _neuron_analysis(participants, spec, model_info, load, config, sequence, ridge, bases, offsets):
+def _neuron_analysis(participants, spec, model_info, load, config, sequence, ridge, bases, offsets, responses):
     from bids_encoding.neurons.analysis import analyse_neurons
 
     activations = [load(stimulus.cache_key, model_info.layers) for stimulus in sequence.stimuli]
@@ -389,7 +390,7 @@ def _neuron_analysis(participants, spec, model_info, load, config, sequence, rid
         raise UsageError(f"{spec.label}: the feature cache has no feed-forward neurons of every stimulus: rerun "
                          "with --ffn-neurons")
     LOGGER.info("%s %s: neuron patterns and networks", ",".join(f"sub-{p.subject}" for p in participants), spec.label)
-    analyse_neurons(participants, spec, model_info, activations, config, sequence, ridge, bases, offsets)
+    analyse_neurons(participants, spec, model_info, activations, config, sequence, ridge, bases, offsets, responses)
 
 
 def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses, participants, best, bar):

@@ -65,7 +65,24 @@ def _work_file(work_dir, spec, participants, sequence):
     return folder / f"{spec.label}-{key.hexdigest()[:12]}.npy"
 
 
-def analyse_neurons(participants, spec, model_info, neurons, config, sequence, ridge, bases, offsets):
+def memory_bound(courses, n_neurons, n_patterns, n_voxels, n_networks=17):
+    """Bytes the analysis holds at once beyond the participants' BOLD (which the participant level holds
+    anyway), from its largest stage:
+
+    - writing the time courses: :meth:`NeuronTimecourses.memory_bound`;
+    - learning and coding the patterns: a block of neurons' time courses as float64, four copies
+      (standardized, permuted, the coder's products), the codes of every neuron (float32 and a float64 block);
+    - the pattern fit and the network match: the pattern time courses and designs, four float64 copies of the
+      weight maps (weights, standardized, one permutation) and the network indicators.
+    """
+    n_scans, block = courses.n_scans, courses.block
+    learning = 4 * block * n_scans * 8 + block * n_patterns * 8 * 2
+    fitting = 4 * n_scans * n_patterns * 8 + 4 * n_patterns * n_voxels * 8 + n_networks * n_voxels * 8
+    return max(courses.memory_bound(), learning) + n_neurons * n_patterns * 4 + fitting
+
+
+def analyse_neurons(participants, spec, model_info, neurons, config, sequence, ridge, bases, offsets,
+                    responses=None):
     """Run the analysis for one model and write every participant's neuron outputs (staged with theirs).
 
     Parameters
@@ -82,6 +99,8 @@ def analyse_neurons(participants, spec, model_info, neurons, config, sequence, r
         ``{subject: sidecar}`` of the model's maps.
     offsets : array
         Voxel offsets of the participants in the concatenated responses.
+    responses : list of array or None
+        Per run, the participants' cleaned BOLD side by side (concatenated here when not given).
 
     Returns
     -------
@@ -101,7 +120,8 @@ def analyse_neurons(participants, spec, model_info, neurons, config, sequence, r
                 "%.0f MB)", spec.label, len(store.array), len(layers), store.array.shape[1],
                 courses.memory_bound() / 1e6)
     lengths, rows = store.run_lengths, (store.layers, store.neurons)
-    responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
+    if responses is None:
+        responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
     voxel_groups = [p.n_voxels for p in participants]
     try:
         held_out = held_out_scores(store, settings, ridge, responses, sequence, voxel_groups)
@@ -114,7 +134,7 @@ def analyse_neurons(participants, spec, model_info, neurons, config, sequence, r
             held_out = (result.test_r, result.alpha)
         test_r, alphas = held_out
         alpha = np.exp(np.nanmean(np.log(alphas), axis=0))
-        weights = ridge_weights(np.concatenate(designs), np.concatenate(responses), alpha).astype(np.float32)
+        weights = ridge_weights(designs, responses, alpha).astype(np.float32)
     finally:
         del store
         path.unlink(missing_ok=True)

@@ -20,10 +20,14 @@ class PatternFit:
 
 def ridge_weights(design, response, alphas):
     """Ridge weights ``(n_features, n_voxels)`` with one alpha per voxel, through the eigendecomposition of
-    ``XᵀX`` (float64: K is small)."""
-    design, response = np.asarray(design, dtype=np.float64), np.asarray(response, dtype=np.float64)
-    eigenvalues, eigenvectors = np.linalg.eigh(design.T @ design)
-    rotated = eigenvectors.T @ (design.T @ response)
+    ``XᵀX`` (float64: K is small). ``design`` and ``response`` may be lists of runs: their products are summed
+    run by run, so the responses are never copied whole."""
+    designs = design if isinstance(design, list) else [design]
+    responses = response if isinstance(response, list) else [response]
+    gram = sum(np.asarray(x, dtype=np.float64).T @ np.asarray(x, dtype=np.float64) for x in designs)
+    cross = sum(np.asarray(x, dtype=np.float64).T @ y for x, y in zip(designs, responses))
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    rotated = eigenvectors.T @ cross
     return eigenvectors @ (rotated / (eigenvalues[:, None] + np.asarray(alphas, dtype=np.float64)[None, :]))
 
 

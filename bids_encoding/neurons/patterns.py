@@ -60,7 +60,7 @@ class NeuronPatterns:
 
         self.estimator_ = MiniBatchDictionaryLearning(
             n_components=self.n_patterns, alpha=self.alpha, batch_size=BATCH, random_state=self.random_state,
-            transform_algorithm="lasso_lars", transform_alpha=self.alpha, fit_algorithm="cd")
+            transform_algorithm="lasso_cd", transform_alpha=self.alpha, fit_algorithm="cd")
         rng = np.random.default_rng(self.random_state)
         steps = passes = 0
         with warnings.catch_warnings():  # a mini-batch's coordinate descent often stops short; the next one goes on
@@ -76,8 +76,16 @@ class NeuronPatterns:
         return self
 
     def transform(self, block):
-        """Codes of the neurons of ``block``: ``(n_neurons, n_patterns)``."""
-        return self.estimator_.transform(_standardize(block))
+        """Codes of the neurons of ``block``: ``(n_neurons, n_patterns)``.
+
+        Coordinate descent codes a whole block in one call; LARS (scikit-learn's default) loops over the
+        neurons in Python and took 2.2 s per 2,048 neurons against 0.3 s (2-core CPU, 271 scans, 64
+        patterns): about 4 minutes per pass over SmolLM2-135M's 46,080 neurons."""
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return self.estimator_.transform(_standardize(block))
 
 
 def assignment(codes):
