@@ -11,7 +11,7 @@ import numpy as np
 
 from bids_encoding.design import DesignSettings
 
-FLOAT64_COPIES = 4  # the design path keeps about four float64 copies of a block (product, expansion, cleaning)
+FLOAT64_COPIES = 5  # the design path keeps about five float64 copies of a block (product, expansion, cleaning, filter)
 
 
 def one_delay(design):
