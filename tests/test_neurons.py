@@ -214,3 +214,19 @@ def test_network_atlases_through_templateflow_and_from_a_file(tmp_path, monkeypa
     pd.DataFrame({"index": [2], "name": ["Language"]}).to_csv(tmp_path / "lab_networks.tsv", sep="\t", index=False)
     atlas = network_atlas(str(user), "orig", mask)
     assert list(atlas.names.values()) == ["Language"] and (atlas.labels > 0).sum() == 500
+
+
+def test_lasso_codes_equal_scikit_learns_on_correlated_atoms():
+    from sklearn.decomposition import sparse_encode
+
+    from bids_encoding.neurons.patterns import lasso_codes
+
+    rng = np.random.default_rng(3)
+    atoms = rng.standard_normal((16, 120)) + 1.5 * rng.standard_normal(120)  # a shared component: correlated
+    atoms /= np.linalg.norm(atoms, axis=1, keepdims=True)
+    data = (rng.standard_normal((300, 16)) * (rng.random((300, 16)) < 0.2)) @ atoms
+    data += 0.2 * rng.standard_normal(data.shape) / np.sqrt(120)
+    reference = sparse_encode(data, atoms, algorithm="lasso_cd", alpha=0.05, max_iter=20000)
+    codes = lasso_codes(data, atoms, 0.05, max_iter=20000, tol=1e-10)
+    np.testing.assert_allclose(codes, reference, atol=1e-5)
+    assert (codes != 0).mean() < 0.5  # sparse

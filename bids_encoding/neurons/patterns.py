@@ -76,16 +76,36 @@ class NeuronPatterns:
         return self
 
     def transform(self, block):
-        """Codes of the neurons of ``block``: ``(n_neurons, n_patterns)``.
+        """Codes of the neurons of ``block``: ``(n_neurons, n_patterns)``, the lasso solution that
+        scikit-learn's ``transform`` gives (:func:`lasso_codes`)."""
+        return lasso_codes(_standardize(block), self.estimator_.components_, self.alpha)
 
-        Coordinate descent codes a whole block in one call; LARS (scikit-learn's default) loops over the
-        neurons in Python and took 2.2 s per 2,048 neurons against 0.3 s (2-core CPU, 271 scans, 64
-        patterns): about 4 minutes per pass over SmolLM2-135M's 46,080 neurons."""
-        from sklearn.exceptions import ConvergenceWarning
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return self.estimator_.transform(_standardize(block))
+def lasso_codes(data, dictionary, alpha, max_iter=1000, tol=1e-7):
+    """Lasso codes of every row of ``data`` on the atoms (rows) of ``dictionary``: the minimizer of
+    ``0.5 ||x - c D||² + alpha ||c||₁`` for each row, by FISTA on all rows at once.
+
+    It is the problem scikit-learn's ``sparse_encode`` solves (``lasso_lars``, ``lasso_cd``), but
+    scikit-learn solves it row by row in a Python loop: on the real SmolLM2-135M's 46,080 neurons (271
+    scans, 64 patterns, 2-core CPU) LARS took about 4 minutes per pass and coordinate descent longer
+    (slow convergence on correlated atoms); FISTA takes seconds and agrees with ``lasso_cd`` to 1e-6
+    (tests/test_neurons.py).
+    """
+    data, dictionary = np.asarray(data, dtype=np.float64), np.asarray(dictionary, dtype=np.float64)
+    gram, cross = dictionary @ dictionary.T, data @ dictionary.T
+    step = 1.0 / max(np.linalg.eigvalsh(gram)[-1], 1e-12)
+    codes = np.zeros((len(data), len(dictionary)))
+    moving, momentum = codes.copy(), 1.0
+    for _ in range(max_iter):
+        shifted = moving - step * (moving @ gram - cross)
+        new = np.sign(shifted) * np.maximum(np.abs(shifted) - alpha * step, 0.0)
+        next_momentum = (1 + np.sqrt(1 + 4 * momentum ** 2)) / 2
+        moving = new + ((momentum - 1) / next_momentum) * (new - codes)
+        change = np.abs(new - codes).max() if len(new) else 0.0
+        codes, momentum = new, next_momentum
+        if change < tol:
+            break
+    return codes
 
 
 def assignment(codes):

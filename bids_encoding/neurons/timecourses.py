@@ -11,7 +11,7 @@ import numpy as np
 
 from bids_encoding.design import DesignSettings
 
-FLOAT64_COPIES = 5  # the design path keeps about five float64 copies of a block (product, expansion, cleaning, filter)
+FLOAT64_COPIES = 6  # float64 copies of a block on the design path (product, expansion, cleaning, its filter), measured
 
 
 def one_delay(design):
