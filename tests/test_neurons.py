@@ -13,9 +13,10 @@ from bids_encoding.synthetic import story_runs
 TR = 2.0
 
 
-def planted_neurons(n_groups=4, per_group=60, noise=0.5, seed=0, n_runs=3, signs=(-1, 1)):
+def planted_neurons(n_groups=4, per_group=60, noise=0.5, seed=0, n_runs=3, signs=(-1, 1), skewed=False):
     """Per run, one layer of neurons whose word activations follow one of ``n_groups`` word signals, each
-    with a gain of either sign (``signs``)."""
+    with a gain of either sign (``signs``); the word signals are Gaussian, or ``skewed`` as real neurons'
+    activations are (squared rectified Gaussians)."""
     rng = np.random.default_rng(seed)
     runs = story_runs(n_runs)
     groups = np.repeat(np.arange(n_groups), per_group)
@@ -24,6 +25,8 @@ def planted_neurons(n_groups=4, per_group=60, noise=0.5, seed=0, n_runs=3, signs
     gains = rng.uniform(0.5, 2.0, len(groups)) * rng.choice(signs, len(groups))
     for words in runs:
         signals = rng.standard_normal((len(words), n_groups))
+        if skewed:
+            signals = np.maximum(signals, 0) ** 2
         activations = signals[:, groups] * gains + noise * rng.standard_normal((len(words), len(groups)))
         neurons.append({3: activations.astype(np.float32)})
         n_scans = int(np.ceil((words["onset"].iloc[-1] + 12) / TR))
@@ -48,10 +51,11 @@ def test_time_courses_do_not_depend_on_the_block_size_and_keep_to_their_memory_b
     assert np.abs(same).min() > 0.5  # neurons of one group follow one time course, up to their sign
 
 
-@pytest.mark.parametrize("signs", [(-1, 1), (1,)])
-def test_planted_neuron_groups_are_recovered(signs):
-    courses, groups = planted_neurons(signs=signs)
-    patterns = NeuronPatterns(n_patterns=4, random_state=0)
+@pytest.mark.parametrize("signs, method, skewed", [((-1, 1), "dictionary", False), ((1,), "dictionary", False),
+                                                   ((-1, 1), "ica", True)])
+def test_planted_neuron_groups_are_recovered(signs, method, skewed):
+    courses, groups = planted_neurons(signs=signs, skewed=skewed)
+    patterns = NeuronPatterns(n_patterns=4, method=method, random_state=0)
     patterns.fit(lambda: (block for _, block in courses.blocks(3)))
     assert patterns.patterns_.shape == (4, courses.n_scans)
     found = np.concatenate([assignment(patterns.transform(block)) for _, block in courses.blocks(3)])
@@ -62,7 +66,7 @@ def test_lanczos_fir_is_collapsed_to_one_delay():
     design = DesignSettings(kind="lanczos-fir", fir_delays=(1, 2, 3, 4))
     assert one_delay(design).fir_delays == (3,) and one_delay(DesignSettings()).kind == "hrf"
     with pytest.raises(ValueError, match="unknown pattern method"):
-        NeuronPatterns(method="ica")
+        NeuronPatterns(method="pca")
 
 
 def planted_atlas(n_voxels=2000, size=300, n_networks=4):

@@ -201,6 +201,9 @@ def build_parser():
     _option(neurons, "--neuron-patterns", type=int, default=None, metavar="K",
             help="learn K temporal patterns of the models' feed-forward neurons (64 as reported), fit them as an "
                  "encoding model and match each pattern's map to a functional network (implies --ffn-neurons)")
+    _option(neurons, "--neuron-method", choices=("dictionary", "ica"), default="dictionary",
+            help="how the patterns are learned: sparse dictionary learning over neurons (as reported), or temporal "
+                 "ICA (separates only non-Gaussian patterns; docs/neurons.md)")
     _option(neurons, "--network-atlas", default="Schaefer7",
             help="networks to match: Schaefer7 or Schaefer17 (Yeo's 7 or 17 networks, TemplateFlow, in the "
                  "outputs' template space), or a NIfTI of network labels with a TSV of the same name (index, name)")
@@ -460,7 +463,7 @@ def config_from_args(args):
         trust_remote_code=args.trust_remote_code,
         feature_cache=args.feature_cache.resolve() if args.feature_cache else None,
         ffn_neurons=args.ffn_neurons or bool(args.neuron_patterns),
-        neurons=NeuronSettings(n_patterns=args.neuron_patterns, atlas=args.network_atlas,
+        neurons=NeuronSettings(n_patterns=args.neuron_patterns, method=args.neuron_method, atlas=args.network_atlas,
                                n_permutations=args.neuron_permutations, sparsity=args.neuron_sparsity)
         if args.neuron_patterns else None,
         placement=_placement(args, work_dir),

@@ -35,7 +35,8 @@ def _designs(series, lengths):
 
 
 def _learn(settings, store, scans=None):
-    patterns = NeuronPatterns(settings.n_patterns, alpha=settings.sparsity, random_state=settings.seed)
+    patterns = NeuronPatterns(settings.n_patterns, method=settings.method, alpha=settings.sparsity,
+                              random_state=settings.seed)
     return patterns.fit(lambda: store.blocks(scans))
 
 

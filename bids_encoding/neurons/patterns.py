@@ -1,19 +1,20 @@
 """Representative temporal patterns of neurons, and which neurons follow which.
 
-Each neuron's time course is one sample. Sparse dictionary learning (scikit-learn's
-``MiniBatchDictionaryLearning``, as the 64 atoms Sun et al. report) learns ``n_patterns`` time courses
-such that every neuron is a sparse combination of a few of them; FastICA is the alternative some
-summaries of the paper describe, is not offered yet (see ``PATTERN_METHODS``). A neuron's code says which patterns it follows: its sub-group is the
-pattern with the largest absolute coefficient.
+``dictionary`` (the default, as the 64 atoms Sun et al. report): each neuron's time course is one sample
+and scikit-learn's ``MiniBatchDictionaryLearning`` learns ``n_patterns`` time courses such that every
+neuron is a sparse combination of a few of them. ``ica``, the alternative some summaries of the paper
+describe: temporal ICA, the neurons' time courses reduced to their ``n_patterns`` principal temporal
+components (from the scans x scans Gram matrix, accumulated block by block) and unmixed by scikit-learn's
+``FastICA`` into independent time courses; a neuron's codes are then its least-squares loadings on them.
+ICA separates only non-Gaussian sources: neuron groups driven by Gaussian word signals come out rotated
+(tests/test_neurons.py). Either way, a neuron's sub-group is the pattern with the largest absolute code.
 """
 
 import warnings
 
 import numpy as np
 
-# FastICA over neurons (the alternative some summaries of the paper describe) is not offered: on planted
-# neuron groups it found rotations of the groups, not the groups (tests/test_neurons.py, docs in the issue note)
-PATTERN_METHODS = ("dictionary",)
+PATTERN_METHODS = ("dictionary", "ica")
 BATCH = 64  # neurons per dictionary update
 MIN_STEPS = 100  # updates, however few the neurons
 
@@ -32,7 +33,7 @@ class NeuronPatterns:
     ----------
     n_patterns : int
         Atoms (64, as reported by Sun et al.).
-    method : {"dictionary"}
+    method : {"dictionary", "ica"}
     alpha : float
         Sparsity of the dictionary codes (``MiniBatchDictionaryLearning(alpha=...)``).
     n_passes : int
@@ -55,6 +56,8 @@ class NeuronPatterns:
     def fit(self, blocks):
         """Learn the patterns from ``blocks``, a function that returns a fresh iterable of
         ``(n_neurons_in_block, n_scans)`` arrays (called once per pass)."""
+        if self.method == "ica":
+            return self._fit_ica(blocks)
         from sklearn.decomposition import MiniBatchDictionaryLearning
         from sklearn.exceptions import ConvergenceWarning
 
@@ -75,9 +78,30 @@ class NeuronPatterns:
         self.patterns_ = self.estimator_.components_
         return self
 
+    def _fit_ica(self, blocks):
+        from sklearn.decomposition import FastICA
+        from sklearn.exceptions import ConvergenceWarning
+
+        gram = None
+        for block in blocks():
+            block = _standardize(block)
+            gram = block.T @ block if gram is None else gram + block.T @ block
+        eigenvalues, eigenvectors = np.linalg.eigh(gram)
+        components = eigenvectors[:, ::-1][:, :self.n_patterns]  # principal temporal components, orthonormal
+        self.estimator_ = FastICA(n_components=self.n_patterns, whiten="unit-variance", max_iter=1000,
+                                  random_state=self.random_state)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            sources = self.estimator_.fit_transform(components * np.sqrt(len(components)))
+        self.patterns_ = _standardize(sources.T)
+        return self
+
     def transform(self, block):
-        """Codes of the neurons of ``block``: ``(n_neurons, n_patterns)``, the lasso solution that
-        scikit-learn's ``transform`` gives (:func:`lasso_codes`)."""
+        """Codes of the neurons of ``block``: ``(n_neurons, n_patterns)``: the lasso solution that
+        scikit-learn's ``transform`` gives (:func:`lasso_codes`) for ``dictionary``; least-squares loadings
+        on the patterns for ``ica``."""
+        if self.method == "ica":
+            return np.linalg.lstsq(self.patterns_.T, _standardize(block).T, rcond=None)[0].T
         return lasso_codes(_standardize(block), self.estimator_.components_, self.alpha)
 
 

@@ -9,6 +9,8 @@ class NeuronSettings:
     ----------
     n_patterns : int
         Dictionary atoms (64, as Sun et al. report).
+    method : {"dictionary", "ica"}
+        Sparse dictionary learning over neurons, or temporal ICA (:class:`NeuronPatterns`).
     atlas : str
         ``Schaefer7``, ``Schaefer17`` or a NIfTI of network labels (:func:`network_atlas`).
     n_permutations : int
@@ -23,6 +25,7 @@ class NeuronSettings:
     """
 
     n_patterns: int = 64
+    method: str = "dictionary"
     atlas: str = "Schaefer7"
     n_permutations: int = 1000
     fdr: float = 0.05
@@ -31,5 +34,7 @@ class NeuronSettings:
     seed: int = 0
 
     def record(self):
-        return {"Method": "MiniBatchDictionaryLearning (scikit-learn), neurons as samples", **{
-            key.title().replace("_", ""): value for key, value in asdict(self).items()}}
+        method = {"dictionary": "MiniBatchDictionaryLearning (scikit-learn), neurons as samples; lasso codes",
+                  "ica": "temporal FastICA (scikit-learn) of the neurons' principal temporal components; "
+                         "least-squares loadings"}[self.method]
+        return {**{key.title().replace("_", ""): value for key, value in asdict(self).items()}, "Method": method}
