@@ -38,7 +38,7 @@ class NeuronPatterns:
         Atoms (64, as reported by Sun et al.).
     method : {"dictionary", "ica"}
     alpha : float
-        Sparsity of the dictionary codes (``MiniBatchDictionaryLearning(alpha=...)``).
+        L1 penalty of the codes (``0.5 ||x - c D||² + alpha ||c||₁``, as scikit-learn's dictionary learning).
     n_passes : int
         Passes over the blocks at least (dictionary learning; more when they give fewer than ``MIN_STEPS``
         updates of ``BATCH`` neurons).
