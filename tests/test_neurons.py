@@ -163,7 +163,7 @@ def test_patterns_learned_on_training_runs_extend_to_the_held_out_run(tmp_path):
     for pattern in range(4):  # on the held-out run: the time course of the neurons the pattern assigns
         group = whole[found == pattern][:, held_out].mean(axis=0)
         assert abs(np.corrcoef(series[pattern, held_out], group)[0, 1]) > 0.9
-    upright, upright_codes, signs = oriented(patterns.patterns_, codes)
+    upright, upright_codes, signs = oriented(patterns.patterns_, codes.copy())
     flipped, flipped_codes, flipped_signs = oriented(-patterns.patterns_, -codes)
     assert np.array_equal(flipped_signs, -signs) and np.allclose(flipped, upright)
     assert np.allclose(flipped_codes, upright_codes)

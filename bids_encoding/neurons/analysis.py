@@ -127,7 +127,11 @@ def analyse_neurons(participants, spec, model_info, neurons, config, sequence, r
     try:
         held_out = held_out_scores(store, settings, ridge, responses, sequence, voxel_groups)
         final = _learn(settings, store)
-        codes = np.concatenate([final.transform(block).astype(np.float32) for block in store.blocks()])
+        codes = np.empty((len(store.array), settings.n_patterns), dtype=np.float32)
+        row = 0
+        for block in store.blocks():
+            codes[row:row + len(block)] = final.transform(block)
+            row += len(block)
         series, codes, _ = oriented(final.patterns_, codes)
         designs = _designs(series, lengths)
         if held_out is None:

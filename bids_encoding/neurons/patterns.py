@@ -196,11 +196,12 @@ def pattern_timecourses(patterns, blocks, ridge=1e-6):
 
 def oriented(patterns_, codes):
     """Patterns and codes with each pattern's sign turned so that the neurons it assigns follow it with
-    positive coefficients on the whole (dictionary atoms have no sign of their own). Returns
-    ``(patterns, codes, signs)``."""
+    positive coefficients on the whole (dictionary atoms have no sign of their own). The codes are turned in
+    place (they are every neuron's). Returns ``(patterns, codes, signs)``."""
     chosen = assignment(codes)
     signs = np.ones(len(patterns_))
     for pattern in range(len(patterns_)):
         total = codes[chosen == pattern, pattern].sum()
         signs[pattern] = -1.0 if total < 0 else 1.0
-    return patterns_ * signs[:, None], codes * signs[None, :], signs
+    codes *= signs.astype(codes.dtype)[None, :]
+    return patterns_ * signs[:, None], codes, signs
