@@ -88,6 +88,36 @@ def test_chunking_does_not_change_results():
         np.testing.assert_array_equal(whole.validation_score, chunked.validation_score)
 
 
+def test_dual_form_matches_himalaya_kernel_ridge_when_features_outnumber_scans():
+    himalaya = pytest.importorskip("himalaya")
+    from himalaya.backend import set_backend
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.scoring import correlation_score
+
+    set_backend("numpy")
+    x_runs, y_runs = synthetic_runs(n_runs=4, n_scans=40, n_features=300, n_voxels=400)
+    dual = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
+    primal = NestedRidgeCV(ALPHAS, form="primal").fit_score(x_runs, y_runs)
+    assert dual.forms == ["dual"] * 4 and primal.forms == ["primal"] * 4
+    same = np.isclose(dual.alpha, primal.alpha)
+    assert same.mean() >= 0.999 and np.abs(dual.test_r - primal.test_r)[same].max() < 1e-4
+    test_r, alphas = [], []
+    for test in range(len(x_runs)):
+        train, inner = run_splits(x_runs, test)
+        model = KernelRidgeCV(alphas=ALPHAS, kernel="linear", cv=inner,
+                              solver_params=dict(score_func=correlation_score, local_alpha=True))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(np.concatenate([x_runs[i] for i in train]).astype(np.float64),
+                      np.concatenate([y_runs[i] for i in train]).astype(np.float64))
+        test_r.append(correlation(np.asarray(model.predict(x_runs[test].astype(np.float64))), y_runs[test]))
+        alphas.append(np.asarray(model.best_alphas_))
+    same = np.isclose(dual.alpha, np.array(alphas), rtol=1e-5)
+    assert same.mean() >= 0.999
+    assert np.abs(dual.test_r - np.array(test_r))[same].max() < 1e-4
+    assert himalaya.__version__
+
+
 def test_selected_outer_folds_equal_those_of_the_full_run():
     x_runs, y_runs = synthetic_runs(seed=2, n_voxels=200)
     whole = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)

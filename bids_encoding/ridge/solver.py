@@ -55,6 +55,8 @@ class CVResult:
         data.
     alpha : numpy.ndarray ``(n_folds, n_voxels)``
         Alpha chosen in each outer fold.
+    forms : list of str
+        The form of each computed outer fold (:meth:`NestedRidgeCV._form`).
     predictions, targets : list of numpy.ndarray ``(n_test, n_voxels)``
         Held-out predictions and targets per fold (``keep_predictions=True``).
     """
@@ -65,6 +67,7 @@ class CVResult:
     alpha: np.ndarray
     predictions: list = field(default_factory=list)
     targets: list = field(default_factory=list)
+    forms: list = field(default_factory=list)  # per computed outer fold: "primal" or "dual"
 
     @property
     def mean_r(self):
@@ -170,6 +173,23 @@ class _EigenPredictor:
 
 
 SOLVERS = {"ridge": EigenRidge}
+FORMS = ("auto", "primal", "dual")
+
+
+def training_span(x_train, tolerance=1e-10):
+    """An orthonormal basis ``(n_features, rank)`` of the span of the training rows, from the eigendecomposition
+    of their kernel ``X Xᵀ`` (float64: the kernel's small eigenvalues decide the rank).
+
+    Every ridge solution fitted on these rows, or on any subset of them (the inner splits), lies in this
+    span, so fitting on the coordinates ``X V`` gives the same predictions for every row, held-out ones
+    included: the dual form of ridge, with the primal machinery (downdates of the Gram matrix for the
+    inner splits) on ``rank <= n_rows`` features instead of ``n_features``.
+    """
+    x64 = x_train.double()
+    eigenvalues, eigenvectors = torch.linalg.eigh(x64 @ x64.T)
+    kept = eigenvalues > eigenvalues.max().clamp_min(1e-300) * tolerance
+    basis = (x64.T @ eigenvectors[:, kept]) / torch.sqrt(eigenvalues[kept])[None, :]
+    return basis.to(x_train.dtype)
 
 
 def split_one_stimulus(designs, responses, n_chunks, gap, min_scans=10):
@@ -232,6 +252,9 @@ class NestedRidgeCV:
         Allow TF32 matrix products on the GPU.
     solver : str
         A name in ``SOLVERS`` (see :class:`EigenRidge` for the interface).
+    form : {"auto", "primal", "dual"}
+        ``auto``: per outer fold, primal when there are no more features than training scans, else dual
+        (:meth:`_form`); the two give the same results.
     outer_chunks, chunk_gap : int
         With a single stimulus, the outer folds are ``outer_chunks``
         contiguous chunks of it, ``chunk_gap`` scans dropped after each
@@ -240,7 +263,10 @@ class NestedRidgeCV:
 
     def __init__(self, alphas=DEFAULT_ALPHAS, inner_cv=InnerCV(), alpha_per_voxel=True, device="cpu", mem=None,
                  voxel_chunk=None, tf32=False, dtype=torch.float32, alpha_score="r", solver="ridge", outer_chunks=5,
-                 chunk_gap=5):
+                 chunk_gap=5, form="auto"):
+        if form not in FORMS:
+            raise ValueError(f"form must be one of {FORMS}")
+        self.form = form
         if alpha_score not in ALPHA_SCORES:
             raise ValueError(f"alpha_score must be one of {ALPHA_SCORES}")
         if solver not in SOLVERS:
@@ -268,6 +294,9 @@ class NestedRidgeCV:
                 "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
                 "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
+                "Form": "per outer fold: primal (features as they are) when there are no more features than "
+                        "training scans, else dual (ridge on the coordinates of the training scans' span: the "
+                        "same predictions, from an n x n instead of a p x p eigendecomposition)",
                 "Device": str(self.device),
                 "DType": str(self.dtype).replace("torch.", ""), "TF32": bool(self.tf32)}
 
@@ -368,6 +397,14 @@ class NestedRidgeCV:
             return self._fit_score(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv,
                                    folds)
 
+    def _form(self, n_rows, n_features):
+        """``primal`` (features as they are) when there are no more features than training scans, else
+        ``dual``: the features replaced by the coordinates of the training scans' span (:func:`training_span`);
+        or the form given to the estimator."""
+        if self.form != "auto":
+            return self.form
+        return "dual" if n_features > n_rows else "primal"
+
     def _shared_choice(self, scores, voxel_groups):
         """Index of the alpha with the best mean score over each group's voxels, for every voxel."""
         choices, start = [], 0
@@ -397,13 +434,19 @@ class NestedRidgeCV:
             group_rows = [[(offsets[run], offsets[run] + len(designs[run])) for run in group]
                           for group in groups if group is not test_group]
             x_train = torch.cat([x_runs[run] for run in train_runs])
+            fold_runs, form = x_runs, self._form(*x_train.shape)
+            if form == "dual":
+                basis = training_span(x_train)
+                fold_runs = [x @ basis for x in x_runs]
+                x_train = torch.cat([fold_runs[run] for run in train_runs])
+            result.forms.append(form)
             gram = x_train.double().T @ x_train.double()
             inner = []
             for rows in inner_cv.validation_sets(group_rows, len(x_train)):
                 rows = torch.as_tensor(rows, device=self.device)
                 x_val = x_train[rows]
                 inner.append((rows, x_val, solver.scorer(gram - x_val.double().T @ x_val.double(), x_val)))
-            outer = solver.predictor(gram, x_runs[test_group[0]])
+            outer = solver.predictor(gram, fold_runs[test_group[0]])
             block = self.block_size(len(x_train), x_train.shape[1], max(len(rows) for rows, _, _ in inner),
                                     len(designs[test_group[0]]), n_voxels)
 
