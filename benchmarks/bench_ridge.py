@@ -35,9 +35,11 @@ from bids_encoding.synthetic.regression import regression_runs
 RESULTS = Path(__file__).parent / "results" / "bench_ridge.jsonl"
 
 
-def himalaya_nested(x_runs, y_runs, alphas, device):
-    """The same nested scheme with himalaya: one RidgeCV per outer fold, inner leave-one-run-out splits."""
+def himalaya_nested(x_runs, y_runs, alphas, device, kernel=False):
+    """The same nested scheme with himalaya: one RidgeCV (``kernel``: KernelRidgeCV with a linear kernel, its
+    form for more features than scans) per outer fold, inner leave-one-run-out splits."""
     from himalaya.backend import set_backend
+    from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.ridge import RidgeCV
     from himalaya.scoring import correlation_score
 
@@ -48,9 +50,14 @@ def himalaya_nested(x_runs, y_runs, alphas, device):
         train = [i for i in range(len(x_runs)) if i != test]
         rows = np.arange(n * len(train))
         inner = [(rows[rows // n != k], rows[rows // n == k]) for k in range(len(train))]
-        model = RidgeCV(alphas=alphas, cv=inner, solver_params=dict(
-            score_func=correlation_score, local_alpha=True, n_targets_batch=2000, n_alphas_batch=None,
-            n_targets_batch_refit=2000, warn=False))
+        if kernel:
+            model = KernelRidgeCV(alphas=alphas, kernel="linear", cv=inner, solver_params=dict(
+                score_func=correlation_score, local_alpha=True, n_targets_batch=2000, n_alphas_batch=None,
+                n_targets_batch_refit=2000))
+        else:
+            model = RidgeCV(alphas=alphas, cv=inner, solver_params=dict(
+                score_func=correlation_score, local_alpha=True, n_targets_batch=2000, n_alphas_batch=None,
+                n_targets_batch_refit=2000, warn=False))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(np.concatenate([x_runs[i] for i in train]), np.concatenate([y_runs[i] for i in train]))
@@ -81,12 +88,20 @@ def main():
                         help="participants for the shared-stimulus comparison (0: skip it)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tf32", action="store_true")
+    parser.add_argument("--form", choices=("auto", "primal", "dual"), default="auto",
+                        help="our ridge's form (auto: dual when features outnumber training scans)")
+    parser.add_argument("--compare-forms", action="store_true",
+                        help="also time the other form (primal vs dual) on the same data")
+    parser.add_argument("--mem", default=None, help="memory budget of our fit, e.g. 16GB")
     parser.add_argument("--skip-himalaya", action="store_true")
     args = parser.parse_args()
 
     alphas = np.logspace(1, 7, args.n_alphas)
     x_runs, y_runs = regression_runs(0, args.n_runs, args.n_scans, args.n_features, args.n_voxels)
-    solver = NestedRidgeCV(alphas, device=args.device, tf32=args.tf32)
+    from bids_encoding.cli.parser import parse_memory
+
+    solver = NestedRidgeCV(alphas, device=args.device, tf32=args.tf32, form=args.form,
+                           mem=parse_memory(args.mem) if args.mem else None)
     solver.fit_score([x[:60] for x in x_runs[:3]], [y[:60, :64] for y in y_runs[:3]])  # warm-up
     ours, our_time = timed(lambda: solver.fit_score(x_runs, y_runs), args.device)
     n = args.n_runs * args.n_scans
@@ -101,7 +116,19 @@ def main():
               "n_runs": args.n_runs, "n_scans": args.n_scans, "n_features": args.n_features,
               "n_alphas": args.n_alphas, "n_voxels": args.n_voxels, "ours_seconds": round(our_time, 2),
               "ours_tflops": round(flop / our_time / 1e12, 3)}
-    print(f"ours: {our_time:.1f} s ({result['ours_tflops']} TFLOP/s in the main products)")
+    result["forms"] = sorted(set(ours.forms))
+    result["form"] = args.form
+    print(f"ours ({'/'.join(result['forms'])} form): {our_time:.1f} s ({result['ours_tflops']} TFLOP/s in the "
+          "main products)")
+    if args.compare_forms:
+        other = "primal" if ours.forms[0] == "dual" else "dual"
+        other_solver = NestedRidgeCV(alphas, device=args.device, tf32=args.tf32, form=other,
+                                     mem=parse_memory(args.mem) if args.mem else None)
+        other_result, other_time = timed(lambda: other_solver.fit_score(x_runs, y_runs), args.device)
+        same_form = np.isclose(ours.alpha, other_result.alpha, rtol=1e-4)
+        result.update({f"{other}_seconds": round(other_time, 2), "forms_alpha_agreement": float(same_form.mean()),
+                       "forms_max_abs_r_diff": float(np.abs(ours.test_r - other_result.test_r)[same_form].max())})
+        print(f"{other} form: {other_time:.1f} s; alphas agree for {same_form.mean():.5f} of voxels")
 
     if args.participants > 1:
         share = args.n_voxels // args.participants
@@ -117,15 +144,17 @@ def main():
     if args.skip_himalaya:
         print(json.dumps(result))
         return
-    (their_r, their_alpha), their_time = timed(lambda: himalaya_nested(x_runs, y_runs, alphas, args.device),
-                                               args.device)
+    kernel = args.n_features > n_train
+    (their_r, their_alpha), their_time = timed(lambda: himalaya_nested(x_runs, y_runs, alphas, args.device,
+                                                                       kernel), args.device)
+    result["himalaya_estimator"] = "KernelRidgeCV (linear)" if kernel else "RidgeCV"
     same = np.isclose(ours.alpha, their_alpha, rtol=1e-4)
     result.update(himalaya_seconds=round(their_time, 2), ratio=round(their_time / our_time, 2),
                   alpha_agreement=float(same.mean()),
                   max_abs_r_diff=float(np.abs(ours.test_r - their_r)[same].max()),
                   max_abs_r_diff_all_voxels=float(np.abs(ours.test_r - their_r).max()))
     append_result(RESULTS, result)
-    print(f"himalaya (torch backend): {their_time:.1f} s")
+    print(f"himalaya {result['himalaya_estimator']} (torch backend): {their_time:.1f} s")
     print(f"ratio={result['ratio']} alpha_agreement={result['alpha_agreement']:.5f} "
           f"max_abs_r_diff={result['max_abs_r_diff']:.2e}")
 
