@@ -65,6 +65,7 @@ class ParticipantConfig(RunConfig):
     tf32: bool = False
     n_permutations: int = 1000
     pvalue_method: str = "prewhitening"  # or circular, blocks, none
+    pvalue_layers: str = "all"  # layers with p and q maps: all, or best only
     progress: bool = True
 
     @property

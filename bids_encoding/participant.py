@@ -409,7 +409,7 @@ def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, respons
             raise
         raise BadDataError(f"{runs[0].bold_path}: {error}") from error
     pvalues = (voxel_pvalues(result.predictions, result.targets, config.pvalue_method, config.n_permutations)
-               if keep else None)
+               if keep and config.pvalue_layers == "all" else None)
     best.update(layer, result)
     return {"r": result.test_r, "r2": result.test_r2, "alpha": result.alpha, "validation": result.validation_score,
             "p": pvalues}

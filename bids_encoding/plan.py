@@ -84,6 +84,7 @@ def plan_participant_level(config, selected):
     n_voxels, voxel_source = _voxels(runs, config)
     delays = len(config.design.fir_delays) if config.design.kind == "lanczos-fir" else 1
     permutations = config.n_permutations if config.pvalue_method in ("circular", "blocks") else 0
+    layer_permutations = permutations if config.pvalue_layers == "all" else 0
     models = []
     for spec in _model_specs(config.models):
         info = extractor.model_info(spec)
@@ -92,8 +93,10 @@ def plan_participant_level(config, selected):
         tokens = TOKENS_PER_WORD * PASSES_PER_TOKEN * sum(n_words[key] for key in missing)
         models.append(ModelPlan(spec.label, info.n_params, len(layers), info.hidden_size, len(stimuli) - len(missing),
                                 0 if spec.is_baseline else 2 * info.n_params_no_head * tokens,
-                                (len(layers) + 1) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
-                                                               len(config.alphas), permutations),
+                                len(layers) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
+                                                         len(config.alphas), layer_permutations)
+                                + ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
+                                             len(config.alphas), permutations),
                                 spec.is_baseline))
     participants = sorted({subject for subject, _ in selected})
     itemsize = 2 if str(extractor.dtype) in ("bfloat16", "float16") else 4

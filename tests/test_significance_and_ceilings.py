@@ -145,3 +145,22 @@ def test_permutation_tail_is_never_the_smaller_of_two_pvalues():
     null = by_lag[lags]
     tail = norm.sf((by_lag[0] - null.mean(0)) / null.std(0))
     np.testing.assert_allclose(p[exceed < 10], tail[exceed < 10], rtol=1e-6)
+
+
+def test_best_layer_only_pvalues_equal_those_of_the_full_run(small_dataset, tiny_model, tmp_path):
+    import nibabel as nib
+
+    from bids_encoding.cli import main
+
+    maps = {}
+    for layers in ("all", "best"):
+        output_dir = tmp_path / layers
+        assert main([str(small_dataset), str(output_dir), "participant", "--models", str(tiny_model),
+                     "--pvalue-method", "circular", "--permutations", "20", "--pvalue-layers", layers]) == 0
+        maps[layers] = {path.name: np.asarray(nib.load(path).dataobj)
+                        for path in output_dir.glob("sub-*/func/*_stat-[pq]_statmap.nii.gz")}
+    best = sorted(name for name in maps["best"])
+    assert best and all("_layer-best_" in name for name in best)
+    assert len(maps["all"]) > len(best)  # every layer has its own maps in the full run
+    for name in best:
+        np.testing.assert_array_equal(maps["best"][name], maps["all"][name])

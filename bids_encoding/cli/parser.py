@@ -196,6 +196,9 @@ def build_parser():
                  "series), circular shifts or shuffled blocks of the held-out predictions, or none")
     _option(fit, "--permutations", type=int, default=1000,
             help="permutations for --pvalue-method circular or blocks")
+    _option(fit, "--pvalue-layers", choices=("all", "best"), default="all",
+            help="layers that get p and q maps: every layer, or the best layer only (the cheaper schedule of "
+                 "studies with many layers and models; the best layer's maps are the same either way)")
 
     neurons = parser.add_argument_group("neurons to brain networks (Sun et al. 2024; docs/neurons.md)")
     _option(neurons, "--neuron-patterns", type=int, default=None, metavar="K",
@@ -484,5 +487,6 @@ def config_from_args(args):
         tf32=args.tf32,
         n_permutations=args.permutations,
         pvalue_method=args.pvalue_method,
+        pvalue_layers=args.pvalue_layers,
         progress=sys.stderr.isatty(),
     )

@@ -63,7 +63,8 @@ def significance_record(config):
     if config.pvalue_method == "none":
         return None
     record = {"Method": config.pvalue_method, "Statistic": "fold-mean Pearson r", "OneSided": True,
-              "Correction": "Benjamini-Hochberg FDR (stat-q)"}
+              "Correction": "Benjamini-Hochberg FDR (stat-q)",
+              "Layers": "every layer and the best" if config.pvalue_layers == "all" else "the best layer only"}
     if config.pvalue_method == "prewhitening":
         return {**record, "AutoregressiveOrder": PREWHITENING_ORDER, "FoldCombination": "Stouffer",
                 "Description": "r of prediction and data after both are filtered by the AR model of the held-out "
