@@ -30,6 +30,22 @@ def run_splits(x_runs, test):
     return train, inner
 
 
+def himalaya_folds(estimator, x_runs, y_runs):
+    """Held-out r and chosen alphas of a himalaya estimator (``estimator(inner_splits)``) fitted in every outer
+    leave-one-run-out fold, in float64."""
+    test_r, alphas = [], []
+    for test in range(len(x_runs)):
+        train, inner = run_splits(x_runs, test)
+        model = estimator(inner)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(np.concatenate([x_runs[i] for i in train]).astype(np.float64),
+                      np.concatenate([y_runs[i] for i in train]).astype(np.float64))
+        test_r.append(correlation(np.asarray(model.predict(x_runs[test].astype(np.float64))), y_runs[test]))
+        alphas.append(np.asarray(model.best_alphas_))
+    return test_r, alphas
+
+
 def test_matches_himalaya_ridgecv():
     himalaya = pytest.importorskip("himalaya")
     from himalaya.backend import set_backend
@@ -39,17 +55,8 @@ def test_matches_himalaya_ridgecv():
     set_backend("numpy")
     x_runs, y_runs = synthetic_runs(n_runs=5, n_scans=100, n_features=50, n_voxels=2000)
     ours = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
-    test_r, alphas = [], []
-    for test in range(len(x_runs)):
-        train, inner = run_splits(x_runs, test)
-        model = RidgeCV(alphas=ALPHAS, cv=inner,
-                        solver_params=dict(score_func=correlation_score, local_alpha=True, warn=False))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(np.concatenate([x_runs[i] for i in train]).astype(np.float64),
-                      np.concatenate([y_runs[i] for i in train]).astype(np.float64))
-        test_r.append(correlation(np.asarray(model.predict(x_runs[test].astype(np.float64))), y_runs[test]))
-        alphas.append(np.asarray(model.best_alphas_))
+    test_r, alphas = himalaya_folds(lambda inner: RidgeCV(alphas=ALPHAS, cv=inner, solver_params=dict(
+        score_func=correlation_score, local_alpha=True, warn=False)), x_runs, y_runs)
     same = np.isclose(ours.alpha, np.array(alphas), rtol=1e-5)
     assert same.mean() >= 0.999
     assert np.abs(ours.test_r - np.array(test_r))[same].max() < 1e-4
@@ -101,17 +108,9 @@ def test_dual_form_matches_himalaya_kernel_ridge_when_features_outnumber_scans()
     assert dual.forms == ["dual"] * 4 and primal.forms == ["primal"] * 4
     same = np.isclose(dual.alpha, primal.alpha)
     assert same.mean() >= 0.999 and np.abs(dual.test_r - primal.test_r)[same].max() < 1e-4
-    test_r, alphas = [], []
-    for test in range(len(x_runs)):
-        train, inner = run_splits(x_runs, test)
-        model = KernelRidgeCV(alphas=ALPHAS, kernel="linear", cv=inner,
-                              solver_params=dict(score_func=correlation_score, local_alpha=True))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(np.concatenate([x_runs[i] for i in train]).astype(np.float64),
-                      np.concatenate([y_runs[i] for i in train]).astype(np.float64))
-        test_r.append(correlation(np.asarray(model.predict(x_runs[test].astype(np.float64))), y_runs[test]))
-        alphas.append(np.asarray(model.best_alphas_))
+    test_r, alphas = himalaya_folds(lambda inner: KernelRidgeCV(alphas=ALPHAS, kernel="linear", cv=inner,
+                                    solver_params=dict(score_func=correlation_score, local_alpha=True)),
+                                    x_runs, y_runs)
     same = np.isclose(dual.alpha, np.array(alphas), rtol=1e-5)
     assert same.mean() >= 0.999
     assert np.abs(dual.test_r - np.array(test_r))[same].max() < 1e-4

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bids_encoding.derivatives.names import find
-from bids_encoding.neurons.measures import consistency
+from bids_encoding.neurons.measures import consistency, neurons_per_network
 
 MEASURES = ("fraction_matched", "diversity", "fraction_neurons_matched")
 
@@ -29,12 +29,14 @@ def collect_neurons(members):
     found = {}
     for member in members:
         folder = member.mask_path.parent
-        for name, path in find(folder, f"sub-{member.subject}_task-{member.task}_*", desc="neurons",
-                               suffix="networks", extension=".tsv").items():
+        files = find(folder, f"sub-{member.subject}_task-{member.task}_*", desc="neurons")
+        assignments_of = {name.model: path for name, path in files.items()
+                          if name.suffix == "assignments" and name.extension in (".tsv", ".npz")}
+        for name, path in files.items():
+            if (name.suffix, name.extension) != ("networks", ".tsv"):
+                continue
             sidecar = json.loads(path.with_name(str(name.sidecar)).read_text())
-            assignments = next((found_path for found_name, found_path in find(
-                folder, f"sub-{member.subject}_task-{member.task}_*", model=name.model, desc="neurons",
-                suffix="assignments").items() if found_name.extension in (".tsv", ".npz")), None)
+            assignments = assignments_of.get(name.model)
             if assignments is not None:
                 found.setdefault(name.model, {})[f"sub-{member.subject}"] = (
                     pd.read_csv(path, sep="\t"), sidecar.get("Measures", {}), assignments)
@@ -64,8 +66,7 @@ def neuron_tables(members, models):
             rows.append({"participant": participant, "model": model, **{m: measures.get(m) for m in MEASURES}})
             table = _assignments(path)
             networks_by_participant.append(table["network"].to_numpy(dtype=object))
-            kept = table[table["network"].notna()]
-            counts.append(pd.crosstab(kept["layer"], kept["network"]))
+            counts.append(neurons_per_network(table["layer"], table["network"].to_numpy(dtype=object)))
             matched.append(pd.crosstab(networks["pattern"], networks["network"].where(networks["matched"]))
                            .reindex(sorted(networks["pattern"]), fill_value=0))
         layers[model] = pd.concat(counts).groupby(level=0).sum().div(len(counts)).fillna(0) if counts else None
