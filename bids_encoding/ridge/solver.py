@@ -176,20 +176,70 @@ SOLVERS = {"ridge": EigenRidge}
 FORMS = ("auto", "primal", "dual")
 
 
-def training_span(x_train, tolerance=1e-10):
-    """An orthonormal basis ``(n_features, rank)`` of the span of the training rows, from the eigendecomposition
-    of their kernel ``X Xᵀ`` (float64: the kernel's small eigenvalues decide the rank).
+class _Deletion:
+    """Every held-out prediction of the nested cross-validation from ONE fit on all scans (the dual form).
 
-    Every ridge solution fitted on these rows, or on any subset of them (the inner splits), lies in this
-    span, so fitting on the coordinates ``X V`` gives the same predictions for every row, held-out ones
-    included: the dual form of ridge, with the primal machinery (downdates of the Gram matrix for the
-    inner splits) on ``rank <= n_rows`` features instead of ``n_features``.
+    With ``H = K (K + αI)⁻¹`` the hat matrix of ridge fitted on all ``n`` scans (kernel ``K = X Xᵀ``), the
+    ridge fitted without the scans ``G`` predicts them as (block inversion of ``K + αI``)::
+
+        ŷ_G = ŷ_G(all) - M_G (y - ŷ(all))_G,    M_G = (I - H_GG)⁻¹ H_GG
+
+    so the validation predictions of an inner split (``G`` = the outer test scans and the split's
+    validation scans) cost ``|V| × |G|`` per voxel and alpha instead of ``|V| × rank`` with the split's own
+    decomposition, and ``ŷ(all)`` and ``y - ŷ(all)`` are shared by all splits. ``y - ŷ(all)`` is formed from
+    the eigenbasis (``F diag(α / (λ + α)) Fᵀ y``), never as a difference that cancels.
+    The kernel, its eigendecomposition and ``M_G`` are float64 (the small eigenvalues and the
+    ``(I - H_GG)⁻¹`` of small alphas need it); the per-voxel products are in the working dtype.
     """
-    x64 = x_train.double()
-    eigenvalues, eigenvectors = torch.linalg.eigh(x64 @ x64.T)
-    kept = eigenvalues > eigenvalues.max().clamp_min(1e-300) * tolerance
-    basis = (x64.T @ eigenvectors[:, kept]) / torch.sqrt(eigenvalues[kept])[None, :]
-    return basis.to(x_train.dtype)
+
+    def __init__(self, x_all, alphas, dtype, tolerance=1e-10):
+        x64 = x_all.double()
+        eigenvalues, eigenvectors = torch.linalg.eigh(x64 @ x64.T)
+        kept = eigenvalues > eigenvalues.max().clamp_min(1e-300) * tolerance
+        self.eigenvalues, self.eigenvectors64 = eigenvalues[kept], eigenvectors[:, kept]
+        self.alphas64 = alphas.double()
+        self.shrinkage = (self.eigenvalues[None, :] / (self.eigenvalues[None, :] + self.alphas64[:, None]))  # (A, r)
+        self.eigenvectors = self.eigenvectors64.to(dtype)
+        self.n_rows, self.rank = self.eigenvectors.shape
+        self.dtype = dtype
+
+    def operators(self, deletions):
+        """``M_G`` of every deletion ``(rows, G)`` (``rows`` first in ``G``), as ``(n_alphas, len(rows), len(G))``
+        tensors in the working dtype.
+
+        Only the ``rows`` of ``M_G = (I - H_GG)⁻¹ - I`` are needed: one Cholesky factorization of
+        ``I - H_GG`` (positive definite: its eigenvalues lie in ``[α / (λ_max + α), 1]``) and ``len(rows)``
+        right-hand sides, in float64.
+        """
+        ops = [torch.empty((len(self.alphas64), len(rows), len(g)), dtype=self.dtype,
+                           device=self.eigenvectors.device) for rows, g in deletions]
+        for a, shrinkage in enumerate(self.shrinkage):
+            hat = (self.eigenvectors64 * shrinkage[None, :]) @ self.eigenvectors64.T
+            for (rows, g), op in zip(deletions, ops):
+                g = torch.as_tensor(g, device=hat.device)
+                complement = torch.eye(len(g), dtype=hat.dtype, device=hat.device) - hat[g][:, g]
+                factor = torch.linalg.cholesky(complement)
+                inverse_rows = torch.cholesky_solve(torch.eye(len(g), len(rows), dtype=hat.dtype, device=hat.device),
+                                                    factor).T
+                inverse_rows[:, :len(rows)] -= torch.eye(len(rows), dtype=hat.dtype, device=hat.device)
+                op[a] = inverse_rows.to(self.dtype)
+        return ops
+
+    def rotate(self, y):
+        """Eigen-coordinates of a block of responses and the part of it outside the kernel's span."""
+        z = self.eigenvectors.T @ y
+        outside = None if self.rank == self.n_rows else y - self.eigenvectors @ z
+        return z, outside
+
+    def full_fit(self, z, outside, alpha_index, rows=None):
+        """``ŷ(all)`` and ``y - ŷ(all)`` at one alpha (index, or one index per column) on ``rows``."""
+        shrinkage = self.shrinkage[alpha_index].to(self.dtype)
+        shrinkage = shrinkage[:, None] if shrinkage.dim() == 1 else shrinkage.T
+        f = self.eigenvectors if rows is None else self.eigenvectors[rows]
+        fitted, residual = f @ (shrinkage * z), f @ ((1 - shrinkage) * z)
+        if outside is not None:
+            residual += outside if rows is None else outside[rows]
+        return fitted, residual
 
 
 def split_one_stimulus(designs, responses, n_chunks, gap, min_scans=10):
@@ -326,8 +376,7 @@ class NestedRidgeCV:
         """Voxels per block so that the per-block work arrays fit the memory budget."""
         if self.voxel_chunk:
             return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE)
-        budget = self.mem if self.mem else (0.8 if str(self.device).startswith("cuda") else 0.25) * \
-            available_memory(self.device)
+        budget = self._budget()
         fixed, per_voxel = working_memory(n_rows, n_features, n_val, n_test, len(self.alphas),
                                           torch.finfo(self.dtype).bits // 8)
         block = min(int((budget - fixed) // per_voxel), self.max_block) // BLOCK_MULTIPLE * BLOCK_MULTIPLE
@@ -393,9 +442,10 @@ class NestedRidgeCV:
         voxel_groups = [n_voxels] if voxel_groups is None else [int(n) for n in voxel_groups]
         if sum(voxel_groups) != n_voxels:
             raise ValueError(f"voxel_groups add up to {sum(voxel_groups)}, the responses have {n_voxels} voxels")
+        n_train = sum(len(x) for x in designs) - max(sum(len(designs[run]) for run in group) for group in groups)
+        fit = self._fit_score_dual if self._form(n_train, designs[0].shape[1]) == "dual" else self._fit_score
         with _tf32(self.tf32), torch.no_grad():
-            return self._fit_score(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv,
-                                   folds)
+            return fit(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv, folds)
 
     def _form(self, n_rows, n_features):
         """``primal`` (features as they are) when there are no more features than training scans, else
@@ -434,19 +484,14 @@ class NestedRidgeCV:
             group_rows = [[(offsets[run], offsets[run] + len(designs[run])) for run in group]
                           for group in groups if group is not test_group]
             x_train = torch.cat([x_runs[run] for run in train_runs])
-            fold_runs, form = x_runs, self._form(*x_train.shape)
-            if form == "dual":
-                basis = training_span(x_train)
-                fold_runs = [x @ basis for x in x_runs]
-                x_train = torch.cat([fold_runs[run] for run in train_runs])
-            result.forms.append(form)
+            result.forms.append("primal")
             gram = x_train.double().T @ x_train.double()
             inner = []
             for rows in inner_cv.validation_sets(group_rows, len(x_train)):
                 rows = torch.as_tensor(rows, device=self.device)
                 x_val = x_train[rows]
                 inner.append((rows, x_val, solver.scorer(gram - x_val.double().T @ x_val.double(), x_val)))
-            outer = solver.predictor(gram, fold_runs[test_group[0]])
+            outer = solver.predictor(gram, x_runs[test_group[0]])
             block = self.block_size(len(x_train), x_train.shape[1], max(len(rows) for rows, _, _ in inner),
                                     len(designs[test_group[0]]), n_voxels)
 
@@ -489,14 +534,134 @@ class NestedRidgeCV:
                 progress()
         return result
 
+    def _fit_score_dual(self, designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv,
+                        folds=None):
+        """The dual form (:class:`_Deletion`): one eigendecomposition of the kernel of all scans; every split's
+        held-out predictions by deleting its held-out scans from that fit. Validation scores in a first pass over
+        the voxel blocks, test predictions at the chosen alphas in a second."""
+        alphas = torch.tensor(self.alphas, dtype=self.dtype, device=self.device)
+        score = pearson_r if self.alpha_score == "r" else r2_score
+        starts = np.cumsum([0] + [len(x) for x in designs])
+        run_rows = [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])]
+        fit = _Deletion(torch.cat([self._tensor(x) for x in designs]), alphas, self.dtype)
+        n_voxels = responses[0].shape[1]
+        result = CVResult(*(np.full((len(groups), n_voxels), np.nan, np.float32) for _ in range(4)))
+        plans = []
+        for fold, test_group in enumerate(groups):
+            if folds is not None and fold not in folds:
+                continue
+            train_runs = [run for group in groups if group is not test_group for run in group]
+            if len({len(designs[run]) for run in test_group}) > 1:
+                raise ValueError("repeated runs of one stimulus must have the same number of scans")
+            train_index = np.concatenate([run_rows[run] for run in train_runs])
+            offsets = dict(zip(train_runs, np.cumsum([0] + [len(designs[run]) for run in train_runs])))
+            group_rows = [[(offsets[run], offsets[run] + len(designs[run])) for run in group]
+                          for group in groups if group is not test_group]
+            held = np.concatenate([run_rows[run] for run in test_group])
+            inner = [(train_index[rows], np.concatenate([train_index[rows], held]))
+                     for rows in inner_cv.validation_sets(group_rows, len(train_index))]
+            plans.append((fold, test_group, (run_rows[test_group[0]], held), inner))
+        max_group = max(len(g) for *_, inner in plans for _, g in inner)
+        block = self._dual_block_size(fit, max_group, n_voxels, len(plans))
+        blocks = [slice(start, min(start + block, n_voxels)) for start in range(0, n_voxels, block)]
+
+        def all_rows(voxels):
+            return torch.cat([self._columns(response, voxels) for response in responses])
+
+        scores = {fold: torch.zeros((len(alphas), n_voxels), dtype=torch.float64, device=self.device)
+                  for fold, *_ in plans}
+        outers = {}
+        for index, batch in enumerate(self._operator_batches(plans)):
+            outer_deletions = [plan[2] for plan in plans] if index == 0 else []  # computed with the first batch
+            flat = iter(fit.operators([deletion for *_, inner in batch for deletion in inner] + outer_deletions))
+            operators = {fold: [next(flat) for _ in inner] for fold, _, _, inner in batch}
+            outers.update({plan[0]: next(flat) for plan in plans} if index == 0 else {})
+            for voxels in blocks:
+                y = all_rows(voxels)
+                z, outside = fit.rotate(y)
+                width = voxels.stop - voxels.start
+                for a in range(len(alphas)):
+                    fitted, residual = fit.full_fit(z, outside, a)
+                    for fold, _, _, inner in batch:
+                        for (rows, g), op in zip(inner, operators[fold]):
+                            prediction = fitted[rows] - op[a] @ residual[g]
+                            scores[fold][a, voxels] += score(prediction, y[rows])[:width].double()
+        choices, tested = {}, {fold: [] for fold, *_ in plans}
+        for fold, test_group, (test_rows, held), inner in plans:
+            fold_scores = scores[fold] / len(inner)
+            choices[fold] = fold_scores.argmax(dim=0) if self.alpha_per_voxel else \
+                self._shared_choice(fold_scores, voxel_groups)
+            result.validation_score[fold] = fold_scores.gather(0, choices[fold][None]).squeeze(0).cpu().numpy()
+        for voxels in blocks:
+            y = all_rows(voxels)
+            z, outside = fit.rotate(y)
+            for fold, test_group, (test_rows, held), inner in plans:
+                choice = torch.zeros(y.shape[1], dtype=torch.long, device=self.device)
+                choice[:voxels.stop - voxels.start] = choices[fold][voxels]
+                prediction, _ = fit.full_fit(z, None, choice, test_rows)
+                _, residual = fit.full_fit(z, outside, choice, held)
+                for a in choice.unique():
+                    columns = choice == a
+                    prediction[:, columns] -= outers[fold][a] @ residual[:, columns]
+                target = torch.stack([y[run_rows[run]] for run in test_group]).mean(dim=0)
+                tested[fold].append(self._tested(voxels, prediction, target, choice, alphas, keep_predictions))
+        for fold, *_ in plans:
+            for name in ("test_r", "test_r2", "alpha"):
+                getattr(result, name)[fold] = np.concatenate([getattr(block, name) for block in tested[fold]])
+            if keep_predictions:
+                result.predictions.append(np.concatenate([block.prediction for block in tested[fold]], axis=1))
+                result.targets.append(np.concatenate([block.target for block in tested[fold]], axis=1))
+            result.forms.append("dual")
+            if progress is not None:
+                progress()
+        return result
+
+    def _budget(self):
+        if self.mem:
+            return self.mem
+        return (0.8 if str(self.device).startswith("cuda") else 0.25) * available_memory(self.device)
+
+    def _dual_block_size(self, fit, max_group, n_voxels, n_folds):
+        """Voxels per block for the dual form: half the budget, after the fit's eigenvectors and the
+        per-alpha score arrays (the other half is for the deletion operators, :meth:`_operator_batches`)."""
+        itemsize = torch.finfo(self.dtype).bits // 8
+        n, rank = fit.n_rows, fit.rank
+        fixed = (itemsize + 8) * n * rank + 8 * n * n + 8 * len(self.alphas) * n_folds * n_voxels + LIBRARY_OVERHEAD
+        per_voxel = itemsize * (5 * n + rank + 3 * max_group + 64)
+        if self.voxel_chunk:
+            return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE)
+        block = min(int((self._budget() / 2 - fixed) // per_voxel), self.max_block) // BLOCK_MULTIPLE * BLOCK_MULTIPLE
+        if block < BLOCK_MULTIPLE:
+            need = 2 * (fixed + BLOCK_MULTIPLE * per_voxel)
+            raise MemoryError(f"the ridge fit (dual form) needs at least {need / 2 ** 20:.0f} MiB of working memory "
+                              f"(--mem gives {self._budget() / 2 ** 20:.0f} MiB)")
+        return min(block, max(BLOCK_MULTIPLE, math.ceil(n_voxels / BLOCK_MULTIPLE) * BLOCK_MULTIPLE))
+
+    def _operator_batches(self, plans):
+        """Outer folds in batches whose deletion operators fit half the memory budget; every batch is one pass
+        over the voxels."""
+        itemsize = torch.finfo(self.dtype).bits // 8
+        batches, batch, used = [], [], 0
+        for plan in plans:
+            size = itemsize * len(self.alphas) * sum(len(rows) * len(g) for rows, g in plan[3])
+            if batch and used + size > self._budget() / 2:
+                batches.append(batch)
+                batch, used = [], 0
+            batch.append(plan)
+            used += size
+        return batches + [batch]
+
     def _test_block(self, voxels, outer, cross, choice, solver, responses, test_group, keep):
         """Refit on all training rows with each voxel's candidate (index ``choice``); score on the held-out
         stimulus."""
-        prediction = outer.predict(cross, choice)
         target = torch.stack([self._columns(responses[run], voxels) for run in test_group]).mean(dim=0)
+        return self._tested(voxels, outer.predict(cross, choice), target, choice, solver.candidates, keep)
+
+    @staticmethod
+    def _tested(voxels, prediction, target, choice, candidates, keep):
         width = voxels.stop - voxels.start
         return _TestedBlock(test_r=pearson_r(prediction, target).cpu().numpy()[:width],
                             test_r2=r2_score(prediction, target).cpu().numpy()[:width],
-                            alpha=solver.candidates[choice].cpu().numpy()[:width],
+                            alpha=candidates[choice].cpu().numpy()[:width],
                             prediction=prediction.cpu().numpy()[:, :width] if keep else None,
                             target=target.cpu().numpy()[:, :width] if keep else None)
