@@ -20,6 +20,7 @@ The LAST line printed is
 import argparse
 import json
 import platform
+import resource
 import time
 import warnings
 from pathlib import Path
@@ -104,18 +105,25 @@ def main():
                            mem=parse_memory(args.mem) if args.mem else None)
     solver.fit_score([x[:60] for x in x_runs[:3]], [y[:60, :64] for y in y_runs[:3]])  # warm-up
     ours, our_time = timed(lambda: solver.fit_score(x_runs, y_runs), args.device)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # data included; before himalaya runs
     n = args.n_runs * args.n_scans
     n_train, n_val = n - args.n_scans, args.n_scans
     flop = args.n_runs * (
         (args.n_runs - 1) * 2 * args.n_alphas * n_val * args.n_features * args.n_voxels  # validation products
         + args.n_runs * 2 * args.n_features ** 2 * args.n_voxels  # rotations
         + 2 * n_train * args.n_features * args.n_voxels)  # XᵀY
+    if "dual" in ours.forms:  # one kernel fit, deletions of 2 runs per inner split: ops.md-style count
+        rank = min(n, args.n_features)
+        flop = args.n_voxels * (2 * n * rank * (2 + args.n_alphas)
+                                + args.n_runs * (args.n_runs - 1) * args.n_alphas * 2 * n_val * 2 * n_val
+                                + args.n_runs * 2 * 3 * n_val * rank)
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": args.device,
               "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
               else (platform.processor() or "cpu"), "threads": torch.get_num_threads(),
               "n_runs": args.n_runs, "n_scans": args.n_scans, "n_features": args.n_features,
               "n_alphas": args.n_alphas, "n_voxels": args.n_voxels, "ours_seconds": round(our_time, 2),
-              "ours_tflops": round(flop / our_time / 1e12, 3)}
+              "ours_tflops": round(flop / our_time / 1e12, 3), "ours_peak_rss_gib": round(peak_gib, 2),
+              "mem": args.mem}
     result["forms"] = sorted(set(ours.forms))
     result["form"] = args.form
     print(f"ours ({'/'.join(result['forms'])} form): {our_time:.1f} s ({result['ours_tflops']} TFLOP/s in the "

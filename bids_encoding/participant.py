@@ -357,7 +357,8 @@ def fit_participants_together(participants, model_features, config, sequence, ch
                     checkpoint.save(layer, arrays, best.state(), done)
             for index, participant in enumerate(participants):
                 voxels = slice(offsets[index], offsets[index + 1])
-                _write_layer_maps(participant, voxels, spec, layer, {**bases[participant.subject], "Layer": layer},
+                _write_layer_maps(participant, voxels, spec, layer, {**_with_form(bases[participant.subject],
+                                                                                  arrays.get("form")), "Layer": layer},
                                   arrays["r"], arrays["r2"], arrays.get("alpha"), arrays.get("p"), repeated_folds)
                 participant.rows.append(_score_row(spec, model_info, layer, arrays["r"][:, voxels],
                                                    arrays["r2"][:, voxels], arrays["validation"][:, voxels],
@@ -367,7 +368,8 @@ def fit_participants_together(participants, model_features, config, sequence, ch
         pvalues = voxel_pvalues(best.predictions, best.targets, config.pvalue_method,
                                 config.n_permutations) if keep else None
         for index, participant in enumerate(participants):
-            sidecar = {**bases[participant.subject], "Layer": "best", "LayerChoice": "per voxel and outer fold, "
+            sidecar = {**_with_form(bases[participant.subject], arrays.get("form")), "Layer": "best",
+                       "LayerChoice": "per voxel and outer fold, "
                        "the layer with the best inner-validation score at the alpha used (never the test data)"}
             voxels = slice(offsets[index], offsets[index + 1])
             _write_layer_maps(participant, voxels, spec, "best", sidecar, best.test_r, best.test_r2,
@@ -393,6 +395,13 @@ def _neuron_analysis(participants, spec, model_info, load, config, sequence, rid
     analyse_neurons(participants, spec, model_info, activations, config, sequence, ridge, bases, offsets, responses)
 
 
+def _with_form(sidecar, form):
+    """The sidecar with the ridge form(s) that the fit used (``Ridge.FormUsed``)."""
+    if form is None:
+        return sidecar
+    return {**sidecar, "Ridge": {**sidecar["Ridge"], "FormUsed": "/".join(str(f) for f in np.atleast_1d(form))}}
+
+
 def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses, participants, best, bar):
     """Fit one layer (nested CV), add it to ``best``; its per-voxel arrays: r, r2, alpha, validation, p."""
     designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
@@ -412,7 +421,7 @@ def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, respons
                if keep and config.pvalue_layers == "all" else None)
     best.update(layer, result)
     return {"r": result.test_r, "r2": result.test_r2, "alpha": result.alpha, "validation": result.validation_score,
-            "p": pvalues}
+            "p": pvalues, "form": np.array(sorted(set(result.forms)))}
 
 
 def _score_row(spec, model_info, layer, test_r, test_r2, validation, participant):

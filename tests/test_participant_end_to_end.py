@@ -62,6 +62,7 @@ def test_outputs_are_bids_derivatives(tiny_run, tiny_model):
         assert sidecar["Layer"] == layer
         assert sidecar["Ridge"]["OuterCV"].startswith("leave-one-stimulus-out")
         assert sidecar["Ridge"]["InnerCV"] == {"Scheme": "loro"}
+        assert sidecar["Ridge"]["FormUsed"] == "primal"  # a tiny model's features are fewer than the scans
         assert sidecar["Significance"]["Method"] == "prewhitening"
         assert sidecar["Significance"]["AutoregressiveOrder"] == 4
         assert sidecar["Cleaning"]["AppliedTo"].startswith("BOLD and design")

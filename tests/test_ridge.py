@@ -117,6 +117,72 @@ def test_dual_form_matches_himalaya_kernel_ridge_when_features_outnumber_scans()
     assert himalaya.__version__
 
 
+DUAL_CASES = {
+    "loro": dict(), "single": dict(inner_cv=InnerCV("single")), "chunks": dict(inner_cv=InnerCV("chunks", n_chunks=4)),
+    "bootstrap": dict(inner_cv=InnerCV("bootstrap", n_bootstraps=5, chunk_length=20)),
+    "shared alpha": dict(alpha_per_voxel=False), "r2": dict(alpha_score="r2"), "blocks of 64": dict(voxel_chunk=64),
+}
+
+
+@pytest.mark.parametrize("n_features", [60, 400])
+@pytest.mark.parametrize("case", list(DUAL_CASES))
+def test_dual_form_equals_primal_form(case, n_features):
+    """The dual form (deletions from one fit on all scans) gives the primal form's alphas, validation scores,
+    held-out r and predictions, for every inner scheme and option, with fewer or more features than scans."""
+    x_runs, y_runs = synthetic_runs(seed=13, n_runs=5, n_scans=60, n_features=n_features, n_voxels=300)
+    kwargs = DUAL_CASES[case]
+    dual = NestedRidgeCV(ALPHAS, form="dual", **kwargs).fit_score(x_runs, y_runs, keep_predictions=True)
+    primal = NestedRidgeCV(ALPHAS, form="primal", **kwargs).fit_score(x_runs, y_runs, keep_predictions=True)
+    assert dual.forms == ["dual"] * 5 and primal.forms == ["primal"] * 5
+    same = np.isclose(dual.alpha, primal.alpha)
+    assert same.mean() >= 0.995
+    assert np.abs(dual.test_r - primal.test_r)[same].max() < 1e-4
+    assert np.abs(dual.validation_score - primal.validation_score).max() < 1e-4
+    for fold in range(5):
+        np.testing.assert_allclose(dual.predictions[fold][:, same[fold]], primal.predictions[fold][:, same[fold]],
+                                   atol=2e-4 * np.abs(primal.predictions[fold]).max())
+        np.testing.assert_array_equal(dual.targets[fold], primal.targets[fold])
+
+
+@pytest.mark.parametrize("layout", ["repeated", "two stimuli", "one stimulus", "selected fold"])
+def test_dual_form_equals_primal_form_on_every_layout(layout):
+    """Repeats held out together, the two-stimuli and one-stimulus fallbacks, and a selection of outer folds."""
+    n_runs, n_scans = {"two stimuli": (2, 200), "one stimulus": (1, 400)}.get(layout, (4, 60))
+    x_runs, y_runs = synthetic_runs(seed=14, n_runs=n_runs, n_scans=n_scans, n_features=90, n_voxels=200)
+    kwargs = {}
+    if layout == "repeated":
+        x_runs.append(x_runs[0].copy())
+        y_runs.append(zscore(y_runs[0] + np.random.default_rng(0).standard_normal(y_runs[0].shape)))
+        kwargs = dict(stimulus_keys=["a", "b", "c", "d", "a"])
+    if layout == "selected fold":
+        kwargs = dict(folds=[1])
+    dual = NestedRidgeCV(ALPHAS, form="dual").fit_score(x_runs, y_runs, **kwargs)
+    primal = NestedRidgeCV(ALPHAS, form="primal").fit_score(x_runs, y_runs, **kwargs)
+    computed = ~np.isnan(primal.test_r)
+    np.testing.assert_array_equal(computed, ~np.isnan(dual.test_r))
+    same = np.isclose(dual.alpha, primal.alpha) & computed
+    assert same.sum() >= 0.995 * computed.sum()
+    assert np.abs(dual.test_r - primal.test_r)[same].max() < 1e-4
+
+
+def test_dual_form_is_exact_with_a_wide_spectrum_and_small_alphas():
+    """Features as correlated as a language model's (eigenvalues over 8 decades) and alphas from 0.01: the dual
+    form in float32 matches the primal form computed in float64."""
+    rng = np.random.default_rng(15)
+    n_runs, n_scans, n_features = 5, 60, 400
+    mixing = rng.standard_normal((n_features, n_features)) * np.logspace(0, -4, n_features)[:, None]
+    x_runs = [zscore(rng.standard_normal((n_scans, n_features)) @ mixing).astype(np.float32) for _ in range(n_runs)]
+    weights = rng.standard_normal((n_features, 300)) * (rng.random(300) < 0.5)
+    y_runs = [zscore(x @ weights + 30 * rng.standard_normal((n_scans, 300))).astype(np.float32) for x in x_runs]
+    alphas = np.logspace(-2, 6, 17)
+    dual = NestedRidgeCV(alphas, form="dual").fit_score(x_runs, y_runs)
+    exact = NestedRidgeCV(alphas, form="primal", dtype=torch.float64).fit_score(x_runs, y_runs)
+    same = np.isclose(dual.alpha, exact.alpha)
+    assert same.mean() >= 0.995
+    assert np.abs(dual.test_r - exact.test_r)[same].max() < 1e-4
+    assert np.abs(dual.validation_score - exact.validation_score).max() < 1e-4
+
+
 def test_selected_outer_folds_equal_those_of_the_full_run():
     x_runs, y_runs = synthetic_runs(seed=2, n_voxels=200)
     whole = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
@@ -196,8 +262,10 @@ def test_a_single_stimulus_too_short_for_chunks_says_what_it_found():
         NestedRidgeCV().fit_score(x_runs, y_runs)
 
 
-def test_peak_memory_stays_under_the_budget(tmp_path):
-    """Resident memory of the fit (beyond the data) stays under --mem; without the bound it would not."""
+@pytest.mark.parametrize("form", ["primal", "dual"])
+def test_peak_memory_stays_under_the_budget(tmp_path, form):
+    """Resident memory of the fit (beyond the data) stays under --mem, in both forms; without the bound it would
+    not."""
     script = textwrap.dedent("""
         import json, os, sys, threading, time
         import numpy as np, torch
@@ -223,7 +291,8 @@ def test_peak_memory_stays_under_the_budget(tmp_path):
         before = rss()
         sampler = threading.Thread(target=sample)
         sampler.start()
-        NestedRidgeCV(np.logspace(0, 5, 13), mem=mem, voxel_chunk=None if mem else 20000).fit_score(x, y)
+        NestedRidgeCV(np.logspace(0, 5, 13), mem=mem, voxel_chunk=None if mem else 20000,
+                      form=sys.argv[2]).fit_score(x, y)
         running[0] = False
         sampler.join()
         print(json.dumps({"extra": peak[0] - before}))
@@ -232,7 +301,8 @@ def test_peak_memory_stays_under_the_budget(tmp_path):
     path.write_text(script)
 
     def extra(mem):
-        out = subprocess.run([sys.executable, str(path), mem], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([sys.executable, str(path), mem, form], capture_output=True, text=True,
+                             check=True).stdout
         return json.loads(out.strip().splitlines()[-1])["extra"]
 
     budget = 64 * 2 ** 20

@@ -117,17 +117,64 @@ class _ValidationScorer:
         y_centered = y_val - y_val.mean(dim=0, keepdim=True)
         total = (y_centered.double() ** 2).sum(dim=0)
         if self.score == "r2":
-            residual = torch.linalg.vector_norm(prediction - y_val[None], dim=1).double() ** 2
-            r2 = torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), torch.zeros_like(residual))
-            return r2.to(cross.dtype)
-        # Pearson r fused with the prediction (centring through operator_mean) for speed; same value as
-        # ridge.scoring.pearson_r.
+            return _r2(prediction, y_val, total).to(cross.dtype)
+        # centring through operator_mean, fused with the prediction, for speed
         prediction -= (self.operator_mean @ cross)[:, None, :]
-        numerator = (prediction * y_centered).sum(dim=1).double()
-        sum_squares = torch.linalg.vector_norm(prediction, dim=1).double() ** 2
-        denominator = torch.sqrt(sum_squares * total)
-        r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
-        return r.to(cross.dtype)
+        return _r_centered(prediction, y_centered, total).to(cross.dtype)
+
+
+def _r_centered(prediction, y_centered, total):
+    """Pearson r (float64) of centred predictions ``(..., n_rows, n_voxels)`` with centred targets whose sums
+    of squares are ``total``; the same value as ridge.scoring.pearson_r."""
+    numerator = (prediction * y_centered).sum(dim=-2).double()
+    denominator = torch.sqrt(torch.linalg.vector_norm(prediction, dim=-2).double() ** 2 * total)
+    return torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
+
+
+def _r2(prediction, y_val, total):
+    """R² (float64) of predictions ``(..., n_rows, n_voxels)``; 0 where the target is constant."""
+    residual = torch.linalg.vector_norm(prediction - y_val, dim=-2).double() ** 2
+    return torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), torch.zeros_like(residual))
+
+
+def _rows(index, device):
+    """Rows as a slice when they are contiguous (a view, no copy), else as an index tensor."""
+    index = np.asarray(index)
+    if len(index) and (np.diff(index) == 1).all():
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return torch.as_tensor(index, device=device)
+
+
+def _block(matrix, rows, columns):
+    """``matrix[rows][:, columns]`` for rows and columns given by :func:`_rows` (a view when both are slices)."""
+    return matrix[rows][:, columns] if isinstance(rows, torch.Tensor) else matrix[rows, columns]
+
+
+class _Split:
+    """One inner split of the dual form: its validation rows, predicted with the outer test rows ``held`` also
+    deleted (``G`` = the validation rows, then ``held``)."""
+
+    def __init__(self, rows, held, device):
+        self.rows, self.held, self.n_rows = _rows(rows, device), _rows(held, device), len(rows)
+
+    def targets(self, y):
+        """The validation responses (a view when the rows are contiguous) and their sums of squares about the
+        mean."""
+        y_val = y[self.rows]
+        return y_val, ((y_val - y_val.mean(dim=0, keepdim=True)).double() ** 2).sum(dim=0)
+
+    def predict(self, fitted, residual, op):
+        """``ŷ_V(all) - M_G (y - ŷ(all))_G``, from the two pieces of ``G``."""
+        prediction = torch.addmm(fitted[self.rows], op[:, :self.n_rows], residual[self.rows], alpha=-1)
+        return prediction.addmm_(op[:, self.n_rows:], residual[self.held], alpha=-1)
+
+    @staticmethod
+    def score(prediction, target, alpha_score):
+        y_val, total = target
+        if alpha_score == "r2":
+            return _r2(prediction, y_val, total)
+        # with the prediction centred, sum(p_c · y) = sum(p_c · y_c): no centred copy of y is kept
+        return _r_centered(prediction - prediction.mean(dim=0, keepdim=True), y_val, total)
 
 
 class EigenRidge:
@@ -197,6 +244,8 @@ class _Deletion:
         eigenvalues, eigenvectors = torch.linalg.eigh(x64 @ x64.T)
         kept = eigenvalues > eigenvalues.max().clamp_min(1e-300) * tolerance
         self.eigenvalues, self.eigenvectors64 = eigenvalues[kept], eigenvectors[:, kept]
+        # the kernel's null space, when it is the smaller part: then y's part outside the span costs 4 n (n - r)
+        self.null = eigenvectors[:, ~kept].to(dtype) if 2 * (~kept).sum() < kept.sum() else None
         self.alphas64 = alphas.double()
         self.shrinkage = (self.eigenvalues[None, :] / (self.eigenvalues[None, :] + self.alphas64[:, None]))  # (A, r)
         self.eigenvectors = self.eigenvectors64.to(dtype)
@@ -207,38 +256,98 @@ class _Deletion:
         """``M_G`` of every deletion ``(rows, G)`` (``rows`` first in ``G``), as ``(n_alphas, len(rows), len(G))``
         tensors in the working dtype.
 
-        Only the ``rows`` of ``M_G = (I - H_GG)⁻¹ - I`` are needed: one Cholesky factorization of
-        ``I - H_GG`` (positive definite: its eigenvalues lie in ``[α / (λ_max + α), 1]``) and ``len(rows)``
-        right-hand sides, in float64.
+        Only the ``rows`` of ``M_G = (I - H_GG)⁻¹ - I`` are needed. With ``A = I - H`` (positive definite: its
+        eigenvalues lie in ``[α / (λ_max + α), 1]``), ``V = rows`` and ``R`` the rest of ``G``, they are
+        ``[S⁻¹, -S⁻¹ A_VR A_RR⁻¹]`` with the Schur complement ``S = A_VV - A_VR A_RR⁻¹ A_RV``; ``A_RR`` (the outer
+        test scans, shared by a fold's inner splits) is factored once. All in float64.
         """
         ops = [torch.empty((len(self.alphas64), len(rows), len(g)), dtype=self.dtype,
                            device=self.eigenvectors.device) for rows, g in deletions]
+        by_rest = {}
+        for index, (rows, g) in enumerate(deletions):
+            by_rest.setdefault(tuple(np.asarray(g)[len(rows):].tolist()), []).append(index)
+        device = self.eigenvectors64.device
         for a, shrinkage in enumerate(self.shrinkage):
-            hat = (self.eigenvectors64 * shrinkage[None, :]) @ self.eigenvectors64.T
-            for (rows, g), op in zip(deletions, ops):
-                g = torch.as_tensor(g, device=hat.device)
-                complement = torch.eye(len(g), dtype=hat.dtype, device=hat.device) - hat[g][:, g]
-                factor = torch.linalg.cholesky(complement)
-                inverse_rows = torch.cholesky_solve(torch.eye(len(g), len(rows), dtype=hat.dtype, device=hat.device),
-                                                    factor).T
-                inverse_rows[:, :len(rows)] -= torch.eye(len(rows), dtype=hat.dtype, device=hat.device)
-                op[a] = inverse_rows.to(self.dtype)
+            complement = -self._hat(shrinkage)
+            complement.diagonal().add_(1)
+            for rest, indices in by_rest.items():
+                rest = _rows(rest, device) if rest else None
+                rest_factor = torch.linalg.cholesky(_block(complement, rest, rest)) if rest is not None else None
+                for index in indices:
+                    rows = _rows(deletions[index][0], device)
+                    a_vv = _block(complement, rows, rows)
+                    if rest_factor is None:
+                        op = torch.cholesky_inverse(torch.linalg.cholesky(a_vv))
+                    else:
+                        a_rv = _block(complement, rest, rows)
+                        weights = torch.cholesky_solve(a_rv, rest_factor).T  # A_VR A_RR⁻¹
+                        schur_inverse = torch.cholesky_inverse(torch.linalg.cholesky(a_vv - weights @ a_rv))
+                        op = torch.cat([schur_inverse, -schur_inverse @ weights], dim=1)
+                    op[:, :len(deletions[index][0])].diagonal().sub_(1)
+                    ops[index][a] = op.to(self.dtype)
         return ops
 
-    def rotate(self, y):
-        """Eigen-coordinates of a block of responses and the part of it outside the kernel's span."""
-        z = self.eigenvectors.T @ y
-        outside = None if self.rank == self.n_rows else y - self.eigenvectors @ z
-        return z, outside
+    def _hat(self, shrinkage, rows_per_product=512):
+        """``H = F diag(shrinkage) Fᵀ`` (float64), its upper triangle of blocks computed and mirrored."""
+        f, n = self.eigenvectors64, self.n_rows
+        hat = torch.empty((n, n), dtype=f.dtype, device=f.device)
+        for start in range(0, n, rows_per_product):
+            stop = min(start + rows_per_product, n)
+            hat[start:stop, start:] = (f[start:stop] * shrinkage[None, :]) @ f[start:].T
+            hat[stop:, start:stop] = hat[start:stop, stop:].T
+        return hat
 
-    def full_fit(self, z, outside, alpha_index, rows=None):
-        """``ŷ(all)`` and ``y - ŷ(all)`` at one alpha (index, or one index per column) on ``rows``."""
+    def rotate(self, y):
+        """Eigen-coordinates of a block of responses, and the part of it outside the kernel's span (``None`` when
+        it is only rounding: responses z-scored per run have none, the kernel of features z-scored per run
+        having the runs' constants for null space)."""
+        z = self.eigenvectors.T @ y
+        if self.rank == self.n_rows:
+            return z, None
+        outside = self.null @ (self.null.T @ y) if self.null is not None else y - self.eigenvectors @ z
+        negligible = torch.linalg.vector_norm(outside, dim=0) <= 1e-5 * torch.linalg.vector_norm(y, dim=0)
+        return z, None if negligible.all() else outside
+
+    def directions(self, z, outside, y):
+        """For each alpha, which of ``ŷ(all)`` and ``y - ŷ(all)`` one product gives for this block of voxels, the
+        other being its difference with ``y``: ``"fitted"``, ``"residual"`` or ``None`` (two products).
+
+        The difference is taken only where, in every voxel of the block, the product's complement is at least
+        ``|y| / 8`` (norms from the eigen-coordinates, for all alphas in two small products), so it adds at
+        most ``8 ε |y|``: no more than ``8 ×`` the rounding of the product itself.
+        """
+        squares = z * z
+        shrinkage = self.shrinkage.to(self.dtype)
+        fitted = torch.sqrt((shrinkage ** 2) @ squares)  # (n_alphas, n_voxels)
+        residual = (1 - shrinkage) ** 2 @ squares
+        if outside is not None:
+            residual += torch.linalg.vector_norm(outside, dim=0) ** 2
+        floor = torch.linalg.vector_norm(y, dim=0) / 8
+        directions = []
+        for fitted_norm, residual_norm in zip(fitted, torch.sqrt(residual)):
+            if (residual_norm >= floor).all():
+                directions.append("fitted")
+            elif outside is None and (fitted_norm >= floor).all():
+                directions.append("residual")
+            else:
+                directions.append(None)
+        return directions
+
+    def full_fit(self, z, outside, alpha_index, rows=slice(None), y=None, direction=None):
+        """``ŷ(all)`` and ``y - ŷ(all)`` at one alpha (index, or one index per column) on ``rows``; with ``y``
+        and a ``direction`` (:meth:`directions`), in one product."""
         shrinkage = self.shrinkage[alpha_index].to(self.dtype)
         shrinkage = shrinkage[:, None] if shrinkage.dim() == 1 else shrinkage.T
-        f = self.eigenvectors if rows is None else self.eigenvectors[rows]
+        f = self.eigenvectors[rows]
+        if direction == "fitted":
+            fitted = f @ (shrinkage * z)
+            return fitted, y - fitted
+        if direction == "residual":
+            residual = f @ ((1 - shrinkage) * z)
+            return y - residual, residual
         fitted, residual = f @ (shrinkage * z), f @ ((1 - shrinkage) * z)
         if outside is not None:
-            residual += outside if rows is None else outside[rows]
+            residual += outside[rows]
         return fitted, residual
 
 
@@ -321,6 +430,8 @@ class NestedRidgeCV:
             raise ValueError(f"alpha_score must be one of {ALPHA_SCORES}")
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {sorted(SOLVERS)}")
+        if form == "dual" and solver != "ridge":
+            raise ValueError("the dual form exists for the 'ridge' solver only")
         self.solver = solver
         self.outer_chunks = outer_chunks
         self.chunk_gap = chunk_gap
@@ -344,9 +455,13 @@ class NestedRidgeCV:
                 "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
                 "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
-                "Form": "per outer fold: primal (features as they are) when there are no more features than "
-                        "training scans, else dual (ridge on the coordinates of the training scans' span: the "
-                        "same predictions, from an n x n instead of a p x p eigendecomposition)",
+                "Form": {"auto": "primal (an eigendecomposition of XᵀX per split) when there are no more features "
+                                 "than training scans, else dual (one eigendecomposition of the kernel X Xᵀ of all "
+                                 "scans; each split's held-out predictions by deleting its held-out scans from that "
+                                 "fit): the same alphas and predictions; FormUsed says which one ran",
+                         "primal": "primal (an eigendecomposition of XᵀX per split)",
+                         "dual": "dual (one eigendecomposition of the kernel X Xᵀ of all scans; each split's "
+                                 "held-out predictions by deleting its held-out scans from that fit)"}[self.form],
                 "Device": str(self.device),
                 "DType": str(self.dtype).replace("torch.", ""), "TF32": bool(self.tf32)}
 
@@ -448,12 +563,12 @@ class NestedRidgeCV:
             return fit(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv, folds)
 
     def _form(self, n_rows, n_features):
-        """``primal`` (features as they are) when there are no more features than training scans, else
-        ``dual``: the features replaced by the coordinates of the training scans' span (:func:`training_span`);
-        or the form given to the estimator."""
+        """``primal`` (eigendecompositions of ``XᵀX`` per split) when there are no more features than training
+        scans, else ``dual`` (:class:`_Deletion`); or the form given to the estimator. Another solver than the
+        eigendecomposition ridge has only the primal form."""
         if self.form != "auto":
             return self.form
-        return "dual" if n_features > n_rows else "primal"
+        return "dual" if n_features > n_rows and self.solver == "ridge" else "primal"
 
     def _shared_choice(self, scores, voxel_groups):
         """Index of the alpha with the best mean score over each group's voxels, for every voxel."""
@@ -540,7 +655,6 @@ class NestedRidgeCV:
         held-out predictions by deleting its held-out scans from that fit. Validation scores in a first pass over
         the voxel blocks, test predictions at the chosen alphas in a second."""
         alphas = torch.tensor(self.alphas, dtype=self.dtype, device=self.device)
-        score = pearson_r if self.alpha_score == "r" else r2_score
         starts = np.cumsum([0] + [len(x) for x in designs])
         run_rows = [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])]
         fit = _Deletion(torch.cat([self._tensor(x) for x in designs]), alphas, self.dtype)
@@ -562,7 +676,10 @@ class NestedRidgeCV:
                      for rows in inner_cv.validation_sets(group_rows, len(train_index))]
             plans.append((fold, test_group, (run_rows[test_group[0]], held), inner))
         max_group = max(len(g) for *_, inner in plans for _, g in inner)
-        block = self._dual_block_size(fit, max_group, n_voxels, len(plans))
+        copied_rows = sum(len(rows) for *_, inner in plans for rows, _ in inner
+                          if not isinstance(_rows(rows, "cpu"), slice))
+        outer_operators = sum(len(rows) * len(held) for _, _, (rows, held), _ in plans)
+        block, room = self._dual_block_size(fit, max_group, n_voxels, len(plans), copied_rows, outer_operators)
         blocks = [slice(start, min(start + block, n_voxels)) for start in range(0, n_voxels, block)]
 
         def all_rows(voxels):
@@ -571,21 +688,23 @@ class NestedRidgeCV:
         scores = {fold: torch.zeros((len(alphas), n_voxels), dtype=torch.float64, device=self.device)
                   for fold, *_ in plans}
         outers = {}
-        for index, batch in enumerate(self._operator_batches(plans)):
+        for index, batch in enumerate(self._operator_batches(plans, room)):
             outer_deletions = [plan[2] for plan in plans] if index == 0 else []  # computed with the first batch
             flat = iter(fit.operators([deletion for *_, inner in batch for deletion in inner] + outer_deletions))
             operators = {fold: [next(flat) for _ in inner] for fold, _, _, inner in batch}
             outers.update({plan[0]: next(flat) for plan in plans} if index == 0 else {})
+            splits = [(fold, op, _Split(rows, held, self.device)) for fold, _, (_, held), inner in batch
+                      for (rows, _), op in zip(inner, operators[fold])]
             for voxels in blocks:
                 y = all_rows(voxels)
                 z, outside = fit.rotate(y)
                 width = voxels.stop - voxels.start
-                for a in range(len(alphas)):
-                    fitted, residual = fit.full_fit(z, outside, a)
-                    for fold, _, _, inner in batch:
-                        for (rows, g), op in zip(inner, operators[fold]):
-                            prediction = fitted[rows] - op[a] @ residual[g]
-                            scores[fold][a, voxels] += score(prediction, y[rows])[:width].double()
+                targets = [split.targets(y) for _, _, split in splits]
+                for a, direction in enumerate(fit.directions(z, outside, y)):
+                    fitted, residual = fit.full_fit(z, outside, a, y=y, direction=direction)
+                    for (fold, op, split), target in zip(splits, targets):
+                        prediction = split.predict(fitted, residual, op[a])
+                        scores[fold][a, voxels] += split.score(prediction, target, self.alpha_score)[:width]
         choices, tested = {}, {fold: [] for fold, *_ in plans}
         for fold, test_group, (test_rows, held), inner in plans:
             fold_scores = scores[fold] / len(inner)
@@ -598,8 +717,8 @@ class NestedRidgeCV:
             for fold, test_group, (test_rows, held), inner in plans:
                 choice = torch.zeros(y.shape[1], dtype=torch.long, device=self.device)
                 choice[:voxels.stop - voxels.start] = choices[fold][voxels]
-                prediction, _ = fit.full_fit(z, None, choice, test_rows)
-                _, residual = fit.full_fit(z, outside, choice, held)
+                prediction, _ = fit.full_fit(z, None, choice, _rows(test_rows, self.device))
+                _, residual = fit.full_fit(z, outside, choice, _rows(held, self.device))
                 for a in choice.unique():
                     columns = choice == a
                     prediction[:, columns] -= outers[fold][a] @ residual[:, columns]
@@ -621,30 +740,35 @@ class NestedRidgeCV:
             return self.mem
         return (0.8 if str(self.device).startswith("cuda") else 0.25) * available_memory(self.device)
 
-    def _dual_block_size(self, fit, max_group, n_voxels, n_folds):
-        """Voxels per block for the dual form: half the budget, after the fit's eigenvectors and the
-        per-alpha score arrays (the other half is for the deletion operators, :meth:`_operator_batches`)."""
+    def _dual_block_size(self, fit, max_group, n_voxels, n_folds, copied_rows, outer_operators):
+        """Voxels per block for the dual form: half of the budget left after the fit's eigenvectors and the
+        per-alpha score arrays (the deletion operators get the other half, :meth:`_operator_batches`)."""
         itemsize = torch.finfo(self.dtype).bits // 8
         n, rank = fit.n_rows, fit.rank
-        fixed = (itemsize + 8) * n * rank + 8 * n * n + 8 * len(self.alphas) * n_folds * n_voxels + LIBRARY_OVERHEAD
-        per_voxel = itemsize * (5 * n + rank + 3 * max_group + 64)
+        # eigenvectors (float64 and working dtype), the hat matrix and its complement while the operators are
+        # formed, the outer folds' operators (kept), the per-alpha scores
+        fixed = ((itemsize + 8) * n * rank + 3 * 8 * n * n + itemsize * len(self.alphas) * outer_operators
+                 + 8 * len(self.alphas) * n_folds * n_voxels + LIBRARY_OVERHEAD)
+        per_voxel = itemsize * (6 * n + 2 * rank + 4 * max_group + copied_rows + 64)
+        room = (self._budget() - fixed) / 2
         if self.voxel_chunk:
-            return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE)
-        block = min(int((self._budget() / 2 - fixed) // per_voxel), self.max_block) // BLOCK_MULTIPLE * BLOCK_MULTIPLE
+            return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE), room
+        block = min(int(room // per_voxel), 2 * self.max_block)  # 2x the primal's: measured
+        block = block // BLOCK_MULTIPLE * BLOCK_MULTIPLE
         if block < BLOCK_MULTIPLE:
-            need = 2 * (fixed + BLOCK_MULTIPLE * per_voxel)
+            need = fixed + 2 * BLOCK_MULTIPLE * per_voxel
             raise MemoryError(f"the ridge fit (dual form) needs at least {need / 2 ** 20:.0f} MiB of working memory "
                               f"(--mem gives {self._budget() / 2 ** 20:.0f} MiB)")
-        return min(block, max(BLOCK_MULTIPLE, math.ceil(n_voxels / BLOCK_MULTIPLE) * BLOCK_MULTIPLE))
+        return min(block, max(BLOCK_MULTIPLE, math.ceil(n_voxels / BLOCK_MULTIPLE) * BLOCK_MULTIPLE)), room
 
-    def _operator_batches(self, plans):
-        """Outer folds in batches whose deletion operators fit half the memory budget; every batch is one pass
-        over the voxels."""
+    def _operator_batches(self, plans, room):
+        """Outer folds in batches whose deletion operators fit in ``room`` bytes; every batch is one pass over
+        the voxels."""
         itemsize = torch.finfo(self.dtype).bits // 8
         batches, batch, used = [], [], 0
         for plan in plans:
             size = itemsize * len(self.alphas) * sum(len(rows) * len(g) for rows, g in plan[3])
-            if batch and used + size > self._budget() / 2:
+            if batch and used + size > room:
                 batches.append(batch)
                 batch, used = [], 0
             batch.append(plan)
