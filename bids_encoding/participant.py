@@ -28,7 +28,7 @@ from bids_encoding.derivatives.resume import (
     remove_committed_checkpoints,
     reusable_models,
 )
-from bids_encoding.derivatives.sidecars import participant_sidecar, significance_record
+from bids_encoding.derivatives.sidecars import participant_sidecar, significance_record, source_path
 from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
@@ -180,6 +180,17 @@ def prepare_participant(subject, task, runs, config, sequence):
     return _participant(subject, task, runs, responses, mask, config, sequence)
 
 
+def isc_cache_record(runs, config):
+    """What the cached cleaned BOLD is: the runs, the trimming, the cleaning, and whether confounds were
+    regressed (the group reuses it only where its own reading would give the same data)."""
+    return {"Description": "Cleaned BOLD of each run over the brain mask's voxels, for the group's inter-subject "
+                           "correlation (--isc-cache)",
+            "Bold": [source_path(run.bold_path, config.bids_dir) for run in runs],
+            "TrimScans": [config.design.trim_start, config.design.trim_end],
+            "Cleaning": config.cleaning.record(),
+            "Confounds": any(run.confounds is not None for run in runs)}
+
+
 def _timeline(output, runs, config):
     """The words against the scans of every run (the check to make when timings go wrong), for the report."""
     from bids_encoding.reports.figures import timeline_figure
@@ -201,6 +212,8 @@ def _participant(subject, task, runs, responses, mask, config, sequence):
                        "MaskSource": mask.record(config.bids_dir), **_coverage_record(subject, mask.img, space)})
     _timeline(output, runs, config)
     participant = Participant(subject, task, runs, responses, output, hemispheres, mask)
+    if config.isc_cache and subject != AVERAGE_LABEL:
+        output.write_isc_cache(responses, runs, isc_cache_record(runs, config))
     if sequence.repeated_groups:
         lengths = {responses[run].shape[0] for group in sequence.repeated_groups for run in group}
         if len(lengths) > 1:

@@ -1,6 +1,7 @@
 """Group level: planted scaling slopes and lateralization are recovered; errors are clear."""
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -415,6 +416,37 @@ def test_inter_subject_correlation_uses_the_participants_recorded_cleaning(tmp_p
         assert json.loads(open(f"{isc}.json").read())["Cleaning"]["HighPassHz"] == 0.02
     np.testing.assert_array_equal(maps[0], maps[1])
     assert np.abs(maps[0]).max() > 0
+
+
+def test_isc_from_the_participant_level_cache_equals_reading_the_bold(tmp_path, tiny_model):
+    """--isc-cache: the group's ISC read from the participants' cached cleaned BOLD equals the one read from the
+    BOLD; a cache that is not what the group would read (other trimming) is not used."""
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=3, n_runs=3)
+    out = tmp_path / "derivatives"
+    assert main([str(tmp_path / "bids"), str(out), "participant", "--models", str(tiny_model), "--device", "cpu",
+                 "--pvalue-method", "none", "--layers", "1", "--isc-cache"]) == 0
+    assert len(list(out.glob("sub-*/cache/*_bold.npy"))) == 9
+    isc = out / "group" / "task-story_space-orig_stat-isc_statmap"
+    maps, sources = [], []
+    for break_cache in (False, True):
+        if break_cache:
+            for record in out.glob("sub-01/cache/*_desc-isc_bold.json"):
+                content = json.loads(record.read_text())
+                record.write_text(json.dumps({**content, "TrimScans": [9, 9]}))
+        assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "20"]) == 0
+        maps.append(np.asarray(nib.load(f"{isc}.nii.gz").dataobj))
+        sources.append(json.loads(open(f"{isc}.json").read())["ReadFrom"])
+    assert set(sources[0].values()) == {"cache"}
+    assert sources[1]["sub-01"] == "BOLD" and sources[1]["sub-02"] == "cache"
+    assert np.abs(maps[0]).max() > 0.1
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-6)
+    for cache in out.glob("sub-*/cache"):
+        shutil.rmtree(cache)
+    assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "20"]) == 0
+    assert set(json.loads(open(f"{isc}.json").read())["ReadFrom"].values()) == {"BOLD"}
+    np.testing.assert_allclose(np.asarray(nib.load(f"{isc}.nii.gz").dataobj), maps[0], atol=1e-6)
 
 
 def test_isc_pairs_only_participants_whose_audio_starts_at_the_same_scan(tmp_path, caplog):

@@ -200,6 +200,11 @@ def build_parser():
             help="layers that get p and q maps: every layer, or the best layer only (the cheaper schedule of "
                  "studies with many layers and models; the best layer's maps are the same either way)")
 
+    _option(fit, "--isc-cache", action="store_true",
+            help="keep each participant's cleaned BOLD (float32, in sub-<label>/cache/) so that the group level's "
+                 "inter-subject correlation reads it instead of reading and cleaning every run again; costs "
+                 "scans x voxels x 4 bytes per run on disk (docs/group.md)")
+
     neurons = parser.add_argument_group("neurons to brain networks (Sun et al. 2024; docs/neurons.md)")
     _option(neurons, "--neuron-patterns", type=int, default=None, metavar="K",
             help="learn K temporal patterns of the models' feed-forward neurons (64 as reported), fit them as an "
@@ -488,5 +493,6 @@ def config_from_args(args):
         n_permutations=args.permutations,
         pvalue_method=args.pvalue_method,
         pvalue_layers=args.pvalue_layers,
+        isc_cache=args.isc_cache,
         progress=sys.stderr.isatty(),
     )

@@ -208,6 +208,18 @@ class ParticipantOutput(StagedOutput):
         image = nib.Nifti1Image(np.asarray(self.mask_img.dataobj).astype(np.uint8), self.mask_img.affine)
         self.write_image(image, self.name("mask", ".nii.gz", desc="brain"), sidecar)
 
+    def write_isc_cache(self, responses, runs, record):
+        """Each run's cleaned BOLD over the mask's voxels (``.npy``, float32) in ``sub-<label>/cache/``, with a
+        JSON that says which runs and which cleaning (read by :mod:`bids_encoding.group.isc`)."""
+        folder = self.folder.parent / "cache"
+        names = []
+        for index, data in enumerate(responses):
+            name = f"{self.prefix}_desc-isc{index:02d}_bold.npy"
+            np.save(self.path(name, folder=folder), np.asarray(data, dtype=np.float32))
+            names.append(name)
+        self.path(f"{self.prefix}_desc-isc_bold.json", folder=folder).write_text(
+            json.dumps({**record, "Files": names}, indent=2, default=_jsonable))
+
     def write_scores(self, rows, fits):
         """The scores table (moved last: it marks the result complete) and its sidecar, which records each
         model's fit fingerprint (:mod:`bids_encoding.derivatives.resume`) for reruns."""

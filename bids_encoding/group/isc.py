@@ -7,6 +7,7 @@ the group command's own options, and the participant orchestrator is not
 involved.
 """
 
+import json
 import logging
 from functools import partial
 
@@ -28,6 +29,30 @@ def recorded_runs(result):
     design = sidecar.get("Design", {})
     return (sidecar["Runs"], int(design.get("trim_start", 0)), int(design.get("trim_end", 0)),
             Cleaning.from_record(sidecar["Cleaning"]))
+
+
+def cached_runs(result, runs, trim_start, trim_end, cleaning, mask):
+    """The participant's cleaned BOLD kept by ``--isc-cache``, on the voxels of ``mask``, as one reader per run;
+    ``None`` unless it is the data that reading the BOLD would give (the same runs, trimming and cleaning, no
+    confounds regressed, and every voxel of ``mask`` in the participant's mask)."""
+    folder = result.mask_path.parent.parent / "cache"
+    records = sorted(folder.glob(f"sub-{result.subject}_task-{result.task}_*desc-isc_bold.json"))
+    if not records:
+        return None
+    record = json.loads(records[0].read_text())
+    same = (record.get("Bold") == [run["Bold"] for run in runs] and record.get("TrimScans") == [trim_start, trim_end]
+            and Cleaning.from_record(record["Cleaning"]) == cleaning and not record.get("Confounds"))
+    own = result.own_mask
+    if not same or own.shape != mask.shape or not own[mask].all():
+        LOGGER.info("sub-%s: the cached cleaned BOLD does not match the group's reading of it; reading the BOLD",
+                    result.subject)
+        return None
+    columns = (np.cumsum(own.ravel()) - 1)[mask.ravel()]
+    return [partial(_cached_columns, folder / name, columns) for name in record["Files"]]
+
+
+def _cached_columns(path, columns):
+    return np.load(path, mmap_mode="r")[:, columns]
 
 
 def inter_subject_correlation(bids_dir, results, mask, affine):
@@ -63,9 +88,14 @@ def inter_subject_correlation(bids_dir, results, mask, affine):
                        "level read)", missing[0], bids_dir)
         return None, None
     mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
-    responses = [[partial(clean_run_bold, bids_dir / run["Bold"], mask_img, run["RepetitionTime"], trim_start,
-                          trim_end, cleaning) for run in runs] for _, runs in members]
+    responses, sources = [], []
+    for result, runs in members:
+        cached = cached_runs(result, runs, trim_start, trim_end, cleaning, mask)
+        sources.append("cache" if cached else "BOLD")
+        responses.append(cached or [partial(clean_run_bold, bids_dir / run["Bold"], mask_img, run["RepetitionTime"],
+                                            trim_start, trim_end, cleaning) for run in runs])
     settings = {"Participants": [f"sub-{result.subject}" for result, _ in members],
                 "TrimScans": [trim_start, trim_end], "Cleaning": cleaning.record(),
-                "SettingsFrom": "the participants' sidecars"}
+                "SettingsFrom": "the participants' sidecars",
+                "ReadFrom": {f"sub-{result.subject}": source for (result, _), source in zip(members, sources)}}
     return split_half_ceiling(responses), settings  # reads each run once, when needed
