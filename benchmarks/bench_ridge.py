@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from _results import append_result
+from bids_encoding.plan import ridge_products
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.scoring import correlation
 from bids_encoding.synthetic.regression import regression_runs
@@ -106,17 +107,8 @@ def main():
     solver.fit_score([x[:60] for x in x_runs[:3]], [y[:60, :64] for y in y_runs[:3]])  # warm-up
     ours, our_time = timed(lambda: solver.fit_score(x_runs, y_runs), args.device)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # data included; before himalaya runs
-    n = args.n_runs * args.n_scans
-    n_train, n_val = n - args.n_scans, args.n_scans
-    flop = args.n_runs * (
-        (args.n_runs - 1) * 2 * args.n_alphas * n_val * args.n_features * args.n_voxels  # validation products
-        + args.n_runs * 2 * args.n_features ** 2 * args.n_voxels  # rotations
-        + 2 * n_train * args.n_features * args.n_voxels)  # XᵀY
-    if "dual" in ours.forms:  # one kernel fit, deletions of 2 runs per inner split: ops.md-style count
-        rank = min(n, args.n_features)
-        flop = args.n_voxels * (2 * n * rank * (2 + args.n_alphas)
-                                + args.n_runs * (args.n_runs - 1) * args.n_alphas * 2 * n_val * 2 * n_val
-                                + args.n_runs * 2 * 3 * n_val * rank)
+    flop = ridge_products(args.n_runs * args.n_scans, args.n_features, args.n_voxels, args.n_runs, args.n_alphas,
+                          ours.forms[0])[0]
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": args.device,
               "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
               else (platform.processor() or "cpu"), "threads": torch.get_num_threads(),
@@ -152,7 +144,7 @@ def main():
     if args.skip_himalaya:
         print(json.dumps(result))
         return
-    kernel = args.n_features > n_train
+    kernel = args.n_features > (args.n_runs - 1) * args.n_scans
     (their_r, their_alpha), their_time = timed(lambda: himalaya_nested(x_runs, y_runs, alphas, args.device,
                                                                        kernel), args.device)
     result["himalaya_estimator"] = "KernelRidgeCV (linear)" if kernel else "RidgeCV"

@@ -66,6 +66,7 @@ class ParticipantConfig(RunConfig):
     n_permutations: int = 1000
     pvalue_method: str = "prewhitening"  # or circular, blocks, none
     pvalue_layers: str = "all"  # layers with p and q maps: all, or best only
+    ridge_rank: int | None = None  # approximate dual form: ridge on a randomized rank-K approximation of the features
     isc_cache: bool = False  # keep each participant's cleaned BOLD for the group's inter-subject correlation
     progress: bool = True
 

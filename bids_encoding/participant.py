@@ -126,7 +126,7 @@ def build_ridge(config):
     """The ridge estimator described by the configuration."""
     return NestedRidgeCV(config.alphas, inner_cv=config.inner_cv, alpha_per_voxel=config.alpha_per_voxel,
                          device=config.device, mem=config.mem, voxel_chunk=config.voxel_chunk, tf32=config.tf32,
-                         alpha_score=config.alpha_score)
+                         alpha_score=config.alpha_score, rank=config.ridge_rank)
 
 
 @dataclass

@@ -27,7 +27,11 @@ UNMASKED_FRACTION = 0.35
 # What the arithmetic leaves out (start-up, reading and cleaning the BOLD, p-values, writing): on the demo
 # dataset the participant jobs took 41-56 s for 6 s of planned arithmetic (docs/hpc.md), so --time gets
 # a fixed 15 minutes plus four times the arithmetic.
-SLACK_SECONDS, SLACK_FACTOR = 900, 4  # brain voxels of an EPI grid, when no mask file tells
+SLACK_SECONDS, SLACK_FACTOR = 900, 4
+# The neuron analysis (--neuron-patterns) grows with neurons x scans x patterns x (folds + 1): 253 s on 2 threads
+# for SmolLM2-135M's 46,080 neurons, 1,084 scans, 64 patterns and 4 folds (benchmarks/results/bench_neurons.jsonl)
+NEURON_THREAD_SECONDS = 2 * 253 / (46080 * 1084 * 64 * 5)
+FFN_WIDTH = 4  # feed-forward neurons per hidden unit, when the model's config is not read  # brain voxels of an EPI grid, when no mask file tells
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ModelPlan:
     feature_flop: float  # the stimuli not cached yet
     fit_flop: float  # per participant, every chosen layer
     baseline: bool = False  # computed on the fly, never cached
+    neuron_seconds: float = 0.0  # the neuron analysis (--neuron-patterns), per batch of participants
 
 
 def _voxels(runs, config):
@@ -51,15 +56,46 @@ def _voxels(runs, config):
     return int(grid * UNMASKED_FRACTION), "estimated"
 
 
-def ridge_flop(n_scans, n_features, n_voxels, n_folds, n_alphas, n_permutations=0):
-    """Operations of one layer's nested cross-validated ridge (the model of benchmarks/bench_ridge.py, plus
-    the eigendecompositions and the permutations)."""
+def ridge_products(n_scans, n_features, n_voxels, n_folds, n_alphas, form=None):
+    """Operations of one layer's nested cross-validated ridge, leave-one-run-out in and out:
+    ``(products, decompositions)``, the per-voxel products (what benchmarks/bench_ridge.py reports as
+    TFLOP/s) and the voxel-independent part. ``form``: the solver's (``NestedRidgeCV._form``) by default.
+
+    - primal: per split, an eigendecomposition of ``XᵀX`` (p × p) and ``2 A n_val p`` per voxel;
+    - dual: one eigendecomposition of the kernel (n × n), the hat matrices and the deletion operators; per
+      voxel, the fit on all scans (``2 n r`` per alpha, ``r = min(n, p)``), ``2 A n_val |G|`` per split
+      (``|G| = 2 n_val``: the validation and the test run) and the test predictions.
+    """
     n_val = n_scans / max(n_folds, 1)
     n_train = n_scans - n_val
+    splits = n_folds * (n_folds - 1)
+    if form is None:
+        form = "dual" if n_features > n_train else "primal"
+    if form == "dual":
+        rank = min(n_scans, n_features)
+        products = n_voxels * (2 * n_scans * rank * (2 + n_alphas) + splits * n_alphas * 2 * n_val * 2 * n_val
+                               + n_folds * 2 * 3 * n_val * rank)
+        decompositions = (2 * n_scans ** 2 * n_features + 10 * n_scans ** 3
+                          + n_alphas * (n_scans ** 2 * rank + splits * 6 * n_val ** 3))
+        return products, decompositions
     products = n_folds * ((n_folds - 1) * 2 * n_alphas * n_val * n_features * n_voxels
                           + n_folds * 2 * n_features ** 2 * n_voxels + 2 * n_train * n_features * n_voxels)
     decompositions = n_folds * n_folds * (10 * n_features ** 3 + 2 * n_train * n_features ** 2)
-    return products + decompositions + n_permutations * 2 * n_scans * n_voxels
+    return products, decompositions
+
+
+def ridge_flop(n_scans, n_features, n_voxels, n_folds, n_alphas, n_permutations=0, form=None):
+    """Operations of one layer's ridge (:func:`ridge_products`), with ``n_permutations`` circular shifts."""
+    return sum(ridge_products(n_scans, n_features, n_voxels, n_folds, n_alphas, form)) \
+        + n_permutations * 2 * n_scans * n_voxels
+
+
+def _neuron_seconds(config, info, n_layers, n_scans, n_folds, threads, spec):
+    """Seconds of the neuron analysis of one model (0 without --neuron-patterns), from its measured rate."""
+    if not config.neurons or spec.is_baseline:
+        return 0.0
+    n_neurons = n_layers * FFN_WIDTH * info.hidden_size
+    return NEURON_THREAD_SECONDS * n_neurons * n_scans * config.neurons.n_patterns * (n_folds + 1) / threads
 
 
 def _hours(seconds):
@@ -97,7 +133,8 @@ def plan_participant_level(config, selected):
                                                          len(config.alphas), layer_permutations)
                                 + ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
                                              len(config.alphas), permutations),
-                                spec.is_baseline))
+                                spec.is_baseline,
+                                _neuron_seconds(config, info, len(layers), n_scans, n_folds, threads, spec)))
     participants = sorted({subject for subject, _ in selected})
     itemsize = 2 if str(extractor.dtype) in ("bfloat16", "float16") else 4
     weights = max((m.n_params * itemsize for m in models if m.cached < len(stimuli) and not m.baseline), default=0)
@@ -107,7 +144,7 @@ def plan_participant_level(config, selected):
     ridge = config.mem or fixed + per_voxel * min(n_voxels, BLOCK_VOXELS[device])
     design = 8 * n_scans * widest * 3
     job_memory = PYTHON_OVERHEAD + data + design + ridge + (weights if device == "cpu" else 0)
-    fit_seconds = sum(m.fit_flop for m in models) / rate["ridge"]
+    fit_seconds = sum(m.fit_flop for m in models) / rate["ridge"] + sum(m.neuron_seconds for m in models)
     feature_seconds = sum(m.feature_flop for m in models) / rate["features"]
     lines = [
         f"plan: {len(participants)} participant(s), {len(selected)} participant-task(s), up to {n_scans} scans "
@@ -120,7 +157,7 @@ def plan_participant_level(config, selected):
         cached, feature_time = (("-", "-") if m.baseline else
                                 (f"{m.cached:>3}/{len(stimuli):<3}", _hours(m.feature_flop / rate["features"])))
         lines.append(f"{m.label[:24]:<24} {m.n_params:>12,} {m.n_layers:>6} {m.hidden_size:>6} {cached:>7} "
-                     f"{feature_time:>10} {_hours(m.fit_flop / rate['ridge']):>15}")
+                     f"{feature_time:>10} {_hours(m.fit_flop / rate['ridge'] + m.neuron_seconds):>15}")
     gib = 2 ** 30
     lines += [
         f"features, once for all participants: {_hours(feature_seconds)} (model weights {weights / gib:.1f} GiB)",

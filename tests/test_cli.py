@@ -91,6 +91,7 @@ def test_bad_trim_scans_is_a_usage_error(tmp_path, capsys):
     (["--confounds", "compcor"], "high_pass"),
     (["--confounds", "motion", "--n-compcor", "some"], "--n-compcor"),
     (["--epi-mask-cutoff", "1.5"], "--epi-mask-cutoff"),
+    (["--ridge-rank", "0"], "--ridge-rank"),
 ])
 def test_bad_confound_and_mask_options_are_usage_errors(tmp_path, options, fragment, capsys):
     bids = tmp_path / "bids"

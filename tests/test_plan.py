@@ -41,6 +41,37 @@ def test_ridge_operations_match_the_benchmark_count():
         pytest.approx(1000 * 2 * n * v)
 
 
+def test_the_planner_counts_the_form_the_solver_runs():
+    """With more features than training scans the solver runs the dual form, and the planner counts it: at
+    (b) (p = 5,120, 9 runs of 278 scans) far fewer operations than the primal form's."""
+    from bids_encoding.ridge import NestedRidgeCV
+
+    n_runs, n_scans, alphas = 9, 278, 13
+    for p in (768, 5120):
+        form = NestedRidgeCV()._form((n_runs - 1) * n_scans, p)
+        assert ridge_flop(n_runs * n_scans, p, 20000, n_runs, alphas) == \
+            ridge_flop(n_runs * n_scans, p, 20000, n_runs, alphas, form=form)
+    dual = ridge_flop(n_runs * n_scans, 5120, 20000, n_runs, alphas, form="dual")
+    primal = ridge_flop(n_runs * n_scans, 5120, 20000, n_runs, alphas, form="primal")
+    assert dual < primal / 3
+
+
+def test_the_planner_counts_the_neuron_analysis_at_its_measured_rate():
+    """--neuron-patterns adds the analysis at the rate bench_neurons measured: SmolLM2-135M's shape (30 layers of
+    1,536 neurons, 1,084 scans, 64 patterns, 4 folds, 2 threads) gives the 253 s measured."""
+    from types import SimpleNamespace
+
+    from bids_encoding.plan import FFN_WIDTH, _neuron_seconds
+
+    config = SimpleNamespace(neurons=SimpleNamespace(n_patterns=64))
+    info = SimpleNamespace(hidden_size=1536 / FFN_WIDTH)
+    spec = SimpleNamespace(is_baseline=False)
+    assert _neuron_seconds(config, info, 30, 1084, 4, 2, spec) == pytest.approx(253)
+    assert _neuron_seconds(config, info, 30, 1084, 4, 4, spec) == pytest.approx(253 / 2)
+    assert _neuron_seconds(SimpleNamespace(neurons=None), info, 30, 1084, 4, 2, spec) == 0
+    assert _neuron_seconds(config, info, 30, 1084, 4, 2, SimpleNamespace(is_baseline=True)) == 0
+
+
 def test_slurm_submission_plans_the_study_without_submitting(small_dataset, tiny_model, tmp_path):
     """scripts/slurm/submit.sh --plan-only: the participant list and the plan, nothing submitted."""
     import os

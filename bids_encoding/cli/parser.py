@@ -200,6 +200,11 @@ def build_parser():
             help="layers that get p and q maps: every layer, or the best layer only (the cheaper schedule of "
                  "studies with many layers and models; the best layer's maps are the same either way)")
 
+    _option(fit, "--ridge-rank", type=int, default=None, metavar="K",
+            help="approximate: fit ridge on the best rank-K approximation of each layer's features, from a "
+                 "randomized range finder, in the dual form (for very many features and scans together: "
+                 "FIR-stacked features of large models on long datasets); off by default: the exact fit "
+                 "(docs/ridge.md)")
     _option(fit, "--isc-cache", action="store_true",
             help="keep each participant's cleaned BOLD (float32, in sub-<label>/cache/) so that the group level's "
                  "inter-subject correlation reads it instead of reading and cleaning every run again; costs "
@@ -324,6 +329,12 @@ def parse_args(argv):
     if known.config_file is not None:
         parser.set_defaults(**load_config_file(known.config_file, parser))
     return parser.parse_args(argv)
+
+
+def _ridge_rank(rank):
+    if rank is not None and rank < 1:
+        raise UsageError(f"--ridge-rank {rank}: give the number of components to keep, at least 1")
+    return rank
 
 
 def parse_memory(text):
@@ -494,5 +505,6 @@ def config_from_args(args):
         pvalue_method=args.pvalue_method,
         pvalue_layers=args.pvalue_layers,
         isc_cache=args.isc_cache,
+        ridge_rank=_ridge_rank(args.ridge_rank),
         progress=sys.stderr.isatty(),
     )

@@ -223,6 +223,16 @@ SOLVERS = {"ridge": EigenRidge}
 FORMS = ("auto", "primal", "dual")
 
 
+def _randomized_kernel(x, rank, seed, oversampling=10, power_iterations=4):
+    """The ``rank`` leading eigenpairs of ``X Xᵀ`` from a randomized range finder (Halko et al. 2011:
+    ``torch.svd_lowrank`` with ``power_iterations`` power iterations), without forming the kernel: ridge on the
+    best rank-``rank`` approximation of the features, an approximation of the exact fit."""
+    with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+        torch.manual_seed(seed)
+        left, singular, _ = torch.svd_lowrank(x, q=min(rank + oversampling, min(x.shape)), niter=power_iterations)
+    return singular[:rank] ** 2, left[:, :rank]
+
+
 class _Deletion:
     """Every held-out prediction of the nested cross-validation from ONE fit on all scans (the dual form).
 
@@ -239,13 +249,16 @@ class _Deletion:
     ``(I - H_GG)⁻¹`` of small alphas need it); the per-voxel products are in the working dtype.
     """
 
-    def __init__(self, x_all, alphas, dtype, tolerance=1e-10):
+    def __init__(self, x_all, alphas, dtype, tolerance=1e-10, rank=None, seed=0):
         x64 = x_all.double()
-        eigenvalues, eigenvectors = torch.linalg.eigh(x64 @ x64.T)
+        if rank is not None and rank < min(x64.shape):
+            eigenvalues, eigenvectors = _randomized_kernel(x64, rank, seed)
+        else:
+            eigenvalues, eigenvectors = torch.linalg.eigh(x64 @ x64.T)
         kept = eigenvalues > eigenvalues.max().clamp_min(1e-300) * tolerance
         self.eigenvalues, self.eigenvectors64 = eigenvalues[kept], eigenvectors[:, kept]
         # the kernel's null space, when it is the smaller part: then y's part outside the span costs 4 n (n - r)
-        self.null = eigenvectors[:, ~kept].to(dtype) if 2 * (~kept).sum() < kept.sum() else None
+        self.null = eigenvectors[:, ~kept].to(dtype) if 2 * (~kept).sum() < kept.sum() and rank is None else None
         self.alphas64 = alphas.double()
         self.shrinkage = (self.eigenvalues[None, :] / (self.eigenvalues[None, :] + self.alphas64[:, None]))  # (A, r)
         self.eigenvectors = self.eigenvectors64.to(dtype)
@@ -422,10 +435,13 @@ class NestedRidgeCV:
 
     def __init__(self, alphas=DEFAULT_ALPHAS, inner_cv=InnerCV(), alpha_per_voxel=True, device="cpu", mem=None,
                  voxel_chunk=None, tf32=False, dtype=torch.float32, alpha_score="r", solver="ridge", outer_chunks=5,
-                 chunk_gap=5, form="auto"):
+                 chunk_gap=5, form="auto", rank=None):
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}")
+        if rank is not None and (form == "primal" or solver != "ridge"):
+            raise ValueError("a reduced rank exists for the dual form of the 'ridge' solver only")
         self.form = form
+        self.rank = rank
         if alpha_score not in ALPHA_SCORES:
             raise ValueError(f"alpha_score must be one of {ALPHA_SCORES}")
         if solver not in SOLVERS:
@@ -462,6 +478,9 @@ class NestedRidgeCV:
                          "primal": "primal (an eigendecomposition of XᵀX per split)",
                          "dual": "dual (one eigendecomposition of the kernel X Xᵀ of all scans; each split's "
                                  "held-out predictions by deleting its held-out scans from that fit)"}[self.form],
+                **({"Rank": self.rank, "RankMethod": "approximate: ridge on the best rank-k approximation of the "
+                    "features, from a randomized range finder (torch.svd_lowrank, 4 power iterations, seed 0)"}
+                   if self.rank is not None else {}),
                 "Device": str(self.device),
                 "DType": str(self.dtype).replace("torch.", ""), "TF32": bool(self.tf32)}
 
@@ -568,6 +587,8 @@ class NestedRidgeCV:
         eigendecomposition ridge has only the primal form."""
         if self.form != "auto":
             return self.form
+        if self.rank is not None:
+            return "dual"
         return "dual" if n_features > n_rows and self.solver == "ridge" else "primal"
 
     def _shared_choice(self, scores, voxel_groups):
@@ -657,7 +678,7 @@ class NestedRidgeCV:
         alphas = torch.tensor(self.alphas, dtype=self.dtype, device=self.device)
         starts = np.cumsum([0] + [len(x) for x in designs])
         run_rows = [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])]
-        fit = _Deletion(torch.cat([self._tensor(x) for x in designs]), alphas, self.dtype)
+        fit = _Deletion(torch.cat([self._tensor(x) for x in designs]), alphas, self.dtype, rank=self.rank)
         n_voxels = responses[0].shape[1]
         result = CVResult(*(np.full((len(groups), n_voxels), np.nan, np.float32) for _ in range(4)))
         plans = []
