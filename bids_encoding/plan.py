@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 
-from bids_encoding.ridge.solver import working_memory
+from bids_encoding.ridge.solver import shape_form, working_memory
 from bids_encoding.features import resolve_layers
 
 # FLOP/s measured on 2 CPU cores (benchmarks/results/bench_ridge.jsonl: 0.17 TFLOP/s in the ridge's main
@@ -70,7 +70,7 @@ def ridge_products(n_scans, n_features, n_voxels, n_folds, n_alphas, form=None):
     n_train = n_scans - n_val
     splits = n_folds * (n_folds - 1)
     if form is None:
-        form = "dual" if n_features > n_train else "primal"
+        form = shape_form(n_train, n_features)
     if form == "dual":
         rank = min(n_scans, n_features)
         products = n_voxels * (2 * n_scans * rank * (2 + n_alphas) + splits * n_alphas * 2 * n_val * 2 * n_val

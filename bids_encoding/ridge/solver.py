@@ -364,6 +364,14 @@ class _Deletion:
         return fitted, residual
 
 
+def shape_form(n_train, n_features):
+    """``primal`` (eigendecompositions of ``XᵀX`` per split) when the features are fewer than a third of the
+    training scans, else ``dual`` (:class:`_Deletion`). Measured on 2 CPU cores, 9 runs of 310 scans: p = 768,
+    primal 57.0 s and dual 62.0 s for 20k voxels; p = 2,048, primal 95.8 s and dual 24.1 s for 5k voxels
+    (benchmarks/bench_ridge.py --compare-forms; docs/performance.md)."""
+    return "dual" if 3 * n_features > n_train else "primal"
+
+
 def split_one_stimulus(designs, responses, n_chunks, gap, min_scans=10):
     """Cut every presentation of a single stimulus into ``n_chunks`` contiguous chunks, drop ``gap`` scans
     after each border, and z-score each chunk; chunk ``j`` of every presentation gets key ``j``."""
@@ -425,8 +433,11 @@ class NestedRidgeCV:
     solver : str
         A name in ``SOLVERS`` (see :class:`EigenRidge` for the interface).
     form : {"auto", "primal", "dual"}
-        ``auto``: per outer fold, primal when there are no more features than training scans, else dual
-        (:meth:`_form`); the two give the same results.
+        ``auto``: primal when the features are fewer than a third of the training scans, else dual
+        (:func:`shape_form`); the two give the same results. ``rank``: see below.
+    rank : int or None
+        The dual form on a randomized rank-``rank`` approximation of the features (approximate; ``None``:
+        exact).
     outer_chunks, chunk_gap : int
         With a single stimulus, the outer folds are ``outer_chunks``
         contiguous chunks of it, ``chunk_gap`` scans dropped after each
@@ -471,8 +482,8 @@ class NestedRidgeCV:
                 "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
                 "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
-                "Form": {"auto": "primal (an eigendecomposition of XᵀX per split) when there are no more features "
-                                 "than training scans, else dual (one eigendecomposition of the kernel X Xᵀ of all "
+                "Form": {"auto": "primal (an eigendecomposition of XᵀX per split) when the features are fewer "
+                                 "than a third of the training scans, else dual (one eigendecomposition of the kernel X Xᵀ of all "
                                  "scans; each split's held-out predictions by deleting its held-out scans from that "
                                  "fit): the same alphas and predictions; FormUsed says which one ran",
                          "primal": "primal (an eigendecomposition of XᵀX per split)",
@@ -582,14 +593,13 @@ class NestedRidgeCV:
             return fit(designs, responses, groups, keep_predictions, progress, voxel_groups, inner_cv, folds)
 
     def _form(self, n_rows, n_features):
-        """``primal`` (eigendecompositions of ``XᵀX`` per split) when there are no more features than training
-        scans, else ``dual`` (:class:`_Deletion`); or the form given to the estimator. Another solver than the
+        """The form given to the estimator, or the one :func:`shape_form` picks; another solver than the
         eigendecomposition ridge has only the primal form."""
         if self.form != "auto":
             return self.form
         if self.rank is not None:
             return "dual"
-        return "dual" if n_features > n_rows and self.solver == "ridge" else "primal"
+        return shape_form(n_rows, n_features) if self.solver == "ridge" else "primal"
 
     def _shared_choice(self, scores, voxel_groups):
         """Index of the alpha with the best mean score over each group's voxels, for every voxel."""
