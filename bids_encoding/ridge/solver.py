@@ -365,11 +365,12 @@ class _Deletion:
 
 
 def shape_form(n_train, n_features):
-    """``primal`` (eigendecompositions of ``XᵀX`` per split) when the features are fewer than a third of the
+    """``primal`` (eigendecompositions of ``XᵀX`` per split) when the features are fewer than half the
     training scans, else ``dual`` (:class:`_Deletion`). Measured on 2 CPU cores, 9 runs of 310 scans: p = 768,
     primal 57.0 s and dual 62.0 s for 20k voxels; p = 2,048, primal 95.8 s and dual 24.1 s for 5k voxels
-    (benchmarks/bench_ridge.py --compare-forms; docs/performance.md)."""
-    return "dual" if 3 * n_features > n_train else "primal"
+    (benchmarks/bench_ridge.py --compare-forms); at 9 runs of 280 scans and 26k voxels, p = 768: primal 54 s,
+    dual 69 s (benchmarks/bench_study.py; docs/performance.md)."""
+    return "dual" if 2 * n_features > n_train else "primal"
 
 
 def split_one_stimulus(designs, responses, n_chunks, gap, min_scans=10):
@@ -433,7 +434,7 @@ class NestedRidgeCV:
     solver : str
         A name in ``SOLVERS`` (see :class:`EigenRidge` for the interface).
     form : {"auto", "primal", "dual"}
-        ``auto``: primal when the features are fewer than a third of the training scans, else dual
+        ``auto``: primal when the features are fewer than half the training scans, else dual
         (:func:`shape_form`); the two give the same results. ``rank``: see below.
     rank : int or None
         The dual form on a randomized rank-``rank`` approximation of the features (approximate; ``None``:
@@ -483,7 +484,7 @@ class NestedRidgeCV:
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
                 "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
                 "Form": {"auto": "primal (an eigendecomposition of XᵀX per split) when the features are fewer "
-                                 "than a third of the training scans, else dual (one eigendecomposition of the kernel X Xᵀ of all "
+                                 "than half the training scans, else dual (one eigendecomposition of the kernel X Xᵀ of all "
                                  "scans; each split's held-out predictions by deleting its held-out scans from that "
                                  "fit): the same alphas and predictions; FormUsed says which one ran",
                          "primal": "primal (an eigendecomposition of XᵀX per split)",
