@@ -209,6 +209,29 @@ def test_reduced_rank_dual_form_approximates_the_exact_fit():
         NestedRidgeCV(ALPHAS, rank=30, form="primal")
 
 
+@pytest.mark.parametrize("inner", [InnerCV(), InnerCV("bootstrap", n_bootstraps=4, chunk_length=15)])
+def test_deletion_operators_from_blocks_equal_those_from_the_whole_hat_matrix(inner, monkeypatch):
+    """Without room for an n x n matrix, the dual form's operators come block by block from the eigenvectors:
+    the same operators, and the same fit."""
+    from bids_encoding.ridge.solver import _Deletion
+
+    x_runs, y_runs = synthetic_runs(seed=17, n_runs=4, n_scans=50, n_features=120, n_voxels=100)
+    fit = _Deletion(torch.as_tensor(np.concatenate(x_runs)), torch.tensor(ALPHAS), torch.float64)
+    held = np.arange(50, 100)
+    deletions = [(rows, np.concatenate([rows, held])) for rows in (np.arange(0, 50), np.r_[100:120, 160:190])]
+    deletions.append((held, held))
+    whole = fit.operators(deletions)
+    fit.full_hat = False
+    for from_blocks, from_whole in zip(fit.operators(deletions), whole):
+        np.testing.assert_allclose(from_blocks.numpy(), from_whole.numpy(), atol=1e-9)
+    b = NestedRidgeCV(ALPHAS, form="dual", inner_cv=inner).fit_score(x_runs, y_runs)
+    monkeypatch.setattr(NestedRidgeCV, "_room_for_hat", lambda self, n_rows: False)
+    monkeypatch.setattr(_Deletion, "_hat", None)  # never called: no n x n matrix
+    a = NestedRidgeCV(ALPHAS, form="dual", inner_cv=inner).fit_score(x_runs, y_runs)
+    np.testing.assert_array_equal(a.alpha, b.alpha)
+    np.testing.assert_allclose(a.test_r, b.test_r, atol=1e-6)
+
+
 def test_selected_outer_folds_equal_those_of_the_full_run():
     x_runs, y_runs = synthetic_runs(seed=2, n_voxels=200)
     whole = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)

@@ -264,6 +264,7 @@ class _Deletion:
         self.eigenvectors = self.eigenvectors64.to(dtype)
         self.n_rows, self.rank = self.eigenvectors.shape
         self.dtype = dtype
+        self.full_hat = True  # the n × n hat matrix per alpha (set False when it does not fit the memory budget)
 
     def operators(self, deletions):
         """``M_G`` of every deletion ``(rows, G)`` (``rows`` first in ``G``), as ``(n_alphas, len(rows), len(G))``
@@ -273,6 +274,9 @@ class _Deletion:
         eigenvalues lie in ``[α / (λ_max + α), 1]``), ``V = rows`` and ``R`` the rest of ``G``, they are
         ``[S⁻¹, -S⁻¹ A_VR A_RR⁻¹]`` with the Schur complement ``S = A_VV - A_VR A_RR⁻¹ A_RV``; ``A_RR`` (the outer
         test scans, shared by a fold's inner splits) is factored once. All in float64.
+
+        The blocks of ``A`` come from the whole hat matrix when ``full_hat`` (fastest: half of it is computed),
+        else from the eigenvectors, block by block, without any ``n × n`` matrix (memory ``O(n |R|)``).
         """
         ops = [torch.empty((len(self.alphas64), len(rows), len(g)), dtype=self.dtype,
                            device=self.eigenvectors.device) for rows, g in deletions]
@@ -281,24 +285,39 @@ class _Deletion:
             by_rest.setdefault(tuple(np.asarray(g)[len(rows):].tolist()), []).append(index)
         device = self.eigenvectors64.device
         for a, shrinkage in enumerate(self.shrinkage):
-            complement = -self._hat(shrinkage)
-            complement.diagonal().add_(1)
+            block = self._complement_blocks(shrinkage)
             for rest, indices in by_rest.items():
                 rest = _rows(rest, device) if rest else None
-                rest_factor = torch.linalg.cholesky(_block(complement, rest, rest)) if rest is not None else None
+                rest_factor = torch.linalg.cholesky(block(rest, rest)) if rest is not None else None
                 for index in indices:
                     rows = _rows(deletions[index][0], device)
-                    a_vv = _block(complement, rows, rows)
+                    a_vv = block(rows, rows)
                     if rest_factor is None:
                         op = torch.cholesky_inverse(torch.linalg.cholesky(a_vv))
                     else:
-                        a_rv = _block(complement, rest, rows)
+                        a_rv = block(rest, rows)
                         weights = torch.cholesky_solve(a_rv, rest_factor).T  # A_VR A_RR⁻¹
                         schur_inverse = torch.cholesky_inverse(torch.linalg.cholesky(a_vv - weights @ a_rv))
                         op = torch.cat([schur_inverse, -schur_inverse @ weights], dim=1)
                     op[:, :len(deletions[index][0])].diagonal().sub_(1)
                     ops[index][a] = op.to(self.dtype)
+            del block  # the hat matrix of this alpha goes before the next one is formed
         return ops
+
+    def _complement_blocks(self, shrinkage):
+        """A function ``(rows, columns) -> (I - H)[rows][:, columns]`` at one alpha's shrinkage."""
+        if self.full_hat:
+            complement = -self._hat(shrinkage)
+            complement.diagonal().add_(1)
+            return lambda rows, columns: _block(complement, rows, columns)
+        f = self.eigenvectors64
+
+        def block(rows, columns):
+            values = -(f[rows] * shrinkage[None, :]) @ f[columns].T
+            if rows is columns or (isinstance(rows, slice) and rows == columns):
+                values.diagonal().add_(1)
+            return values
+        return block
 
     def _hat(self, shrinkage, rows_per_product=512):
         """``H = F diag(shrinkage) Fᵀ`` (float64), its upper triangle of blocks computed and mirrored."""
@@ -690,6 +709,7 @@ class NestedRidgeCV:
         starts = np.cumsum([0] + [len(x) for x in designs])
         run_rows = [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])]
         fit = _Deletion(torch.cat([self._tensor(x) for x in designs]), alphas, self.dtype, rank=self.rank)
+        fit.full_hat = self._room_for_hat(fit.n_rows)
         n_voxels = responses[0].shape[1]
         result = CVResult(*(np.full((len(groups), n_voxels), np.nan, np.float32) for _ in range(4)))
         plans = []
@@ -767,6 +787,11 @@ class NestedRidgeCV:
                 progress()
         return result
 
+    def _room_for_hat(self, n_rows):
+        """Whether the dual form's ``n × n`` float64 hat matrix (and two more of its size) fits in a quarter of the
+        memory budget; otherwise its blocks are computed one deletion at a time."""
+        return 3 * 8 * n_rows ** 2 <= self._budget() / 4
+
     def _budget(self):
         if self.mem:
             return self.mem
@@ -779,13 +804,15 @@ class NestedRidgeCV:
         n, rank = fit.n_rows, fit.rank
         # eigenvectors (float64 and working dtype), the hat matrix and its complement while the operators are
         # formed, the outer folds' operators (kept), the per-alpha scores
-        fixed = ((itemsize + 8) * n * rank + 3 * 8 * n * n + itemsize * len(self.alphas) * outer_operators
+        hat = n * n if fit.full_hat else n * max_group  # the hat matrix, or the blocks of one deletion
+        fixed = ((itemsize + 8) * n * rank + 3 * 8 * hat + itemsize * len(self.alphas) * outer_operators
                  + 8 * len(self.alphas) * n_folds * n_voxels + LIBRARY_OVERHEAD)
         per_voxel = itemsize * (6 * n + 2 * rank + 4 * max_group + copied_rows + 64)
         room = (self._budget() - fixed) / 2
         if self.voxel_chunk:
             return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE), room
-        block = min(int(room // per_voxel), 2 * self.max_block)  # 2x the primal's: measured
+        # half of the room: the allocator keeps freed temporaries (resident memory measured by tests/test_ridge.py)
+        block = min(int(room / 2 // per_voxel), 2 * self.max_block)  # 2x the primal's: measured
         block = block // BLOCK_MULTIPLE * BLOCK_MULTIPLE
         if block < BLOCK_MULTIPLE:
             need = fixed + 2 * BLOCK_MULTIPLE * per_voxel
