@@ -808,7 +808,7 @@ class NestedRidgeCV:
         fixed = ((itemsize + 8) * n * rank + 3 * 8 * hat + itemsize * len(self.alphas) * outer_operators
                  + 8 * len(self.alphas) * n_folds * n_voxels + LIBRARY_OVERHEAD)
         per_voxel = itemsize * (6 * n + 2 * rank + 4 * max_group + copied_rows + 64)
-        room = (self._budget() - fixed) / 2
+        room = (self._budget() - fixed) / 4  # half left for the allocator and the float64 temporaries
         if self.voxel_chunk:
             return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE), room
         # half of the room: the allocator keeps freed temporaries (resident memory measured by tests/test_ridge.py)
