@@ -442,6 +442,10 @@ def test_isc_from_the_participant_level_cache_equals_reading_the_bold(tmp_path, 
     assert sources[1]["sub-01"] == "BOLD" and sources[1]["sub-02"] == "cache"
     assert np.abs(maps[0]).max() > 0.1
     np.testing.assert_allclose(maps[0], maps[1], atol=1e-6)
+    for record in out.glob("sub-02/cache/*_desc-isc_bold.json"):
+        record.write_text("{not json")
+    assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "20"]) == 0
+    assert json.loads(open(f"{isc}.json").read())["ReadFrom"]["sub-02"] == "BOLD"
     for cache in out.glob("sub-*/cache"):
         shutil.rmtree(cache)
     assert main([str(tmp_path / "bids"), str(out), "group", "--group-bootstraps", "20"]) == 0

@@ -39,9 +39,16 @@ def cached_runs(result, runs, trim_start, trim_end, cleaning, mask):
     records = sorted(folder.glob(f"sub-{result.subject}_task-{result.task}_*desc-isc_bold.json"))
     if not records:
         return None
-    record = json.loads(records[0].read_text())
-    same = (record.get("Bold") == [run["Bold"] for run in runs] and record.get("TrimScans") == [trim_start, trim_end]
-            and Cleaning.from_record(record["Cleaning"]) == cleaning and not record.get("Confounds"))
+    try:
+        record = json.loads(records[0].read_text())
+        same = (record.get("Bold") == [run["Bold"] for run in runs]
+                and record.get("TrimScans") == [trim_start, trim_end]
+                and Cleaning.from_record(record["Cleaning"]) == cleaning and not record.get("Confounds")
+                and all((folder / name).is_file() for name in record["Files"]))
+    except (ValueError, KeyError, TypeError) as error:
+        LOGGER.warning("sub-%s: %s is not a readable ISC cache (%s); reading the BOLD", result.subject, records[0],
+                       error)
+        return None
     own = result.own_mask
     if not same or own.shape != mask.shape or not own[mask].all():
         LOGGER.info("sub-%s: the cached cleaned BOLD does not match the group's reading of it; reading the BOLD",
