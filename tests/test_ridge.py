@@ -16,6 +16,7 @@ from bids_encoding.ridge.scoring import correlation, zscore
 from bids_encoding.synthetic.regression import regression_runs
 
 ALPHAS = np.logspace(1, 6, 11)
+ALPHAS_WIDE = np.logspace(1, 7, 13)  # the benchmark's grid
 
 
 def synthetic_runs(**kwargs):
@@ -181,6 +182,20 @@ def test_dual_form_is_exact_with_a_wide_spectrum_and_small_alphas():
     assert same.mean() >= 0.995
     assert np.abs(dual.test_r - exact.test_r)[same].max() < 1e-4
     assert np.abs(dual.validation_score - exact.validation_score).max() < 1e-4
+
+
+def test_dual_form_in_float32_chooses_the_alphas_of_float64_when_features_far_outnumber_scans():
+    """p = 4,096 features against 600 scans: small alphas all give nearly the minimum-norm fit, so their validation
+    scores differ by about 1e-6. The dual form in float32 must still choose the alphas float64 chooses (issue 4's
+    99.9%), and give its held-out r to 1e-4 (the residual of the full fit, which the deletions amplify by up to
+    (λ + α) / α, is computed in float64)."""
+    x_runs, y_runs = regression_runs(0, 6, 100, 4096, 500)
+    single = NestedRidgeCV(ALPHAS_WIDE, form="dual").fit_score(x_runs, y_runs)
+    double = NestedRidgeCV(ALPHAS_WIDE, form="dual", dtype=torch.float64).fit_score(
+        [x.astype(np.float64) for x in x_runs], [y.astype(np.float64) for y in y_runs])
+    same = np.isclose(single.alpha, double.alpha, rtol=1e-4)
+    assert same.mean() >= 0.999
+    assert np.abs(single.test_r - double.test_r)[same].max() < 1e-4
 
 
 def test_reduced_rank_dual_form_approximates_the_exact_fit():

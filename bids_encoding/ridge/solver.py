@@ -368,16 +368,18 @@ class _Deletion:
     def full_fit(self, z, outside, alpha_index, rows=slice(None), y=None, direction=None):
         """``ŷ(all)`` and ``y - ŷ(all)`` at one alpha (index, or one index per column) on ``rows``; with ``y``
         and a ``direction`` (:meth:`directions`), in one product."""
-        shrinkage = self.shrinkage[alpha_index].to(self.dtype)
+        shrinkage = self.shrinkage[alpha_index]
         shrinkage = shrinkage[:, None] if shrinkage.dim() == 1 else shrinkage.T
-        f = self.eigenvectors[rows]
         if direction == "fitted":
-            fitted = f @ (shrinkage * z)
+            fitted = self.eigenvectors[rows] @ (shrinkage.to(self.dtype) * z)
             return fitted, y - fitted
+        # The residual in float64: the deletions multiply it by up to (λ + α) / α. With many more features than
+        # scans, small alphas all give nearly the minimum-norm fit, and a float32 residual moved their validation
+        # scores by ~3e-6, more than they differ (tests/test_ridge.py; a float64 z is not needed, measured).
+        residual = (self.eigenvectors64[rows] @ ((1 - shrinkage) * z.to(torch.float64))).to(self.dtype)
         if direction == "residual":
-            residual = f @ ((1 - shrinkage) * z)
             return y - residual, residual
-        fitted, residual = f @ (shrinkage * z), f @ ((1 - shrinkage) * z)
+        fitted = self.eigenvectors[rows] @ (shrinkage.to(self.dtype) * z)
         if outside is not None:
             residual += outside[rows]
         return fitted, residual
@@ -811,7 +813,8 @@ class NestedRidgeCV:
         hat = n * n if fit.full_hat else n * max_group  # the hat matrix, or the blocks of one deletion
         fixed = ((itemsize + 8) * n * rank + 3 * 8 * hat + itemsize * len(self.alphas) * outer_operators
                  + 8 * len(self.alphas) * n_folds * n_voxels + LIBRARY_OVERHEAD)
-        per_voxel = itemsize * (6 * n + 2 * rank + 4 * max_group + copied_rows + 64)
+        per_voxel = itemsize * (6 * n + 2 * rank + 4 * max_group + copied_rows + 64) + 8 * (n + rank)  # + the
+        # float64 residual and its coordinates
         room = (self._budget() - fixed) / 4  # half left for the allocator and the float64 temporaries
         if self.voxel_chunk:
             return max(BLOCK_MULTIPLE, int(self.voxel_chunk) // BLOCK_MULTIPLE * BLOCK_MULTIPLE), room
