@@ -14,6 +14,7 @@ from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
 from bids_encoding.ridge import DEFAULT_ALPHAS, InnerCV
 
 DEFAULT_MODELS = ("sentence-transformers/all-MiniLM-L6-v2",)
+RESOLVED = "resolved"  # the table of a saved configuration that says what the options resolved to
 
 
 @dataclass
@@ -86,10 +87,13 @@ class GroupConfig(RunConfig):
     mask_threshold: float = 1.0  # fraction of participants whose masks must have a voxel (1: intersection)
 
 
-def save_config(config, path):
-    """Write the effective configuration (a config dataclass) as TOML; settings that are None are left out
-    (TOML has no null)."""
-    text = f"# effective configuration of this run ({type(config).__name__})\n" + to_toml(asdict(config))
+def save_config(config, path, options, level, command):
+    """Write the effective configuration as TOML: the run's ``options`` (every option after the config file and
+    the command line, as ``--config-file`` reads them), then, under ``[resolved]``, what they resolved to (the
+    config dataclass; ``--config-file`` skips it). Settings that are None are left out (TOML has no null)."""
+    text = (f"# effective configuration of: {command}\n"
+            f"# rerun it with: bids_encoding BIDS_DIR OUTPUT_DIR {level} --config-file {path}\n"
+            + to_toml({**options, RESOLVED: asdict(config)}))
     Path(path).write_text(text, encoding="utf-8")
     return Path(path)
 

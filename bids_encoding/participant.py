@@ -28,7 +28,9 @@ from bids_encoding.derivatives.resume import (
     remove_committed_checkpoints,
     reusable_models,
 )
-from bids_encoding.derivatives.sidecars import participant_sidecar, significance_record, source_path
+from bids_encoding.derivatives.sidecars import (
+    bids_uri, mask_record, participant_sidecar, significance_record, source_path,
+)
 from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
@@ -208,7 +210,8 @@ def _participant(subject, task, runs, responses, mask, config, sequence):
     space = runs[0].space or config.space or "orig"
     hemispheres = participant_hemispheres(mask.img, space)
     output = ParticipantOutput(config.output_dir, subject, task, space, mask.img)
-    output.write_mask({"Description": "Brain mask of the fit", "Sources": [str(runs[0].bold_path)],
+    bold = [bids_uri(run.bold_path, config.bids_dir) for run in runs]
+    output.write_mask({"Description": "Brain mask of the fit", **mask_record("Brain", bold, space, bold[0]),
                        "MaskSource": mask.record(config.bids_dir), **_coverage_record(subject, mask.img, space)})
     _timeline(output, runs, config)
     participant = Participant(subject, task, runs, responses, output, hemispheres, mask)

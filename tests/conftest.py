@@ -15,6 +15,7 @@ from bids_encoding.synthetic.neuron_model import story_tokenizer  # noqa: F401 (
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("BIDS_ENCODING_SKIP_REPORTS", "1")  # tests/test_reports.py turns the reports on
+os.environ.setdefault("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "1")  # tests/test_bids_validity.py turns it on
 
 
 def save_tiny_model(directory, model_class, config, tokenizer, seed=1234):
@@ -80,3 +81,59 @@ def templateflow_home(tmp_path, monkeypatch):
     importlib.reload(templateflow.api)
     templateflow.api.templates()  # unpacks the skeleton
     return home / "tpl-MNI152NLin2009cAsym"
+
+
+def validator_issues(folder):
+    """The BIDS validator's issues on ``folder`` as ``(severity, code, location)``; ``None`` when it is not
+    installed (the test extra installs it)."""
+    import json
+    import subprocess
+
+    from bids_encoding.inputs.validation import find_validator
+
+    command = find_validator()
+    if command is None:
+        return None
+    completed = subprocess.run([*command, "--format", "json", str(folder)], capture_output=True, text=True,
+                               timeout=600)
+    report = json.loads(completed.stdout)
+    return [(issue["severity"], issue["code"], issue.get("location", "")) for issue in report["issues"]["issues"]]
+
+
+def validator_errors(folder):
+    """The validator's errors on ``folder`` (an empty list when it is not installed)."""
+    return [issue for issue in validator_issues(folder) or [] if issue[0] == "error"]
+
+
+def bidsignore_patterns_used(output_dir, scratch):
+    """The .bidsignore patterns that cover files of ``output_dir``; asserts that the validator, run on a copy
+    without .bidsignore, reports each covered file (or a folder holding it) as not part of BIDS: no pattern hides
+    a file that BIDS defines. ``None`` when the validator is not installed."""
+    import fnmatch
+    import shutil
+
+    from bids_encoding.derivatives.staging import BIDSIGNORE
+
+    def covers(pattern, parts):  # "/x" from the root, "x" any name at any depth; a folder covers its files
+        if pattern.startswith("/"):
+            body = pattern[1:].split("/")
+            return len(parts) >= len(body) and all(fnmatch.fnmatchcase(p, b) for p, b in zip(parts, body))
+        return any(fnmatch.fnmatchcase(part, pattern) for part in parts)
+
+    bare = Path(scratch) / "without-bidsignore"
+    shutil.copytree(output_dir, bare, ignore=shutil.ignore_patterns(".bidsignore"))
+    issues = validator_issues(bare)
+    if issues is None:
+        return None
+    flagged = {location.strip("/") for _, code, location in issues if code == "NOT_INCLUDED"}
+    used = set()
+    for path in bare.rglob("*"):
+        parts = path.relative_to(bare).parts
+        if parts[0] == "logs":
+            continue  # the validator skips logs/ by default: never reported, whatever it holds
+        for pattern in BIDSIGNORE:
+            if path.is_file() and covers(pattern, parts):
+                used.add(pattern)
+                held_by = {"/".join(parts[:k]) for k in range(1, len(parts) + 1)}
+                assert held_by & flagged, f"{pattern} hides {path.relative_to(bare)}, which the validator accepts"
+    return used

@@ -9,6 +9,7 @@ from bids_encoding.cli import main
 from bids_encoding.cli.demo import recovery_summary
 from bids_encoding.features.models import model_label
 from bids_encoding.synthetic import generate_dataset
+from conftest import bidsignore_patterns_used, validator_errors
 
 FAST = ["--device", "cpu", "--pvalue-method", "none"]
 
@@ -29,6 +30,8 @@ def _run(root, tmp_path, tiny_model, *options):
     output_dir = tmp_path / "out"
     code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model), *FAST, *options])
     recovered = recovery_summary(output_dir, root / "ground_truth", model_label(str(tiny_model))) if code == 0 else {}
+    if code == 0:
+        assert not validator_errors(output_dir)  # every layout's output is valid BIDS-Derivatives
     return code, recovered, output_dir
 
 
@@ -155,6 +158,9 @@ def test_words_level_writes_bids_events_that_participant_reads_back(replicas, tm
     root = replicas["lebel"]
     words_dir = tmp_path / "words"
     assert main([str(root / "bids"), str(words_dir), "words", "--stimuli", "lebel"]) == 0
+    assert not validator_errors(words_dir)
+    used = bidsignore_patterns_used(words_dir, tmp_path)
+    assert used is None or {"/words.tsv", "/words.json"} <= used
     summary = pd.read_csv(words_dir / "words.tsv", sep="\t")
     assert list(summary["origin_s"]) == [10.0] * 3 and (summary["words"] > 300).all()
     events = pd.read_csv(words_dir / "sub-UTS01" / "ses-1" / "func" /

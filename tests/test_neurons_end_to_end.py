@@ -14,7 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from bids_encoding.cli import main
 from bids_encoding.synthetic import generate_dataset
 from bids_encoding.synthetic.neuron_model import build_neuron_model
-from conftest import templateflow_home
+from conftest import bidsignore_patterns_used, templateflow_home, validator_errors
 from test_neurons import _schaefer_image
 
 OPTIONS = ["--neuron-patterns", "8", "--neuron-permutations", "200", "--pvalue-method", "none"]
@@ -48,9 +48,12 @@ def planted(tmp_path_factory):
     return code, output_dir, truth, bids, root
 
 
-def test_planted_neuron_groups_are_traced_to_their_networks(planted):
+def test_planted_neuron_groups_are_traced_to_their_networks(planted, tmp_path):
     code, output_dir, truth, _, _ = planted
     assert code == 0
+    assert not validator_errors(output_dir)
+    used = bidsignore_patterns_used(output_dir, tmp_path)
+    assert used is None or "*_desc-neurons_*" in used
     planted_networks = pd.read_csv(truth / "neuron_networks.tsv", sep="\t")
     assignments = _files(output_dir, "assignments")
     assert len(assignments) == 2

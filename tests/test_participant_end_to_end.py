@@ -136,8 +136,33 @@ def test_effective_configuration_is_saved_as_toml_beside_the_log(tiny_run, tiny_
     assert saved and saved[0].with_name(saved[0].name.replace("_config.toml", ".log")).is_file()
     config = tomllib.loads(saved[0].read_text())
     assert config["models"] == [str(tiny_model)] and config["device"] == "cpu"
-    assert config["design"]["trim_start"] == 10 and config["inner_cv"]["scheme"] == "loro"
-    assert config["cleaning"]["high_pass"] == pytest.approx(1 / 128)
+    resolved = config["resolved"]
+    assert resolved["design"]["trim_start"] == 10 and resolved["inner_cv"]["scheme"] == "loro"
+    assert resolved["cleaning"]["high_pass"] == pytest.approx(1 / 128)
+
+
+def _comparable_sidecar(path, output_dir):
+    """A sidecar with the output folder's own path replaced: what must not change in a rerun elsewhere."""
+    return json.loads(path.read_text().replace(str(output_dir), "OUTPUT_DIR"))
+
+
+def test_rerun_from_the_saved_configuration_gives_the_same_maps_and_sidecars(tiny_run, tmp_path):
+    """--config-file with the configuration a run saved in its logs, into a new output folder: the same maps
+    (r to 1e-6) and sidecars; an option on the command line overrides the file, and the log says so."""
+    root, output_dir, code, _ = tiny_run
+    assert code == 0
+    saved = sorted((output_dir / "logs").glob("*_config.toml"))[0]
+    rerun = tmp_path / "rerun"
+    assert main([str(root / "bids"), str(rerun), "participant", "--config-file", str(saved), "-v"]) == 0
+    maps = sorted(path.relative_to(output_dir) for path in output_dir.glob("sub-*/func/*_statmap.nii.gz"))
+    assert maps == sorted(path.relative_to(rerun) for path in rerun.glob("sub-*/func/*_statmap.nii.gz"))
+    for relative in maps:
+        first, second = (np.asarray(nib.load(folder / relative).dataobj) for folder in (output_dir, rerun))
+        np.testing.assert_allclose(second, first, atol=1e-6, err_msg=str(relative))
+        sidecar = relative.with_name(relative.name.replace(".nii.gz", ".json"))
+        assert _comparable_sidecar(rerun / sidecar, rerun) == _comparable_sidecar(output_dir / sidecar, output_dir)
+    log = next(path for path in (rerun / "logs").glob("*.log"))
+    assert "--verbose 1 on the command line overrides the config file's 0" in log.read_text()
 
 
 def test_rerun_with_fewer_models_removes_the_files_of_the_model_left_out(small_dataset, tiny_model, tmp_path):

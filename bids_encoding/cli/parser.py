@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from bids_encoding import __version__
+from bids_encoding.config import RESOLVED
 from bids_encoding.errors import MissingInputError, UsageError
 
 LEVELS = ("participant", "group", "words")
@@ -102,8 +103,11 @@ def build_parser():
     _option(selection, "--bids-filter-file", type=Path, default=None, metavar="FILE",
             help="JSON of entity queries on the BOLD files, as fMRIPrep's: {\"bold\": {\"acquisition\": \"mb\"}} "
                  "(a value, a list, or null for an absent entity)")
-    _option(selection, "--skip-bids-validation", action="store_true", default=False,
-            help="index files whose names are not valid BIDS too")
+    _option(selection, "--skip-bids-validation", action="store_true",
+            default=os.environ.get("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "") not in ("", "0"),
+            help="do not run bids-validator on the input first (participant and words levels; its report goes to "
+                 "OUTPUT_DIR/logs), and index files whose names are not valid BIDS too; the environment variable "
+                 "BIDS_ENCODING_SKIP_BIDS_VALIDATION=1 sets it too")
 
     confounds = parser.add_argument_group("confounds (fMRIPrep derivatives; nilearn load_confounds)")
     _option(confounds, "--confounds", nargs="+", choices=CONFOUND_STRATEGIES, default=[], metavar="STRATEGY",
@@ -303,6 +307,8 @@ def load_config_file(path, parser):
     actions = {action.dest: action for action in parser._actions}
     defaults = {}
     for key, value in data.items():
+        if key == RESOLVED and isinstance(value, dict):
+            continue  # a saved configuration's record of what its options resolved to
         dest = key.lstrip("-").replace("-", "_")
         if dest not in actions or dest in NOT_FROM_CONFIG:
             raise UsageError(f"config file {path}: unknown option '{key}'")
@@ -314,10 +320,28 @@ def load_config_file(path, parser):
                 value = [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
         except (TypeError, ValueError) as error:
             raise UsageError(f"config file {path}: bad value for '{key}': {error}") from error
-        if action.choices is not None and value not in action.choices:
+        if action.choices is not None and any(v not in action.choices
+                                              for v in (value if isinstance(value, list) else [value])):
             raise UsageError(f"config file {path}: '{key}' must be one of {', '.join(map(str, action.choices))}")
         defaults[dest] = value
     return defaults
+
+
+def effective_options(args):
+    """The options of a parsed command line, after its config file, as a config file holds them (dashed long
+    names; paths absolute): the first part of the saved configuration, which ``--config-file`` reads back."""
+    options = {}
+    for action in build_parser()._actions:
+        if action.dest in NOT_FROM_CONFIG or not hasattr(args, action.dest):
+            continue
+        value = getattr(args, action.dest)
+        if isinstance(value, Path):
+            value = str(value.resolve())
+        elif isinstance(value, (list, tuple)):
+            value = [str(v.resolve()) if isinstance(v, Path) else v for v in value]
+        if value is not None:
+            options[action.dest.replace("_", "-")] = value
+    return options
 
 
 def parse_args(argv):
@@ -326,9 +350,25 @@ def parse_args(argv):
     pre.add_argument("--config-file", "--config_file", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
     parser = build_parser()
-    if known.config_file is not None:
-        parser.set_defaults(**load_config_file(known.config_file, parser))
-    return parser.parse_args(argv)
+    from_file = load_config_file(known.config_file, parser) if known.config_file is not None else {}
+    parser.set_defaults(**from_file)
+    args = parser.parse_args(argv)
+    given = _given_on_command_line(argv) if from_file else set()
+    # what the command line changed in the file: the log says so (cli/run.py)
+    args.command_line = list(argv)
+    args.overridden = {dest: (from_file[dest], getattr(args, dest)) for dest in sorted(given & set(from_file))
+                       if from_file[dest] != getattr(args, dest)}
+    return args
+
+
+def _given_on_command_line(argv):
+    """The options the command line itself gives (whatever the defaults)."""
+    unset = object()
+    parser = build_parser()
+    parser.set_defaults(**{action.dest: None if isinstance(action, argparse._CountAction) else unset
+                           for action in parser._actions if action.dest not in ("help", "version")})
+    args = parser.parse_args(argv)
+    return {dest for dest, value in vars(args).items() if value is not unset and value is not None}
 
 
 def _ridge_rank(rank):

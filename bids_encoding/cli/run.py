@@ -2,8 +2,10 @@
 
 import logging
 import os
+import shlex
+import sys
 
-from bids_encoding.cli.parser import LEVELS, config_from_args
+from bids_encoding.cli.parser import LEVELS, config_from_args, effective_options
 from bids_encoding.errors import EXIT_CANNOT_CREATE, EXIT_UNKNOWN_LEVEL, BidsAppError
 
 LOGGER = logging.getLogger("bids_encoding.cli")
@@ -21,7 +23,11 @@ def run(args):
     config = config_from_args(args)
     _check_writable(config.output_dir)
     log_file = setup_logging(config.output_dir, args.verbose)
-    save_config(config, log_file.with_name(log_file.stem + "_config.toml"))
+    save_config(config, log_file.with_name(log_file.stem + "_config.toml"), effective_options(args),
+                args.analysis_level, shlex.join(["bids_encoding", *map(str, getattr(args, "command_line", sys.argv[1:]))]))
+    for dest, (in_file, given) in getattr(args, "overridden", {}).items():
+        LOGGER.info("--%s %s on the command line overrides the config file's %s", dest.replace("_", "-"),
+                    _shown(given), _shown(in_file))
     from bids_encoding.config import limit_threads
 
     LOGGER.debug("numerical libraries limited to %d thread(s)", limit_threads(config))
@@ -34,6 +40,8 @@ def run(args):
     level = args.analysis_level
     if args.reports_only:
         return _reports_only(level, config, log_file)
+    if level in ("participant", "words"):
+        _validate_input(config, log_file)
     failure = None
     try:
         summary = _run_level(level, config, args)
@@ -52,6 +60,18 @@ def run(args):
             _reports(level, config, failure, log_file)
     LOGGER.info(summary)
     return 0
+
+
+def _validate_input(config, log_file):
+    """The BIDS validator on the input, before anything else (docs/usage.md)."""
+    if not config.validate:
+        LOGGER.info("the input was not validated (--skip-bids-validation)")
+        return
+    from bids_encoding.inputs.validation import validate_input
+
+    subjects = [label.removeprefix("sub-") for label in config.participant_labels] if config.participant_labels \
+        else None
+    validate_input(config.bids_dir, log_file.with_name(log_file.stem + "_bids-validator.json"), subjects)
 
 
 def _run_level(level, config, args):
@@ -112,3 +132,7 @@ def _check_writable(output_dir):
     except OSError as error:
         raise BidsAppError(f"cannot write to the output folder {output_dir} ({error.strerror}): choose a folder "
                            "you can write to", EXIT_CANNOT_CREATE) from error
+
+
+def _shown(value):
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)

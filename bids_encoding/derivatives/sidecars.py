@@ -3,7 +3,7 @@
 from dataclasses import asdict
 from pathlib import Path
 
-from bids_encoding.derivatives.staging import software_versions
+from bids_encoding.derivatives.staging import RAW, STANDARD_SPACES, software_versions
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
 
 
@@ -76,3 +76,20 @@ def source_path(path, bids_dir):
     """A path relative to the dataset, or absolute when it lies outside (a words folder)."""
     path = Path(path)
     return str(path.relative_to(bids_dir)) if path.is_relative_to(bids_dir) else str(path)
+
+
+def bids_uri(path, bids_dir):
+    """A BIDS URI of an input file (``bids:raw:<path in the dataset>``; ``raw`` is the input's name in
+    ``DatasetLinks``), or a ``file://`` URI when it lies outside the dataset."""
+    path = Path(path)
+    return f"bids:{RAW}:{path.relative_to(bids_dir)}" if path.is_relative_to(bids_dir) else path.resolve().as_uri()
+
+
+def mask_record(kind, sources, space, reference):
+    """The BIDS fields of a mask's sidecar: ``Type`` (``Brain`` or ``ROI``), ``Sources`` (URIs) and, in a space
+    that is not a BIDS standard template (``orig``, a custom template), ``SpatialReference``: the URI of an image on
+    the same grid."""
+    record = {"Type": kind, "Sources": list(sources)}
+    if space not in STANDARD_SPACES:
+        record["SpatialReference"] = reference
+    return record

@@ -25,7 +25,32 @@ from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE
 
 BIDS_VERSION = "1.10.0"
 CODE_URL = "https://github.com/bids-encoding/bids_encoding"
-BIDSIGNORE = ["logs/", "work/", "*.html", "figures/", "words.tsv", "words.json"]
+AUTHORS = ["The bids_encoding developers"]
+# What BIDS does not define (yet), as the BIDS validator reads .bidsignore: "/x" at the root only, "x" at any depth;
+# a pattern ending in "/" would leave the folder itself reported. docs/outputs.md lists each with its status. logs/
+# is not listed: the validator skips it by default.
+BIDSIGNORE = {
+    "/work": "pybids index and feature cache (app-specific)",
+    "*.html": "reports (app-specific, as fMRIPrep's)",
+    "figures": "report figures, sub-<p>/figures and group/figures (app-specific, as fMRIPrep's)",
+    "/group": "group-level results: BIDS defines no place for results across participants",
+    "*_statmap.nii.gz": "statistical maps: stat-<label>_statmap of BEP041 (statistical model derivatives, a "
+                        "proposal), with this app's model- and layer- entities",
+    "*_statmap.json": "their sidecars",
+    "*_scores.tsv": "per-participant score tables (app-specific)",
+    "*_scores.json": "their sidecars",
+    "*_desc-neurons_*": "neuron patterns: time series, assignments and networks with the model- entity "
+                        "(app-specific)",
+    "/sub-*/cache": "--isc-cache: cleaned BOLD as .npy for the group's ISC (app-specific)",
+    "/words.tsv": "the words level's summary table (app-specific)",
+    "/words.json": "its sidecar",
+}
+STANDARD_SPACES = (  # BIDS's standard template identifiers (the validator's _StandardTemplateCoordSys)
+    "ICBM452AirSpace", "ICBM452Warp5Space", "IXI549Space", "fsaverage", "fsaverageSym", "fsLR", "MNIColin27",
+    "MNI152Lin", "MNI152NLin2009aSym", "MNI152NLin2009bSym", "MNI152NLin2009cSym", "MNI152NLin2009aAsym",
+    "MNI152NLin2009bAsym", "MNI152NLin2009cAsym", "MNI152NLin6Sym", "MNI152NLin6Asym", "MNI305", "NIHPD",
+    "OASIS30AntsOASISAnts", "OASIS30Atropos", "Talairach", "UNCInfant")
+RAW = "raw"  # the input dataset's name in DatasetLinks and BIDS URIs ("bids:raw:sub-01/...")
 
 
 def software_versions():
@@ -66,9 +91,13 @@ def _alive(pid):
 
 
 def write_dataset_description(output_dir, bids_dir):
-    """Write ``dataset_description.json`` and ``.bidsignore`` if they are missing."""
+    """Write (or bring up to date) ``dataset_description.json``, ``README.md`` and ``.bidsignore``.
+
+    The description names the app's authors, the container image when the app runs in one, and the input dataset
+    (``SourceDatasets`` with its DOI and version when it has them; ``DatasetLinks`` name it ``raw`` for the BIDS
+    URIs of the sidecars). A ``.bidsignore`` the user extended keeps their lines.
+    """
     output_dir = Path(output_dir)
-    path = output_dir / "dataset_description.json"
     source = {}
     source_path = Path(bids_dir) / "dataset_description.json"
     if source_path.is_file():
@@ -76,24 +105,95 @@ def write_dataset_description(output_dir, bids_dir):
             source = json.loads(source_path.read_text(encoding="utf-8-sig"))
         except ValueError:
             source = {}
+    source = source if isinstance(source, dict) else {}
+    generated_by = {"Name": "bids_encoding", "Version": __version__, "CodeURL": CODE_URL,
+                    "Description": "voxel-wise encoding models of language-model features"}
+    if container_record():
+        generated_by["Container"] = container_record()
+    input_uri = Path(bids_dir).resolve().as_uri()
+    doi = source.get("DatasetDOI")
     description = {
         "Name": f"bids_encoding: language-model encoding of {source.get('Name', Path(bids_dir).name)}",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "bids_encoding", "Version": __version__, "CodeURL": CODE_URL}],
+        "Authors": AUTHORS,
+        "GeneratedBy": [generated_by],
         "SourceDatasets": [{key: value for key, value in
-                            (("URL", Path(bids_dir).resolve().as_uri()),
-                             ("DOI", source.get("DatasetDOI")),
+                            (("URL", input_uri), ("DOI", _doi_uri(doi) if doi else None),
                              ("Version", source.get("DatasetVersion"))) if value}],
+        "DatasetLinks": {RAW: input_uri},
     }
     if source.get("License"):
         description["License"] = source["License"]
-    if path.is_file():
-        return
-    _atomic_write_text(path, json.dumps(description, indent=2))
+    _write_if_changed(output_dir / "dataset_description.json", json.dumps(description, indent=2) + "\n")
+    _write_if_changed(output_dir / "README.md", _readme(description, source))
     ignore = output_dir / ".bidsignore"
-    if not ignore.is_file():
-        _atomic_write_text(ignore, "\n".join(BIDSIGNORE) + "\n")
+    lines = ignore.read_text().splitlines() if ignore.is_file() else []
+    missing = [pattern for pattern in BIDSIGNORE if pattern not in lines]
+    if missing or not lines:
+        _write_if_changed(ignore, "\n".join(lines + missing) + "\n")
+
+
+def container_record():
+    """``GeneratedBy.Container`` when the app runs in its container image (set by the Dockerfile, and seen through
+    Singularity/Apptainer), else ``None``."""
+    tag = os.environ.get("BIDS_ENCODING_CONTAINER_TAG")
+    if not tag:
+        return None
+    for variable, kind in (("APPTAINER_CONTAINER", "apptainer"), ("SINGULARITY_CONTAINER", "singularity")):
+        if os.environ.get(variable):
+            return {"Type": kind, "Tag": tag, "URI": Path(os.environ[variable]).resolve().as_uri()}
+    return {"Type": "docker", "Tag": tag}
+
+
+def _doi_uri(doi):
+    doi = str(doi).strip()
+    return doi if doi.startswith(("doi:", "http")) else f"doi:{doi}"
+
+
+def _readme(description, source):
+    links = "\n".join(f"- {key}: {value}" for entry in description["SourceDatasets"] for key, value in entry.items())
+    container = description["GeneratedBy"][0].get("Container")
+    image = f" in the {container['Type']} image {container['Tag']}" if container else ""
+    doi = description["SourceDatasets"][0].get("DOI")
+    return README.format(name=description["Name"], version=__version__, code_url=CODE_URL, image=image,
+                         source=source.get("Name", "(its dataset_description.json gives no name)"), links=links,
+                         doi=f" ({doi})" if doi else "")
+
+
+README = """# {name}
+
+Written by bids_encoding {version} ({code_url}){image}: how well, and where, language models predict the BOLD
+responses of people listening to stories.
+
+## Source dataset
+
+{source}
+{links}
+
+## What is here
+
+- `sub-<label>/func/`: per participant, the brain mask of the fit (`desc-brain_mask`), a map per model, layer
+  and statistic (`model-<m>_layer-<k>_stat-<s>_statmap.nii.gz`: held-out r, R², alphas, p- and q-values), the
+  best layer, and a scores table (`_scores.tsv`). Each map's JSON sidecar records the model, revision, layer,
+  context, design, cleaning, confounds, alphas, cross-validation scheme and software versions.
+- `group/`: the group level's tables, maps and figures (scaling law, lateralization, ROIs).
+- `sub-<label>.html`, `group.html`: the reports.
+- `logs/`: each run's log, its effective configuration (`*_config.toml`; rerun it with `--config-file`) and
+  the BIDS validator's report on the input.
+
+`.bidsignore` lists what BIDS does not define yet (the statistical maps follow the BEP041 proposal).
+
+## How to cite
+
+`logs/CITATION.md` (also `.html` and `.bib`) holds the methods text of these settings with the references of
+the methods and software used. Cite the source dataset as its authors ask{doi}.
+"""
+
+
+def _write_if_changed(path, text):
+    if not path.is_file() or path.read_text() != text:
+        _atomic_write_text(path, text)
 
 
 def _atomic_write_text(path, text):
@@ -167,6 +267,7 @@ class StagedOutput:
             self.write_json(DerivativeName.parse(str(name)).sidecar, sidecar)
 
     def write_image(self, image, name, sidecar):
+        image.header.set_xyzt_units("mm", "sec")  # BIDS: NIfTI headers carry units
         image.to_filename(self.path(name))
         self.write_json(DerivativeName.parse(str(name)).sidecar, sidecar)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from bids_encoding.derivatives.staging import GroupOutput
+from bids_encoding.derivatives.sidecars import mask_record
+from bids_encoding.derivatives.staging import GroupOutput, write_dataset_description
 from bids_encoding.group import figures
 from bids_encoding.group.collect import check_consistency, collect, model_table
 from bids_encoding.group.reliability import reliable_voxels
@@ -43,6 +44,7 @@ def run_group_level(config):
     results = collect(config.output_dir, config.task, config.participant_labels)
     _report_participants(config, results)
     check_consistency(results)
+    write_dataset_description(config.output_dir, config.bids_dir)  # brought up to date (README, .bidsignore)
     summaries = []
     for task in sorted({r.task for r in results}):
         members = [r for r in results if r.task == task and not r.is_average]
@@ -98,9 +100,11 @@ def _task_level(config, members, output, average=None):
                        "affine and the language ROIs are MNI coordinates, so left/right and ROI results hold "
                        "only if the data are aligned to MNI space", members[0].space)
     needed = max(1, int(np.ceil(config.mask_threshold * len(members) - 1e-9)))
+    sources = [f"bids::{Path(r.mask_path).relative_to(config.output_dir)}" for r in members]
+    masks = mask_record("Brain", sources, members[0].space, sources[0])  # BIDS URIs in this dataset
     output.image(mask, affine, "mask", f"Voxels in the masks of at least {needed} of the {len(members)} "
                  "participants, intersected with their mirror image; the midline (|x| < half a voxel) excluded",
-                 {"MaskThreshold": config.mask_threshold, "MinimumParticipants": needed,
+                 {**masks, "MaskThreshold": config.mask_threshold, "MinimumParticipants": needed,
                   "Rule": "intersection" if needed == len(members) else "union with a minimum count"},
                  desc="symmetric")
     reliability = reliable_voxels(config.bids_dir, members, mask, affine, config.reliable_fraction)
@@ -111,7 +115,8 @@ def _task_level(config, members, output, average=None):
                          "half splits, mean over runs)", reliability.isc_settings, stat="isc")
         output.image(reliability.reliable, affine, "mask",
                      f"Top {reliability.fraction:.0%} of the symmetric mask by {reliability.source}",
-                     {"ReliableFraction": reliability.fraction, "ReliabilitySource": reliability.source},
+                     {**masks, "Type": "ROI", "ReliableFraction": reliability.fraction,
+                      "ReliabilitySource": reliability.source},
                      desc="reliable")
         reliable = reliability.reliable
 
