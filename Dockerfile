@@ -204,6 +204,9 @@ RUN HOME=/tmp/home bids_encoding --version \
 
 ARG BASE_IMAGE
 ARG VERSION=0.1.0
+# the image as the outputs' dataset_description.json names it (GeneratedBy.Container): give the tag of -t
+ARG CONTAINER_TAG=bids_encoding:${VERSION}
+ENV BIDS_ENCODING_CONTAINER_TAG=${CONTAINER_TAG}
 ARG VCS_REF=unknown
 ARG BUILD_DATE=unknown
 LABEL org.opencontainers.image.title="bids_encoding" \

@@ -10,11 +10,12 @@ included), e.g. from the project's shared reference data::
     python scripts/sweep_bids_examples.py /tmp/bids-examples scripts/bids_examples_sweep.tsv
 
 The table has one row per dataset: exit code, seconds, whether the dataset was
-left unchanged, and the error line.
+left unchanged, the BIDS validator's error count on it (n/a: not run), and the error line.
 """
 
 import argparse
 import hashlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def main():
     parser.add_argument("table", type=Path, help="TSV to write")
     parser.add_argument("--timeout", type=int, default=300)
     args = parser.parse_args()
-    rows = ["dataset\texit_code\tseconds\tunchanged\tmessage"]
+    rows = ["dataset\texit_code\tseconds\tunchanged\tvalidator_errors\tmessage"]
     datasets = sorted(p for p in args.examples.iterdir() if p.is_dir() and not p.name.startswith("."))
     for dataset in datasets:
         before = digest(dataset)
@@ -54,7 +55,9 @@ def main():
             seconds = time.perf_counter() - start
         errors = [line for line in err.splitlines() if line.startswith("bids_encoding: error:")]
         message = errors[-1] if errors else ("Traceback" if "Traceback" in err else "")
-        rows.append(f"{dataset.name}\t{code}\t{seconds:.1f}\t{digest(dataset) == before}\t{message[:300]}")
+        validated = re.search(r"bids-validator: (\d+) error", err)
+        rows.append(f"{dataset.name}\t{code}\t{seconds:.1f}\t{digest(dataset) == before}\t"
+                    f"{validated.group(1) if validated else 'n/a'}\t{message[:300]}")
         print(rows[-1], flush=True)
     args.table.write_text("\n".join(rows) + "\n")
     codes = [row.split("\t")[1] for row in rows[1:]]

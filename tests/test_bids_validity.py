@@ -140,3 +140,27 @@ def test_without_the_validator_the_run_says_once_that_the_input_was_not_validate
                  "--pvalue-method", "none"])
     err = capsys.readouterr().err
     assert code == 0 and err.count("the input was not validated: bids-validator is not installed") == 1
+
+
+@pytest.mark.parametrize("singularity", [False, True])
+def test_dataset_description_names_the_container_and_the_input_doi(tmp_path, monkeypatch, singularity):
+    from bids_encoding.derivatives.staging import write_dataset_description
+
+    bids = tmp_path / "bids"
+    bids.mkdir()
+    (bids / "dataset_description.json").write_text(json.dumps({
+        "Name": "Le Petit Prince", "BIDSVersion": "1.8.0", "DatasetDOI": "10.18112/openneuro.ds003643.v2.0.5"}))
+    monkeypatch.setenv("BIDS_ENCODING_CONTAINER_TAG", "bids_encoding:0.1.0")
+    monkeypatch.delenv("APPTAINER_CONTAINER", raising=False)
+    monkeypatch.delenv("SINGULARITY_CONTAINER", raising=False)
+    if singularity:
+        monkeypatch.setenv("SINGULARITY_CONTAINER", str(tmp_path / "bids_encoding.sif"))
+    (tmp_path / "out").mkdir()
+    write_dataset_description(tmp_path / "out", bids)
+    description = json.loads((tmp_path / "out" / "dataset_description.json").read_text())
+    container = description["GeneratedBy"][0]["Container"]
+    assert container["Tag"] == "bids_encoding:0.1.0"
+    assert container["Type"] == ("singularity" if singularity else "docker")
+    assert description["SourceDatasets"][0]["DOI"] == "doi:10.18112/openneuro.ds003643.v2.0.5"
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert "Le Petit Prince" in readme and "doi:10.18112/openneuro.ds003643.v2.0.5" in readme

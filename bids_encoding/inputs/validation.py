@@ -3,9 +3,10 @@
 The validator (``bids-validator-deno`` on PyPI: the schema bundled, offline) is
 an optional extra, always in the container. Its full report goes to the log
 folder and its errors are summarised in a few lines. The run stops (exit 65)
-only on what the app cannot proceed with, in a file it reads (the dataset's
-description, top-level files the runs inherit, the selected participants'
-files): :data:`BLOCKING`. Anything else is a warning.
+only on what the app cannot proceed with (:data:`BLOCKING`), in a file it
+reads: the dataset's description, and the BOLD series, sidecars and events
+files of the selected participants or at the top level. Anything else is a
+warning.
 """
 
 import json
@@ -27,6 +28,7 @@ BLOCKING = {
     "NIFTI_HEADER_UNREADABLE": None,
     "EMPTY_FILE": None,
 }
+READ_SUFFIXES = ("_bold.nii", "_bold.nii.gz", "_bold.json", "_events.tsv", "_events.json")
 SUMMARY_LINES = 5
 
 
@@ -117,9 +119,11 @@ def _blocks(issue):
 
 
 def _read_by_this_run(issue, subjects):
-    """The dataset's description and top-level files (inherited by every run) are read by every run; a
-    participant's files by their own runs."""
+    """Whether this run reads the file: the dataset's description, and the BOLD series, their sidecars and
+    events files, of the selected participants or at the top level (inherited by every run)."""
     parts = issue.get("location", "").strip("/").split("/")
+    if parts[-1] != "dataset_description.json" and not parts[-1].endswith(READ_SUFFIXES):
+        return False  # anatomical images, other modalities: never read
     if len(parts) == 1:
         return True
     if not parts[0].startswith("sub-"):
