@@ -4,9 +4,8 @@ The validator (``bids-validator-deno`` on PyPI: the schema bundled, offline) is
 an optional extra, always in the container. Its full report goes to the log
 folder and its errors are summarised in a few lines. The run stops (exit 65)
 only on what the app cannot proceed with (:data:`BLOCKING`), in a file it
-reads: the dataset's description, and the BOLD series, sidecars and events
-files of the selected participants or at the top level. Anything else is a
-warning.
+reads: the dataset's description, and the BOLD and events sidecars of the
+selected participants or at the top level. Anything else is a warning.
 """
 
 import json
@@ -22,13 +21,13 @@ from bids_encoding.errors import BadDataError
 LOGGER = logging.getLogger(__name__)
 COMMANDS = ("bids-validator-deno", "bids-validator")
 # code -> the subcodes (metadata fields) that block, or None for every one
+# (an unreadable BOLD image is not here: the app reads the header of each BOLD it selects, and stops on it with its
+# own message; one it does not select, e.g. another derivative variant, does not matter)
 BLOCKING = {
     "JSON_INVALID": None,  # a JSON file that is not JSON: the dataset's description, a sidecar
     "JSON_SCHEMA_VALIDATION_ERROR": {"RepetitionTime"},  # the timing of every scan
-    "NIFTI_HEADER_UNREADABLE": None,
-    "EMPTY_FILE": None,
 }
-READ_SUFFIXES = ("_bold.nii", "_bold.nii.gz", "_bold.json", "_events.tsv", "_events.json")
+READ_SUFFIXES = ("_bold.json", "_events.json")
 SUMMARY_LINES = 5
 
 
@@ -119,8 +118,8 @@ def _blocks(issue):
 
 
 def _read_by_this_run(issue, subjects):
-    """Whether this run reads the file: the dataset's description, and the BOLD series, their sidecars and
-    events files, of the selected participants or at the top level (inherited by every run)."""
+    """Whether this run reads the file: the dataset's description, and the BOLD and events sidecars of the
+    selected participants or at the top level (inherited by every run)."""
     parts = issue.get("location", "").strip("/").split("/")
     if parts[-1] != "dataset_description.json" and not parts[-1].endswith(READ_SUFFIXES):
         return False  # anatomical images, other modalities: never read
