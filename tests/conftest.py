@@ -15,7 +15,14 @@ from bids_encoding.synthetic.neuron_model import story_tokenizer  # noqa: F401 (
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("BIDS_ENCODING_SKIP_REPORTS", "1")  # tests/test_reports.py turns the reports on
-os.environ.setdefault("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "1")  # tests/test_bids_validity.py turns it on
+
+
+@pytest.fixture(autouse=True)
+def _no_input_validation(request, monkeypatch):
+    """The suite does not run the BIDS validator on every test's input (seconds per run, and many inputs are
+    broken on purpose for the app's own checks); tests/test_bids_validity.py runs it."""
+    if request.module.__name__ != "test_bids_validity":
+        monkeypatch.setattr("bids_encoding.inputs.validation.validate_input", lambda *args, **kwargs: None)
 
 
 def save_tiny_model(directory, model_class, config, tokenizer, seed=1234):

@@ -24,7 +24,6 @@ def study(tmp_path_factory, tiny_model):
     out = root / "derivatives"
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("BIDS_ENCODING_SKIP_REPORTS", "")  # the reports are part of the output
-        monkeypatch.setenv("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "")
         assert main([str(root / "bids"), str(out), "participant", "--models", str(tiny_model), "wordrate",
                      "--device", "cpu", "--permutations", "10", "--pvalue-method", "blocks", "--isc-cache"]) == 0
         participant_issues = validate(out)
@@ -71,9 +70,8 @@ def test_a_user_line_in_bidsignore_is_kept(tmp_path):
 
 
 @pytest.fixture
-def broken(small_dataset, tmp_path, monkeypatch):
-    """A copy of the small dataset to break; the validator on, as outside the test suite."""
-    monkeypatch.setenv("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "")
+def broken(small_dataset, tmp_path):
+    """A copy of the small dataset to break."""
     copy = tmp_path / "bids"
     shutil.copytree(small_dataset, copy)
     return copy
@@ -117,9 +115,7 @@ def test_the_validator_stops_what_the_app_cannot_read(broken, tmp_path, tiny_mod
 
 
 @needs_validator
-def test_a_validator_error_in_another_participants_files_is_a_warning(small_dataset, tmp_path, tiny_model,
-                                                                      capsys, monkeypatch):
-    monkeypatch.setenv("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "")
+def test_a_validator_error_in_another_participants_files_is_a_warning(small_dataset, tmp_path, capsys):
     bids = tmp_path / "bids"
     shutil.copytree(small_dataset, bids)
     other = bids / "sub-02" / "func"
@@ -134,7 +130,6 @@ def test_a_validator_error_in_another_participants_files_is_a_warning(small_data
 
 def test_without_the_validator_the_run_says_once_that_the_input_was_not_validated(small_dataset, tmp_path,
                                                                                    capsys, monkeypatch):
-    monkeypatch.setenv("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "")
     monkeypatch.setattr("bids_encoding.inputs.validation.find_validator", lambda: None)
     code = main([str(small_dataset), str(tmp_path / "out"), "participant", "--models", "wordrate", "--device", "cpu",
                  "--pvalue-method", "none"])

@@ -488,3 +488,17 @@ def test_another_solver_plugs_in_through_the_solver_registry(monkeypatch):
 def test_unknown_inner_scheme_lists_the_registered_ones():
     with pytest.raises(ValueError, match="loro, single, chunks, bootstrap"):
         InnerCV("kfold")
+
+
+def test_dual_form_refuses_a_kernel_larger_than_the_budget_before_computing_it(monkeypatch):
+    """--mem bounds the dual form too: the float64 kernel and its eigenvectors (16 n² bytes) are checked against
+    the budget before they are formed, and the error says what to do."""
+    from bids_encoding.ridge import solver
+
+    def never(*args, **kwargs):
+        raise AssertionError("the kernel was computed")
+
+    monkeypatch.setattr(solver, "_Deletion", never)
+    x_runs, y_runs = regression_runs(0, 4, 150, 400, 50)
+    with pytest.raises(MemoryError, match="--ridge-rank"):
+        NestedRidgeCV(ALPHAS, form="dual", mem=2 * 2 ** 20).fit_score(x_runs, y_runs)

@@ -103,11 +103,9 @@ def build_parser():
     _option(selection, "--bids-filter-file", type=Path, default=None, metavar="FILE",
             help="JSON of entity queries on the BOLD files, as fMRIPrep's: {\"bold\": {\"acquisition\": \"mb\"}} "
                  "(a value, a list, or null for an absent entity)")
-    _option(selection, "--skip-bids-validation", action="store_true",
-            default=os.environ.get("BIDS_ENCODING_SKIP_BIDS_VALIDATION", "") not in ("", "0"),
+    _option(selection, "--skip-bids-validation", action="store_true", default=False,
             help="do not run bids-validator on the input first (participant and words levels; its report goes to "
-                 "OUTPUT_DIR/logs), and index files whose names are not valid BIDS too; the environment variable "
-                 "BIDS_ENCODING_SKIP_BIDS_VALIDATION=1 sets it too")
+                 "OUTPUT_DIR/logs), and index files whose names are not valid BIDS too")
 
     confounds = parser.add_argument_group("confounds (fMRIPrep derivatives; nilearn load_confounds)")
     _option(confounds, "--confounds", nargs="+", choices=CONFOUND_STRATEGIES, default=[], metavar="STRATEGY",

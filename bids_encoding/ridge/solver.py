@@ -717,6 +717,14 @@ class NestedRidgeCV:
         alphas = torch.tensor(self.alphas, dtype=self.dtype, device=self.device)
         starts = np.cumsum([0] + [len(x) for x in designs])
         run_rows = [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:])]
+        n_rows, n_features = int(starts[-1]), designs[0].shape[1]
+        if self.rank is None:
+            # float64: the features, the kernel, its eigenvectors and eigh's workspace, before they are formed
+            need = 8 * (n_rows * n_features + 3 * n_rows ** 2) + LIBRARY_OVERHEAD
+            if need > self._budget():
+                raise MemoryError(f"the dual form's kernel of {n_rows} scans needs {need / 2 ** 20:.0f} MiB "
+                                  f"(--mem gives {self._budget() / 2 ** 20:.0f} MiB); or approximate it with "
+                                  "--ridge-rank K")
         fit = _Deletion(torch.cat([self._tensor(x) for x in designs]), alphas, self.dtype, rank=self.rank)
         fit.full_hat = self._room_for_hat(fit.n_rows)
         n_voxels = responses[0].shape[1]
