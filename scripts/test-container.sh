@@ -196,6 +196,19 @@ for report in "$OUT"/sub-*.html "$OUT"/group.html; do
 done
 [ "$(ls "$OUT"/sub-*.html | wc -l)" -eq "$PARTICIPANTS" ] || fail "a participant report is missing"
 echo "ok: group outputs and HTML reports ($(ls "$OUT"/*.html | wc -l) files)"
+# The outputs are BIDS-Derivatives: the validator in the image accepts them, and they name the image.
+ls "$OUT"/logs/*_bids-validator.json >/dev/null 2>&1 || fail "no report of the validator on the input in $OUT/logs"
+docker_run -v "$OUT:/out:ro" --entrypoint bash "$IMAGE" -c \
+    'HOME=/tmp bids-validator-deno --format json /out > /tmp/report.json; python -c "
+import collections, json
+issues = json.load(open(\"/tmp/report.json\"))[\"issues\"][\"issues\"]
+print(\"  validator on the outputs:\", dict(collections.Counter((i[\"severity\"], i[\"code\"]) for i in issues)))
+assert not [i for i in issues if i[\"severity\"] == \"error\"]
+container = json.load(open(\"/out/dataset_description.json\"))[\"GeneratedBy\"][0][\"Container\"]
+print(\"  GeneratedBy.Container:\", container)
+assert container[\"Type\"] == \"docker\" and container[\"Tag\"]
+"' || fail "the outputs do not pass the BIDS validator, or do not name the image"
+echo "ok: bids-validator accepts the outputs (0 errors); dataset_description.json names the image"
 owners=$(find "$OUT" -mindepth 1 -newer "$BIDS/dataset_description.json" -printf '%u:%g\n' | sort -u | tr '\n' ' ')
 echo "ok: outputs owned by $owners(the run's UID:GID was $RUN_UID:$RUN_GID)"
 
