@@ -217,6 +217,8 @@ def _participant(subject, task, runs, responses, mask, config, sequence):
     participant = Participant(subject, task, runs, responses, output, hemispheres, mask)
     if config.isc_cache and subject != AVERAGE_LABEL:
         output.write_isc_cache(responses, runs, isc_cache_record(runs, config))
+    else:
+        output.drop_isc_cache()
     if sequence.repeated_groups:
         lengths = {responses[run].shape[0] for group in sequence.repeated_groups for run in group}
         if len(lengths) > 1:

@@ -291,3 +291,16 @@ def test_repeats_ceiling_and_alternative_fit_settings(tmp_path, tiny_model):
     assert r[mask & (labels == 1)].mean() > 0.3
     assert (q[mask & (labels == 1)] <= 0.05).mean() > 0.8
     assert (q[mask & (labels == 0)] <= 0.05).mean() < 0.05
+
+
+def test_a_rerun_without_isc_cache_removes_the_cache_it_no_longer_writes(small_dataset, tmp_path):
+    """The ISC cache holds cleaned BOLD of the inputs of its run; a participant refitted without --isc-cache (new
+    inputs, say) must not leave the old one for the group level to read."""
+    out = tmp_path / "out"
+    common = [str(small_dataset), str(out), "participant", "--models", "wordrate", "--device", "cpu",
+              "--pvalue-method", "none"]
+    assert main(common + ["--isc-cache"]) == 0
+    assert list(out.glob("sub-01/cache/*_desc-isc00_bold.npy"))
+    assert main(common + ["--recompute"]) == 0
+    assert not (out / "sub-01" / "cache").exists()
+    assert list(out.glob("sub-01/func/*_scores.tsv"))

@@ -244,6 +244,7 @@ class StagedOutput:
         except OSError as error:
             raise BidsAppError(f"cannot create {self.staging}: {error}", EXIT_CANNOT_CREATE) from error
         self.files = []
+        self.cleaned = set()  # more folders whose files of this output's entities the commit removes
 
     def name(self, suffix, extension, **entities):
         """A :class:`DerivativeName` with this output's entities."""
@@ -274,13 +275,16 @@ class StagedOutput:
     def commit(self):
         """Remove the stale files, then move the new ones into place (``last_suffix`` last)."""
         fresh = set(self.files)
-        for folder in {self.folder} | {relative.parent for relative in self.files}:
+        for folder in {self.folder} | {relative.parent for relative in self.files} | self.cleaned:
             for old in (self.output_dir / folder).glob(f"{self.prefix}_*"):
                 if old.is_file() and old.relative_to(self.output_dir) not in fresh:
                     old.unlink()
         for relative in sorted(self.files, key=lambda path: path.name.endswith(f"_{self.last_suffix}.tsv")):
             (self.output_dir / relative).parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.staging / relative, self.output_dir / relative)
+        for folder in self.cleaned:
+            if (self.output_dir / folder).is_dir() and not any((self.output_dir / folder).iterdir()):
+                (self.output_dir / folder).rmdir()
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def discard(self):
@@ -308,6 +312,11 @@ class ParticipantOutput(StagedOutput):
     def write_mask(self, sidecar):
         image = nib.Nifti1Image(np.asarray(self.mask_img.dataobj).astype(np.uint8), self.mask_img.affine)
         self.write_image(image, self.name("mask", ".nii.gz", desc="brain"), sidecar)
+
+    def drop_isc_cache(self):
+        """A run without ``--isc-cache``: the commit removes a cache an earlier run left (cleaned BOLD of inputs
+        that may have changed since)."""
+        self.cleaned.add(self.folder.parent / "cache")
 
     def write_isc_cache(self, responses, runs, record):
         """Each run's cleaned BOLD over the mask's voxels (``.npy``, float32) in ``sub-<label>/cache/``, with a
