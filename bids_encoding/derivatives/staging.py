@@ -108,8 +108,8 @@ def write_dataset_description(output_dir, bids_dir):
     source = source if isinstance(source, dict) else {}
     generated_by = {"Name": "bids_encoding", "Version": __version__, "CodeURL": CODE_URL,
                     "Description": "voxel-wise encoding models of language-model features"}
-    if container_record():
-        generated_by["Container"] = container_record()
+    if container := container_record():
+        generated_by["Container"] = container
     input_uri = Path(bids_dir).resolve().as_uri()
     doi = source.get("DatasetDOI")
     description = {
@@ -129,9 +129,7 @@ def write_dataset_description(output_dir, bids_dir):
     _write_if_changed(output_dir / "README.md", _readme(description, source))
     ignore = output_dir / ".bidsignore"
     lines = ignore.read_text().splitlines() if ignore.is_file() else []
-    missing = [pattern for pattern in BIDSIGNORE if pattern not in lines]
-    if missing or not lines:
-        _write_if_changed(ignore, "\n".join(lines + missing) + "\n")
+    _write_if_changed(ignore, "\n".join(lines + [pattern for pattern in BIDSIGNORE if pattern not in lines]) + "\n")
 
 
 def container_record():

@@ -77,16 +77,18 @@ def validate_input(bids_dir, report_path, subjects=None):
         LOGGER.warning("the input was not validated: bids-validator is not installed (pip install "
                        "'bids_encoding[validator]'; --skip-bids-validation silences this)")
         return None
+    stderr = ""
     try:
         completed = subprocess.run([*command, "--format", "json", str(bids_dir)], capture_output=True, text=True)
+        stderr = completed.stderr
         report = json.loads(completed.stdout)
         issues = report["issues"]["issues"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        detail = (getattr(locals().get("completed"), "stderr", "") or str(error)).strip().splitlines()
+        detail = (stderr or str(error)).strip().splitlines()
         LOGGER.warning("the input was not validated: bids-validator failed (%s)", detail[-1] if detail else error)
         return None
     report_path.write_text(json.dumps(report, indent=2))
-    messages = {code: text for code, text in (report["issues"].get("codeMessages") or {}).items()}
+    messages = report["issues"].get("codeMessages") or {}
     _summarise(issues, report_path)
     for issue in issues:
         if issue.get("severity") == "error" and _blocks(issue) and _read_by_this_run(issue, subjects):

@@ -365,24 +365,35 @@ class _Deletion:
                 directions.append(None)
         return directions
 
-    def full_fit(self, z, outside, alpha_index, rows=slice(None), y=None, direction=None):
-        """``ŷ(all)`` and ``y - ŷ(all)`` at one alpha (index, or one index per column) on ``rows``; with ``y``
-        and a ``direction`` (:meth:`directions`), in one product."""
-        shrinkage = self.shrinkage[alpha_index]
-        shrinkage = shrinkage[:, None] if shrinkage.dim() == 1 else shrinkage.T
+    def full_fit(self, z, outside, alpha_index, y, direction):
+        """``ŷ(all)`` and ``y - ŷ(all)`` at one alpha on all rows; one product for a ``direction``
+        (:meth:`directions`), the other its difference with ``y``."""
         if direction == "fitted":
-            fitted = self.eigenvectors[rows] @ (shrinkage.to(self.dtype) * z)
+            fitted = self.fitted(z, alpha_index)
             return fitted, y - fitted
-        # The residual in float64: the deletions multiply it by up to (λ + α) / α. With many more features than
-        # scans, small alphas all give nearly the minimum-norm fit, and a float32 residual moved their validation
-        # scores by ~3e-6, more than they differ (tests/test_ridge.py; a float64 z is not needed, measured).
-        residual = (self.eigenvectors64[rows] @ ((1 - shrinkage) * z.to(torch.float64))).to(self.dtype)
+        residual = self.residual(z, outside, alpha_index)
         if direction == "residual":
             return y - residual, residual
-        fitted = self.eigenvectors[rows] @ (shrinkage.to(self.dtype) * z)
+        return self.fitted(z, alpha_index), residual
+
+    def fitted(self, z, alpha_index, rows=slice(None)):
+        """``ŷ(all)`` on ``rows`` at one alpha (index, or one index per column)."""
+        return self.eigenvectors[rows] @ (self._shrinkage(alpha_index).to(self.dtype) * z)
+
+    def residual(self, z, outside, alpha_index, rows=slice(None)):
+        """``y - ŷ(all)`` on ``rows`` at one alpha (index, or one index per column), in float64 then cast: the
+        deletions multiply it by up to (λ + α) / α. With many more features than scans, small alphas all give
+        nearly the minimum-norm fit, and a float32 residual moved their validation scores by ~3e-6, more than they
+        differ (tests/test_ridge.py; a float64 z is not needed, measured)."""
+        shrinkage = self._shrinkage(alpha_index)
+        residual = (self.eigenvectors64[rows] @ ((1 - shrinkage) * z.to(torch.float64))).to(self.dtype)
         if outside is not None:
             residual += outside[rows]
-        return fitted, residual
+        return residual
+
+    def _shrinkage(self, alpha_index):
+        shrinkage = self.shrinkage[alpha_index]
+        return shrinkage[:, None] if shrinkage.dim() == 1 else shrinkage.T
 
 
 def _training_layout(designs, groups, test_group):
@@ -767,7 +778,7 @@ class NestedRidgeCV:
                 width = voxels.stop - voxels.start
                 targets = [split.targets(y) for _, _, split in splits]
                 for a, direction in enumerate(fit.directions(z, outside, y)):
-                    fitted, residual = fit.full_fit(z, outside, a, y=y, direction=direction)
+                    fitted, residual = fit.full_fit(z, outside, a, y, direction)
                     for (fold, op, split), target in zip(splits, targets):
                         prediction = split.predict(fitted, residual, op[a])
                         scores[fold][a, voxels] += split.score(prediction, target, self.alpha_score)[:width]
@@ -783,8 +794,8 @@ class NestedRidgeCV:
             for fold, test_group, (test_rows, held), inner in plans:
                 choice = torch.zeros(y.shape[1], dtype=torch.long, device=self.device)
                 choice[:voxels.stop - voxels.start] = choices[fold][voxels]
-                prediction, _ = fit.full_fit(z, None, choice, _rows(test_rows, self.device))
-                _, residual = fit.full_fit(z, outside, choice, _rows(held, self.device))
+                prediction = fit.fitted(z, choice, _rows(test_rows, self.device))
+                residual = fit.residual(z, outside, choice, _rows(held, self.device))
                 for a in choice.unique():
                     columns = choice == a
                     prediction[:, columns] -= outers[fold][a] @ residual[:, columns]
