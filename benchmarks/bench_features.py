@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _results import append_result
+
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.features.alignment import join_words, word_token_ranges
 from bids_encoding.synthetic.story import STORY
@@ -124,7 +124,8 @@ def main():
         "ours_seconds": round(our_time, 3), "ours_tokens_per_word": round(our_tokens_per_word, 3),
         "per_word_seconds": round(their_time, 3), "per_word_tokens_per_word": round(their_tokens_per_word, 1),
         "ours_tokens_per_second": round(info["tokens_processed_per_token"] * info["n_tokens"] / our_time, 1),
-        "ours_tflops": round(flops_per_token * info["tokens_processed_per_token"] * info["n_tokens"] / our_time / 1e12, 4),
+        "ours_tflops": round(flops_per_token * info["tokens_processed_per_token"] * info["n_tokens"] / our_time / 1e12,
+                             4),
         "max_abs_diff_words_within_context": difference,
         "ratio": round(their_time / our_time, 2),
     }

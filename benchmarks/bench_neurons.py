@@ -31,18 +31,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _results import append_result
+
 from bids_encoding.cli.parser import config_from_args, parse_args
 from bids_encoding.config import DEFAULT_MODELS, limit_threads
 from bids_encoding.derivatives.sidecars import participant_sidecar
 from bids_encoding.features import parse_model_spec
 from bids_encoding.neurons.analysis import analyse_neurons, memory_bound
 from bids_encoding.neurons.timecourses import NeuronTimecourses
-from bids_encoding.participant import (build_ridge, collect_runs, distinct_stimuli, feature_extractor,
-                                       prepare_participant, stimulus_sequences)
+from bids_encoding.participant import (
+    build_ridge,
+    collect_runs,
+    distinct_stimuli,
+    feature_extractor,
+    prepare_participant,
+    stimulus_sequences,
+)
 from bids_encoding.synthetic import generate_dataset
-from bids_encoding.synthetic.generator import _write_network_atlas, _grid, _ellipsoid, BRAIN_RADII
+from bids_encoding.synthetic.generator import BRAIN_RADII, _ellipsoid, _grid, _write_network_atlas
 
 RESULTS = Path(__file__).parent / "results" / "bench_neurons.jsonl"
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _results import append_result
+
 from bids_encoding.plan import ridge_products
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.scoring import correlation

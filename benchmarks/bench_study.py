@@ -42,8 +42,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-
 from _results import append_result
+
 from bids_encoding.derivatives.staging import ParticipantOutput
 from bids_encoding.design import Cleaning, DesignSettings
 from bids_encoding.inputs.bold import clean_run_bold
@@ -103,7 +103,8 @@ def ridge_stage(designs, responses, n_voxels_sets):
     times, forms = [], None
     NestedRidgeCV(ALPHAS).fit_score(designs, [y[:, :64] for y in responses])  # warm-up: first-call costs out
     for n_voxels in n_voxels_sets:
-        result, seconds = timed(lambda: NestedRidgeCV(ALPHAS).fit_score(designs, [y[:, :n_voxels] for y in responses]))
+        result, seconds = timed(lambda n=n_voxels: NestedRidgeCV(ALPHAS).fit_score(designs,
+                                                                                 [y[:, :n] for y in responses]))
         times.append(seconds)
         forms = sorted(set(result.forms))
     # when the decompositions dominate, timing noise can make the per-voxel slope negative: it is at least 0
@@ -120,7 +121,7 @@ def feature_throughput(models):
     rates = {}
     for model in models:
         loaded = load_model(parse_model_spec(model))
-        features, seconds = timed(lambda: extract_word_features(loaded, words, FeatureSettings(), progress=False))
+        features, seconds = timed(lambda m=loaded: extract_word_features(m, words, FeatureSettings(), progress=False))
         tokens = features.info["n_tokens"] * features.info["tokens_processed_per_token"]
         rates[Path(model).name] = {"tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 1),
                                    "tokens": features.info["n_tokens"]}
@@ -150,8 +151,8 @@ def main():
         per_hidden = {}
         for hidden in args.hidden:
             features = [rng.standard_normal((len(words), hidden)).astype(np.float32) for words in runs]
-            designs, design_s = timed(lambda: [design.regressors(f, m, TR, Cleaning())
-                                               for f, m in zip(features, matrices)])
+            designs, design_s = timed(lambda fs=features: [design.regressors(f, m, TR, Cleaning())
+                                                             for f, m in zip(fs, matrices)])
             times, slope, intercept, forms = ridge_stage(designs, responses, args.fit_voxels)
             ridge_s = intercept + slope * args.voxels
             per_hidden[hidden] = {"design_s": round(design_s, 2), "ridge_s_at_fit_voxels": [round(t, 2) for t in times],
@@ -197,7 +198,8 @@ def main():
     antonello_fit = per_hidden[max(per_hidden)]["ridge_s"] * (ANTONELLO["scans"] / (args.scans * args.runs)) ** 2 \
         * (ANTONELLO["voxels"] / args.voxels)
     antonello_hours = ANTONELLO["participants"] * antonello_fit / 3600
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": "cpu", "cpu": platform.processor() or platform.machine(),
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": "cpu",
+              "cpu": platform.processor() or platform.machine(),
               "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "runs": args.runs, "scans": args.scans,
               "voxels": args.voxels, "training_scans": n_train, "stages": stages, "per_hidden": per_hidden,
               "feature_rates": rates, "bgp_models": BGP_MODELS, "bgp_participant_s": participant_s,
@@ -205,7 +207,8 @@ def main():
               "bgp_average_cpu_hours": round(average_hours, 1), "antonello_cpu_hours": round(antonello_hours, 1),
               "antonello": ANTONELLO}
     append_result(RESULTS, result)
-    print(f"stages per participant: BOLD {stages['bold_s']:.0f} s; per layer: p-values {stages['pvalues_prewhitening_s']} s "
+    print(f"stages per participant: BOLD {stages['bold_s']:.0f} s; "
+          f"per layer: p-values {stages['pvalues_prewhitening_s']} s "
           f"(prewhitening) / {stages['pvalues_permutations_s']} s ({args.permutations} permutations); "
           f"writing {stages['write_s']} s")
     for model, rate in rates.items():

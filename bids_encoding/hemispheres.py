@@ -6,7 +6,6 @@ import numpy as np
 
 from bids_encoding.errors import BadDataError
 
-
 # The demo's own space: its synthetic 8 mm grid is laid out as MNI152 (x < 0 left, x = 0 the midline), so
 # hemisphere and group analyses hold; it has no TemplateFlow files (no template mask, no ROI coverage).
 SYNTHETIC_SPACES = ("DemoMNI",)

@@ -14,7 +14,6 @@ from functools import partial
 import numpy as np
 from tqdm.auto import tqdm
 
-from bids_encoding import __version__
 from bids_encoding.derivatives import (
     ParticipantOutput,
     participant_hemispheres,
@@ -25,11 +24,16 @@ from bids_encoding.derivatives.resume import (
     LayerCheckpoint,
     committed_fits,
     fit_fingerprint,
+    fit_record,
     remove_committed_checkpoints,
     reusable_models,
 )
 from bids_encoding.derivatives.sidecars import (
-    bids_uri, mask_record, participant_sidecar, significance_record, source_path,
+    bids_uri,
+    mask_record,
+    participant_sidecar,
+    significance_record,
+    source_path,
 )
 from bids_encoding.errors import BadDataError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
@@ -254,7 +258,7 @@ def average_participant(members, task, config, sequence):
     trim = (config.design.trim_start, config.design.trim_end)
     kept_everywhere = [_scans_kept_by_all([runs[k] for _, runs in members]) for k in range(len(members[0][1]))]
     sums = None
-    for subject, runs in members:
+    for _, runs in members:
         cleaned = [clean_run_bold(run.bold_path, common_img, run.repetition_time, *trim, config.cleaning,
                                   confounds=_with_sample_mask(run.confounds, kept))
                    for run, kept in zip(runs, kept_everywhere)]
@@ -334,7 +338,8 @@ def fit_participants_together(participants, model_features, config, sequence, ch
     n_folds = len(groups)
     if len(groups) < 3:
         scheme = ridge.cv_scheme(len(groups))
-        LOGGER.warning("%s task-%s: %d distinct stimulus/stimuli: %s", ",".join(f"sub-{p.subject}" for p in participants),
+        LOGGER.warning("%s task-%s: %d distinct stimulus/stimuli: %s",
+                       ",".join(f"sub-{p.subject}" for p in participants),
                        participants[0].task, len(groups), scheme["Fallback"])
     if len(groups) == 1:
         n_folds = ridge.outer_chunks
@@ -535,14 +540,13 @@ class FitPlan:
         if reusable == set(fingerprints) and set(committed) != reusable:
             self.pruned.append((subject, task, space))  # fewer models than committed: only their files go
         key = (subject, task)
-        self.fits[key] = {spec.label: {"Fingerprint": fingerprints[spec.label], "Version": __version__,
-                                           "ModelId": spec.model_id} for spec in self.specs}
+        self.fits[key] = {spec.label: fit_record(fingerprints[spec.label], spec.model_id) for spec in self.specs}
         self.to_fit[key] = [spec for spec in self.specs if spec.label not in reusable]
         self.kept[key] = sorted(reusable)
         for label in reusable:
             remove_committed_checkpoints(self.config.work_dir, subject, task, fingerprints[label])
         if reusable:
-            LOGGER.info("sub-%s task-%s: complete results with the same settings, inputs and version in %s for %s: "
+            LOGGER.info("sub-%s task-%s: complete results with the same settings, inputs and code in %s for %s: "
                         "kept (--recompute fits them again)", subject, task, self.config.output_dir,
                         ", ".join(sorted(reusable)))
         return self.to_fit[key]

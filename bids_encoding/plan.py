@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 
-from bids_encoding.ridge.solver import shape_form, working_memory
 from bids_encoding.features import resolve_layers
+from bids_encoding.ridge.solver import shape_form, working_memory
 
 # FLOP/s measured on 2 CPU cores (benchmarks/results/bench_ridge.jsonl: 0.17 TFLOP/s in the ridge's main
 # products; bench_features.jsonl: 0.07 TFLOP/s for a small GPT-2), scaled linearly with threads. No GPU rate
@@ -31,7 +31,7 @@ SLACK_SECONDS, SLACK_FACTOR = 900, 4
 # The neuron analysis (--neuron-patterns) grows with neurons x scans x patterns x (folds + 1): 253 s on 2 threads
 # for SmolLM2-135M's 46,080 neurons, 1,084 scans, 64 patterns and 4 folds (benchmarks/results/bench_neurons.jsonl)
 NEURON_THREAD_SECONDS = 2 * 253 / (46080 * 1084 * 64 * 5)
-FFN_WIDTH = 4  # feed-forward neurons per hidden unit, when the model's config is not read  # brain voxels of an EPI grid, when no mask file tells
+FFN_WIDTH = 4  # feed-forward neurons per hidden unit, when the model's config is not read
 
 
 @dataclass
@@ -167,7 +167,8 @@ def plan_participant_level(config, selected):
         f"{design / gib:.1f}, ridge working memory {ridge / gib:.1f}{' (--mem)' if config.mem else ''}, model weights "
         f"{(weights if device == 'cpu' else 0) / gib:.1f}, Python {PYTHON_OVERHEAD / gib:.1f})",
         f"Slurm, one participant per task: --array=1-{len(participants)} --cpus-per-task={threads} "
-        f"--mem={math.ceil(1.2 * job_memory / gib)}G (and bids_encoding --mem {math.ceil(ridge / 2 ** 20)}MB) --time={_hours(SLACK_SECONDS + SLACK_FACTOR * fit_seconds)}"
+        f"--mem={math.ceil(1.2 * job_memory / gib)}G (and bids_encoding --mem {math.ceil(ridge / 2 ** 20)}MB) "
+        f"--time={_hours(SLACK_SECONDS + SLACK_FACTOR * fit_seconds)}"
         + ("" if feature_seconds == 0 else
            f"; features first (--features-only): --time={_hours(SLACK_SECONDS + SLACK_FACTOR * feature_seconds)}"),
         "rates: measured on 2 CPU cores (benchmarks/results), scaled by threads; GPU rates assumed (docs/hpc.md)",

@@ -20,8 +20,9 @@ os.environ.setdefault("BIDS_ENCODING_SKIP_REPORTS", "1")  # tests/test_reports.p
 @pytest.fixture(autouse=True)
 def _no_input_validation(request, monkeypatch):
     """The suite does not run the BIDS validator on every test's input (seconds per run, and many inputs are
-    broken on purpose for the app's own checks); tests/test_bids_validity.py runs it."""
-    if request.module.__name__ != "test_bids_validity":
+    broken on purpose for the app's own checks); tests/test_bids_validity.py runs it, and
+    tests/test_dependencies.py runs it without the validator installed."""
+    if request.module.__name__ not in ("test_bids_validity", "test_dependencies"):
         monkeypatch.setattr("bids_encoding.inputs.validation.validate_input", lambda *args, **kwargs: None)
 
 
@@ -93,17 +94,11 @@ def templateflow_home(tmp_path, monkeypatch):
 def validator_issues(folder):
     """The BIDS validator's issues on ``folder`` as ``(severity, code, location)``; ``None`` when it is not
     installed (the test extra installs it)."""
-    import json
-    import subprocess
+    from bids_encoding.inputs.validation import run_validator
 
-    from bids_encoding.inputs.validation import find_validator
-
-    command = find_validator()
-    if command is None:
+    report = run_validator(folder)
+    if report is None:
         return None
-    completed = subprocess.run([*command, "--format", "json", str(folder)], capture_output=True, text=True,
-                               timeout=600)
-    report = json.loads(completed.stdout)
     return [(issue["severity"], issue["code"], issue.get("location", "")) for issue in report["issues"]["issues"]]
 
 

@@ -7,9 +7,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tree_digest
 
 from bids_encoding.cli import main
-from conftest import tree_digest
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ import json
 import shutil
 
 import pytest
+from conftest import bidsignore_patterns_used
+from conftest import validator_issues as validate
 
 from bids_encoding.cli.entry import main
 from bids_encoding.derivatives.staging import BIDSIGNORE
 from bids_encoding.inputs.validation import find_validator
-from conftest import bidsignore_patterns_used, validator_issues as validate
 
 needs_validator = pytest.mark.skipif(find_validator() is None, reason="bids-validator-deno is not installed "
                                      "(pip install 'bids_encoding[validator]')")

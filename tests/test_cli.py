@@ -15,6 +15,56 @@ def test_version(capsys):
     assert __version__ in capsys.readouterr().out
 
 
+def test_the_version_names_the_commit_it_was_installed_from():
+    """setuptools-scm: a release tag (0.2.0) or, past it, the distance and the commit (0.2.1.dev3+g1a2b3c4, a date
+    for uncommitted files): never the hand-written literal of earlier versions, never the fallback of a tree that
+    was not installed."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    from packaging.version import Version
+
+    assert __version__ not in ("0.1.0", "0+unknown")
+    version = Version(__version__)
+    root = Path(__file__).resolve().parents[1]
+    if version.local is None or not (root / ".git").exists():
+        return  # a release, or an installed copy without the repository
+    commit = re.search(r"(?:^|\.)g([0-9a-f]{7,40})", version.local)
+    assert commit, __version__
+    found = subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{commit.group(1)}^{{commit}}"],
+                           capture_output=True)
+    assert found.returncode == 0, f"{__version__}: commit {commit.group(1)} is not in this repository"
+
+
+@pytest.mark.parametrize("options, instead", [
+    (["--permutations", "0"], "use --pvalue-method none"),
+    (["--permutations=0"], "use --pvalue-method none"),
+    (["--permutation-scheme", "blocks"], "use --pvalue-method circular or --pvalue-method blocks"),
+    (["--permutation_scheme=circular"], "use --pvalue-method circular or --pvalue-method blocks"),
+    (["--nthreads", "4"], "use --nprocs"),
+    (["--mem-mb", "8000"], "use --mem with a unit"),
+])
+def test_options_of_earlier_versions_and_other_apps_name_what_to_write(tmp_path, capsys, options, instead):
+    assert main([str(tmp_path), str(tmp_path / "out"), "participant", *options]) == 64
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("bids_encoding: error:")]
+    assert len(lines) == 1 and instead in lines[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, instead", [
+    ("permutations = 0\n", "use --pvalue-method none"),
+    ('permutation-scheme = "blocks"\n', "use --pvalue-method circular or --pvalue-method blocks"),
+])
+def test_config_files_of_earlier_versions_name_what_to_write(tmp_path, capsys, content, instead):
+    path = tmp_path / "config.toml"
+    path.write_text(content)
+    assert main([str(tmp_path), str(tmp_path / "out"), "participant", "--config-file", str(path)]) == 64
+    err = capsys.readouterr().err
+    assert str(path) in err and instead in err
+
+
 def test_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])

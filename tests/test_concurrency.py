@@ -27,7 +27,8 @@ def test_eight_participant_jobs_at_once_share_an_output_folder_and_a_feature_cac
     environment = {**os.environ, "BIDS_ENCODING_SKIP_REPORTS": "1"}
     jobs = [subprocess.Popen([sys.executable, "-m", "bids_encoding", str(bids), str(out), "participant",
                               "--participant-label", f"{k:02d}", "--models", str(tiny_model), "--device", "cpu",
-                              "--pvalue-method", "none", "--alphas", "10", "1000", "--omp-nthreads", "1", "--layers", "-1", "--mask", str(mask),
+                              "--pvalue-method", "none", "--alphas", "10", "1000", "--omp-nthreads", "1",
+                              "--layers", "-1", "--mask", str(mask),
                               "--feature-cache", str(tmp_path / "features")],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
             for k in range(1, 9)]

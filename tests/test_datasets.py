@@ -4,12 +4,12 @@ recovers the planted response, and each dataset's trap (time origin, run order) 
 import json
 
 import pytest
+from conftest import bidsignore_patterns_used, validator_errors
 
 from bids_encoding.cli import main
 from bids_encoding.cli.demo import recovery_summary
 from bids_encoding.features.models import model_label
 from bids_encoding.synthetic import generate_dataset
-from conftest import bidsignore_patterns_used, validator_errors
 
 FAST = ["--device", "cpu", "--pvalue-method", "none"]
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from bids_encoding.features import FeatureCache, FeatureSettings
 from bids_encoding.features.engine import FeatureExtractor
-from bids_encoding.stimuli import Stimulus
 from bids_encoding.features.models import parse_model_spec
+from bids_encoding.stimuli import Stimulus
 from bids_encoding.synthetic.story import STORY
 
 

@@ -351,7 +351,8 @@ def test_a_model_split_across_devices_by_max_memory_gives_the_same_features(tmp_
     assert expected.keys() == found.keys()
     for layer in expected:
         np.testing.assert_allclose(found[layer], expected[layer], atol=1e-5)
-    assert placement.record() == {"DeviceMap": "auto", "MaxMemory": {"cpu": f"{size / 2e6:.3f}MB"}, "Quantization": None}
+    assert placement.record() == {"DeviceMap": "auto", "MaxMemory": {"cpu": f"{size / 2e6:.3f}MB"},
+                                  "Quantization": None}
 
 
 def test_placement_options_are_checked_and_recorded(tmp_path):

@@ -7,9 +7,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import templateflow_home
 
 from bids_encoding.cli import main
-from conftest import templateflow_home
 from bids_encoding.group.scaling import confidence_band, multiple_fit, scaling_fit
 
 GRID = (15, 6, 5)
@@ -319,6 +319,7 @@ def test_different_grids_are_named(tmp_path, capsys):
 def test_demo_participant_then_group(tmp_path, tiny_model, capsys):
     """Two trained models and an untrained baseline on the demo dataset, then the group level."""
     from conftest import build_tiny_gpt2
+
     from bids_encoding.synthetic import generate_dataset
 
     bigger = build_tiny_gpt2(tmp_path / "bigger", n_embd=64, n_layer=3, seed=7)

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import torch
+from conftest import save_tiny_model, story_tokenizer
 
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.features.models import parameter_counts
 from bids_encoding.synthetic.story import STORY
-from conftest import save_tiny_model, story_tokenizer
 
 
 def test_roberta_windows_fit_its_position_table(tmp_path):

@@ -105,8 +105,13 @@ def test_null_maps_match_no_network_beyond_the_fdr_rate():
 def test_summary_measures_on_known_assignments():
     import pandas as pd
 
-    from bids_encoding.neurons.measures import (consistency, diversity, model_measures, neuron_networks,
-                                                neurons_per_network)
+    from bids_encoding.neurons.measures import (
+        consistency,
+        diversity,
+        model_measures,
+        neuron_networks,
+        neurons_per_network,
+    )
 
     matches = pd.DataFrame({"pattern": [0, 1, 2], "network": ["Language", "Visual", "Default"],
                             "matched": [True, True, False]})
@@ -190,10 +195,10 @@ def _schaefer_image(home, n_networks_name, values, affine):
 def test_network_atlases_through_templateflow_and_from_a_file(tmp_path, monkeypatch):
     import nibabel as nib
     import pandas as pd
+    from conftest import templateflow_home
 
     from bids_encoding.errors import MissingInputError, UsageError
     from bids_encoding.neurons.atlas import check_atlas, network_atlas
-    from conftest import templateflow_home
 
     home = templateflow_home(tmp_path, monkeypatch)
     affine = np.diag([8.0, 8.0, 8.0, 1.0])

@@ -9,13 +9,13 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import bidsignore_patterns_used, templateflow_home, validator_errors
 from sklearn.metrics import adjusted_rand_score
+from test_neurons import _schaefer_image
 
 from bids_encoding.cli import main
 from bids_encoding.synthetic import generate_dataset
 from bids_encoding.synthetic.neuron_model import build_neuron_model
-from conftest import bidsignore_patterns_used, templateflow_home, validator_errors
-from test_neurons import _schaefer_image
 
 OPTIONS = ["--neuron-patterns", "8", "--neuron-permutations", "200", "--pvalue-method", "none"]
 

@@ -7,11 +7,11 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tree_digest
 
 from bids_encoding.cli import main
 from bids_encoding.cli.demo import recovery_summary
 from bids_encoding.features.models import model_label
-from conftest import tree_digest
 
 
 def recovered(output_dir, truth_dir, label):
@@ -241,7 +241,8 @@ def test_gguf_model_runs_end_to_end(small_dataset, tmp_path):
     assert code == 0
     func = output_dir / "sub-01" / "func"
     label = model_label(str(gguf))
-    sidecar = json.loads((func / f"sub-01_task-story_space-orig_model-{label}_layer-best_stat-r_statmap.json").read_text())
+    prefix = f"sub-01_task-story_space-orig_model-{label}"
+    sidecar = json.loads((func / f"{prefix}_layer-best_stat-r_statmap.json").read_text())
     assert sidecar["Model"]["Source"] == "gguf"
     assert sidecar["Model"]["NumberOfLayers"] == 30
     assert sidecar["Features"]["window"] == 256
@@ -284,7 +285,8 @@ def test_repeats_ceiling_and_alternative_fit_settings(tmp_path, tiny_model):
     sidecar = json.loads((func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-r_statmap.json").read_text())
     assert sidecar["Design"]["kind"] == "lanczos-fir" and sidecar["Design"]["fir_delays"] == [1, 2, 3, 4]
     assert sidecar["Ridge"]["InnerCV"]["Scheme"] == "bootstrap" and sidecar["Ridge"]["AlphaChoice"].startswith("shared")
-    alpha = np.asarray(nib.load(func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-alpha_statmap.nii.gz").dataobj)
+    prefix = f"sub-01_task-story_space-orig_model-{label}"
+    alpha = np.asarray(nib.load(func / f"{prefix}_layer-1_stat-alpha_statmap.nii.gz").dataobj)
     assert len(np.unique(alpha[mask].round(3))) <= 3  # one alpha per outer fold, shared by all voxels
     r = np.asarray(nib.load(func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-r_statmap.nii.gz").dataobj)
     q = np.asarray(nib.load(func / f"sub-01_task-story_space-orig_model-{label}_layer-1_stat-q_statmap.nii.gz").dataobj)

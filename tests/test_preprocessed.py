@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import templateflow_home
 
 from bids_encoding.cli import main
 from bids_encoding.cli.demo import recovery_summary
@@ -15,7 +16,6 @@ from bids_encoding.features.models import model_label
 from bids_encoding.inputs.masks import participant_mask
 from bids_encoding.synthetic import generate_dataset
 from bids_encoding.synthetic.generator import BRAIN_CENTER, BRAIN_RADII
-from conftest import templateflow_home
 
 FAST = ["--device", "cpu", "--pvalue-method", "none", "--alphas", "10", "100", "1000", "10000"]
 SPACE = "MNI152NLin2009cAsym"

@@ -10,10 +10,10 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import build_tiny_gpt2
 
 from bids_encoding.cli import main
 from bids_encoding.reports.render import shown_as
-from conftest import build_tiny_gpt2
 
 NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 

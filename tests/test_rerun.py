@@ -88,19 +88,54 @@ def test_rerun_keeps_complete_valid_results_and_fits_what_changed(two_stories, t
     assert "complete results" not in capsys.readouterr().err
 
 
-def test_results_of_another_version_are_fitted_again_with_a_warning(two_stories, tmp_path, tiny_model, capsys):
+def test_results_of_another_release_are_kept_when_no_stage_computes_other_numbers(two_stories, tmp_path, tiny_model,
+                                                                                 capsys):
     out = tmp_path / "out"
     arguments = _arguments(two_stories, out, "--participant-label", "01", "--models", str(tiny_model))
     assert main(arguments) == 0
     sidecar_path = next((out / "sub-01" / "func").glob("*_scores.json"))
     sidecar = json.loads(sidecar_path.read_text())
-    sidecar["Fits"]["tinygpt2"]["Version"] = "0.0.1"
+    assert sidecar["Fits"]["tinygpt2"]["Version"] == __version__
+    assert sidecar["Fits"]["tinygpt2"]["ComputationVersions"]["Ridge"] >= 1
+    sidecar["Fits"]["tinygpt2"]["Version"] = "0.1.5.dev9+gabcdef1"  # another commit: docs, reports, messages
     sidecar_path.write_text(json.dumps(sidecar))
     capsys.readouterr()
     assert main(arguments) == 0
     err = capsys.readouterr().err
-    assert f"came from bids_encoding 0.0.1 (this is {__version__}): fitting again" in err
+    assert "1 already complete" in err and "fitting again" not in err
+
+
+def test_results_of_another_computation_version_are_fitted_again_with_one_line_saying_why(
+        two_stories, tmp_path, tiny_model, capsys, monkeypatch):
+    from bids_encoding.ridge import solver
+
+    out = tmp_path / "out"
+    arguments = _arguments(two_stories, out, "--participant-label", "01", "--models", str(tiny_model))
+    assert main(arguments) == 0
+    maps = {path.name: path.stat().st_mtime_ns for path in (out / "sub-01" / "func").glob("*_statmap.nii.gz")}
+    capsys.readouterr()
+
+    monkeypatch.setattr(solver, "RIDGE_CODE_VERSION", solver.RIDGE_CODE_VERSION + 1)  # the ridge's numbers changed
+    assert main(arguments) == 0
+    err = capsys.readouterr().err
+    why = [line for line in err.splitlines() if "computed by other code" in line]
+    assert len(why) == 1 and "tinygpt2" in why[0] and "fitting again" in why[0], err
+    assert f"Ridge {solver.RIDGE_CODE_VERSION - 1} -> {solver.RIDGE_CODE_VERSION}" in why[0]
     assert "already complete" not in err
+    refitted = {path.name: path.stat().st_mtime_ns for path in (out / "sub-01" / "func").glob("*_statmap.nii.gz")}
+    assert refitted.keys() == maps.keys() and all(refitted[name] != maps[name] for name in maps)
+
+    assert main(arguments) == 0  # made by this code now: kept
+    err = capsys.readouterr().err
+    assert "1 already complete" in err and "computed by other code" not in err
+
+    sidecar_path = next((out / "sub-01" / "func").glob("*_scores.json"))  # a result from before the versions
+    sidecar = json.loads(sidecar_path.read_text())
+    del sidecar["Fits"]["tinygpt2"]["ComputationVersions"]
+    sidecar_path.write_text(json.dumps(sidecar))
+    assert main(arguments) == 0
+    err = capsys.readouterr().err
+    assert "before computation versions" in err and "already complete" not in err
 
 
 def _run_until(command, log, condition, environment):

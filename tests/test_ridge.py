@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from bids_encoding.ridge import InnerCV, NestedRidgeCV
-from bids_encoding.ridge.solver import split_one_stimulus
 from bids_encoding.ridge.scoring import correlation, zscore
+from bids_encoding.ridge.solver import split_one_stimulus
 from bids_encoding.synthetic.regression import regression_runs
 
 ALPHAS = np.logspace(1, 6, 11)

@@ -6,9 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from bids_encoding.derivatives.summary import participant_hemispheres, summary_scores
 from bids_encoding.errors import BadDataError
 from bids_encoding.hemispheres import mirror_indices
-from bids_encoding.derivatives.summary import participant_hemispheres, summary_scores
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.synthetic.regression import regression_runs
 

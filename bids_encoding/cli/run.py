@@ -21,10 +21,13 @@ def run(args):
                            "(or 'words')",
                            EXIT_UNKNOWN_LEVEL)
     config = config_from_args(args)
+    level = args.analysis_level
+    _check_dependencies(level, config, args)
     _check_writable(config.output_dir)
     log_file = setup_logging(config.output_dir, args.verbose)
+    command_line = getattr(args, "command_line", sys.argv[1:])
     save_config(config, log_file.with_name(log_file.stem + "_config.toml"), effective_options(args),
-                args.analysis_level, shlex.join(["bids_encoding", *map(str, getattr(args, "command_line", sys.argv[1:]))]))
+                args.analysis_level, shlex.join(["bids_encoding", *map(str, command_line)]))
     for dest, (in_file, given) in getattr(args, "overridden", {}).items():
         LOGGER.info("--%s %s on the command line overrides the config file's %s", dest.replace("_", "-"),
                     _shown(given), _shown(in_file))
@@ -37,7 +40,6 @@ def run(args):
     if stale:
         LOGGER.warning("removed %d staging folder(s) left in %s by killed runs of this machine", stale,
                        config.output_dir)
-    level = args.analysis_level
     if args.reports_only:
         return _reports_only(level, config, log_file)
     if level in ("participant", "words"):
@@ -60,6 +62,17 @@ def run(args):
             _reports(level, config, failure, log_file)
     LOGGER.info(summary)
     return 0
+
+
+def _check_dependencies(level, config, args):
+    """The packages this run needs, before anything is read, loaded or fitted (one line, exit 66)."""
+    from bids_encoding.dependencies import check_run
+
+    figures = level in ("participant", "group") and not (args.plan or args.features_only or args.boilerplate_only)
+    if level == "participant" and not args.reports_only:
+        check_run(config.models, config.placement.device_map, config.placement.quantize, figures)
+    else:
+        check_run(figures=figures)
 
 
 def _validate_input(config, log_file):

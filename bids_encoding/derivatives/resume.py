@@ -3,7 +3,9 @@ model × layer fit of a run that was stopped (killed by the scheduler, out of ti
 
 A result is *valid* when its fingerprint, a hash of everything that shapes it (the model and feature
 settings, the stimuli and their timings, the BOLD files as found on disk, the design, cleaning, confounds,
-ridge and significance settings, and this package's version), equals the one the rerun computes. The
+ridge and significance settings, and the computation versions of the stages that compute it:
+:func:`computation_versions`), equals the one the rerun computes. The package's full version is recorded
+beside it but not compared: a release that changes no stage's numbers keeps the results (docs/usage.md). The
 fingerprints of the committed models are recorded in the scores table's sidecar; those of unfinished fits
 name their checkpoint folders in ``WORK_DIR/fits/``.
 """
@@ -36,6 +38,25 @@ def _file_state(path):
     return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
+def computation_versions():
+    """The computation version of each stage, which its code bumps when its numbers change for the same
+    settings (``FEATURE_CODE_VERSION`` and the like).
+
+    Returns
+    -------
+    dict
+        ``{"Features", "Design", "Ridge", "Significance", "Neurons"}`` -> int.
+    """
+    from bids_encoding.design import settings as design
+    from bids_encoding.features import engine as features
+    from bids_encoding.neurons import settings as neurons
+    from bids_encoding.ridge import significance, solver
+
+    return {"Features": features.FEATURE_CODE_VERSION, "Design": design.DESIGN_CODE_VERSION,
+            "Ridge": solver.RIDGE_CODE_VERSION, "Significance": significance.SIGNIFICANCE_CODE_VERSION,
+            "Neurons": neurons.NEURONS_CODE_VERSION}
+
+
 def fit_fingerprint(config, runs, sequence, feature_records, ridge_record, significance_record):
     """Hash of everything that shapes one participant's (or one average's) fit of one model.
 
@@ -56,7 +77,7 @@ def fit_fingerprint(config, runs, sequence, feature_records, ridge_record, signi
         16 hexadecimal digits.
     """
     payload = {
-        "Version": __version__,
+        "ComputationVersions": computation_versions(),
         "Features": feature_records,
         "Stimuli": list(sequence.keys),
         "Runs": [[_file_state(run.bold_path), _file_state(run.events_path), run.n_scans, run.repetition_time,
@@ -92,21 +113,39 @@ def committed_fits(output_dir, subject, task, space):
         return {}
 
 
+def fit_record(fingerprint, model_id):
+    """What the scores sidecar's ``Fits`` records of one committed model."""
+    return {"Fingerprint": fingerprint, "Version": __version__, "ComputationVersions": computation_versions(),
+            "ModelId": model_id}
+
+
 def reusable_models(committed, fingerprints, subject, task, output_dir):
     """Which of ``fingerprints`` (``{label: fingerprint}``) the committed result (:func:`committed_fits`)
-    already holds, made by this version; a warning when it was made by another version.
+    already holds; one warning naming the models computed by other code (another computation version of a
+    stage), which are fitted again.
 
     Returns
     -------
     set of str
     """
-    versions = sorted({record.get("Version") for record in committed.values()} - {__version__, None})
-    if versions:
-        LOGGER.warning("sub-%s task-%s: the results in %s came from bids_encoding %s (this is %s): fitting again",
-                       subject, task, output_dir, ", ".join(versions), __version__)
+    current = computation_versions()
+    changed = {}
+    for label in fingerprints:
+        record = committed.get(label)
+        if record is None:
+            continue
+        before = record.get("ComputationVersions")
+        if before is None:
+            changed[label] = f"bids_encoding {record.get('Version', 'unknown')}, before computation versions"
+        elif before != current:
+            changed[label] = ", ".join(f"{stage} {before.get(stage)} -> {version}"
+                                       for stage, version in current.items() if before.get(stage) != version)
+    if changed:
+        LOGGER.warning("sub-%s task-%s: the results in %s of %s were computed by other code (%s; this is "
+                       "bids_encoding %s): fitting again", subject, task, output_dir, ", ".join(sorted(changed)),
+                       "; ".join(sorted(set(changed.values()))), __version__)
     return {label for label, fingerprint in fingerprints.items()
-            if committed.get(label, {}).get("Fingerprint") == fingerprint
-            and committed[label].get("Version") == __version__}
+            if label not in changed and committed.get(label, {}).get("Fingerprint") == fingerprint}
 
 
 class LayerCheckpoint:

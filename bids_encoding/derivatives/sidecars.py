@@ -3,6 +3,7 @@
 from dataclasses import asdict
 from pathlib import Path
 
+from bids_encoding.derivatives.resume import computation_versions
 from bids_encoding.derivatives.staging import RAW, STANDARD_SPACES, software_versions
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
 
@@ -49,6 +50,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
         "Sources": [source_path(run.bold_path, config.bids_dir) for run in runs]
                    + sorted({source_path(run.events_path, config.bids_dir) for run in runs}),
         "SoftwareVersions": software_versions(),
+        "ComputationVersions": computation_versions(),
     }
 
 

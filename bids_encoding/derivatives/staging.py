@@ -21,7 +21,7 @@ from nilearn import masking
 
 from bids_encoding import __version__
 from bids_encoding.derivatives.names import DerivativeName
-from bids_encoding.errors import BidsAppError, EXIT_CANNOT_CREATE
+from bids_encoding.errors import EXIT_CANNOT_CREATE, BidsAppError
 
 BIDS_VERSION = "1.10.0"
 CODE_URL = "https://github.com/bids-encoding/bids_encoding"
@@ -236,7 +236,8 @@ class StagedOutput:
         self.entities = {key: value for key, value in entities.items() if value is not None}
         self.last_suffix = last_suffix
         self.prefix = str(DerivativeName(suffix="x", extension="", **self.entities))[:-2]
-        self.staging = self.output_dir / f".staging-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}-{self.prefix}"
+        unique = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.staging = self.output_dir / f".staging-{unique}-{self.prefix}"
         try:
             (self.staging / self.folder).mkdir(parents=True)
         except OSError as error:

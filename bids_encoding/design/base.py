@@ -1,7 +1,7 @@
 """What a design is: how word features reach the scan times, and what it adds before trimming."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

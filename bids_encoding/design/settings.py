@@ -8,6 +8,10 @@ from bids_encoding.design.base import frame_times
 from bids_encoding.design.cleaning import Cleaning
 from bids_encoding.design.kinds import DESIGNS, design_kind
 
+# Bump when the design or the cleaning computes other numbers for the same settings: reruns then fit again
+# (derivatives/resume.py, docs/usage.md "Versions"). 1: as of bids_encoding 0.2.0.
+DESIGN_CODE_VERSION = 1
+
 
 @dataclass(frozen=True)
 class DesignSettings:

@@ -42,7 +42,8 @@ def stimulus_fingerprint(words, context=None):
 
 
 def _key(record):
-    return hashlib.sha256(json.dumps({**record, "cache_format": CACHE_FORMAT}, sort_keys=True).encode()).hexdigest()[:20]
+    text = json.dumps({**record, "cache_format": CACHE_FORMAT}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def _file_sha256(path):

@@ -9,7 +9,9 @@ from bids_encoding.features.extract import FeatureSettings, extract_word_feature
 from bids_encoding.features.models import Placement, load_model, parameter_counts, resolve_dtype
 
 LOGGER = logging.getLogger(__name__)
-FEATURE_CODE_VERSION = 3  # 3: own-token pooling, fixed encoder right context
+# Bump when the features change for the same model and settings: the feature cache and reruns compute them
+# again (docs/usage.md "Versions"). 3: own-token pooling, fixed encoder right context.
+FEATURE_CODE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,8 @@ class FeatureExtractor:
 
     def neurons(self, spec, fingerprint, layers):
         """Cached feed-forward activations ``{layer: (n_words, d_ff)}`` of one stimulus (after :meth:`features`)."""
-        cached = self.cache.load(self.record(spec, fingerprint, "ffn_neurons"), [l for l in layers if l > 0])
+        cached = self.cache.load(self.record(spec, fingerprint, "ffn_neurons"),
+                                 [layer for layer in layers if layer > 0])
         return None if cached is None else cached[0]
 
     def _ffn_module(self, spec, stimuli):

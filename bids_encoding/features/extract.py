@@ -343,7 +343,8 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
                     attention[row, :len(ids)] = 1
                 if loaded.is_encoder:
                     attention = right_context_mask(attention, right)
-                hidden, ffn = capture.run(loaded.model, input_ids.to(loaded.input_device), attention.to(loaded.input_device))
+                hidden, ffn = capture.run(loaded.model, input_ids.to(loaded.input_device),
+                                          attention.to(loaded.input_device))
                 for row, (start, keep_from, keep_to) in enumerate(batch):
                     local = slice(len(prefix_ids) + keep_from - start, len(prefix_ids) + keep_to - start)
                     kept = slice(keep_from - len(context_ids), keep_to - len(context_ids))

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bids_encoding.features.baselines import BASELINES
 from bids_encoding.errors import MissingInputError, UsageError
+from bids_encoding.features.baselines import BASELINES
 
 LOGGER = logging.getLogger(__name__)
 
@@ -218,9 +218,9 @@ class Placement:
         if self.quantize:
             from transformers import BitsAndBytesConfig
 
-            if importlib.util.find_spec("bitsandbytes") is None:
-                raise UsageError(f"--quantize {self.quantize} needs the bitsandbytes package and a CUDA GPU: "
-                                 "pip install bitsandbytes")
+            from bids_encoding.dependencies import QUANTIZE, require
+
+            require(QUANTIZE, f"--quantize {self.quantize}")  # checked before the run too (cli/run.py)
             kwargs["quantization_config"] = BitsAndBytesConfig(**{f"load_in_{self.quantize}": True})
         return kwargs
 

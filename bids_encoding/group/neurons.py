@@ -72,7 +72,8 @@ def neuron_tables(members, models):
         layers[model] = pd.concat(counts).groupby(level=0).sum().div(len(counts)).fillna(0) if counts else None
         patterns[model] = pd.concat(matched).groupby(level=0).sum().div(len(matched)).fillna(0)
         summary.append({"model": model, "n_participants": len(participants),
-                        **{m: float(np.nanmean([p[1].get(m, np.nan) for p in participants.values()])) for m in MEASURES},
+                        **{m: float(np.nanmean([p[1].get(m, np.nan) for p in participants.values()]))
+                           for m in MEASURES},
                         "consistency": consistency(networks_by_participant)})
     if not rows:
         return None, None, {}, {}

@@ -3,8 +3,8 @@
 import os
 import re
 
-import numpy as np
 import nibabel as nib
+import numpy as np
 
 from bids_encoding.errors import MissingInputError
 

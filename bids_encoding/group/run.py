@@ -10,6 +10,8 @@ from bids_encoding.derivatives.sidecars import mask_record
 from bids_encoding.derivatives.staging import GroupOutput, write_dataset_description
 from bids_encoding.group import figures
 from bids_encoding.group.collect import check_consistency, collect, model_table
+from bids_encoding.group.neurons import MEASURES as NEURON_MEASURES
+from bids_encoding.group.neurons import neuron_tables
 from bids_encoding.group.reliability import reliable_voxels
 from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
 from bids_encoding.group.scaling import multiple_table, scaling_table
@@ -21,8 +23,6 @@ from bids_encoding.group.scores import (
     roi_scaling,
     roi_scores,
 )
-from bids_encoding.group.neurons import MEASURES as NEURON_MEASURES
-from bids_encoding.group.neurons import neuron_tables
 from bids_encoding.group.second_level import group_maps
 from bids_encoding.hemispheres import is_template_space, symmetric_mask
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-
 FIT_COLUMNS = ["measure", "predictor", "family", "level", "participant", "slope", "intercept", "ci_low", "ci_high",
                "confidence", "n_bootstraps", "seed", "t", "p", "n_participants", "n_models", "r_across_models"]
 

@@ -50,6 +50,63 @@ def find_validator():
     return None
 
 
+NOT_INSTALLED = "bids-validator is not installed"
+INSTALL = "pip install 'bids_encoding[validator]'"
+
+
+class ValidatorFailed(RuntimeError):
+    """The validator ran but gave no report (its last line of error output is the message)."""
+
+
+def run_validator(folder):
+    """The validator's JSON report on ``folder`` (a dict with ``issues.issues``), or ``None`` when it is not
+    installed; :class:`ValidatorFailed` when it gives no readable report."""
+    command = find_validator()
+    if command is None:
+        return None
+    stderr = ""
+    try:
+        completed = subprocess.run([*command, "--format", "json", str(folder)], capture_output=True, text=True)
+        stderr = completed.stderr
+        report = json.loads(completed.stdout)
+        if not isinstance(report["issues"]["issues"], list):
+            raise TypeError("the report has no list of issues")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        detail = (stderr or str(error)).strip().splitlines()
+        raise ValidatorFailed(detail[-1] if detail else str(error)) from error
+    return report
+
+
+def validate_output(output_dir, report_path):
+    """Run the validator on a finished output folder (BIDS-Derivatives); write its report to ``report_path``
+    and log a summary.
+
+    Returns
+    -------
+    Counter or None
+        Issues per severity (``errors``, ``warnings``), or ``None`` when the validator is not installed or failed
+        (said in the log, with the line that installs it).
+    """
+    report = _validated(output_dir, report_path, "the results", "the results were not validated", "")
+    return None if report is None else Counter(issue.get("severity", "") + "s" for issue in report["issues"]["issues"])
+
+
+def _validated(folder, report_path, what, not_validated, silence):
+    """The validator's report on ``folder``, saved to ``report_path`` and summarised in the log; ``None`` (with a
+    warning that says why and how to install it) when it is not installed or failed."""
+    try:
+        report = run_validator(folder)
+    except ValidatorFailed as error:
+        LOGGER.warning("%s: bids-validator failed (%s)", not_validated, error)
+        return None
+    if report is None:
+        LOGGER.warning("%s: %s (%s%s)", not_validated, NOT_INSTALLED, INSTALL, silence)
+        return None
+    report_path.write_text(json.dumps(report, indent=2))
+    _summarise(report["issues"]["issues"], report_path, what)
+    return report
+
+
 def validate_input(bids_dir, report_path, subjects=None):
     """Run the validator on ``bids_dir``, write its report to ``report_path`` (JSON) and log a summary.
 
@@ -72,24 +129,12 @@ def validate_input(bids_dir, report_path, subjects=None):
         On a :data:`BLOCKING` error in a file this run reads: one line naming the file, the validator's code
         and what to do.
     """
-    command = find_validator()
-    if command is None:
-        LOGGER.warning("the input was not validated: bids-validator is not installed (pip install "
-                       "'bids_encoding[validator]'; --skip-bids-validation silences this)")
+    report = _validated(bids_dir, report_path, "the input", "the input was not validated",
+                        "; --skip-bids-validation silences this")
+    if report is None:
         return None
-    stderr = ""
-    try:
-        completed = subprocess.run([*command, "--format", "json", str(bids_dir)], capture_output=True, text=True)
-        stderr = completed.stderr
-        report = json.loads(completed.stdout)
-        issues = report["issues"]["issues"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        detail = (stderr or str(error)).strip().splitlines()
-        LOGGER.warning("the input was not validated: bids-validator failed (%s)", detail[-1] if detail else error)
-        return None
-    report_path.write_text(json.dumps(report, indent=2))
+    issues = report["issues"]["issues"]
     messages = report["issues"].get("codeMessages") or {}
-    _summarise(issues, report_path)
     for issue in issues:
         if issue.get("severity") == "error" and _blocks(issue) and _read_by_this_run(issue, subjects):
             location = issue.get("location", "").lstrip("/")
@@ -99,11 +144,11 @@ def validate_input(bids_dir, report_path, subjects=None):
     return issues
 
 
-def _summarise(issues, report_path):
+def _summarise(issues, report_path, what):
     errors = Counter(issue["code"] for issue in issues if issue.get("severity") == "error")
     warnings = Counter(issue["code"] for issue in issues if issue.get("severity") == "warning")
-    LOGGER.info("bids-validator: %d error(s), %d warning(s) in the input (full report: %s)", sum(errors.values()),
-                sum(warnings.values()), report_path)
+    LOGGER.info("bids-validator: %d error(s), %d warning(s) in %s (full report: %s)", sum(errors.values()),
+                sum(warnings.values()), what, report_path)
     for code, count in errors.most_common(SUMMARY_LINES):
         first = next(issue for issue in issues if issue["code"] == code and issue.get("severity") == "error")
         LOGGER.warning("bids-validator error %s (%d): %s%s", code, count, first.get("location", ""),

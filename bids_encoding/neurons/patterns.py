@@ -5,9 +5,10 @@ and online dictionary learning (Mairal et al. 2010, the algorithm of scikit-lear
 ``MiniBatchDictionaryLearning``) learns ``n_patterns`` time courses such that every neuron is a sparse
 combination of a few of them. It is written here because scikit-learn codes each mini-batch one neuron
 at a time in a Python loop: a pass over SmolLM2-135M's 46,080 neurons took minutes per fold (py-spy:
-all of it in that loop); here every batch is coded at once (:func:`lasso_codes`). ``ica``, the alternative some summaries of the paper
-describe: temporal ICA, the neurons' time courses reduced to their ``n_patterns`` principal temporal
-components (from the scans x scans Gram matrix, accumulated block by block) and unmixed by scikit-learn's
+all of it in that loop); here every batch is coded at once (:func:`lasso_codes`). ``ica``, the alternative
+some summaries of the paper describe: temporal ICA, the neurons' time courses reduced to their
+``n_patterns`` principal temporal components (from the scans x scans Gram matrix, accumulated block by
+block) and unmixed by scikit-learn's
 ``FastICA`` into independent time courses; a neuron's codes are then its least-squares loadings on them.
 ICA separates only non-Gaussian sources: neuron groups driven by Gaussian word signals come out rotated
 (tests/test_neurons.py). Either way, a neuron's sub-group is the pattern with the largest absolute code.

@@ -2,6 +2,10 @@
 
 from dataclasses import asdict, dataclass
 
+# Bump when the neurons-to-networks analysis computes other numbers for the same settings (docs/usage.md
+# "Versions"). 1: as of bids_encoding 0.2.0.
+NEURONS_CODE_VERSION = 1
+
 
 @dataclass(frozen=True)
 class NeuronSettings:

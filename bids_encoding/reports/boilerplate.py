@@ -135,7 +135,8 @@ def _cleaning(sidecar):
     if isinstance(mask, dict):
         source = {"given": "a brain mask given by the user",
                   "derivative": "the preprocessing's own brain masks, intersected across runs",
-                  "template": f"the {mask.get('Template')} template's brain mask from TemplateFlow (Ciric et al., 2022)",
+                  "template": f"the {mask.get('Template')} template's brain mask from TemplateFlow "
+                              "(Ciric et al., 2022)",
                   "epi": "a mask computed from the mean EPI images (nilearn's compute_multi_epi_mask)",
                   "intersection": "the intersection of the participants' masks"}.get(mask.get("Source"), "a mask")
         text += f" Voxels were those of {source}."

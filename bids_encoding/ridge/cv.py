@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 def _rows(ranges):
     return np.concatenate([np.arange(start, stop) for start, stop in ranges])
 

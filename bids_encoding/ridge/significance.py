@@ -33,6 +33,9 @@ from scipy.stats import norm
 TAIL_EXCEEDANCES = 10
 PREWHITENING_ORDER = 4
 PVALUE_METHODS = ("prewhitening", "circular", "blocks")
+# Bump when the p-values or q-values change for the same settings (docs/usage.md "Versions").
+# 1: as of bids_encoding 0.2.0.
+SIGNIFICANCE_CODE_VERSION = 1
 PERMUTATION_SCHEMES = ("circular", "blocks")
 
 

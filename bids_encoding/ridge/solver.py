@@ -28,6 +28,9 @@ from bids_encoding.stimuli import stimulus_groups
 ALPHA_SCORES = ("r", "r2")
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
 BLOCK_MULTIPLE = 64
+# Bump when the fit, the alphas chosen or the scores change for the same settings (docs/usage.md "Versions").
+# 1: as of bids_encoding 0.2.0 (the dual form's float64 residual).
+RIDGE_CODE_VERSION = 1
 LIBRARY_OVERHEAD = 32 * 2 ** 20  # workspaces of the linear-algebra libraries, counted in --mem
 
 
@@ -526,9 +529,9 @@ class NestedRidgeCV:
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
                 "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
                 "Form": {"auto": "primal (an eigendecomposition of XᵀX per split) when the features are fewer "
-                                 "than half the training scans, else dual (one eigendecomposition of the kernel X Xᵀ of all "
-                                 "scans; each split's held-out predictions by deleting its held-out scans from that "
-                                 "fit): the same alphas and predictions; FormUsed says which one ran",
+                                 "than half the training scans, else dual (one eigendecomposition of the kernel X Xᵀ "
+                                 "of all scans; each split's held-out predictions by deleting its held-out scans "
+                                 "from that fit): the same alphas and predictions; FormUsed says which one ran",
                          "primal": "primal (an eigendecomposition of XᵀX per split)",
                          "dual": "dual (one eigendecomposition of the kernel X Xᵀ of all scans; each split's "
                                  "held-out predictions by deleting its held-out scans from that fit)"}[self.form],
@@ -681,7 +684,7 @@ class NestedRidgeCV:
             block = self.block_size(len(x_train), x_train.shape[1], max(len(rows) for rows, _, _ in inner),
                                     len(designs[test_group[0]]), n_voxels)
 
-            def training_block(voxels):
+            def training_block(voxels, train_runs=train_runs, x_train=x_train):
                 y_train = torch.cat([self._columns(responses[run], voxels) for run in train_runs])
                 return y_train, x_train.T @ y_train
 
@@ -783,7 +786,7 @@ class NestedRidgeCV:
                         prediction = split.predict(fitted, residual, op[a])
                         scores[fold][a, voxels] += split.score(prediction, target, self.alpha_score)[:width]
         choices, tested = {}, {fold: [] for fold, *_ in plans}
-        for fold, test_group, (test_rows, held), inner in plans:
+        for fold, _, _, inner in plans:
             fold_scores = scores[fold] / len(inner)
             choices[fold] = fold_scores.argmax(dim=0) if self.alpha_per_voxel else \
                 self._shared_choice(fold_scores, voxel_groups)
@@ -791,7 +794,7 @@ class NestedRidgeCV:
         for voxels in blocks:
             y = all_rows(voxels)
             z, outside = fit.rotate(y)
-            for fold, test_group, (test_rows, held), inner in plans:
+            for fold, test_group, (test_rows, held), _ in plans:
                 choice = torch.zeros(y.shape[1], dtype=torch.long, device=self.device)
                 choice[:voxels.stop - voxels.start] = choices[fold][voxels]
                 prediction = fit.fitted(z, choice, _rows(test_rows, self.device))

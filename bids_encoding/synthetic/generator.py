@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from bids_encoding.design import frame_times, word_response_matrix
-from bids_encoding.ridge.scoring import zscore
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
+from bids_encoding.ridge.scoring import zscore
 from bids_encoding.synthetic.fmriprep import confounds_table, motion_parameters, write_run_derivatives
 from bids_encoding.synthetic.layouts import LAYOUTS
 from bids_encoding.synthetic.story import paragraphs
@@ -302,7 +302,8 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
             signal = np.zeros((scans, *GRID_SHAPE), dtype=np.float64)
             noise = _ar1_noise(rng, scans, int(brain.sum()), noise_ar1)
             t = np.arange(scans)[:, None] / scans
-            drift = rng.normal(0, 0.5, (1, noise.shape[1])) * t + rng.normal(0, 0.3, (1, noise.shape[1])) * np.cos(np.pi * t)
+            drift = (rng.normal(0, 0.5, (1, noise.shape[1])) * t
+                     + rng.normal(0, 0.3, (1, noise.shape[1])) * np.cos(np.pi * t))
             signal[:, brain] = noise + drift
             if layout.fmriprep:
                 motion = motion_parameters(motion_rng, scans)

@@ -110,7 +110,8 @@ class LePetitPrinceLayout(DemoLayout):
         return [f"EN{57 + i:03d}" for i in range(n)]
 
     def runs(self, index, subject, n_stories, repeats):
-        preproc = f"derivatives/sub-{subject}/func/sub-{subject}_task-lppEN_run-{{:02d}}_space-MNIColin27_desc-preproc_bold.nii.gz"
+        preproc = (f"derivatives/sub-{subject}/func/sub-{subject}_task-lppEN_run-{{:02d}}"
+                   "_space-MNIColin27_desc-preproc_bold.nii.gz")
         raw = f"sub-{subject}/func/sub-{subject}_task-lppEN_run-{{:02d}}_echo-1_bold.nii.gz"
         if index % 2 == 0:  # sub-EN057: run-15 .. ; section = rank
             return [RunFile(preproc.format(15 + story), story, task="lppEN") for story in range(n_stories)]
@@ -189,11 +190,12 @@ class NarrativesLayout(DemoLayout):
                     lines.append(f"{word},,,")  # not found in the audio
                 else:
                     aligned = "<unk>" if i % 53 == 7 else clean
-                    lines.append(f"{word},{aligned},{onset + self.audio_lead:.2f},{onset + duration + self.audio_lead:.2f}")
+                    start, end = onset + self.audio_lead, onset + duration + self.audio_lead
+                    lines.append(f"{word},{aligned},{start:.2f},{end:.2f}")
             path = bids_dir / "stimuli" / "gentle" / run.task / "align.csv"
             path.parent.mkdir(parents=True)
             path.write_text("\n".join(lines) + "\n")
-        for subject, runs in runs_by_subject.items():
+        for runs in runs_by_subject.values():
             for run in runs:
                 audio = f"{run.task}_audio.wav"
                 story_length = stories[run.story]["onset"].iloc[-1] + 5.0

@@ -1,0 +1,107 @@
+"""Optional packages: which extra brings each, and a one-line error that names it before any work starts.
+
+A run that needs a package it cannot import stops at once (exit 66) with the package and the ``pip install``
+line that brings it, instead of failing after hours of other models' fits with an error from deep inside
+transformers. What each path needs:
+
+- a ``.gguf`` model: ``gguf`` and ``accelerate`` (extra ``gguf``; transformers reads GGUF through both);
+- ``--device-map``: ``accelerate`` (extra ``multi-gpu``);
+- ``--quantize``: ``bitsandbytes`` and ``accelerate`` (extra ``quantize``);
+- the figures and HTML reports of both levels: ``matplotlib`` and ``jinja2`` (core dependencies: missing only
+  from a broken install);
+- the BIDS validator (extra ``validator``) is not required: without it the input is not validated, with a
+  warning (:mod:`bids_encoding.inputs.validation`).
+"""
+
+import importlib.util
+from dataclasses import dataclass
+
+from bids_encoding.errors import MissingInputError
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One package: its import name, its name on PyPI, and the extra of bids_encoding that brings it
+    (``None``: a core dependency)."""
+
+    module: str
+    package: str
+    extra: str | None = None
+
+
+GGUF = (Requirement("gguf", "gguf", "gguf"), Requirement("accelerate", "accelerate", "gguf"))
+DEVICE_MAP = (Requirement("accelerate", "accelerate", "multi-gpu"),)
+QUANTIZE = (Requirement("bitsandbytes", "bitsandbytes", "quantize"),
+            Requirement("accelerate", "accelerate", "quantize"))
+REPORTS = (Requirement("matplotlib", "matplotlib"), Requirement("jinja2", "jinja2"))
+
+
+class MissingDependencyError(MissingInputError):
+    """A package the run needs is not installed (exit 66)."""
+
+
+def installed(module):
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def install_command(requirements):
+    """The pip line that brings ``requirements``: the extra when one has them all, else the packages.
+
+    Examples
+    --------
+    >>> install_command(GGUF)
+    "pip install 'bids_encoding[gguf]'"
+    >>> install_command(REPORTS)
+    'pip install matplotlib jinja2'
+    """
+    extras = {requirement.extra for requirement in requirements}
+    if len(extras) == 1 and None not in extras:
+        return f"pip install 'bids_encoding[{extras.pop()}]'"
+    return "pip install " + " ".join(dict.fromkeys(requirement.package for requirement in requirements))
+
+
+def require(requirements, purpose):
+    """Raise :class:`MissingDependencyError` when any of ``requirements`` is missing.
+
+    Parameters
+    ----------
+    requirements : sequence of Requirement
+    purpose : str
+        What needs them, as the start of the message (``"the GGUF model x.gguf"``).
+    """
+    missing = [requirement for requirement in requirements if not installed(requirement.module)]
+    if missing:
+        names = " and ".join(requirement.package for requirement in missing)
+        verb = "is" if len(missing) == 1 else "are"
+        raise MissingDependencyError(f"{purpose} needs {names}, which {verb} not installed: "
+                                     f"{install_command(missing)}")
+
+
+def check_run(models=(), device_map=None, quantize=None, figures=True):
+    """Every package a run with these options needs, checked before any data is read or model loaded.
+
+    Parameters
+    ----------
+    models : sequence of str
+        The ``--models`` as given.
+    device_map, quantize : str or None
+        ``--device-map`` and ``--quantize``.
+    figures : bool
+        Whether the run draws figures or writes reports (the participant and group levels, with or without
+        ``--skip-reports``: the figures are results too).
+    """
+    from bids_encoding.features.models import parse_model_spec
+
+    for model in models:
+        if parse_model_spec(model).gguf_file:
+            require(GGUF, f"the GGUF model {model}")
+    if quantize:
+        require(QUANTIZE, f"--quantize {quantize}")
+    if device_map:
+        require(DEVICE_MAP, f"--device-map {device_map}")
+    if figures:
+        require(REPORTS, "the figures and HTML reports (a core dependency: reinstall bids_encoding)")
