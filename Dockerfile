@@ -99,12 +99,16 @@ print('\n'.join(p['dependencies'] + p['optional-dependencies']['gguf']))" > /tmp
     pip install --find-links /wheels -c /tmp/constraints.txt -r /tmp/requirements.txt "${BIDS_VALIDATOR}"; \
     rm /tmp/requirements.txt /tmp/constraints.txt
 
-# The package itself (whole build context, see .dockerignore; nothing of it stays in the image).
+# The package itself (whole build context, see .dockerignore; nothing of it stays in the image). The context has no
+# .git: the version comes from VERSION (scripts/test-container.sh passes setuptools-scm's, e.g. 0.2.1.dev3+g1a2b3c4),
+# else it is 0+unknown.
+ARG VERSION=
 RUN --mount=type=secret,id=ca \
     --mount=type=cache,target=/root/.cache/pip \
     --mount=type=bind,target=/src,rw \
     set -eu; \
     export PIP_CACHE_DIR=/root/.cache/pip; if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    if [ -n "${VERSION}" ]; then export SETUPTOOLS_SCM_PRETEND_VERSION_FOR_BIDS_ENCODING="${VERSION}"; fi; \
     pip install --no-deps /src; \
     # Files of the package that are not Python (the report templates) and that the wheel lacks while
     # pyproject.toml declares no package data: copied from the source tree (nothing to do once it does).
@@ -203,9 +207,8 @@ RUN HOME=/tmp/home bids_encoding --version \
     && chmod -R go=u "${HOME}"
 
 ARG BASE_IMAGE
-ARG VERSION=0.1.0
 # the image as the outputs' dataset_description.json names it (GeneratedBy.Container): give the tag of -t
-ARG CONTAINER_TAG=bids_encoding:${VERSION}
+ARG CONTAINER_TAG=bids_encoding:latest
 ENV BIDS_ENCODING_CONTAINER_TAG=${CONTAINER_TAG}
 ARG VCS_REF=unknown
 ARG BUILD_DATE=unknown

@@ -99,6 +99,7 @@ if [ -z "${SKIP_BUILD:-}" ]; then
         --build-arg TORCH_INDEX="$TORCH_INDEX" \
         --build-arg TEMPLATEFLOW="$TEMPLATEFLOW" \
         --build-arg PYPI_MODELS="$PYPI_MODELS" \
+        --build-arg VERSION="$(python3 -m setuptools_scm 2>/dev/null || true)" \
         --build-arg VCS_REF="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
         --build-arg BUILD_DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
         .

@@ -148,3 +148,13 @@ def test_bad_confound_and_mask_options_are_usage_errors(tmp_path, options, fragm
     bids.mkdir()
     assert main([str(bids), str(tmp_path / "out"), "participant", *options]) == 64
     assert fragment in capsys.readouterr().err
+
+
+def test_the_changelog_starts_with_the_release_the_descriptor_and_image_name():
+    import re
+    from pathlib import Path
+
+    from bids_encoding import RELEASE
+
+    changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(r"^## (\S+)", changelog, flags=re.M).group(1) == RELEASE

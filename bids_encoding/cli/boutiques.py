@@ -22,7 +22,7 @@ import numbers
 import sys
 from pathlib import Path
 
-from bids_encoding import __version__, errors
+from bids_encoding import RELEASE, errors
 from bids_encoding.cli.parser import LEVELS, HelpFormatter, build_parser
 
 IMAGE = "bids-encoding/bids_encoding"
@@ -148,10 +148,10 @@ def descriptor(parser=None):
               for entry in inputs]
     result = {
         "name": COMMAND,
-        "tool-version": __version__,
+        "tool-version": RELEASE,
         "description": parser.description,
         "command-line": " ".join([COMMAND] + [entry["value-key"] for entry in inputs]),
-        "container-image": {"type": "docker", "image": f"{IMAGE}:{__version__}"},
+        "container-image": {"type": "docker", "image": f"{IMAGE}:{RELEASE}"},
         "schema-version": "0.5",
         "inputs": inputs,
         "output-files": [{
