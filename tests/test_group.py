@@ -536,3 +536,55 @@ def test_group_level_names_incomplete_and_missing_participants(tmp_path, capsys)
     assert "no results" in err and "sub-04" in err.split("no results")[1].splitlines()[0]
     assert main([str(root / "bids"), str(root), "group", "--participant-label", "01", "02"]) == 66
     assert "sub-02" in capsys.readouterr().err
+
+
+class _RecordedOutput:
+    """Stands in for GroupOutput: keeps each image written, by its stat and desc."""
+
+    def __init__(self):
+        self.images = {}
+
+    def image(self, data, affine, suffix, description, extra=None, **entities):
+        self.images[entities.get("desc") or ""] = (np.asarray(data), extra or {})
+
+
+def _fdr_maps(maps, mask):
+    from bids_encoding.group.second_level import _one_sample_t
+
+    output = _RecordedOutput()
+    affine = np.eye(4)
+    _one_sample_t(output, maps, nib.Nifti1Image(mask.astype(np.uint8), affine), affine, "m", "x", "test")
+    return output.images["x"][0], output.images["xfdr05"]
+
+
+def test_group_fdr_keeps_the_false_discovery_rate_of_t_maps_on_null_data():
+    """With 3 participants the one-sample t has 2 degrees of freedom: read as z (as nilearn's FDR does), its
+    tails are far too heavy and null voxels pass "q < 0.05" in every dataset. Under the complete null, BH's
+    family-wise rate is its level: about 5% of null datasets may show any voxel."""
+    rng = np.random.default_rng(0)
+    mask = np.ones((10, 10, 10), dtype=bool)
+    with_any = 0
+    for _ in range(40):
+        maps = [rng.standard_normal(mask.shape) for _ in range(3)]
+        _, (thresholded, extra) = _fdr_maps(maps, mask)
+        with_any += bool(np.any(thresholded != 0))
+        assert extra["DegreesOfFreedom"] == 2
+    assert with_any <= 6, f"{with_any} of 40 null datasets had voxels at FDR q < 0.05"
+
+
+def test_group_fdr_finds_a_planted_effect_and_reports_its_threshold_in_t():
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    mask = np.ones((10, 10, 10), dtype=bool)
+    effect = np.zeros(mask.shape)
+    effect[:3] = 3.0  # 300 voxels with a large effect over 12 participants
+    maps = [effect + rng.standard_normal(mask.shape) for _ in range(12)]
+    t_map, (thresholded, extra) = _fdr_maps(maps, mask)
+    found = thresholded != 0
+    assert found[:3].mean() > 0.95 and found[3:].mean() < 0.05
+    assert np.allclose(thresholded[found], t_map[found])  # the map keeps t values
+    assert thresholded[found].min() >= extra["Threshold"] and extra["NumberOfVoxels"] == found.sum()
+    # the threshold is a t of 11 df whose one-sided p is BH's largest accepted p
+    p = stats.t.sf(extra["Threshold"], 11)
+    assert 0 < p <= 0.05

@@ -1,5 +1,7 @@
 """Second-level maps: one-sample t over participants (nilearn), L - R maps and voxel-wise scaling slopes."""
 
+import warnings
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -8,19 +10,36 @@ from bids_encoding.hemispheres import mirror_difference
 
 
 def _one_sample_t(output, maps, mask_img, affine, model, desc, description):
-    """Second-level one-sample t map over participants (nilearn), and its FDR-thresholded version."""
+    """Second-level one-sample t map over participants (nilearn), and its FDR-thresholded version.
+
+    nilearn's FDR (``threshold_stats_img``) reads its input as a z map; a t map of few participants has far heavier
+    tails (with 3 participants, t of 2 df), so the t map is first converted to the z of the same one-sided p-value
+    under t with n - 1 degrees of freedom (nilearn's ``output_type="z_score"`` does the same), Benjamini-Hochberg is
+    applied to those, and the thresholded map keeps the t values, with the threshold given in t.
+    """
     from nilearn.glm import threshold_stats_img
     from nilearn.glm.second_level import SecondLevelModel
+    from scipy import stats
 
     images = [nib.Nifti1Image(np.asarray(m, dtype=np.float32), affine) for m in maps]
     design = pd.DataFrame({"intercept": np.ones(len(images))})
-    t_map = SecondLevelModel(mask_img=mask_img).fit(images, design_matrix=design).compute_contrast(
-        "intercept", output_type="stat")
-    output.image(t_map.get_fdata(), affine, "statmap", description, model=model, desc=desc or None, stat="t")
-    thresholded, threshold = threshold_stats_img(t_map, mask_img=mask_img, alpha=0.05, height_control="fdr",
-                                                 two_sided=False)
-    output.image(thresholded.get_fdata(), affine, "statmap", f"{description}, thresholded at FDR q < 0.05 "
-                 "(one-sided)", {"Threshold": float(threshold)}, model=model, desc=f"{desc}fdr05", stat="t")
+    contrast = SecondLevelModel(mask_img=mask_img).fit(images, design_matrix=design).compute_contrast(
+        "intercept", output_type="all")
+    t_map, z_map = contrast["stat"], contrast["z_score"]
+    dof = len(images) - 1
+    output.image(t_map.get_fdata(), affine, "statmap", description, {"DegreesOfFreedom": dof}, model=model,
+                 desc=desc or None, stat="t")
+    with warnings.catch_warnings():  # nilearn warns when no voxel passes (threshold inf): said in the sidecar
+        warnings.filterwarnings("ignore", message="The given float value must not exceed")
+        thresholded_z, z_threshold = threshold_stats_img(z_map, mask_img=mask_img, alpha=0.05,
+                                                         height_control="fdr", two_sided=False)
+    kept = thresholded_z.get_fdata() != 0
+    threshold = float(stats.t.isf(stats.norm.sf(z_threshold), dof)) if np.isfinite(z_threshold) else None
+    output.image(np.where(kept, t_map.get_fdata(), 0.0), affine, "statmap", f"{description}, thresholded at FDR "
+                 "q < 0.05 (one-sided)",
+                 {"Threshold": threshold, "NumberOfVoxels": int(kept.sum()), "DegreesOfFreedom": dof,
+                  "Null": f"t with {dof} degrees of freedom (Benjamini-Hochberg on its one-sided p-values, as z)"},
+                 model=model, desc=f"{desc}fdr05", stat="t")
 
 
 def _nanmean(maps):
