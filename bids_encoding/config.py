@@ -54,6 +54,7 @@ class ParticipantConfig(RunConfig):
     placement: Placement = field(default_factory=Placement)  # a model across devices (--device-map, ...)
     validate: bool = True
     recompute: bool = False  # fit again even what a complete, valid result in the output folder already holds
+    remove_models: tuple = ()  # committed results of these models (labels or ids) are removed; others not named kept
     features: FeatureSettings = field(default_factory=FeatureSettings)
     design: DesignSettings = field(default_factory=DesignSettings)
     cleaning: Cleaning = field(default_factory=Cleaning)

@@ -35,7 +35,7 @@ from bids_encoding.derivatives.sidecars import (
     significance_record,
     source_path,
 )
-from bids_encoding.errors import BadDataError, UsageError
+from bids_encoding.errors import BadDataError, BidsAppError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.group.rois import language_coverage
@@ -526,6 +526,7 @@ class FitPlan:
         self.cv_scheme = ridge.cv_scheme
         self.significance = significance_record(config)
         self.fits, self.to_fit, self.kept, self.pruned = {}, {}, {}, []
+        self.removals_found = set()  # the --remove-models entries that named a committed result
 
     def add(self, subject, task, runs, sequence, fingerprint_runs=None):
         """Fingerprint every model for one participant; returns the specs to fit (possibly none)."""
@@ -537,12 +538,15 @@ class FitPlan:
         committed = committed_fits(self.config.output_dir, subject, task, space)
         reusable = set() if self.config.recompute else reusable_models(committed, fingerprints, subject, task,
                                                                         self.config.output_dir)
-        if reusable == set(fingerprints) and set(committed) != reusable:
-            self.pruned.append((subject, task, space))  # fewer models than committed: only their files go
+        retained, removed = self._not_named(subject, task, committed, fingerprints, runs, sequence,
+                                            fingerprint_runs)
         key = (subject, task)
-        self.fits[key] = {spec.label: fit_record(fingerprints[spec.label], spec.model_id) for spec in self.specs}
+        self.fits[key] = {**{spec.label: fit_record(fingerprints[spec.label], spec.model_id) for spec in self.specs},
+                          **{label: committed[label] for label in retained}}
         self.to_fit[key] = [spec for spec in self.specs if spec.label not in reusable]
-        self.kept[key] = sorted(reusable)
+        self.kept[key] = sorted(reusable) + retained
+        if removed and not self.to_fit[key]:
+            self.pruned.append((subject, task, space))  # nothing to fit: the result is rewritten without them
         for label in reusable:
             remove_committed_checkpoints(self.config.work_dir, subject, task, fingerprints[label])
         if reusable:
@@ -550,6 +554,44 @@ class FitPlan:
                         "kept (--recompute fits them again)", subject, task, self.config.output_dir,
                         ", ".join(sorted(reusable)))
         return self.to_fit[key]
+
+    def _not_named(self, subject, task, committed, fingerprints, runs, sequence, fingerprint_runs):
+        """The committed models that ``--models`` does not name: those kept (said in one line, with whether they
+        were fitted with other settings) and those ``--remove-models`` removes."""
+        asked = set(self.config.remove_models)
+        retained, removed, different = [], [], []
+        for label, record in committed.items():
+            if label in fingerprints:
+                continue
+            if label in asked or record.get("ModelId") in asked:
+                removed.append(label)
+                self.removals_found.update({label, record.get("ModelId")})
+                continue
+            retained.append(label)
+            if record.get("Fingerprint") != self._fingerprint_of(record, runs, sequence, fingerprint_runs):
+                different.append(label)
+        where = f"sub-{subject} task-{task}"
+        if retained:
+            LOGGER.warning("%s: kept the results of %s, not named in --models%s (--remove-models %s removes them)",
+                           where, ", ".join(retained),
+                           f"; {', '.join(different)} fitted with other settings, inputs or code than this run: the "
+                           "group level would compare models fitted differently" if different else "",
+                           " ".join(retained))
+        if removed:
+            LOGGER.warning("%s: removed the results of %s (--remove-models); group/ still describes them until you "
+                           "rerun the group level", where, ", ".join(removed))
+        return retained, removed
+
+    def _fingerprint_of(self, record, runs, sequence, fingerprint_runs):
+        """The fingerprint a committed model would have with this run's settings (None when its model cannot be
+        read back from the record)."""
+        try:
+            spec = parse_model_spec(str(record.get("ModelId")))
+            return fit_fingerprint(self.config, fingerprint_runs or runs, sequence,
+                                   [self.extractor.record(spec, stimulus.cache_key) for stimulus in sequence.stimuli],
+                                   {**self.ridge_record, **self.cv_scheme(len(sequence.groups))}, self.significance)
+        except (BidsAppError, OSError, ValueError):  # a model that is gone: its settings cannot be compared
+            return None
 
     def group(self, task, subjects):
         """For participants fitted together: the specs to fit (those any of them needs), the models each keeps
@@ -631,6 +673,9 @@ def run_participant_level(config):
                        adopted, neurons)
     for subject, task, space in plan.pruned:
         _keep_committed(config, subject, task, space, plan.fits[(subject, task)])
+    for name in sorted(set(config.remove_models) - plan.removals_found):
+        LOGGER.warning("--remove-models %s: no participant of this run has results of that model in %s (their "
+                       "labels are in the scores tables' model column)", name, config.output_dir)
     skipped = sum(not specs_to_fit for specs_to_fit in plan.to_fit.values())
     return (f"done in {time.time() - start:.0f} s: {len(selected)} participant-task(s), {len(specs)} model(s)"
             + (f", {skipped} already complete" if skipped else "")

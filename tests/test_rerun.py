@@ -80,10 +80,28 @@ def test_rerun_keeps_complete_valid_results_and_fits_what_changed(two_stories, t
     assert {path.name: path.stat().st_mtime_ns for path in func.glob("*model-tinygpt2*_statmap.nii.gz")} == maps
     assert list(json.loads(next(func.glob("*_scores.json")).read_text())["Fits"]) == ["tinygpt2", "other"]
 
+    other_maps = {path.name: path.stat().st_mtime_ns for path in func.glob("*model-other*_statmap.nii.gz")}
+    assert main([*arguments, "--models", str(tiny_model)]) == 0  # a model not named: its results stay
+    err = capsys.readouterr().err
+    kept = [line for line in err.splitlines() if "not named in --models" in line]
+    assert len(kept) == 1 and "other" in kept[0] and "--remove-models other" in kept[0], err
+    assert "other settings" not in kept[0]
+    assert _complete(out, "01", ["tinygpt2", "other"], 2)
+    assert {path.name: path.stat().st_mtime_ns for path in func.glob("*model-other*_statmap.nii.gz")} == other_maps
+    assert list(json.loads(next(func.glob("*_scores.json")).read_text())["Fits"]) == ["tinygpt2", "other"]
+
     assert main([*arguments, "--models", str(tiny_model), "--alphas", "1", "1000"]) == 0  # a setting changed
     err = capsys.readouterr().err
     assert "complete results" not in err
-    assert _complete(out, "01", ["tinygpt2"], 2)  # and the model left out is gone
+    kept = [line for line in err.splitlines() if "not named in --models" in line]
+    assert len(kept) == 1 and "fitted with other settings" in kept[0], err  # kept, and the log says what it is
+    assert _complete(out, "01", ["tinygpt2", "other"], 2)
+
+    assert main([*arguments, "--models", str(tiny_model), "--alphas", "1", "1000", "--remove-models", "other"]) == 0
+    err = capsys.readouterr().err
+    assert "removed the results of other (--remove-models)" in err and "rerun the group level" in err
+    assert "1 already complete" in err  # nothing fitted: the result is rewritten without the removed model
+    assert _complete(out, "01", ["tinygpt2"], 2) and not list(func.glob("*model-other*"))
     assert main([*arguments, "--models", str(tiny_model), "--alphas", "1", "1000", "--recompute"]) == 0
     assert "complete results" not in capsys.readouterr().err
 

@@ -267,8 +267,12 @@ def build_parser():
             help="feature cache shared by several output folders and jobs (default: WORK_DIR/features)")
     _option(run, "--recompute", action="store_true", default=False,
             help="participant level: fit again the participant × model results that the output folder already "
-                 "holds complete, with the same settings, inputs and version (by default they are kept), and "
+                 "holds complete, with the same settings, inputs and code (by default they are kept), and "
                  "ignore the layer fits that a stopped run left in WORK_DIR/fits")
+    _option(run, "--remove-models", nargs="+", default=[], metavar="MODEL",
+            help="participant level: remove the results of these models (labels as in the file names, or as "
+                 "given to --models earlier) from the participants of this run; the results of models that "
+                 "--models does not name are kept otherwise")
     _option(run, "--reports-only", action="store_true", default=False,
             help="rebuild the HTML reports (participant: sub-<label>.html; group: group.html) from the outputs "
                  "already in OUTPUT_DIR, fitting nothing")
@@ -513,6 +517,10 @@ def config_from_args(args):
                           ("neuron_patterns", 2), ("neuron_permutations", 1)):
         if getattr(args, name) is not None and getattr(args, name) < minimum:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}")
+    both = sorted(set(args.remove_models) & set(args.models or []))
+    if both:
+        raise UsageError(f"--remove-models {' '.join(both)}: also in --models; remove a model's results by leaving "
+                         "it out of --models and naming it in --remove-models")
     if args.layers:
         from bids_encoding.features import resolve_layers
 
@@ -562,6 +570,7 @@ def config_from_args(args):
         dtype=args.dtype,
         validate=not args.skip_bids_validation,
         recompute=args.recompute,
+        remove_models=tuple(args.remove_models),
         trust_remote_code=args.trust_remote_code,
         feature_cache=args.feature_cache.resolve() if args.feature_cache else None,
         ffn_neurons=args.ffn_neurons or bool(args.neuron_patterns),
