@@ -126,7 +126,7 @@ def test_methods_boilerplate_is_written_from_the_recorded_settings(reported):
     _, out = reported
     markdown = (out / "logs" / "CITATION.md").read_text()
     sidecar = json.loads(next(out.glob("sub-01/func/*_model-tinygpt2_layer-best_stat-r_statmap.json")).read_text())
-    assert sidecar["Model"]["Source"] == "directory" and sidecar["Model"]["Id"] not in markdown  # a path of this machine
+    assert sidecar["Model"]["Source"] == "directory" and sidecar["Model"]["Id"] not in markdown  # a local path
     assert "`tinygpt2` (" in markdown and "wordrate" in markdown
     assert f"The first {sidecar['Design']['trim_start']} and last {sidecar['Design']['trim_end']} scans" in markdown
     assert f"among {len(sidecar['Ridge']['Alphas'])} values" in markdown
