@@ -24,6 +24,14 @@ class WarningCollector(logging.Handler):
 COLLECTOR = WarningCollector()
 
 
+def current_log_file():
+    """The log file of the run in progress, or ``None`` before one is set up."""
+    for handler in logging.getLogger("bids_encoding").handlers:
+        if isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None
+
+
 def setup_logging(output_dir=None, verbosity=0):
     """Log INFO (DEBUG with ``-v``) to stderr and everything to a log file.
 

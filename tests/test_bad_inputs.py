@@ -317,3 +317,30 @@ def test_odd_layouts_of_the_bids_examples_sweep_end_cleanly(kind, code, fragment
     assert_failed_cleanly(capsys, run(root, tmp_path / "out", tiny_model), code, fragment,
                           output_dir=tmp_path / "out")
     assert tree_digest(root) == before
+
+
+def test_an_unknown_participant_label_leaves_no_report_of_a_participant_that_does_not_exist(dataset, tmp_path,
+                                                                                            tiny_model, capsys,
+                                                                                            monkeypatch):
+    monkeypatch.setenv("BIDS_ENCODING_SKIP_REPORTS", "0")
+    out = tmp_path / "out"
+    code = run(dataset, out, tiny_model, "--participant-label", "99")
+    assert_failed_cleanly(capsys, code, 18, "99")
+    assert not list(out.glob("sub-*.html"))
+
+
+def test_an_unexpected_error_names_the_log_file_that_holds_its_details(dataset, tmp_path, tiny_model, capsys,
+                                                                       monkeypatch):
+    import bids_encoding.participant
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(bids_encoding.participant, "run_participant_level", broken)
+    out = tmp_path / "out"
+    assert run(dataset, out, tiny_model) == 1
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if "please report it" in line)
+    assert "unexpected RuntimeError: a bug" in line and "OUTPUT_DIR" not in line and "Traceback" not in err
+    log = next((out / "logs").glob("bids_encoding_*.log"))
+    assert str(log) in line and "RuntimeError: a bug" in log.read_text()

@@ -104,3 +104,10 @@ def test_the_demo_checks_its_packages_before_writing_the_dataset(tmp_path, monke
     line = one_error_line(capsys.readouterr().err)
     assert code == 66 and "pip install 'bids_encoding[gguf]'" in line
     assert not (tmp_path / "demo" / "bids").exists()
+
+
+def test_an_unreadable_gguf_file_is_named_as_such(small_dataset, gguf_file, tmp_path, capsys):
+    code = main(participant(small_dataset, tmp_path / "out", "--models", str(gguf_file)))
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 66 and f"cannot read the GGUF model file {gguf_file}" in line
+    assert "or a .gguf file" not in line  # it is one

@@ -30,7 +30,11 @@ def main(argv=None):
         print("bids_encoding: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # last resort: one line on screen, the traceback in the log
+        from bids_encoding.logs import current_log_file
+
         LOGGER.debug("unexpected error:\n%s", traceback.format_exc())
-        print(f"bids_encoding: error: unexpected {type(error).__name__}: {error} "
-              "(details in OUTPUT_DIR/logs; please report it)", file=sys.stderr)
+        log = current_log_file()
+        where = f"details in {log}" if log else "run again with -v for details"
+        print(f"bids_encoding: error: unexpected {type(error).__name__}: {error} ({where}; please report it)",
+              file=sys.stderr)
         return EXIT_FAILURE

@@ -16,6 +16,7 @@
 import importlib.util
 import logging
 import re
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -243,7 +244,16 @@ def resolve_dtype(device, dtype=None):
     return getattr(torch, dtype)
 
 
+# what transformers raises for a model it cannot find or read (struct.error: a truncated or corrupt GGUF file)
+LOAD_ERRORS = (OSError, ValueError, struct.error)
+
+
 def _hub_error(spec, error):
+    if spec.source == "gguf":
+        return MissingInputError(
+            f"cannot read the GGUF model file {spec.model_id} ({str(error).splitlines()[0]}): give a complete .gguf "
+            "file of an architecture transformers reads from GGUF (llama, mistral, qwen2, gpt2, ...), or the "
+            "model's directory or hub id")
     where = "the local hub cache" if spec.source == "hub" else spec.location
     return MissingInputError(
         f"cannot load model '{spec.model_id}' from {where} ({str(error).splitlines()[0]}): give a local "
@@ -260,7 +270,7 @@ def load_config(spec, trust_remote_code=False):
         kwargs["gguf_file"] = spec.gguf_file
     try:
         return AutoConfig.from_pretrained(spec.location, **kwargs)
-    except (OSError, ValueError) as error:
+    except LOAD_ERRORS as error:
         raise _hub_error(spec, error) from error
 
 
@@ -381,7 +391,7 @@ def load_model(spec, device="cpu", dtype=None, trust_remote_code=False, placemen
         else:
             model = AutoModel.from_pretrained(spec.location, dtype=torch_dtype, use_safetensors=None, **kwargs,
                                               **placement.load_kwargs())
-    except (OSError, ValueError) as error:
+    except LOAD_ERRORS as error:
         raise _hub_error(spec, error) from error
     if not getattr(tokenizer, "is_fast", False):
         raise UsageError(f"model '{spec.model_id}' has no fast tokenizer: word alignment needs character offsets")
