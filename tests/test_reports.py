@@ -195,3 +195,14 @@ def test_methods_text_gives_each_model_its_own_context_and_a_name_fit_for_a_pape
     assert features.index("510 tokens") < minilm < smollm  # each window beside its own model
     same = methods([_sidecar("a/one", "hub", 512, 256), _sidecar("b/two", "hub", 512, 256)])[0]
     assert same.count("512 tokens") == 1  # one sentence when every model has the same windows
+
+
+def test_reports_only_keeps_the_warnings_of_the_run_that_made_the_results(small_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("BIDS_ENCODING_SKIP_REPORTS", "0")
+    out = tmp_path / "out"
+    arguments = [str(small_dataset), str(out), "participant", "--participant-label", "01", "--models", "wordrate",
+                 "--device", "cpu", "--pvalue-method", "none"]
+    assert main([*arguments, "--remove-models", "ghostmodel"]) == 0  # a run with a warning
+    assert "ghostmodel" in (out / "sub-01.html").read_text()
+    assert main([*arguments, "--reports-only"]) == 0
+    assert "ghostmodel" in (out / "sub-01.html").read_text()

@@ -126,7 +126,8 @@ def _reports_only(level, config, log_file):
     from bids_encoding.logs import COLLECTOR
     from bids_encoding.reports import write_reports
 
-    written = write_reports(level, config, list(COLLECTOR.messages), None, _relative_log(log_file, config))
+    written = write_reports(level, config, list(COLLECTOR.messages), None, _relative_log(log_file, config),
+                            rebuild=True)
     if not written:
         raise MissingInputError(f"no {level} results in {config.output_dir} to report on: run the {level} level "
                                 "first")

@@ -16,10 +16,32 @@ def _participants_in_scope(config):
     return sorted(path.name[4:] for path in Path(config.bids_dir).glob("sub-*") if path.is_dir())
 
 
-def write_reports(level, config, warnings=(), failure=None, log=None):
+def _saved_warnings_path(config, report):
+    return Path(config.output_dir) / "logs" / f"{report}_report-warnings.json"
+
+
+def _warnings_for(config, report, warnings, rebuild):
+    """The warnings a report shows: this run's, saved beside the logs for a later ``--reports-only``; when
+    rebuilding, those saved by the run that made the results first, then this run's own."""
+    import json
+
+    path = _saved_warnings_path(config, report)
+    if not rebuild:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(list(warnings), indent=2))
+        return list(warnings)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = []
+    return list(dict.fromkeys([*saved, *warnings]))
+
+
+def write_reports(level, config, warnings=(), failure=None, log=None, rebuild=False):
     """Write the reports of ``level`` (``participant`` or ``group``) into ``config.output_dir`` and, after a
     participant level, the methods boilerplate in ``logs/``. ``failure``: ``{"message", "log"}`` of a run that
-    stopped. Returns the reports written; a report that cannot be written is logged, never raised."""
+    stopped; ``rebuild``: ``--reports-only`` (the warnings of the run that made the results are shown too).
+    Returns the reports written; a report that cannot be written is logged, never raised."""
     from bids_encoding.reports.group import write_group_report
     from bids_encoding.reports.participant import participant_results, write_participant_report
 
@@ -27,11 +49,13 @@ def write_reports(level, config, warnings=(), failure=None, log=None):
     try:
         if level == "group":
             if any((Path(config.output_dir) / "group").glob("task-*_scores.tsv")) or failure is not None:
-                written.append(write_group_report(config.output_dir, warnings, failure, log))
+                written.append(write_group_report(config.output_dir, _warnings_for(config, "group", warnings, rebuild),
+                                                  failure, log))
         elif level == "participant":
             for subject in _participants_in_scope(config):
                 if participant_results(config.output_dir, subject) or failure is not None:
-                    written.append(write_participant_report(config.output_dir, subject, warnings, failure, log))
+                    shown = _warnings_for(config, f"sub-{subject}", warnings, rebuild)
+                    written.append(write_participant_report(config.output_dir, subject, shown, failure, log))
             if failure is None:
                 _boilerplate_from_outputs(config)
     except Exception as error:  # a report must never hide the run's own result or error
