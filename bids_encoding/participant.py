@@ -370,14 +370,17 @@ def fit_participants_together(participants, model_features, config, sequence, ch
         bar = tqdm(total=len(model_info.layers) * n_folds, desc=f"fit {label} {spec.label}", unit="fold",
                    disable=not config.progress, leave=False)
         best = BestLayer.from_state(state)
+        progress = _LayerProgress(f"{label} {spec.label}", len(model_info.layers) - len(finished), config.progress)
         for layer in model_info.layers:
             arrays = finished.get(layer)
             if arrays is None:
+                bar.set_postfix_str(f"layer {layer}")
                 arrays = _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses,
                                     participants, best, bar)
                 done.append(layer)
                 if checkpoint is not None:
                     checkpoint.save(layer, arrays, best.state(), done)
+                progress.fitted(layer)
             for index, participant in enumerate(participants):
                 voxels = slice(offsets[index], offsets[index + 1])
                 _write_layer_maps(participant, voxels, spec, layer, {**_with_form(bases[participant.subject],
@@ -423,6 +426,31 @@ def _with_form(sidecar, form):
     if form is None:
         return sidecar
     return {**sidecar, "Ridge": {**sidecar["Ridge"], "FormUsed": "/".join(str(f) for f in np.atleast_1d(form))}}
+
+
+class _LayerProgress:
+    """A line per fitted layer with the time so far and an estimate of the rest, where no progress bar shows
+    (the log file always; the screen when it is not a terminal: job logs, CI, a notebook's captured output)."""
+
+    def __init__(self, what, total, bar_shown):
+        self.what, self.total, self.count = what, total, 0
+        self.level = logging.DEBUG if bar_shown else logging.INFO
+        self.start = time.time()
+
+    def fitted(self, layer):
+        self.count += 1
+        elapsed = time.time() - self.start
+        left = elapsed / self.count * (self.total - self.count)
+        estimate = f"; about {_duration(left)} left" if self.count < self.total else ""
+        LOGGER.log(self.level, "%s: layer %s fitted (%d of %d, %s%s)", self.what, layer, self.count, self.total,
+                   _duration(elapsed), estimate)
+
+
+def _duration(seconds):
+    """``42 s``, ``3 min``, ``2.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses, participants, best, bar):

@@ -210,3 +210,14 @@ def test_killed_runs_leave_nothing_that_looks_complete_and_the_rerun_finishes_th
         assert resumed.keys() == clean.keys()
         for name in clean:
             np.testing.assert_allclose(resumed[name], clean[name], atol=1e-6)
+
+
+def test_the_fit_stage_says_how_far_it_is_with_an_estimate_when_no_progress_bar_shows(two_stories, tmp_path,
+                                                                                     tiny_model, capsys):
+    out = tmp_path / "out"
+    assert main(_arguments(two_stories, out, "--participant-label", "01", "--models", str(tiny_model))) == 0
+    err = capsys.readouterr().err  # not a terminal: no bar, a line per layer
+    lines = [line for line in err.splitlines() if "tinygpt2: layer" in line and "fitted" in line]
+    assert [line.split("layer ")[1].split(" (")[0] for line in lines] == ["0 fitted", "1 fitted", "2 fitted"], err
+    assert "1 of 3" in lines[0] and "3 of 3" in lines[-1]
+    assert "left" in lines[0] and "s left" not in lines[-1]  # an estimate while layers remain
