@@ -25,14 +25,19 @@ def test_eight_participant_jobs_at_once_share_an_output_folder_and_a_feature_cac
     mask = tmp_path / "mask.nii.gz"  # the planted spheres: a small mask keeps eight jobs on two cores quick
     nib.Nifti1Image((labels.get_fdata() > 0).astype("uint8"), labels.affine).to_filename(mask)
     environment = {**os.environ, "BIDS_ENCODING_SKIP_REPORTS": "1"}
-    jobs = [subprocess.Popen([sys.executable, "-m", "bids_encoding", str(bids), str(out), "participant",
-                              "--participant-label", f"{k:02d}", "--models", str(tiny_model), "--device", "cpu",
-                              "--pvalue-method", "none", "--alphas", "10", "1000", "--omp-nthreads", "1",
-                              "--layers", "-1", "--mask", str(mask),
-                              "--feature-cache", str(tmp_path / "features")],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
-            for k in range(1, 9)]
-    outputs = [job.communicate(timeout=600)[0] for job in jobs]
+    logs = [tmp_path / f"job-{k}.log" for k in range(1, 9)]
+    jobs = []
+    for k, log in enumerate(logs, start=1):  # each job's output to a file: no pipe to fill, no deadline to miss
+        with open(log, "w") as stream:
+            jobs.append(subprocess.Popen([sys.executable, "-m", "bids_encoding", str(bids), str(out), "participant",
+                                          "--participant-label", f"{k:02d}", "--models", str(tiny_model),
+                                          "--device", "cpu", "--pvalue-method", "none", "--alphas", "10", "1000",
+                                          "--omp-nthreads", "1", "--layers", "-1", "--mask", str(mask),
+                                          "--feature-cache", str(tmp_path / "features")],
+                                         stdout=stream, stderr=subprocess.STDOUT, env=environment))
+    for job in jobs:
+        job.wait()
+    outputs = [log.read_text() for log in logs]
     assert [job.returncode for job in jobs] == [0] * 8, "\n".join(outputs)
     for k in range(1, 9):
         assert len(list(out.glob(f"sub-{k:02d}/func/*_scores.tsv"))) == 1
