@@ -94,10 +94,8 @@ def check_run(models=(), device_map=None, quantize=None, figures=True):
         Whether the run draws figures or writes reports (the participant and group levels, with or without
         ``--skip-reports``: the figures are results too).
     """
-    from bids_encoding.features.models import parse_model_spec
-
-    for model in models:
-        if parse_model_spec(model).gguf_file:
+    for model in models:  # a .gguf file, trained or not (features/models.py reads these as GGUF)
+        if str(model).removeprefix("untrained:").endswith(".gguf"):
             require(GGUF, f"the GGUF model {model}")
     if quantize:
         require(QUANTIZE, f"--quantize {quantize}")

@@ -158,3 +158,24 @@ def test_the_changelog_starts_with_the_release_the_descriptor_and_image_name():
 
     changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text(encoding="utf-8")
     assert re.search(r"^## (\S+)", changelog, flags=re.M).group(1) == RELEASE
+
+
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_load_no_model_or_imaging_library(option):
+    """They answer at once: nothing of torch, transformers, nilearn, pybids or scipy.stats is imported (these took
+    14-16 s on a loaded 2-core machine)."""
+    import subprocess
+    import sys
+
+    code = "\n".join([
+        "import sys",
+        "from bids_encoding.cli.entry import main",
+        "try:",
+        f"    main([{option!r}])",
+        "except SystemExit:",
+        "    pass",
+        "heavy = ('torch', 'transformers', 'nilearn', 'bids', 'scipy.stats', 'sklearn')",
+        "print('IMPORTED', sorted(name for name in heavy if name in sys.modules))"])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "IMPORTED []" in result.stdout, result.stdout[-300:]

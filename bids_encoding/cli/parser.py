@@ -53,14 +53,13 @@ def build_parser():
     """The participant/group parser."""
     from bids_encoding.config import DEFAULT_MODELS
     from bids_encoding.design import DEFAULT_HIGH_PASS, DESIGNS, DesignSettings
-    from bids_encoding.features.extract import POOLINGS
+    from bids_encoding.features.settings import POOLINGS
     from bids_encoding.inputs.confounds import MODELS as CONFOUND_MODELS
     from bids_encoding.inputs.confounds import STRATEGIES as CONFOUND_STRATEGIES
     from bids_encoding.inputs.confounds import ConfoundSettings
     from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
-    from bids_encoding.ridge.cv import INNER_SCHEMES
+    from bids_encoding.ridge.cv import ALPHA_SCORES, DEFAULT_ALPHAS, INNER_SCHEMES
     from bids_encoding.ridge.significance import PVALUE_METHODS
-    from bids_encoding.ridge.solver import ALPHA_SCORES, DEFAULT_ALPHAS
 
     parser = BidsAppParser(
         prog="bids_encoding",

@@ -12,7 +12,6 @@ has no intercept).
 from dataclasses import dataclass
 
 import numpy as np
-from nilearn import signal
 
 DEFAULT_HIGH_PASS = 1.0 / 128  # Hz, as Bonnasse-Gahot & Pallier
 
@@ -39,6 +38,8 @@ class Cleaning:
         (kept scan indices) censors the other scans: nilearn interpolates them for the filter, then drops
         them, so the result has ``len(sample_mask)`` rows.
         """
+        from nilearn import signal
+
         data = np.asarray(data, dtype=np.float64)
         # butterworth__copy: nilearn's in-place filter loops over the columns in Python; the copy filters them
         # all in one call, with identical results: 0.6 s instead of 11.6 s for 300 scans x 20,000 columns

@@ -2,7 +2,6 @@
 as Bonnasse-Gahot & Pallier."""
 
 import numpy as np
-from nilearn.glm.first_level import compute_regressor
 
 from bids_encoding.design.base import DesignKind, unchanged
 
@@ -19,6 +18,8 @@ def word_response_matrix(onsets, durations, times, hrf_model="glover", oversampl
     numpy.ndarray
         ``(n_scans, n_words)``.
     """
+    from nilearn.glm.first_level import compute_regressor
+
     columns = [
         compute_regressor(np.array([[onset], [duration], [1.0]]), hrf_model, times,
                           oversampling=oversampling)[0][:, 0]

@@ -1,27 +1,20 @@
 """Features: language-model hidden states (or baselines) for every word of every run."""
 
-from bids_encoding.features.baselines import baseline_features
-from bids_encoding.features.cache import FeatureCache, stimulus_fingerprint
-from bids_encoding.features.extract import FeatureSettings, WordFeatures, extract_word_features, resolve_layers
-from bids_encoding.features.models import (
-    LoadedModel,
-    ModelSpec,
-    load_model,
-    parameter_counts,
-    parse_model_spec,
-)
+from bids_encoding._lazy import lazy_exports
 
-__all__ = [
-    "FeatureCache",
-    "FeatureSettings",
-    "LoadedModel",
-    "ModelSpec",
-    "baseline_features",
-    "WordFeatures",
-    "extract_word_features",
-    "load_model",
-    "parameter_counts",
-    "parse_model_spec",
-    "resolve_layers",
-    "stimulus_fingerprint",
-]
+EXPORTS = {
+    "baseline_features": "baselines",
+    "FeatureCache": "cache",
+    "stimulus_fingerprint": "cache",
+    "FeatureSettings": "settings",
+    "resolve_layers": "settings",
+    "WordFeatures": "extract",
+    "extract_word_features": "extract",
+    "LoadedModel": "models",
+    "ModelSpec": "models",
+    "load_model": "models",
+    "parameter_counts": "models",
+    "parse_model_spec": "models",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -5,8 +5,9 @@ from dataclasses import dataclass, replace
 
 from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.cache import FeatureCache
-from bids_encoding.features.extract import FeatureSettings, extract_word_features, resolve_layers
+from bids_encoding.features.extract import extract_word_features
 from bids_encoding.features.models import Placement, load_model, parameter_counts, resolve_dtype
+from bids_encoding.features.settings import FeatureSettings, resolve_layers
 
 LOGGER = logging.getLogger(__name__)
 # Bump when the features change for the same model and settings: the feature cache and reruns compute them

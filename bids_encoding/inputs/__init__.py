@@ -1,6 +1,13 @@
 """Inputs: select BOLD runs and their word timings from a BIDS dataset."""
 
-from bids_encoding.inputs.layout import Run, load_layout, select_runs
-from bids_encoding.inputs.timings.events import WORD_TRIAL_TYPE, read_word_events
+from bids_encoding._lazy import lazy_exports
 
-__all__ = ["Run", "WORD_TRIAL_TYPE", "load_layout", "read_word_events", "select_runs"]
+EXPORTS = {
+    "Run": "layout",
+    "load_layout": "layout",
+    "select_runs": "layout",
+    "WORD_TRIAL_TYPE": "timings.events",
+    "read_word_events": "timings.events",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

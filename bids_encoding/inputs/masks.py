@@ -17,11 +17,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from nilearn import image, masking
 
 from bids_encoding.errors import BadDataError, MissingInputError
 from bids_encoding.hemispheres import in_templateflow
-from bids_encoding.inputs.bold import read_bold
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_EPI_LOWER_CUTOFF = 0.2  # nilearn's default
@@ -65,6 +63,8 @@ def participant_mask(runs, given=None, space=None, epi_lower_cutoff=DEFAULT_EPI_
     -------
     ParticipantMask
     """
+    from nilearn import image
+
     reference = image.load_img(str(runs[0].bold_path))
     if given is not None:
         return ParticipantMask(_on_grid(given, reference, runs[0].bold_path), "given", [given])
@@ -90,6 +90,8 @@ def participant_mask(runs, given=None, space=None, epi_lower_cutoff=DEFAULT_EPI_
 
 def _on_grid(path, reference, bold_path):
     """A mask image resampled (nearest neighbour) to the BOLD grid when its grid differs."""
+    from nilearn import image
+
     try:
         mask = image.load_img(str(path))
     except Exception as error:  # nibabel raises many kinds on broken files
@@ -139,6 +141,10 @@ def template_brain_mask(space, reference):
 
 
 def _epi_mask(runs, reference, lower_cutoff, notes):
+    from nilearn import image, masking
+
+    from bids_encoding.inputs.bold import read_bold
+
     mean_images = [read_bold(run.bold_path, lambda p: image.mean_img(p, copy_header=True)) for run in runs]
     for run, mean in zip(runs, mean_images):
         invalid = int((~np.isfinite(mean.get_fdata())).sum())

@@ -1,7 +1,13 @@
 """Ridge: voxel-wise encoding models with nested run-wise cross-validation (torch)."""
 
-from bids_encoding.ridge.cv import InnerCV
-from bids_encoding.ridge.scoring import pearson_r
-from bids_encoding.ridge.solver import DEFAULT_ALPHAS, CVResult, NestedRidgeCV
+from bids_encoding._lazy import lazy_exports
 
-__all__ = ["CVResult", "DEFAULT_ALPHAS", "InnerCV", "NestedRidgeCV", "pearson_r"]
+EXPORTS = {
+    "DEFAULT_ALPHAS": "cv",
+    "InnerCV": "cv",
+    "pearson_r": "scoring",
+    "CVResult": "solver",
+    "NestedRidgeCV": "solver",
+}
+__all__ = sorted(EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The penalties the inner cross-validation chooses among, and what it scores them on.
+ALPHA_SCORES = ("r", "r2")
+DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
+
 
 def _rows(ranges):
     return np.concatenate([np.arange(start, stop) for start, stop in ranges])

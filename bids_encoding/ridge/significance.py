@@ -28,7 +28,6 @@ narrow: false-positive rates at p < .05 of 0.052 (HRF-like vs AR(0.5)),
 """
 
 import numpy as np
-from scipy.stats import norm
 
 TAIL_EXCEEDANCES = 10
 PREWHITENING_ORDER = 4
@@ -101,6 +100,8 @@ def permutation_pvalues(predictions, targets, n_permutations=1000, scheme="circu
     exceed = (null >= observed[None, :] - 1e-12).sum(axis=0)
     empirical = (1.0 + exceed) / (1.0 + n_permutations)
     spread = null.std(axis=0)
+    from scipy.stats import norm
+
     tail = norm.sf((observed - null.mean(axis=0)) / np.where(spread > 0, spread, np.inf))
     return np.where(exceed < TAIL_EXCEEDANCES, tail, empirical)
 
@@ -154,6 +155,8 @@ def prewhitened_pvalues(predictions, targets, order=PREWHITENING_ORDER):
         a = _centered_unit(_whiten(np.asarray(prediction, dtype=np.float64), coefficients))
         b = _centered_unit(_whiten(target, coefficients))
         z += (a * b).sum(axis=0) * np.sqrt(len(a))
+    from scipy.stats import norm
+
     return norm.sf(z / np.sqrt(len(predictions)))
 
 

@@ -21,12 +21,10 @@ import numpy as np
 import torch
 
 from bids_encoding.backend import available_memory
-from bids_encoding.ridge.cv import InnerCV
+from bids_encoding.ridge.cv import ALPHA_SCORES, DEFAULT_ALPHAS, InnerCV
 from bids_encoding.ridge.scoring import pearson_r, r2_score, zscore
 from bids_encoding.stimuli import stimulus_groups
 
-ALPHA_SCORES = ("r", "r2")
-DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
 BLOCK_MULTIPLE = 64
 # Bump when the fit, the alphas chosen or the scores change for the same settings (docs/usage.md "Versions").
 # 1: as of bids_encoding 0.2.0 (the dual form's float64 residual).
