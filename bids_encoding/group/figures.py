@@ -4,7 +4,7 @@ the tables, so figure titles carry none."""
 import numpy as np
 
 from bids_encoding.group.scaling import confidence_band
-from bids_encoding.reports.style import COLORS, figure, label, parameter_axis, save_svg
+from bids_encoding.reports.style import COLORS, figure, label, model_display, parameter_axis, save_svg
 
 
 def scaling_figure(scores, fits, measures, path, baselines=None, ylabel="mean r on held-out data"):
@@ -28,10 +28,10 @@ def scaling_figure(scores, fits, measures, path, baselines=None, ylabel="mean r 
                                         confidence=float(fit["confidence"]), seed=int(fit["seed"]))
             axis.fill_between(x, low, high, color=COLORS["whole"], alpha=0.2, label="confidence band")
         if baselines is not None and not baselines.empty:
-            for model, value in baselines.groupby("model")[measure].mean().items():
+            for model_id, value in baselines.groupby("model_id")[measure].mean().items():
                 axis.axhline(value, ls="--", lw=0.8, color=COLORS["baseline"])
-                axis.annotate(model, (axis.get_xlim()[0], value), fontsize=7, color=COLORS["baseline"],
-                              va="bottom")
+                axis.annotate(model_display(model_id, True)[0], (axis.get_xlim()[0], value), fontsize=7,
+                              color=COLORS["baseline"], va="bottom")
         axis.set_title(label(measure))
         parameter_axis(axis, scores["log10_params"].dropna().unique())
         axis.set_ylabel(ylabel)
@@ -39,9 +39,9 @@ def scaling_figure(scores, fits, measures, path, baselines=None, ylabel="mean r 
     return save_svg(fig, path)
 
 
-def roi_figure(roi_table, path):
-    """Mean left − right r per language ROI and model."""
-    pivot = roi_table.groupby(["roi", "model"])["l_minus_r"].mean().unstack("model")
+def roi_figure(roi_table, path, names=None):
+    """Mean left − right r per language ROI and model (``names``: ``{label: name}`` for the legend)."""
+    pivot = roi_table.groupby(["roi", "model"])["l_minus_r"].mean().unstack("model").rename(columns=names or {})
     fig, axis = figure(figsize=(7, 3.2))
     pivot.plot.bar(ax=axis, width=0.8, rot=0)
     axis.axhline(0, color="k", lw=0.5)

@@ -217,4 +217,8 @@ def _figures(output, trained, fits, scores, roi_table):
         figures.scaling_figure(trained, fits, ["l_minus_r"] + (["l_minus_r_reliable"] if reliable else []),
                                output.figure(desc="lateralization"), baselines)
     if not roi_table.empty:
-        figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"))
+        from bids_encoding.reports.style import model_display
+
+        names = {row.model: model_display(row.model_id, row.baseline)[0]
+                 for row in scores.drop_duplicates("model").itertuples()}
+        figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"), names)

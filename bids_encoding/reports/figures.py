@@ -43,31 +43,40 @@ def layer_curve(layers, chosen=None):
         axis.axvline(chosen, ls="--", lw=0.8, color="k")
         axis.annotate("chosen most often\n(inner validation)", (chosen, axis.get_ylim()[1]), fontsize=7,
                       va="top", ha="left", xytext=(3, 0), textcoords="offset points")
+    from matplotlib.ticker import MaxNLocator
+
     axis.set_xlabel("layer (0 = embeddings)")
-    axis.set_xticks(sorted(set(x)))
+    axis.xaxis.set_major_locator(MaxNLocator(nbins=12, integer=True))  # 31 layers would overprint
     axis.set_ylabel("mean r on held-out data")
     axis.legend(frameon=False, loc="lower left", bbox_to_anchor=(0, 1.02), ncol=3, fontsize=7)
     return save_svg(fig)
 
 
+# Below nilearn's colour-bar tick cut (1e-6): the voxels outside the mask (exactly 0) are left transparent, so the
+# underlay shows there, and no threshold tick is drawn over the 0 tick.
+OUTSIDE = 1e-7
+
+
 def brain_map(img, template_space, vmax=None, cmap="RdBu_r", symmetric=True, threshold=None):
-    """Axial slices of a map (and its left glass brain in a template space) as a PNG data URI; the report's
-    caption says what it is."""
+    """A map as a PNG data URI: a row of axial slices with their z coordinates and L/R marks, over the MNI152
+    template where the map is in a template space; there, below it, a glass brain from the left, the top and the
+    right (both hemispheres). The report's caption says what the map is."""
     from nilearn import plotting
 
     data = np.asarray(img.dataobj, dtype=float)
     finite = data[np.isfinite(data) & (data != 0)]
     vmax = vmax or (float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0) or 1.0
+    threshold = OUTSIDE if threshold is None else threshold
+    slices = 0.45 if template_space else 1.0  # the share of the figure's height the slices take
 
     def draw(fig):
-        width = 0.66 if template_space else 1.0
         plotting.plot_stat_map(img, **({} if template_space else {"bg_img": None}), display_mode="z",
-                               cut_coords=5, figure=fig, axes=(0, 0, width, 1), cmap=cmap, vmax=vmax,
+                               cut_coords=7, figure=fig, axes=(0, 1 - slices, 1, slices), cmap=cmap, vmax=vmax,
                                symmetric_cbar=symmetric, threshold=threshold, colorbar=True,
-                               annotate=False, draw_cross=False, black_bg=False)
+                               annotate=True, draw_cross=False, black_bg=False, cbar_tick_format="%.2g")
         if template_space:
-            plotting.plot_glass_brain(img, figure=fig, axes=(0.63, 0, 0.37, 1), display_mode="l", cmap=cmap,
-                                      vmax=vmax, plot_abs=False, symmetric_cbar=symmetric, threshold=threshold,
-                                      colorbar=False, annotate=False)
+            plotting.plot_glass_brain(img, figure=fig, axes=(0, 0, 0.92, 1 - slices), display_mode="lzr",
+                                      cmap=cmap, vmax=vmax, plot_abs=False, symmetric_cbar=symmetric,
+                                      threshold=threshold, colorbar=False, annotate=True)
 
-    return png_uri(draw, width=10.0, height=2.4)
+    return png_uri(draw, width=11.0, height=2.0 / slices, dpi=100)

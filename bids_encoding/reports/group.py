@@ -12,6 +12,7 @@ from bids_encoding.hemispheres import is_template_space
 from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map
 from bids_encoding.reports.render import inline_svg, relative, render
+from bids_encoding.reports.style import model_display
 
 FIT_MEASURES = ("mean_r", "left", "right", "l_minus_r", "mean_r_reliable", "l_minus_r_reliable")
 
@@ -20,6 +21,22 @@ def _table(files, suffix, desc=None, atlas=None):
     path = next((p for n, p in files.items() if n.suffix == suffix and n.extension == ".tsv" and n.desc == desc
                  and n.atlas == atlas), None)
     return (pd.read_csv(path, sep="\t"), path) if path is not None else (None, None)
+
+
+def planted_model(output_dir):
+    """The model the demo planted its signal through, when the input is the demo's synthetic dataset (its
+    ground truth beside it), else ``None``."""
+    from urllib.parse import urlparse
+
+    try:
+        links = json.loads((Path(output_dir) / "dataset_description.json").read_text()).get("DatasetLinks", {})
+        raw = Path(urlparse(links.get("raw", "")).path)
+        generated = json.loads((raw / "dataset_description.json").read_text()).get("GeneratedBy", [])
+        if not any(entry.get("Name") == "bids_encoding demo generator" for entry in generated):
+            return None
+        return json.loads((raw.parent / "ground_truth" / "ground_truth.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _task_block(output_dir, group_dir, task, space, files):
@@ -58,8 +75,11 @@ def _task_block(output_dir, group_dir, task, space, files):
                                                                       cmap="Reds", symmetric=False)})
     mask_json = next((p for n, p in files.items() if n.suffix == "mask" and n.desc == "symmetric"
                       and n.extension == ".json"), None)
-    return {"task": task, "space": space,
-            "models": models.to_dict("records") if models is not None else [],
+    rows = models.to_dict("records") if models is not None else []
+    for row in rows:
+        row["name"], row["kind"] = model_display(row["model_id"], row["baseline"])
+    return {"task": task, "space": space, "planted": planted_model(output_dir),
+            "models": rows,
             "models_file": relative(models_path, output_dir) if models_path else None,
             "fits": group_fits, "fits_file": relative(fits_path, output_dir) if fits_path else None,
             "roifits": roifits.to_dict("records") if roifits is not None else [],

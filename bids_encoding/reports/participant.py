@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from bids_encoding.derivatives.names import find
 from bids_encoding.hemispheres import is_template_space
-from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
+from bids_encoding.reports.boilerplate import REFERENCES, methods, model_name, to_html
 from bids_encoding.reports.figures import brain_map, layer_curve
 from bids_encoding.reports.render import inline_svg, relative, render
 
@@ -49,7 +49,8 @@ def _model_block(output_dir, files, scores, label, template):
     r_img = nib.load(best["r"])
     chosen = _mode(np.asarray(nib.load(best["layer"]).dataobj, dtype=float)[_top_voxels(r_img)]) \
         if "layer" in best else None
-    block = {"label": label, "id": sidecar["Model"]["Id"], "kind": _model_kind(sidecar["Model"]), "row": best_row,
+    block = {"label": label, "name": model_name(sidecar["Model"]), "kind": _model_kind(sidecar["Model"]),
+             "row": best_row,
              "template": template, "sidecar": sidecar,
              "layer_curve": Markup(layer_curve(layers, chosen)),
              "r_map": brain_map(r_img, template)}
@@ -57,9 +58,11 @@ def _model_block(output_dir, files, scores, label, template):
                   and name.layer == str(chosen) and name.extension == ".nii.gz"), None)
     if alpha is not None:
         values = np.asarray(nib.load(alpha).dataobj, dtype=float)
+        # alpha 1 (log 0) is kept visible: only the voxels outside the mask (0) are left out
         log_alpha = np.where(values > 0, np.log10(np.where(values > 0, values, 1)), 0)
+        log_alpha = np.where((values > 0) & (log_alpha == 0), 1e-6, log_alpha)
         block["alpha_map"] = brain_map(nib.Nifti1Image(log_alpha.astype(np.float32), r_img.affine), template,
-                                       cmap="viridis", symmetric=False, threshold=1e-3)
+                                       cmap="viridis", symmetric=False)
         block["alpha_layer"] = chosen
     if "q" in best:
         q = np.asarray(nib.load(best["q"]).dataobj, dtype=float)
@@ -96,6 +99,9 @@ def _task_block(output_dir, scores_path, files):
             "mask": {"file": relative(mask_json, output_dir), "source": source.get("Source", "not recorded"),
                      "files": source.get("Files", []), "coverage": mask.get("LanguageROICoverage", {})},
             "models": models,
+            # R² means little where alphas were chosen on r (predictions not scaled to the data): shown only when
+            # they were chosen on R²
+            "r2_shown": str((first.get("Ridge") or {}).get("AlphaScore", "")).lower().endswith(("r²", "r2")),
             "ceiling_map": brain_map(nib.load(ceiling), template, cmap="viridis", symmetric=False)
             if ceiling is not None else None,
             "sidecars": [model["sidecar"] for model in models]}

@@ -37,6 +37,19 @@ def label(name):
     return LABELS.get(name, name.replace("_", " "))
 
 
+def model_display(model_id, baseline):
+    """``(name, kind)`` of a model of the group tables, as the participant reports write them: its hub id or the
+    file name of a local copy, and ``language model``, ``untrained`` or ``baseline``."""
+    from pathlib import Path
+
+    untrained = str(model_id).startswith("untrained:")
+    inner = str(model_id).removeprefix("untrained:")
+    name = Path(inner).name if inner.startswith(("/", ".")) or inner.endswith(".gguf") else inner
+    if untrained:
+        return f"{name}, untrained", "untrained"
+    return name, "baseline" if baseline else "language model"
+
+
 def parameters(count):
     """``124M``, ``1.5B``: a parameter count in words."""
     count = float(count)
@@ -78,12 +91,12 @@ def save_svg(fig, path=None):
     return text[text.index("<svg"):]
 
 
-def png_uri(draw, width=7.0, height=2.6):
+def png_uri(draw, width=7.0, height=2.6, dpi=90):
     """A PNG data URI of what ``draw(figure)`` plots (nilearn displays need a figure)."""
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(width, height))
         draw(fig)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90, facecolor="white")
+        fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
