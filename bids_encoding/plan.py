@@ -24,9 +24,13 @@ PASSES_PER_TOKEN = 2.0  # each token goes through the model about twice (docs/fe
 PYTHON_OVERHEAD = 1.5 * 2 ** 30  # interpreter, torch, transformers, nilearn
 BLOCK_VOXELS = {"cpu": 1024, "cuda": 16384}  # the ridge's largest voxel blocks (NestedRidgeCV.max_block)
 UNMASKED_FRACTION = 0.35
-# What the arithmetic leaves out (start-up, reading and cleaning the BOLD, p-values, writing): on the demo
-# dataset the participant jobs took 41-56 s for 6 s of planned arithmetic (docs/hpc.md), so --time gets
-# a fixed 15 minutes plus four times the arithmetic.
+# Per layer, beyond the ridge's arithmetic: the layer's design (HRF, cleaning), the scores, the p-values and the
+# maps written. They grow with voxels x scans: 3.6 s per layer for 3 participants x 3,063 voxels x 331 scans on
+# 2 threads in the README demo (SmolLM2-135M's and the untrained MiniLM's layers; `layer k fitted (..)` lines of
+# its log), 1.2e-6 s per voxel-scan; benchmarks/bench_demo.py records the plan against the demo's own lines.
+LAYER_THREAD_SECONDS_PER_VOXEL_SCAN = 2 * 1.2e-6
+# What the plan leaves out (start-up, model loading, reading and cleaning the BOLD): --time gets a fixed 15
+# minutes plus four times the fits.
 SLACK_SECONDS, SLACK_FACTOR = 900, 4
 # The neuron analysis (--neuron-patterns) grows with neurons x scans x patterns x (folds + 1): 253 s on 2 threads
 # for SmolLM2-135M's 46,080 neurons, 1,084 scans, 64 patterns and 4 folds (benchmarks/results/bench_neurons.jsonl)
@@ -45,6 +49,10 @@ class ModelPlan:
     fit_flop: float  # per participant, every chosen layer
     baseline: bool = False  # computed on the fly, never cached
     neuron_seconds: float = 0.0  # the neuron analysis (--neuron-patterns), per batch of participants
+    layer_seconds: float = 0.0  # per participant, every chosen layer: design, scores, p-values, maps
+
+    def fit_seconds(self, ridge_rate):
+        return self.fit_flop / ridge_rate + self.neuron_seconds + self.layer_seconds
 
 
 def _voxels(runs, config):
@@ -98,6 +106,12 @@ def _neuron_seconds(config, info, n_layers, n_scans, n_folds, threads, spec):
     return NEURON_THREAD_SECONDS * n_neurons * n_scans * config.neurons.n_patterns * (n_folds + 1) / threads
 
 
+def _layer_seconds(n_voxels, n_scans, threads, device):
+    """Seconds of one layer's work beyond the ridge's arithmetic (design, scores, p-values, maps), from the rate
+    measured on the demo (CPU; on a GPU the same CPU-side work is assumed)."""
+    return LAYER_THREAD_SECONDS_PER_VOXEL_SCAN * n_voxels * n_scans / (2 if device == "cuda" else threads)
+
+
 def _hours(seconds):
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
 
@@ -134,7 +148,8 @@ def plan_participant_level(config, selected):
                                 + ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
                                              len(config.alphas), permutations),
                                 spec.is_baseline,
-                                _neuron_seconds(config, info, len(layers), n_scans, n_folds, threads, spec)))
+                                _neuron_seconds(config, info, len(layers), n_scans, n_folds, threads, spec),
+                                len(layers) * _layer_seconds(n_voxels, n_scans, threads, device)))
     participants = sorted({subject for subject, _ in selected})
     itemsize = 2 if str(extractor.dtype) in ("bfloat16", "float16") else 4
     weights = max((m.n_params * itemsize for m in models if m.cached < len(stimuli) and not m.baseline), default=0)
@@ -144,7 +159,7 @@ def plan_participant_level(config, selected):
     ridge = config.mem or fixed + per_voxel * min(n_voxels, BLOCK_VOXELS[device])
     design = 8 * n_scans * widest * 3
     job_memory = PYTHON_OVERHEAD + data + design + ridge + (weights if device == "cpu" else 0)
-    fit_seconds = sum(m.fit_flop for m in models) / rate["ridge"] + sum(m.neuron_seconds for m in models)
+    fit_seconds = sum(m.fit_seconds(rate["ridge"]) for m in models)
     feature_seconds = sum(m.feature_flop for m in models) / rate["features"]
     lines = [
         f"plan: {len(participants)} participant(s), {len(selected)} participant-task(s), up to {n_scans} scans "
@@ -157,12 +172,13 @@ def plan_participant_level(config, selected):
         cached, feature_time = (("-", "-") if m.baseline else
                                 (f"{m.cached:>3}/{len(stimuli):<3}", _hours(m.feature_flop / rate["features"])))
         lines.append(f"{m.label[:24]:<24} {m.n_params:>12,} {m.n_layers:>6} {m.hidden_size:>6} {cached:>7} "
-                     f"{feature_time:>10} {_hours(m.fit_flop / rate['ridge'] + m.neuron_seconds):>15}")
+                     f"{feature_time:>10} {_hours(m.fit_seconds(rate['ridge'])):>15}")
     gib = 2 ** 30
     lines += [
         f"features, once for all participants: {_hours(feature_seconds)} (model weights {weights / gib:.1f} GiB)",
-        f"fits: {_hours(fit_seconds)} per participant, {_hours(fit_seconds * len(participants))} in all (the "
-        "arithmetic only: loading and cleaning the BOLD, p-values and writing the maps add to it)",
+        f"fits: {_hours(fit_seconds)} per participant, {_hours(fit_seconds * len(participants))} in all (the ridge's "
+        "arithmetic at measured rates, and each layer's design, p-values and maps at the rate measured on the "
+        "demo; left out: start-up, loading the models, reading and cleaning the BOLD)",
         f"memory of one participant job: {job_memory / gib:.1f} GiB (data {data / gib:.1f}, design "
         f"{design / gib:.1f}, ridge working memory {ridge / gib:.1f}{' (--mem)' if config.mem else ''}, model weights "
         f"{(weights if device == 'cpu' else 0) / gib:.1f}, Python {PYTHON_OVERHEAD / gib:.1f})",
