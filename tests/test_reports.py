@@ -7,6 +7,7 @@ import re
 import shutil
 from html.parser import HTMLParser
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -122,6 +123,9 @@ def test_reports_name_axes_in_words_and_hold_every_section(reported):
     assert "mean r, whole brain" in scaling and "parameters" in scaling and "mean_r:" not in scaling
     for section in ("Language regions", "one-sample t of Fisher-z best-layer r", "Maps", "Methods"):
         assert section in group, section
+    empty = [path for path in (out / "group").glob("*fdr05_stat-t_statmap.nii.gz")
+             if not np.asarray(nib.load(path).dataobj).any()]
+    assert group.count("FDR q &lt; 0.05: no voxel passes") == len(empty)  # said in words, no empty figure
 
 
 def test_methods_boilerplate_is_written_from_the_recorded_settings(reported):

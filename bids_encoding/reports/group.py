@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
@@ -56,17 +57,21 @@ def _task_block(output_dir, group_dir, task, space, files):
         chosen = fits[(fits["level"] == "group") & (fits["family"] == "all") & (fits["predictor"] == "log10_params")
                       & fits["measure"].isin(FIT_MEASURES)]
         group_fits = chosen.to_dict("records")
+    names = {} if models is None else {row.model: model_display(row.model_id, row.baseline)[0]
+                                       for row in models.itertuples()}
     maps = []
     for name, path in files.items():
         if name.extension != ".nii.gz" or name.suffix != "statmap":
             continue
         if name.stat == "t" and not (name.desc or "").endswith("fdr05"):
             continue  # the t maps are shown thresholded
-        caption = f"{name.model + ': ' if name.model else ''}{_caption(name)}"
-        maps.append({"model": name.model, "order": (name.stat != "t", name.desc or ""), "caption": caption,
-                     "image": brain_map(nib.load(path), template,
-                                                            symmetric=name.stat != "isc",
-                                                            cmap="viridis" if name.stat == "isc" else "RdBu_r")})
+        caption = f"{names.get(name.model, name.model) + ': ' if name.model else ''}{_caption(name)}"
+        image = nib.load(path)
+        empty = not np.any(np.asarray(image.dataobj))
+        maps.append({"model": name.model, "order": (name.stat != "t", name.desc or ""),
+                     "caption": caption + (": no voxel passes" if empty else ""),
+                     "image": None if empty else brain_map(image, template, symmetric=name.stat != "isc",
+                                                           cmap="viridis" if name.stat == "isc" else "RdBu_r")})
     maps.sort(key=lambda item: (item["model"] is None, item["model"] or "", item["order"]))
     reliable = next((p for n, p in files.items() if n.suffix == "mask" and n.desc == "reliable"
                      and n.extension == ".nii.gz"), None)
