@@ -165,16 +165,19 @@ def test_rerun_from_the_saved_configuration_gives_the_same_maps_and_sidecars(tin
     assert "--verbose 1 on the command line overrides the config file's 0" in log.read_text()
 
 
-def test_rerun_with_fewer_models_removes_the_files_of_the_model_left_out(small_dataset, tiny_model, tmp_path):
-    """One writer for both levels: a participant's folder holds one run's results, as the group's does."""
+def test_rerun_with_fewer_models_keeps_the_model_left_out_until_removed_by_name(small_dataset, tiny_model, tmp_path):
+    """A rerun with fewer models keeps the others' results; --remove-models removes them, and nothing else."""
     output_dir = tmp_path / "out"
     common = [str(small_dataset), str(output_dir), "participant", "--device", "cpu", "--permutations", "10"]
     assert main(common + ["--models", str(tiny_model), "wordrate"]) == 0
     label = model_label(str(tiny_model))
-    assert list(output_dir.glob(f"sub-*/func/*_model-{label}_*"))
+    files = sorted(output_dir.glob(f"sub-*/func/*_model-{label}_*"))
+    assert files
     untouched = output_dir / "sub-01" / "func" / "notes.txt"
     untouched.write_text("a user's file")
     assert main(common + ["--models", "wordrate"]) == 0
+    assert sorted(output_dir.glob(f"sub-*/func/*_model-{label}_*")) == files
+    assert main(common + ["--models", "wordrate", "--remove-models", label]) == 0
     assert not list(output_dir.glob(f"sub-*/func/*_model-{label}_*"))
     assert list(output_dir.glob("sub-*/func/*_model-wordrate_*")) and untouched.is_file()
     scores = pd.read_csv(next(output_dir.glob("sub-*/func/*_scores.tsv")), sep="\t")

@@ -11,17 +11,12 @@ from markupsafe import Markup
 
 from bids_encoding.derivatives.names import find
 from bids_encoding.hemispheres import is_template_space
-from bids_encoding.reports.boilerplate import REFERENCES, methods, model_name, to_html
+from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map, layer_curve
 from bids_encoding.reports.render import inline_svg, relative, render
+from bids_encoding.reports.style import model_display
 
 SIGNIFICANCE_Q = 0.05
-
-
-def _model_kind(model):
-    if model.get("Source") == "baseline":
-        return "baseline"
-    return "untrained" if model.get("Untrained") else "language model"
 
 
 def _mode(values):
@@ -49,7 +44,8 @@ def _model_block(output_dir, files, scores, label, template):
     r_img = nib.load(best["r"])
     chosen = _mode(np.asarray(nib.load(best["layer"]).dataobj, dtype=float)[_top_voxels(r_img)]) \
         if "layer" in best else None
-    block = {"label": label, "name": model_name(sidecar["Model"]), "kind": _model_kind(sidecar["Model"]),
+    name, kind = model_display(sidecar["Model"]["Id"], sidecar["Model"].get("Source") == "baseline")
+    block = {"label": label, "name": name, "kind": kind,
              "row": best_row,
              "template": template, "sidecar": sidecar,
              "layer_curve": Markup(layer_curve(layers, chosen)),
