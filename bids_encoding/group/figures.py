@@ -30,7 +30,8 @@ def scaling_figure(scores, fits, measures, path, baselines=None, ylabel="mean r 
         if baselines is not None and not baselines.empty:
             for model_id, value in baselines.groupby("model_id")[measure].mean().items():
                 axis.axhline(value, ls="--", lw=0.8, color=COLORS["baseline"])
-                axis.annotate(model_display(model_id, True)[0], (axis.get_xlim()[0], value), fontsize=7,
+                short = model_display(model_id, True)[0].split("/")[-1]  # no organisation: the panels are small
+                axis.annotate(short, (axis.get_xlim()[0], value), fontsize=7,
                               color=COLORS["baseline"], va="bottom")
         axis.set_title(label(measure))
         parameter_axis(axis, scores["log10_params"].dropna().unique())
