@@ -51,8 +51,7 @@ def plan_fit_seconds(demo_dir):
     """What ``participant --plan`` predicts for the demo's own configuration (its features cached by then)."""
     output = demo_dir / "derivatives" / "bids_encoding"
     config = next(path for path in sorted((output / "logs").glob("*_config.toml"))
-                  if path.read_text().splitlines()[0].split()[-1] != "group" and " participant " in
-                  path.read_text().splitlines()[0])
+                  if " participant " in path.read_text().splitlines()[0])  # "# effective configuration of: ..."
     plan = subprocess.run([sys.executable, "-m", "bids_encoding", str(demo_dir / "bids"), str(demo_dir / "plan"),
                            "participant", "--config-file", str(config), "--plan", "--skip-bids-validation"],
                           check=True, capture_output=True, text=True).stdout

@@ -317,9 +317,10 @@ def load_config_file(path, parser):
         if key == RESOLVED and isinstance(value, dict):
             continue  # a saved configuration's record of what its options resolved to
         dest = key.lstrip("-").replace("-", "_")
-        if renamed_option("--" + dest):
+        instead = renamed_option("--" + dest)
+        if instead:
             raise UsageError(f"config file {path}: '{key}' is not an option of bids_encoding {__version__}: use "
-                             f"{renamed_option('--' + dest)}")
+                             f"{instead}")
         if dest == "permutations" and value == 0:
             raise UsageError(f"config file {path}: {PERMUTATIONS_ZERO}")
         if dest not in actions or dest in NOT_FROM_CONFIG:

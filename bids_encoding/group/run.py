@@ -25,6 +25,7 @@ from bids_encoding.group.scores import (
 )
 from bids_encoding.group.second_level import group_maps
 from bids_encoding.hemispheres import is_template_space, symmetric_mask
+from bids_encoding.reports.style import model_names
 
 LOGGER = logging.getLogger(__name__)
 
@@ -217,8 +218,4 @@ def _figures(output, trained, fits, scores, roi_table):
         figures.scaling_figure(trained, fits, ["l_minus_r"] + (["l_minus_r_reliable"] if reliable else []),
                                output.figure(desc="lateralization"), baselines)
     if not roi_table.empty:
-        from bids_encoding.reports.style import model_display
-
-        names = {row.model: model_display(row.model_id, row.baseline)[0]
-                 for row in scores.drop_duplicates("model").itertuples()}
-        figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"), names)
+        figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"), model_names(scores))

@@ -4,7 +4,7 @@ software versions and references, as fMRIPrep's ``CITATION.md`` (also ``.html`` 
 import html
 from pathlib import Path
 
-from bids_encoding.reports.style import parameters
+from bids_encoding.reports.style import model_name, parameters
 
 REFERENCES = {
     "bonnasse2024": ("Bonnasse-Gahot, L., & Pallier, C. (2024). fMRI predictors based on language models of "
@@ -80,14 +80,6 @@ REFERENCES = {
 }
 
 
-def model_name(model):
-    """A model as a paper names it: its hub id, or the file or folder name of a local copy (never a path of the
-    machine it ran on)."""
-    if model.get("Source") in ("gguf", "directory"):
-        return Path(str(model["Id"])).name
-    return str(model["Id"])
-
-
 def _models(sidecars):
     described = []
     for sidecar in sidecars:
@@ -97,7 +89,7 @@ def _models(sidecars):
             continue
         untrained = " with random (untrained) weights" if model.get("Untrained") else ""
         source = {"gguf": ", the GGUF file", "directory": ", a local copy"}.get(model.get("Source"), "")
-        described.append(f"`{model_name(model)}`{untrained} ({parameters(model['NumberOfParameters'])} parameters"
+        described.append(f"`{model_name(model['Id'])}`{untrained} ({parameters(model['NumberOfParameters'])} parameters"
                          f"{source}, "
                          f"{model['NumberOfLayers']} layers, hidden size {model['HiddenSize']}"
                          + (f", revision {model['Revision']}" if model.get("Revision") else "") + ")")
@@ -123,7 +115,7 @@ def _features(sidecars):
         context = f"the models in {windows(features)}"
     else:
         context = "each model in its own windows: " + "; ".join(
-            f"{windows(sidecar['Features'])} for `{model_name(sidecar['Model'])}`" for sidecar in models)
+            f"{windows(sidecar['Features'])} for `{model_name(sidecar['Model']['Id'])}`" for sidecar in models)
     return (f"Each run's text was passed through {context}; a word's vector was {pooling}, at every layer (0: the "
             "embeddings)")
 

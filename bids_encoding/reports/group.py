@@ -13,7 +13,7 @@ from bids_encoding.hemispheres import is_template_space
 from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map
 from bids_encoding.reports.render import inline_svg, relative, render
-from bids_encoding.reports.style import model_display
+from bids_encoding.reports.style import model_display, model_names
 
 FIT_MEASURES = ("mean_r", "left", "right", "l_minus_r", "mean_r_reliable", "l_minus_r_reliable")
 
@@ -57,8 +57,7 @@ def _task_block(output_dir, group_dir, task, space, files):
         chosen = fits[(fits["level"] == "group") & (fits["family"] == "all") & (fits["predictor"] == "log10_params")
                       & fits["measure"].isin(FIT_MEASURES)]
         group_fits = chosen.to_dict("records")
-    names = {} if models is None else {row.model: model_display(row.model_id, row.baseline)[0]
-                                       for row in models.itertuples()}
+    names = {} if models is None else model_names(models)
     maps = []
     for name, path in files.items():
         if name.extension != ".nii.gz" or name.suffix != "statmap":

@@ -16,16 +16,12 @@ def _participants_in_scope(config):
     return sorted(path.name[4:] for path in Path(config.bids_dir).glob("sub-*") if path.is_dir())
 
 
-def _saved_warnings_path(config, report):
-    return Path(config.output_dir) / "logs" / f"{report}_report-warnings.json"
-
-
 def _warnings_for(config, report, warnings, rebuild):
     """The warnings a report shows: this run's, saved beside the logs for a later ``--reports-only``; when
     rebuilding, those saved by the run that made the results first, then this run's own."""
     import json
 
-    path = _saved_warnings_path(config, report)
+    path = Path(config.output_dir) / "logs" / f"{report}_report-warnings.json"
     if not rebuild:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(list(warnings), indent=2))

@@ -37,17 +37,29 @@ def label(name):
     return LABELS.get(name, name.replace("_", " "))
 
 
-def model_display(model_id, baseline):
-    """``(name, kind)`` of a model of the group tables, as the participant reports write them: its hub id or the
-    file name of a local copy, and ``language model``, ``untrained`` or ``baseline``."""
+def model_name(model_id):
+    """A model as a paper names it: its hub id, or the file or folder name of a local copy (never a path of the
+    machine it ran on); an ``untrained:`` prefix is kept."""
     from pathlib import Path
 
-    untrained = str(model_id).startswith("untrained:")
-    inner = str(model_id).removeprefix("untrained:")
-    name = Path(inner).name if inner.startswith(("/", ".")) or inner.endswith(".gguf") else inner
-    if untrained:
-        return f"{name}, untrained", "untrained"
+    prefix = "untrained:" if str(model_id).startswith("untrained:") else ""
+    inner = str(model_id).removeprefix(prefix)
+    return prefix + (Path(inner).name if inner.startswith(("/", ".")) or inner.endswith(".gguf") else inner)
+
+
+def model_display(model_id, baseline):
+    """``(name, kind)`` of a model as the reports and figures show it: :func:`model_name` (``, untrained`` after
+    it rather than a prefix) and ``language model``, ``untrained`` or ``baseline``."""
+    name = model_name(model_id)
+    if name.startswith("untrained:"):
+        return f"{name.removeprefix('untrained:')}, untrained", "untrained"
     return name, "baseline" if baseline else "language model"
+
+
+def model_names(table):
+    """``{label: name}`` of the models of a table with ``model``, ``model_id`` and ``baseline`` columns."""
+    return {row.model: model_display(row.model_id, row.baseline)[0] for row in table.drop_duplicates("model")
+            .itertuples()}
 
 
 def parameters(count):
