@@ -25,13 +25,15 @@ def test_the_version_names_the_commit_it_was_installed_from():
 
     from packaging.version import Version
 
+    from bids_encoding import version_line
+
     assert __version__ not in ("0.1.0", "0+unknown")
-    version = Version(__version__)
+    Version(__version__)  # a valid version
     root = Path(__file__).resolve().parents[1]
-    if version.local is None or not (root / ".git").exists():
-        return  # a release, or an installed copy without the repository
-    commit = re.search(r"(?:^|\.)g([0-9a-f]{7,40})", version.local)
-    assert commit, __version__
+    commit = re.search(r"\(commit ([0-9a-f]{7,40})\)$", version_line())  # at a release tag too
+    assert commit, version_line()
+    if not (root / ".git").exists():
+        return  # an installed copy without the repository
     found = subprocess.run(["git", "-C", str(root), "cat-file", "-e", f"{commit.group(1)}^{{commit}}"],
                            capture_output=True)
     assert found.returncode == 0, f"{__version__}: commit {commit.group(1)} is not in this repository"

@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from bids_encoding import __version__
+from bids_encoding import __version__, version_line
 from bids_encoding.config import RESOLVED
 from bids_encoding.errors import MissingInputError, UsageError
 
@@ -72,7 +72,7 @@ def build_parser():
     parser.add_argument("analysis_level", help="'participant', then 'group' (reads the participant results "
                                                "in output_dir); 'words' writes the word timings that --stimuli "
                                                "finds as BIDS events in output_dir, to inspect and correct")
-    parser.add_argument("--version", action="version", version=f"bids_encoding {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
 
     selection = parser.add_argument_group("what to analyse")
     _option(selection, "--participant-label", nargs="+", metavar="LABEL", default=None,
