@@ -58,6 +58,8 @@ class ParticipantConfig(RunConfig):
     features: FeatureSettings = field(default_factory=FeatureSettings)
     design: DesignSettings = field(default_factory=DesignSettings)
     cleaning: Cleaning = field(default_factory=Cleaning)
+    average_cleaning: Cleaning = field(default_factory=Cleaning)  # the average participant's (no smoothing)
+    procedure: str = "default"  # a preset of bids_encoding.procedures: the seed's steps (docs/ridge.md)
     alphas: tuple = DEFAULT_ALPHAS
     alpha_per_voxel: bool = True
     alpha_score: str = "r"

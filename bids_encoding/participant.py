@@ -39,16 +39,18 @@ from bids_encoding.errors import BadDataError, BidsAppError, UsageError
 from bids_encoding.features import FeatureCache, parse_model_spec
 from bids_encoding.features.engine import FeatureExtractor
 from bids_encoding.group.rois import language_coverage
-from bids_encoding.hemispheres import in_templateflow
+from bids_encoding.hemispheres import in_templateflow, is_template_space
 from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.bold import clean_run_bold
 from bids_encoding.inputs.derivatives import derivative_roots
 from bids_encoding.inputs.layout import check_timings, note_run, select_subjects
-from bids_encoding.inputs.masks import ParticipantMask, participant_mask
+from bids_encoding.inputs.masks import ParticipantMask, participant_mask, seed_epi_mask
 from bids_encoding.inputs.timings.spec import StimulusSpec
+from bids_encoding.procedures import procedure
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
 from bids_encoding.ridge.layers import BestLayer
+from bids_encoding.ridge.scoring import zscore
 from bids_encoding.ridge.significance import fdr_qvalues, voxel_pvalues
 from bids_encoding.stimuli import StimulusSequence
 
@@ -172,7 +174,7 @@ def prepare_participant(subject, task, runs, config, sequence):
     """Mask and clean a participant's BOLD, compute the noise ceiling when stimuli repeat."""
     found = {}
     space = runs[0].space or config.space or "orig"
-    mask = participant_mask(runs, config.mask, space, config.epi_mask_cutoff, notes=found)
+    mask = _mask(subject, runs, config, config.cleaning, space, found)
     LOGGER.info("sub-%s: brain mask from %s (%d voxels)", subject, mask.source, int(np.asarray(mask.img.dataobj).sum()))
     for run in runs:
         note_run(run, found.get(run.bold_path, []))
@@ -184,6 +186,18 @@ def prepare_participant(subject, task, runs, config, sequence):
                                         notes=found, confounds=run.confounds))
         note_run(run, found)
     return _participant(subject, task, runs, responses, mask, config, sequence)
+
+
+def _mask(subject, runs, config, cleaning, space, notes=None):
+    """The participant's mask: from the app's sources, or the recipe of a ``--procedure``."""
+    recipe = procedure(config.procedure).mask
+    if recipe is None:
+        return participant_mask(runs, config.mask, space, config.epi_mask_cutoff, notes=notes)
+    if cleaning.grid is not None and not is_template_space(space):
+        raise UsageError(f"--procedure {config.procedure} resamples the BOLD to its MNI grid, but sub-{subject}'s "
+                         f"BOLD ({runs[0].bold_path.name}) is in space '{space}': give BOLD in an MNI space "
+                         "(--space), or use --procedure default")
+    return seed_epi_mask(runs, cleaning)
 
 
 def isc_cache_record(runs, config):
@@ -243,8 +257,13 @@ def average_participant(members, task, config, sequence):
     (Bonnasse-Gahot & Pallier's main analysis). The participants must share one grid (a template space)."""
     from nilearn import image
 
-    masks = [participant_mask(runs, config.mask, runs[0].space or config.space or "orig", config.epi_mask_cutoff)
-             for _, runs in members]
+    cleaning = config.average_cleaning
+    space = members[0][1][0].space or config.space or "orig"
+    if procedure(config.procedure).mask is not None:
+        masks = [_mask(AVERAGE_LABEL, [run for _, runs in members for run in runs], config, cleaning, space)]
+    else:
+        masks = [participant_mask(runs, config.mask, runs[0].space or config.space or "orig", config.epi_mask_cutoff)
+                 for _, runs in members]
     reference = masks[0].img
     for (subject, runs), mask in zip(members[1:], masks[1:]):
         if mask.img.shape != reference.shape or not np.allclose(mask.img.affine, reference.affine):
@@ -256,17 +275,20 @@ def average_participant(members, task, config, sequence):
         raise BadDataError("--average-participants: the participants' brain masks do not overlap")
     common_img = image.new_img_like(reference, common.astype(np.uint8), copy_header=False)
     trim = (config.design.trim_start, config.design.trim_end)
+    # whole-run cleaning (Bonnasse-Gahot & Pallier): the mean of the whole cleaned runs is trimmed afterwards
+    whole_runs = cleaning.order == "whole-run"
     kept_everywhere = [_scans_kept_by_all([runs[k] for _, runs in members]) for k in range(len(members[0][1]))]
+    # each member's whole runs as nilearn's NiftiMasker cleans them (compute_average_subject_fmri.py)
+    member_cleaning = replace(cleaning, order="trim-first", ddof=1) if whole_runs else cleaning
     sums = None
     for _, runs in members:
-        cleaned = [clean_run_bold(run.bold_path, common_img, run.repetition_time, *trim, config.cleaning,
-                                  confounds=_with_sample_mask(run.confounds, kept))
+        cleaned = [clean_run_bold(run.bold_path, common_img, run.repetition_time, *((0, 0) if whole_runs else trim),
+                                  member_cleaning, confounds=_with_sample_mask(run.confounds, kept))
                    for run, kept in zip(runs, kept_everywhere)]
         sums = cleaned if sums is None else [total + run for total, run in zip(sums, cleaned)]
-    responses = []
-    for total in sums:
-        std = total.std(axis=0)
-        responses.append(np.divide(total - total.mean(axis=0), std, out=np.zeros_like(total), where=std > 0))
+    if whole_runs:
+        sums = [total[trim[0]:len(total) - trim[1]] for total in sums]
+    responses = [zscore(total).astype(np.float32) for total in sums]  # population std, as the seed
     labels = [f"sub-{subject}" for subject, _ in members]
     mask = ParticipantMask(common_img, "intersection", [path for m in masks for path in m.files],
                            {"Of": labels, "Sources": sorted({m.source for m in masks})})
@@ -357,7 +379,8 @@ def fit_participants_together(participants, model_features, config, sequence, ch
     for spec, (features, model_info) in model_features.items():
         matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
         bases = {p.subject: {**participant_sidecar(config, p.runs, spec, model_info, ridge, sequence,
-                                                   p.mask.record(config.bids_dir)),
+                                                   p.mask.record(config.bids_dir),
+                                                   config.average_cleaning if p.average_of else config.cleaning),
                              **({"AverageOf": p.average_of} if p.average_of else {})}
                  for p in participants}
         label = ",".join(f"sub-{p.subject}" for p in participants)
@@ -384,7 +407,9 @@ def fit_participants_together(participants, model_features, config, sequence, ch
             for index, participant in enumerate(participants):
                 voxels = slice(offsets[index], offsets[index + 1])
                 _write_layer_maps(participant, voxels, spec, layer, {**_with_form(bases[participant.subject],
-                                                                                  arrays.get("form")), "Layer": layer},
+                                                                                  arrays.get("form")), "Layer": layer,
+                                                                     **_shared_alphas(arrays.get("alpha"), voxels,
+                                                                                      config)},
                                   arrays["r"], arrays["r2"], arrays.get("alpha"), arrays.get("p"), repeated_folds)
                 participant.rows.append(_score_row(spec, model_info, layer, arrays["r"][:, voxels],
                                                    arrays["r2"][:, voxels], arrays["validation"][:, voxels],
@@ -419,6 +444,13 @@ def _neuron_analysis(participants, spec, model_info, load, config, sequence, rid
                          "with --ffn-neurons")
     LOGGER.info("%s %s: neuron patterns and networks", ",".join(f"sub-{p.subject}" for p in participants), spec.label)
     analyse_neurons(participants, spec, model_info, activations, config, sequence, ridge, bases, offsets, responses)
+
+
+def _shared_alphas(alpha, voxels, config):
+    """With one alpha shared by a participant's voxels, the alpha of each outer fold (``AlphaPerFold``)."""
+    if alpha is None or config.alpha_per_voxel or voxels.stop <= voxels.start:
+        return {}
+    return {"AlphaPerFold": [float(value) for value in alpha[:, voxels.start]]}
 
 
 def _with_form(sidecar, form):

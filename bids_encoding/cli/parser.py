@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -58,6 +59,8 @@ def build_parser():
     from bids_encoding.inputs.confounds import STRATEGIES as CONFOUND_STRATEGIES
     from bids_encoding.inputs.confounds import ConfoundSettings
     from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
+    from bids_encoding.procedures import DEFAULT as DEFAULT_PROCEDURE
+    from bids_encoding.procedures import PROCEDURES
     from bids_encoding.ridge.cv import ALPHA_SCORES, DEFAULT_ALPHAS, INNER_SCHEMES
     from bids_encoding.ridge.significance import PVALUE_METHODS
 
@@ -169,6 +172,11 @@ def build_parser():
                  "precision and are cached apart)")
 
     fit = parser.add_argument_group("design and fit")
+    _option(fit, "--procedure", choices=tuple(PROCEDURES), default=DEFAULT_PROCEDURE,
+            help="every step as a seed paper's code does it: bgp2024 (Bonnasse-Gahot & Pallier's "
+                 "llms_brain_lateralization: 4 mm grid, symmetric EPI mask, whole-run cleaning, z-scored design, "
+                 "one alpha on the first training run; docs/ridge.md). It fixes the options it covers: giving "
+                 "another value for them is refused")
     _option(fit, "--trim-scans", type=int, nargs="+", default=[DesignSettings.trim_start, DesignSettings.trim_end],
             metavar=("START", "END"),
             help="scans dropped at the start and at the end of every run (BOLD and design; one number: both); "
@@ -191,7 +199,8 @@ def build_parser():
                  "(himalaya, Gallant lab; keeps R² of unpredictable voxels near 0)")
     _option(fit, "--inner-cv", choices=INNER_SCHEMES, default="loro",
             help="how alphas (and layers) are chosen inside each outer fold: leave one training run out, "
-                 "a single validation run, contiguous chunks, or bootstrapped chunks (Huth lab)")
+                 "the last training run (single), the first (first: Bonnasse-Gahot & Pallier), contiguous chunks, "
+                 "or bootstrapped chunks (Huth lab)")
     _option(fit, "--inner-chunks", type=int, default=5, help="number of chunks for --inner-cv chunks")
     _option(fit, "--bootstraps", type=int, default=20, help="draws for --inner-cv bootstrap")
     _option(fit, "--chunk-length", type=int, default=40, help="scans per chunk for --inner-cv bootstrap")
@@ -399,7 +408,9 @@ def parse_args(argv):
     from_file = load_config_file(known.config_file, parser) if known.config_file is not None else {}
     parser.set_defaults(**from_file)
     args = parser.parse_args(argv)
-    given = _given_on_command_line(argv) if from_file else set()
+    given = _given_on_command_line(argv) if from_file or "--procedure" in " ".join(argv) else set()
+    # the options the user set (a --procedure may not contradict them)
+    args.given = given | set(from_file)
     # what the command line changed in the file: the log says so (cli/run.py)
     args.command_line = list(argv)
     args.overridden = {dest: (from_file[dest], getattr(args, dest)) for dest in sorted(given & set(from_file))
@@ -415,6 +426,25 @@ def _given_on_command_line(argv):
                            for action in parser._actions if action.dest not in ("help", "version")})
     args = parser.parse_args(argv)
     return {dest for dest, value in vars(args).items() if value is not unset and value is not None}
+
+
+def _apply_procedure(args):
+    """The options a ``--procedure`` fixes, set on ``args``; one it contradicts stops the run (exit 64)."""
+    from bids_encoding.procedures import procedure
+
+    preset = procedure(args.procedure)
+    for dest, value in preset.options.items():
+        given = getattr(args, dest)
+        same = given == value or (isinstance(value, list) and given is not None and len(given) == len(value)
+                                  and all(math.isclose(float(a), float(b), rel_tol=1e-9)
+                                          for a, b in zip(sorted(given), value)))
+        if dest in getattr(args, "given", set()) and not same:
+            shown = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in
+                             (value if isinstance(value, list) else [value])) or "none"
+            raise UsageError(f"--procedure {preset.name} fixes --{dest.replace('_', '-')} ({shown}): leave "
+                             f"--{dest.replace('_', '-')} out, or use --procedure default to choose it")
+        setattr(args, dest, value)
+    return preset
 
 
 def _ridge_rank(rank):
@@ -507,6 +537,7 @@ def config_from_args(args):
     from bids_encoding.neurons.settings import NeuronSettings
     from bids_encoding.ridge import InnerCV
 
+    preset = _apply_procedure(args)
     trim = list(args.trim_scans) * (2 if len(args.trim_scans) == 1 else 1)
     if len(trim) != 2 or min(trim) < 0:
         raise UsageError("--trim-scans takes START [END]: one or two numbers of scans >= 0")
@@ -581,10 +612,13 @@ def config_from_args(args):
         features=FeatureSettings(pooling=args.pooling, window=args.window_tokens, context=args.context_tokens,
                                  right_context=args.right_context_tokens, batch_size=args.batch_size,
                                  layers=tuple(args.layers) if args.layers else None,
-                                 continuous=args.continuous_context),
+                                 continuous=args.continuous_context, **preset.features),
         design=DesignSettings(kind=args.design, hrf_model=args.hrf_model, trim_start=trim[0], trim_end=trim[1],
                               fir_delays=tuple(args.fir_delays)),
-        cleaning=Cleaning(high_pass=args.high_pass or None),
+        cleaning=Cleaning(high_pass=args.high_pass or None, **preset.cleaning),
+        average_cleaning=Cleaning(high_pass=args.high_pass or None,
+                                  **{**preset.cleaning, **preset.average_cleaning}),
+        procedure=preset.name,
         alphas=tuple(sorted(args.alphas)),
         alpha_per_voxel=args.alpha_choice == "voxel",
         alpha_score=args.alpha_score,

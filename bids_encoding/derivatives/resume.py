@@ -92,6 +92,8 @@ def fit_fingerprint(config, runs, sequence, feature_records, ridge_record, signi
         "Significance": significance_record,
         "Neurons": config.neurons.record() if config.neurons else None,
     }
+    if config.procedure != "default":  # (payloads of the default keep their keys: their results stay valid)
+        payload["Procedure"] = config.procedure
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -8,11 +8,15 @@ from bids_encoding.derivatives.staging import RAW, STANDARD_SPACES, software_ver
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
 
 
-def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_record=None):
-    """What every map of one participant, model and layer records: model, features, design, cleaning, ridge,
-    significance, the runs (BOLD, TR, scans, stimulus) and software versions. The group level reads the
-    runs, trimming and cleaning back from here."""
+def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_record=None, cleaning=None):
+    """What every map of one participant, model and layer records: model, features, design, cleaning
+    (``cleaning``, or the configuration's), ridge, significance, the runs (BOLD, TR, scans, stimulus), the
+    procedure preset and software versions. The group level reads the runs, trimming and cleaning back from
+    here."""
+    from bids_encoding.procedures import procedure
+
     return {
+        "Procedure": procedure(config.procedure).record(),
         "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
                   "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
                   "Type": model_info.model_type,
@@ -28,7 +32,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
                      "context": model_info.context, "right_context": model_info.right_context,
                      "layers": list(model_info.layers), "LayerIndexing": "0 = embeddings, k = block k"},
         "Design": config.design.record(),
-        "Cleaning": config.cleaning.record(),
+        "Cleaning": (cleaning or config.cleaning).record(),
         "BOLD": {"Mask": mask_record, "Derivatives": [str(path) for path in config.derivatives or []] or None,
                  "Resolution": config.resolution},
         "Confounds": config.confounds.record() if config.confounds.strategy else None,

@@ -7,6 +7,11 @@ drifting features, test r was 0.24 with a z-scored design and 0.32 with
 the design cleaned as the BOLD. So the design gets exactly the same nilearn
 ``signal.clean`` call, after trimming, and z-scoring comes last (the ridge
 has no intercept).
+
+A procedure preset (:mod:`bids_encoding.procedures`) can ask for a seed's
+own order instead: Bonnasse-Gahot & Pallier clean each whole run, then trim
+and z-score it again (population standard deviation), and only z-score the
+design (``order="whole-run"``, ``design="zscore"``, ``ddof=0``).
 """
 
 from dataclasses import dataclass
@@ -14,11 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_HIGH_PASS = 1.0 / 128  # Hz, as Bonnasse-Gahot & Pallier
+ORDERS = ("trim-first", "whole-run")
+DESIGN_CLEANINGS = ("as-bold", "zscore")
 
 
 @dataclass(frozen=True)
 class Cleaning:
-    """Per-run cleaning applied alike to BOLD and design.
+    """Per-run cleaning of BOLD and design, and how the BOLD is read.
 
     Attributes
     ----------
@@ -26,13 +33,42 @@ class Cleaning:
         Remove a linear trend.
     high_pass : float or None
         Butterworth high-pass cutoff in Hz (nilearn); ``None``: none.
+    order : {"trim-first", "whole-run"}
+        ``trim-first``: trim the run, then clean what is kept (default);
+        ``whole-run``: clean the whole run, then trim and z-score again
+        (Bonnasse-Gahot & Pallier; confounds cannot be regressed this way).
+    design : {"as-bold", "zscore"}
+        The design is cleaned as the BOLD (default), or trimmed and z-scored
+        only (Bonnasse-Gahot & Pallier).
+    ddof : int
+        Degrees of freedom of the last z-scoring: 1 (nilearn's
+        ``zscore_sample``, default) or 0 (numpy's population standard
+        deviation, the seeds' ``standardize``).
+    smoothing_fwhm : float or None
+        Gaussian smoothing of the BOLD image before masking (mm, nilearn).
+    grid : tuple or None
+        ``(affine rows, shape)``: the BOLD is resampled to this grid
+        (nilearn ``resample_img``, continuous) before masking; ``None``: its
+        own grid.
     """
 
     detrend: bool = True
     high_pass: float | None = DEFAULT_HIGH_PASS
+    order: str = "trim-first"
+    design: str = "as-bold"
+    ddof: int = 1
+    smoothing_fwhm: float | None = None
+    grid: tuple | None = None
+
+    def __post_init__(self):
+        if self.order not in ORDERS:
+            raise ValueError(f"cleaning order must be one of {ORDERS}")
+        if self.design not in DESIGN_CLEANINGS:
+            raise ValueError(f"design cleaning must be one of {DESIGN_CLEANINGS}")
 
     def apply(self, data, repetition_time, confounds=None, sample_mask=None):
-        """Clean the columns of one run ``(n_scans, n_columns)``; z-scored last, float32.
+        """Clean the columns of one run ``(n_scans, n_columns)``; z-scored last (nilearn: ``zscore_sample``,
+        near-constant columns left unscaled), float32.
 
         ``confounds`` ``(n_scans, k)`` are regressed out (nilearn filters them alike first); ``sample_mask``
         (kept scan indices) censors the other scans: nilearn interpolates them for the filter, then drops
@@ -51,13 +87,83 @@ class Cleaning:
         cleaned[:, constant] = 0.0  # a constant regressor carries nothing; nilearn would leave it as is
         return cleaned.astype(np.float32)
 
+    def zscore(self, data):
+        """Z-score columns with this cleaning's ``ddof``; every non-constant column is divided by its standard
+        deviation, however small (the seeds' ``standardize``; nilearn leaves near-constant ones unscaled)."""
+        data = np.asarray(data, dtype=np.float64)
+        std = data.std(axis=0, ddof=self.ddof)
+        return np.divide(data - data.mean(axis=0), std, out=np.zeros_like(data), where=std > 0)
+
+    def run(self, data, repetition_time, trim_start, trim_end, confounds=None):
+        """One whole run ``(n_scans, n_columns)`` trimmed and cleaned in this cleaning's ``order``.
+
+        ``confounds`` (:class:`~bids_encoding.inputs.confounds.RunConfounds`) need ``trim-first``: their
+        window, censoring and cosines follow the kept scans.
+        """
+        n_scans = len(data)
+        if self.order == "whole-run":
+            if confounds is not None:
+                raise ValueError("confounds cannot be regressed when whole runs are cleaned before trimming")
+            cleaned = self.apply(data, repetition_time)
+            return self.zscore(cleaned[trim_start:n_scans - trim_end]).astype(np.float32)
+        columns, kept = None, None
+        if confounds is not None:
+            columns, _, kept = confounds.window(trim_start, n_scans - trim_end)
+        cleaned = self.apply(data[trim_start:n_scans - trim_end], repetition_time, confounds=columns,
+                             sample_mask=kept)
+        return cleaned if self.ddof == 1 else self.zscore(cleaned).astype(np.float32)
+
+    def design_run(self, design, repetition_time, trim_start, trim_end, confounds=None):
+        """A run's whole design trimmed, then cleaned as the BOLD (``as-bold``) or z-scored (``zscore``)."""
+        n_scans = len(design)
+        if self.design == "zscore":
+            return self.zscore(design[trim_start:n_scans - trim_end]).astype(np.float32)
+        cosines, kept = None, None
+        if confounds is not None:
+            _, cosines, kept = confounds.window(trim_start, n_scans - trim_end)
+        return self.apply(design[trim_start:n_scans - trim_end], repetition_time, confounds=cosines,
+                          sample_mask=kept)
+
+    def read(self, bold_path, mask_img):
+        """The run's BOLD over ``mask_img`` ``(n_scans, n_voxels)``: resampled to ``grid`` and smoothed first
+        when asked (``mask_img`` is then on ``grid``)."""
+        from nilearn import image, masking
+
+        img = str(bold_path)
+        if self.grid is not None:
+            affine, shape = self.grid
+            img = image.resample_img(img, target_affine=np.asarray(affine), target_shape=tuple(shape),
+                                     force_resample=True, copy_header=True)
+        return masking.apply_mask(img, mask_img, smoothing_fwhm=self.smoothing_fwhm)
+
     @classmethod
     def from_record(cls, record):
         """The cleaning a sidecar's ``Cleaning`` section records."""
-        return cls(detrend=bool(record["Detrend"]), high_pass=record["HighPassHz"])
+        grid = record.get("Grid")
+        return cls(detrend=bool(record["Detrend"]), high_pass=record["HighPassHz"],
+                   order=record.get("Order", "trim-first"), design=record.get("Design", "as-bold"),
+                   ddof=int(record.get("StandardDeviationDdof", 1)), smoothing_fwhm=record.get("SmoothingFWHM"),
+                   grid=(tuple(tuple(row) for row in grid["Affine"]), tuple(grid["Shape"])) if grid else None)
 
     def record(self):
-        """For the sidecars."""
-        return {"Detrend": self.detrend, "HighPassHz": self.high_pass, "Filter": "butterworth (nilearn)",
-                "Standardize": "zscore per run, last",
-                "AppliedTo": "BOLD and design alike, per run, after trimming"}
+        """For the sidecars (what differs from the default order only where it does: older records stay equal)."""
+        if self.order == "trim-first" and self.design == "as-bold":
+            applied = "BOLD and design alike, per run, after trimming"
+        else:
+            applied = {"trim-first": "BOLD: per run, after trimming", "whole-run":
+                       "BOLD: per whole run, then trimmed and z-scored again"}[self.order] + \
+                "; design: " + {"as-bold": "as the BOLD", "zscore": "trimmed, then z-scored only"}[self.design]
+        record = {"Detrend": self.detrend, "HighPassHz": self.high_pass, "Filter": "butterworth (nilearn)",
+                  "Standardize": "zscore per run, last", "AppliedTo": applied}
+        if self.order != "trim-first":
+            record["Order"] = self.order
+        if self.design != "as-bold":
+            record["Design"] = self.design
+        if self.ddof != 1:
+            record["StandardDeviationDdof"] = self.ddof
+        if self.smoothing_fwhm:
+            record["SmoothingFWHM"] = self.smoothing_fwhm
+        if self.grid is not None:
+            record["Grid"] = {"Affine": [list(row) for row in self.grid[0]], "Shape": list(self.grid[1]),
+                              "Interpolation": "continuous (nilearn resample_img)"}
+        return record

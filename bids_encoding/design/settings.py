@@ -69,14 +69,10 @@ class DesignSettings:
 
         The whole run is resampled (and expanded: FIR delays), then trimmed,
         then cleaned as the BOLD (``cleaning``, a :class:`Cleaning`: detrend,
-        high-pass, z-score last), with what of the run's ``confounds``
+        high-pass, z-score last; or z-scored only where it says so), with what of the run's ``confounds``
         (:class:`~bids_encoding.inputs.confounds.RunConfounds`) applies to a
         design: the cosines and the censored scans.
         """
         design = design_kind(self.kind).expand(matrix @ np.asarray(features, dtype=np.float64), self)
-        n_scans = design.shape[0]
-        design = design[self.trim_start: n_scans - self.trim_end]
-        cosines, kept = None, None
-        if confounds is not None:
-            _, cosines, kept = confounds.window(self.trim_start, n_scans - self.trim_end)
-        return (cleaning or Cleaning()).apply(design, repetition_time, confounds=cosines, sample_mask=kept)
+        return (cleaning or Cleaning()).design_run(design, repetition_time, self.trim_start, self.trim_end,
+                                                   confounds=confounds)

@@ -33,6 +33,11 @@ class FeatureSettings:
     continuous : bool
         Runs of one story continue each other: a run's first words get the
         previous run's last tokens as context.
+    step : int or None
+        New tokens per window, the rest of the window being left context
+        (Bonnasse-Gahot & Pallier: 64, ``extract_llm_activations.py``'s
+        ``stride = maxlen - 64``); overrides ``context``; ``None``: from
+        ``context``.
     """
 
     pooling: str = "last"
@@ -42,12 +47,15 @@ class FeatureSettings:
     batch_size: int | None = None
     layers: tuple | None = None
     continuous: bool = False
+    step: int | None = None
 
     def plan(self, max_tokens, is_encoder):
         """Return ``(window, left_context, right_context)`` for a model that accepts ``max_tokens``."""
         window = max(2, min(self.window or max_tokens, max_tokens))
         right = (self.right_context or 0) if is_encoder else 0
         left = (window // 2 - right) if self.context is None else self.context
+        if self.step is not None:
+            left = window - right - self.step
         left = max(0, min(left, window - right - 1))
         if window - left - right < 1:
             raise ValueError(f"context {left} + right context {right} leave no room in a window of {window}")
@@ -58,6 +66,8 @@ class FeatureSettings:
         record = asdict(self)
         record.pop("batch_size")
         record.pop("layers")
+        if record["step"] is None:
+            record.pop("step")  # caches written before the option keep their keys
         return record
 
 

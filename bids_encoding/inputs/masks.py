@@ -5,6 +5,8 @@
 3. the TemplateFlow template's brain mask, when the BOLD is in a template space;
 4. a mask computed from the EPI (nilearn ``compute_multi_epi_mask``), ``--epi-mask-cutoff`` as its lower cutoff.
 
+``--procedure bgp2024`` replaces them with Bonnasse-Gahot & Pallier's recipe (:func:`seed_epi_mask`).
+
 EPI masks lose lateral and inferior temporal cortex, where the signal drops
 out, which is where language is: so sources 2 and 3 come first. Which one
 was used is recorded in the mask's sidecar (:meth:`ParticipantMask.record`).
@@ -156,3 +158,43 @@ def _epi_mask(runs, reference, lower_cutoff, notes):
         raise BadDataError(f"no brain found in {runs[0].bold_path}: give a mask with --mask")
     return ParticipantMask(mask, "epi", [], {"Method": "nilearn compute_multi_epi_mask",
                                             "LowerCutoff": lower_cutoff, "RunThreshold": EPI_RUN_THRESHOLD})
+
+
+def seed_epi_mask(runs, cleaning):
+    """Bonnasse-Gahot & Pallier's mask (``compute_mask.py``): nilearn ``compute_multi_epi_mask`` of every run,
+    resampled to the cleaning's grid (threshold 0.5), intersected with its left-right mirror
+    (``swap_img_hemispheres``). Run by run, as ``compute_multi_epi_mask`` does, to hold one run in memory.
+
+    Parameters
+    ----------
+    runs : list of Run
+        Every run the mask is made of (all participants' for the average participant).
+    cleaning : Cleaning
+        Its ``grid`` (and ``read``'s resampling).
+
+    Returns
+    -------
+    ParticipantMask
+    """
+    from nilearn import image, masking
+
+    from bids_encoding.inputs.bold import read_bold
+
+    def epi_mask(path):
+        img = image.load_img(path)
+        if cleaning.grid is not None:
+            affine, shape = cleaning.grid
+            img = image.resample_img(img, target_affine=np.asarray(affine), target_shape=tuple(shape),
+                                     force_resample=True, copy_header=True)
+        return masking.compute_epi_mask(img)
+
+    masks = [read_bold(run.bold_path, epi_mask) for run in runs]
+    mask = masking.intersect_masks(masks, connected=True, threshold=0.5)
+    mask = masking.intersect_masks([mask, image.swap_img_hemispheres(mask)], threshold=1)
+    if not np.asarray(mask.dataobj).any():
+        raise BadDataError(f"no brain found in {runs[0].bold_path} by Bonnasse-Gahot & Pallier's EPI mask "
+                           "(--procedure bgp2024): check the BOLD, or use --procedure default with --mask")
+    return ParticipantMask(mask, "epi-symmetric", [], {
+        "Method": "nilearn compute_epi_mask of every run, intersect_masks (threshold 0.5), intersected with "
+                  "swap_img_hemispheres (Bonnasse-Gahot & Pallier, compute_mask.py)",
+        "NumberOfRuns": len(runs)})

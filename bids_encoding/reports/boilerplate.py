@@ -168,7 +168,8 @@ def _ridge(sidecar):
     ridge, significance = sidecar["Ridge"], sidecar.get("Significance")
     alphas = ridge["Alphas"]
     inner = ridge.get("InnerCV") or {}
-    scheme = {"loro": "leave-one-run-out", "single": "a single validation run", "chunks": "contiguous chunks",
+    scheme = {"loro": "leave-one-run-out", "single": "a single validation run (the last training run)",
+              "first": "a single validation run (the first training run)", "chunks": "contiguous chunks",
               "bootstrap": "bootstrapped chunks"}.get(inner.get("Scheme"), inner.get("Scheme", ""))
     text = (f"Voxel-wise encoding models were fitted by ridge regression without intercept (Hoerl & Kennard, "
             f"1970). The penalty was chosen among {len(alphas)} values from {min(alphas):g} to {max(alphas):g}, "
@@ -181,6 +182,9 @@ def _ridge(sidecar):
                  "corrected by the false discovery rate (Benjamini & Hochberg, 1995).")
         cite.append("benjamini1995")
     return text, cite
+
+
+PRESET_AUTHORS = {"bonnasse2024": "Bonnasse-Gahot & Pallier (2024)", "antonello2023": "Antonello, Vaidya & Huth (2023)"}
 
 
 def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=False):
@@ -203,6 +207,11 @@ def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=F
         f"**Cleaning.** {cleaning}",
         f"**Encoding models.** {ridge}",
     ]
+    preset = first.get("Procedure") or {}
+    if preset.get("Follows"):
+        paragraphs.insert(1, f"**Procedure.** Every step followed the code of {PRESET_AUTHORS.get(preset.get('Reference'), 'the authors')} "
+                             f"({preset['Follows']}), as bids_encoding's preset '{preset['Name']}': "
+                          + "; ".join(f"{step.lower()}: {what}" for step, what in preset["Steps"].items()) + ".")
     cites = ["transformers", "pybids"] + design_cite + cleaning_cite + ridge_cite
     if ceiling:
         paragraphs.append("**Noise ceiling.** Where a stimulus was heard more than once, the noise ceiling CC_max "

@@ -7,7 +7,9 @@ the very stimulus it is tested on); their mean response is the test target.
 Inner loop (choosing alphas, and layers), over the outer fold's training rows:
 
 - ``loro``: leave one training stimulus out (default);
-- ``single``: one validation run, the last training stimulus (Bonnasse-Gahot & Pallier);
+- ``single``: one validation run, the last training stimulus;
+- ``first``: one validation run, the first training stimulus (Bonnasse-Gahot & Pallier's ``runs_train[0]``,
+  ``fit_average_subject.py``);
 - ``chunks``: ``n_chunks`` contiguous chunks of the training rows;
 - ``bootstrap``: ``n_bootstraps`` random draws of chunks of ``chunk_length``
   scans held out together, a fraction ``held_out`` of the chunks each time
@@ -41,6 +43,10 @@ def single_validation_run(cv, group_rows, n_rows):
     return [_rows(group_rows[-1])]
 
 
+def first_validation_run(cv, group_rows, n_rows):
+    return [_rows(group_rows[0])]
+
+
 def contiguous_chunks(cv, group_rows, n_rows):
     bounds = np.linspace(0, n_rows, cv.n_chunks + 1).round().astype(int)
     return _with_repeats([np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])], group_rows, n_rows)
@@ -69,6 +75,7 @@ class InnerScheme:
 INNER_SCHEMES = {
     "loro": InnerScheme(leave_one_stimulus_out, {}),
     "single": InnerScheme(single_validation_run, {}),
+    "first": InnerScheme(first_validation_run, {}),
     "chunks": InnerScheme(contiguous_chunks, {"NumberOfChunks": "n_chunks"}),
     "bootstrap": InnerScheme(bootstrap_chunks, {"NumberOfBootstraps": "n_bootstraps", "ChunkLength": "chunk_length",
                                                 "HeldOutFraction": "held_out", "Seed": "seed"}),
