@@ -209,9 +209,10 @@ def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=F
     ]
     preset = first.get("Procedure") or {}
     if preset.get("Follows"):
-        paragraphs.insert(1, f"**Procedure.** Every step followed the code of {PRESET_AUTHORS.get(preset.get('Reference'), 'the authors')} "
-                             f"({preset['Follows']}), as bids_encoding's preset '{preset['Name']}': "
-                          + "; ".join(f"{step.lower()}: {what}" for step, what in preset["Steps"].items()) + ".")
+        authors = PRESET_AUTHORS.get(preset.get("Reference"), "the authors")
+        steps = "; ".join(f"{step.lower()}: {what}" for step, what in preset["Steps"].items())
+        paragraphs.insert(1, f"**Procedure.** Every step followed the code of {authors} ({preset['Follows']}), "
+                             f"as bids_encoding's preset '{preset['Name']}': {steps}.")
     cites = ["transformers", "pybids"] + design_cite + cleaning_cite + ridge_cite
     if ceiling:
         paragraphs.append("**Noise ceiling.** Where a stimulus was heard more than once, the noise ceiling CC_max "
