@@ -60,6 +60,7 @@ class ParticipantConfig(RunConfig):
     cleaning: Cleaning = field(default_factory=Cleaning)
     average_cleaning: Cleaning = field(default_factory=Cleaning)  # the average participant's (no smoothing)
     procedure: str = "default"  # a preset of bids_encoding.procedures: the seed's steps (docs/ridge.md)
+    resampled_dir: Path | None = None  # set while a run resamples BOLD (a procedure's grid): its resampled runs
     alphas: tuple = DEFAULT_ALPHAS
     alpha_per_voxel: bool = True
     alpha_score: str = "r"

@@ -7,9 +7,12 @@ computed once.
 """
 
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -183,7 +186,7 @@ def prepare_participant(subject, task, runs, config, sequence):
     for run in runs:
         found = []
         responses.append(clean_run_bold(run.bold_path, mask.img, run.repetition_time, *trim, config.cleaning,
-                                        notes=found, confounds=run.confounds))
+                                        notes=found, confounds=run.confounds, resampled_dir=config.resampled_dir))
         note_run(run, found)
     return _participant(subject, task, runs, responses, mask, config, sequence)
 
@@ -197,7 +200,7 @@ def _mask(subject, runs, config, cleaning, space, notes=None):
         raise UsageError(f"--procedure {config.procedure} resamples the BOLD to its MNI grid, but sub-{subject}'s "
                          f"BOLD ({runs[0].bold_path.name}) is in space '{space}': give BOLD in an MNI space "
                          "(--space), or use --procedure default")
-    return seed_epi_mask(runs, cleaning)
+    return seed_epi_mask(runs, cleaning, config.resampled_dir)
 
 
 def isc_cache_record(runs, config):
@@ -283,7 +286,8 @@ def average_participant(members, task, config, sequence):
     sums = None
     for _, runs in members:
         cleaned = [clean_run_bold(run.bold_path, common_img, run.repetition_time, *((0, 0) if whole_runs else trim),
-                                  member_cleaning, confounds=_with_sample_mask(run.confounds, kept))
+                                  member_cleaning, confounds=_with_sample_mask(run.confounds, kept),
+                                  resampled_dir=config.resampled_dir)
                    for run, kept in zip(runs, kept_everywhere)]
         sums = cleaned if sums is None else [total + run for total, run in zip(sums, cleaned)]
     if whole_runs:
@@ -676,6 +680,22 @@ def run_participant_level(config):
     str
         A one-line summary.
     """
+    if config.cleaning.grid is None:
+        return _participant_level(config)
+    # a procedure's resampled runs, kept between their readings by this run alone, removed at its end
+    folder = Path(tempfile.mkdtemp(prefix="resampled-", dir=_made(config.work_dir)))
+    try:
+        return _participant_level(replace(config, resampled_dir=folder))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _made(folder):
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _participant_level(config):
     start = time.time()
     selected = collect_runs(config)
     if config.average and AVERAGE_LABEL in {subject for subject, _ in selected}:

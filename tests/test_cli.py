@@ -159,7 +159,8 @@ def test_the_changelog_starts_with_the_release_the_descriptor_and_image_name():
     from bids_encoding import RELEASE
 
     changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text(encoding="utf-8")
-    assert re.search(r"^## (\S+)", changelog, flags=re.M).group(1) == RELEASE
+    releases = [heading for heading in re.findall(r"^## (\S+)", changelog, flags=re.M) if heading != "Unreleased"]
+    assert releases[0] == RELEASE
 
 
 @pytest.mark.parametrize("option", ["--help", "--version"])

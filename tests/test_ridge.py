@@ -486,7 +486,7 @@ def test_another_solver_plugs_in_through_the_solver_registry(monkeypatch):
 
 
 def test_unknown_inner_scheme_lists_the_registered_ones():
-    with pytest.raises(ValueError, match="loro, single, chunks, bootstrap"):
+    with pytest.raises(ValueError, match="loro, single, first, chunks, bootstrap"):
         InnerCV("kfold")
 
 

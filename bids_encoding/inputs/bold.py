@@ -19,20 +19,20 @@ def read_bold(bold_path, read):
 
 
 def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0, cleaning=Cleaning(),
-                   notes=None, confounds=None):
+                   notes=None, confounds=None, resampled_dir=None):
     """Mask, trim and clean one run (:class:`~bids_encoding.design.cleaning.Cleaning`, as the design, in its
     order; resampled and smoothed first where it says so), with the run's ``confounds``
     (:class:`~bids_encoding.inputs.confounds.RunConfounds`) when given.
 
     Voxels with a NaN or infinite value are set to 0 (they score 0); voxels constant over the run score 0
-    too. Both are counted in ``notes`` (a list) when given.
+    too. Both are counted in ``notes`` (a list) when given. ``resampled_dir``: see ``Cleaning.resampled``.
 
     Returns
     -------
     numpy.ndarray
         ``(n_kept_scans, n_voxels)`` float32.
     """
-    data = read_bold(bold_path, lambda path: cleaning.read(path, mask_img))
+    data = read_bold(bold_path, lambda path: cleaning.read(path, mask_img, resampled_dir))
     found = []
     invalid = ~np.isfinite(data).all(axis=0)
     if invalid.any():

@@ -160,7 +160,7 @@ def _epi_mask(runs, reference, lower_cutoff, notes):
                                             "LowerCutoff": lower_cutoff, "RunThreshold": EPI_RUN_THRESHOLD})
 
 
-def seed_epi_mask(runs, cleaning):
+def seed_epi_mask(runs, cleaning, resampled_dir=None):
     """Bonnasse-Gahot & Pallier's mask (``compute_mask.py``): nilearn ``compute_multi_epi_mask`` of every run,
     resampled to the cleaning's grid (threshold 0.5), intersected with its left-right mirror
     (``swap_img_hemispheres``). Run by run, as ``compute_multi_epi_mask`` does, to hold one run in memory.
@@ -170,7 +170,9 @@ def seed_epi_mask(runs, cleaning):
     runs : list of Run
         Every run the mask is made of (all participants' for the average participant).
     cleaning : Cleaning
-        Its ``grid`` (and ``read``'s resampling).
+        Its ``grid`` (:meth:`Cleaning.resampled`).
+    resampled_dir : Path or None
+        Where resampled runs are kept for their next reading.
 
     Returns
     -------
@@ -181,12 +183,7 @@ def seed_epi_mask(runs, cleaning):
     from bids_encoding.inputs.bold import read_bold
 
     def epi_mask(path):
-        img = image.load_img(path)
-        if cleaning.grid is not None:
-            affine, shape = cleaning.grid
-            img = image.resample_img(img, target_affine=np.asarray(affine), target_shape=tuple(shape),
-                                     force_resample=True, copy_header=True)
-        return masking.compute_epi_mask(img)
+        return masking.compute_epi_mask(cleaning.resampled(path, resampled_dir))
 
     masks = [read_bold(run.bold_path, epi_mask) for run in runs]
     mask = masking.intersect_masks(masks, connected=True, threshold=0.5)
