@@ -145,8 +145,7 @@ def _app_map(output_dir, subject, layer, stat, mask):
 def constant_voxels(imgs, mask):
     """Voxels constant over a run of ``imgs``. Their code cleans float32 data in float32, which turns such a
     voxel into rounding noise of unit variance; the preset cleans in float64 and scores it 0. The one place
-    where the two differ on purpose (none exist in real BOLD inside an EPI mask; a few at this synthetic
-    grid's edge)."""
+    where the two differ on purpose (rare in real BOLD; a few at this synthetic grid's edge)."""
     from nilearn.masking import apply_mask
 
     return np.logical_or.reduce([np.ptp(apply_mask(img, mask).astype(np.float64), axis=0) == 0 for img in imgs])
