@@ -61,6 +61,8 @@ class ParticipantConfig(RunConfig):
     average_cleaning: Cleaning = field(default_factory=Cleaning)  # the average participant's (no smoothing)
     procedure: str = "default"  # a preset of bids_encoding.procedures: the seed's steps (docs/ridge.md)
     resampled_dir: Path | None = None  # set while a run resamples BOLD (a procedure's grid): its resampled runs
+    test_stimulus: str | None = None  # most-presented: one outer fold, that stimulus held out; None: leave one out
+    ridge_dtype: str = "float32"  # float64: a procedure's (the seed's numpy precision)
     alphas: tuple = DEFAULT_ALPHAS
     alpha_per_voxel: bool = True
     alpha_score: str = "r"

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from bids_encoding.derivatives import (
@@ -137,7 +138,8 @@ def build_ridge(config):
     """The ridge estimator described by the configuration."""
     return NestedRidgeCV(config.alphas, inner_cv=config.inner_cv, alpha_per_voxel=config.alpha_per_voxel,
                          device=config.device, mem=config.mem, voxel_chunk=config.voxel_chunk, tf32=config.tf32,
-                         alpha_score=config.alpha_score, rank=config.ridge_rank)
+                         alpha_score=config.alpha_score, rank=config.ridge_rank,
+                         dtype=getattr(torch, config.ridge_dtype))
 
 
 @dataclass
@@ -370,6 +372,9 @@ def fit_participants_together(participants, model_features, config, sequence, ch
     if len(groups) == 1:
         n_folds = ridge.outer_chunks
         repeated_folds = list(range(n_folds)) if repeated_folds else []
+    test_fold = sequence.test_fold(config.test_stimulus) if len(groups) > 1 else None
+    if test_fold is not None:
+        n_folds, repeated_folds = 1, [0] if test_fold in repeated_folds else []
     offsets = np.cumsum([0] + [p.n_voxels for p in participants])
     responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
     keep = config.pvalue_method != "none"
@@ -403,7 +408,7 @@ def fit_participants_together(participants, model_features, config, sequence, ch
             if arrays is None:
                 bar.set_postfix_str(f"layer {layer}")
                 arrays = _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses,
-                                    participants, best, bar)
+                                    participants, best, bar, test_fold)
                 done.append(layer)
                 if checkpoint is not None:
                     checkpoint.save(layer, arrays, best.state(), done)
@@ -489,15 +494,26 @@ def _duration(seconds):
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses, participants, best, bar):
-    """Fit one layer (nested CV), add it to ``best``; its per-voxel arrays: r, r2, alpha, validation, p."""
+def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, responses, participants, best, bar,
+               test_fold=None):
+    """Fit one layer (nested CV), add it to ``best``; its per-voxel arrays: r, r2, alpha, validation, p.
+    ``test_fold``: the one outer fold fitted (a fixed test stimulus), or ``None``: all."""
     designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
                                         config.cleaning, run.confounds)
                for stimulus, matrix, run in zip(sequence.stimuli, matrices, runs)]
+    if test_fold is not None:
+        groups = sequence.groups
+        train_runs = [run for fold, group in enumerate(groups) if fold != test_fold for run in group]
+        designs = config.design.delayed_runs(designs, train_runs, groups[test_fold])
+    elif config.design.delays_across_runs:
+        raise UsageError("delays across runs need one fixed test stimulus (--procedure antonello2023)")
     keep = config.pvalue_method != "none"
     try:
         result = ridge.fit_score(designs, responses, sequence.keys, keep_predictions=keep,
-                                 progress=lambda: bar.update(1), voxel_groups=[p.n_voxels for p in participants])
+                                 progress=lambda: bar.update(1), voxel_groups=[p.n_voxels for p in participants],
+                                 folds=None if test_fold is None else [test_fold])
+        if test_fold is not None:
+            result = result.fold(test_fold)
     except MemoryError as error:
         raise UsageError(f"{error}: give more with --mem") from error
     except ValueError as error:

@@ -38,6 +38,14 @@ class Procedure:
         The same for the average participant, where it differs.
     features : dict
         :class:`~bids_encoding.features.settings.FeatureSettings` fields.
+    design : dict
+        :class:`~bids_encoding.design.settings.DesignSettings` fields no option reaches.
+    test_stimulus : str or None
+        ``most-presented``: one outer fold, the stimulus presented most often (the last of equals) held out
+        (Antonello et al.'s test story); ``None``: leave one stimulus out.
+    ridge_dtype : str
+        The ridge's working precision (``float32``, the app's; ``float64``, numpy's, where the seed's alphas
+        tie to float32 rounding).
     mask : str or None
         The mask recipe (:func:`bids_encoding.inputs.masks.participant_mask`); ``None``: the app's sources.
     steps : tuple of (str, str)
@@ -51,6 +59,9 @@ class Procedure:
     cleaning: dict = field(default_factory=dict)
     average_cleaning: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
+    design: dict = field(default_factory=dict)
+    test_stimulus: str | None = None
+    ridge_dtype: str = "float32"
     mask: str | None = None
     steps: tuple = ()
 
@@ -63,6 +74,11 @@ class Procedure:
 
 
 BGP_ALPHAS = tuple(float(a) for a in np.logspace(2, 7, 16))
+ANTONELLO_CODE = "https://github.com/HuthLab/encoding-model-scaling-laws"
+# Their ridge penalises alpha² (D = S / (S² + alpha²), ridge_utils/ridge.py:256): the app's alphas are their
+# grid squared
+ANTONELLO_GRID = tuple(float(a) for a in np.logspace(1, 4, 15))
+ANTONELLO_ALPHAS = tuple(a ** 2 for a in ANTONELLO_GRID)
 
 PROCEDURES = {
     DEFAULT: Procedure(DEFAULT),
@@ -98,6 +114,36 @@ PROCEDURES = {
                       "on the first training run (runs_train[0]) after a fit on the other training runs, then a "
                       "refit on all training runs; leave one run out; Pearson r per voxel, mean over folds: "
                       "fit_average_subject.py"),
+        )),
+    "antonello2023": Procedure(
+        "antonello2023", reference="antonello2023", code=ANTONELLO_CODE,
+        options={"alphas": list(ANTONELLO_ALPHAS), "alpha_choice": "voxel", "alpha_score": "huth-r2",
+                 "inner_cv": "huth-bootstrap", "bootstraps": 3, "chunk_length": 20, "held_out": 0.25,
+                 "trim_scans": [10, 5], "high_pass": 0.0, "design": "lanczos-fir", "fir_delays": [1, 2, 3, 4],
+                 "confounds": [], "pooling": "last"},
+        cleaning={"order": "whole-run", "design": "zscore", "ddof": 0, "detrend": False, "savgol_window": 120.0},
+        design={"delays_across_runs": True},
+        test_stimulus="most-presented",
+        ridge_dtype="float64",
+        steps=(
+            ("BOLD", "not in their code (their responses come preprocessed, trimmed and z-scored per story): as "
+                     "LeBel et al. 2023 describe it, each whole run minus a Savitzky-Golay fit (order 2, 120 s), "
+                     "then the first 10 and last 5 scans trimmed and z-scored per run (population standard "
+                     "deviation)"),
+            ("Features", "the hidden state of each word's last token (their windows of 256 to 512 preceding words "
+                         "are the app's token windows here): ridge_utils/tokenization_helpers.py"),
+            ("Design", "word features at the words' midpoints, Lanczos-resampled to mid-volume scan times (window "
+                       "3, cutoff 1/TR, unnormalized; interpdata.py lanczosinterp2D), trimmed 10 and 5 scans, "
+                       "z-scored per run (population standard deviation; npp.zs), stacked over the training runs "
+                       "and delayed by 1-4 scans across them (util.py make_delayed; the test run alone)"),
+            ("Ridge", "float64 as their numpy; no intercept; their alphas logspace(1, 4, 15), squared as their "
+                      "solution uses them (S / (S² + alpha²)); per voxel, the best mean over 3 bootstraps of "
+                      "sign(R) sqrt(|R|), "
+                      "R = 1 - var(residual) / ((1 + var(y)) / 2), each holding out int(0.25 n / 20) chunks of 20 "
+                      "consecutive training scans drawn by Python's random (seeded: theirs is not); refit on all "
+                      "training scans: ridge.py bootstrap_ridge, ridge_corr, ridge"),
+            ("Test", "one outer fold: the stimulus presented most often held out (their wheretheressmoke; its "
+                     "presentations averaged); Pearson r per voxel (their use_corr=True line) and R²"),
         )),
 }
 

@@ -103,6 +103,16 @@ class StimulusSequence:
         """Runs of each stimulus presented more than once (noise ceilings)."""
         return [group for group in self.groups if len(group) > 1]
 
+    def test_fold(self, rule):
+        """The one outer fold a fixed test stimulus makes (``rule`` ``most-presented``: the stimulus presented
+        most often, the last of equals), or ``None`` (``rule`` ``None``: leave one stimulus out)."""
+        if rule is None:
+            return None
+        if rule != "most-presented":
+            raise ValueError(f"unknown test stimulus rule '{rule}'")
+        sizes = [len(group) for group in self.groups]
+        return max(range(len(sizes)), key=lambda fold: (sizes[fold], fold))
+
     @property
     def repeated_folds(self):
         """Indices of the folds whose stimulus was presented more than once."""

@@ -196,11 +196,13 @@ def build_parser():
             help="one alpha per voxel, or one shared by all voxels of a participant (Bonnasse-Gahot & Pallier)")
     _option(fit, "--alpha-score", choices=ALPHA_SCORES, default="r",
             help="what alphas and layers are chosen on: validation Pearson r (the seed papers) or validation R² "
-                 "(himalaya, Gallant lab; keeps R² of unpredictable voxels near 0)")
+                 "(himalaya, Gallant lab; keeps R² of unpredictable voxels near 0), or huth-r2, Antonello et al.'s "
+                 "bootstrap_ridge score (signed square root of 1 - var(residual) / ((1 + var) / 2))")
     _option(fit, "--inner-cv", choices=INNER_SCHEMES, default="loro",
             help="how alphas (and layers) are chosen inside each outer fold: leave one training run out, "
                  "the last training run (single), the first (first: Bonnasse-Gahot & Pallier), contiguous chunks, "
-                 "or bootstrapped chunks (Huth lab)")
+                 "bootstrapped chunks (Huth lab), or huth-bootstrap: Antonello et al.'s bootstrap_ridge draws "
+                 "exactly (Python's random, seeded)")
     _option(fit, "--inner-chunks", type=int, default=5, help="number of chunks for --inner-cv chunks")
     _option(fit, "--bootstraps", type=int, default=20, help="draws for --inner-cv bootstrap")
     _option(fit, "--chunk-length", type=int, default=40, help="scans per chunk for --inner-cv bootstrap")
@@ -614,7 +616,9 @@ def config_from_args(args):
                                  layers=tuple(args.layers) if args.layers else None,
                                  continuous=args.continuous_context, **preset.features),
         design=DesignSettings(kind=args.design, hrf_model=args.hrf_model, trim_start=trim[0], trim_end=trim[1],
-                              fir_delays=tuple(args.fir_delays)),
+                              fir_delays=tuple(args.fir_delays), **preset.design),
+        test_stimulus=preset.test_stimulus,
+        ridge_dtype=preset.ridge_dtype,
         cleaning=Cleaning(high_pass=args.high_pass or None, **preset.cleaning),
         average_cleaning=Cleaning(high_pass=args.high_pass or None,
                                   **{**preset.cleaning, **preset.average_cleaning}),

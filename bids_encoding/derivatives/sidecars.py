@@ -8,6 +8,16 @@ from bids_encoding.derivatives.staging import RAW, STANDARD_SPACES, software_ver
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
 
 
+def _test_stimulus_record(runs, sequence, rule):
+    """With a fixed test stimulus (a procedure's), the ridge's ``OuterCV`` and ``TestRuns``."""
+    fold = sequence.test_fold(rule) if len(sequence.groups) > 1 else None
+    if fold is None:
+        return {}
+    return {"OuterCV": "one fold: the stimulus presented most often held out (the last of equals; its "
+                       "presentations averaged), trained on all others",
+            "TestRuns": [runs[run].bold_path.name for run in sequence.groups[fold]]}
+
+
 def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_record=None, cleaning=None):
     """What every map of one participant, model and layer records: model, features, design, cleaning
     (``cleaning``, or the configuration's), ridge, significance, the runs (BOLD, TR, scans, stimulus), the
@@ -36,7 +46,8 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
         "BOLD": {"Mask": mask_record, "Derivatives": [str(path) for path in config.derivatives or []] or None,
                  "Resolution": config.resolution},
         "Confounds": config.confounds.record() if config.confounds.strategy else None,
-        "Ridge": {**ridge.record(), **ridge.cv_scheme(len(sequence.groups))},
+        "Ridge": {**ridge.record(), **ridge.cv_scheme(len(sequence.groups)),
+                  **_test_stimulus_record(runs, sequence, config.test_stimulus)},
         "Significance": significance_record(config),
         "Runs": [{"Bold": source_path(run.bold_path, config.bids_dir), "RepetitionTime": run.repetition_time,
                   "RepetitionTimeFrom": run.repetition_time_source, "NumberOfScans": run.n_scans,

@@ -39,6 +39,13 @@ class DesignSettings:
         Delays in scans for ``lanczos-fir``.
     lanczos_window : int
         Lobes of the Lanczos kernel.
+    delays_across_runs : bool
+        ``lanczos-fir`` only. ``False`` (default): each whole run is delayed
+        (zeros before its first scan), then trimmed and cleaned. ``True``
+        (Antonello et al.'s code): each run is trimmed and z-scored undelayed,
+        and the delays shift the stacked training runs
+        (:meth:`delayed_runs`): a training run's first rows hold the end of
+        the training run before it; the test run gets zeros.
     """
 
     kind: str = "hrf"
@@ -49,14 +56,19 @@ class DesignSettings:
     trim_end: int = 5
     fir_delays: tuple = (1, 2, 3, 4)
     lanczos_window: int = 3
+    delays_across_runs: bool = False
 
     def __post_init__(self):
         design_kind(self.kind)
+        if self.delays_across_runs and self.kind != "lanczos-fir":
+            raise ValueError("delays across runs exist for the lanczos-fir design only")
 
     def record(self):
         """The settings of this design (other designs' settings left out)."""
         own = design_kind(self.kind).settings
         others = {field for kind in DESIGNS.values() for field in kind.settings} - set(own)
+        if not self.delays_across_runs:
+            others.add("delays_across_runs")  # records of fits before the option stay equal
         return {key: value for key, value in asdict(self).items() if key not in others}
 
     def word_matrix(self, words, n_scans, repetition_time):
@@ -73,6 +85,26 @@ class DesignSettings:
         (:class:`~bids_encoding.inputs.confounds.RunConfounds`) applies to a
         design: the cosines and the censored scans.
         """
-        design = design_kind(self.kind).expand(matrix @ np.asarray(features, dtype=np.float64), self)
+        design = matrix @ np.asarray(features, dtype=np.float64)
+        if not self.delays_across_runs:
+            design = design_kind(self.kind).expand(design, self)
         return (cleaning or Cleaning()).design_run(design, repetition_time, self.trim_start, self.trim_end,
                                                    confounds=confounds)
+
+    def delayed_runs(self, designs, train_runs, test_runs):
+        """With ``delays_across_runs``, the FIR delays of the runs' trimmed designs as Antonello et al.'s
+        ``make_delayed`` shifts the stacked training matrix (``ridge_utils/util.py``): ``train_runs`` stacked in
+        that order (the ridge's), then each of ``test_runs`` alone. Otherwise ``designs`` unchanged."""
+        if not self.delays_across_runs:
+            return designs
+        from bids_encoding.design.lanczos import fir_delays
+
+        delayed = list(designs)
+        if train_runs:
+            stacked = fir_delays(np.concatenate([designs[run] for run in train_runs]), self.fir_delays)
+            bounds = np.cumsum([0] + [len(designs[run]) for run in train_runs])
+            for run, start, stop in zip(train_runs, bounds[:-1], bounds[1:]):
+                delayed[run] = stacked[start:stop]
+        for run in test_runs:
+            delayed[run] = fir_delays(designs[run], self.fir_delays)
+        return delayed

@@ -13,7 +13,11 @@ Inner loop (choosing alphas, and layers), over the outer fold's training rows:
 - ``chunks``: ``n_chunks`` contiguous chunks of the training rows;
 - ``bootstrap``: ``n_bootstraps`` random draws of chunks of ``chunk_length``
   scans held out together, a fraction ``held_out`` of the chunks each time
-  (Huth lab).
+  (Huth lab);
+- ``huth-bootstrap``: as Antonello et al.'s ``bootstrap_ridge`` (``ridge_utils/ridge.py``): the training rows
+  cut into consecutive chunks of ``chunk_length`` (the last partial chunk always trains), shuffled by Python's
+  ``random`` seeded with ``seed``, the first ``int(n_rows * held_out / chunk_length)`` held out; no repeats
+  added.
 
 With ``chunks`` and ``bootstrap``, the same scans of every other presentation
 of a validation chunk's stimulus are held out (and scored) with it: a repeat
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # The penalties the inner cross-validation chooses among, and what it scores them on.
-ALPHA_SCORES = ("r", "r2")
+ALPHA_SCORES = ("r", "r2", "huth-r2")
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
 
 
@@ -63,6 +67,24 @@ def bootstrap_chunks(cv, group_rows, n_rows):
     return _with_repeats(sets, group_rows, n_rows)
 
 
+def huth_bootstrap(cv, group_rows, n_rows):
+    """``bootstrap_ridge``'s draws (ridge_utils/ridge.py:380-387), with ``random.Random(seed)`` for the global
+    ``random`` their code shuffles with."""
+    import random
+
+    draw = random.Random(cv.seed)
+    n_held = int(n_rows * cv.held_out / cv.chunk_length)
+    if n_held < 1:
+        raise ValueError(f"{n_rows} training scans hold no chunk of {cv.chunk_length} scans out "
+                         f"at a fraction of {cv.held_out}")
+    sets = []
+    for _ in range(cv.n_bootstraps):
+        chunks = list(zip(*[iter(range(n_rows))] * cv.chunk_length))
+        draw.shuffle(chunks)
+        sets.append(np.array([row for chunk in chunks[:n_held] for row in chunk]))
+    return sets
+
+
 @dataclass(frozen=True)
 class InnerScheme:
     """How one inner scheme splits the training rows, and which :class:`InnerCV` fields it records."""
@@ -79,6 +101,8 @@ INNER_SCHEMES = {
     "chunks": InnerScheme(contiguous_chunks, {"NumberOfChunks": "n_chunks"}),
     "bootstrap": InnerScheme(bootstrap_chunks, {"NumberOfBootstraps": "n_bootstraps", "ChunkLength": "chunk_length",
                                                 "HeldOutFraction": "held_out", "Seed": "seed"}),
+    "huth-bootstrap": InnerScheme(huth_bootstrap, {"NumberOfBootstraps": "n_bootstraps", "ChunkLength": "chunk_length",
+                                                   "HeldOutFraction": "held_out", "Seed": "seed"}),
 }
 
 

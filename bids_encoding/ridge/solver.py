@@ -25,6 +25,10 @@ from bids_encoding.ridge.cv import ALPHA_SCORES, DEFAULT_ALPHAS, InnerCV
 from bids_encoding.ridge.scoring import pearson_r, r2_score, zscore
 from bids_encoding.stimuli import stimulus_groups
 
+ALPHA_SCORE_NAMES = {"r": "validation Pearson r", "r2": "validation R²",
+                     "huth-r2": "sign(R) sqrt(|R|), R = 1 - var(residual) / ((1 + var(y)) / 2) (Antonello et al.'s "
+                                "bootstrap_ridge with use_corr=False)"}
+
 BLOCK_MULTIPLE = 64
 # Bump when the fit, the alphas chosen or the scores change for the same settings (docs/usage.md "Versions").
 # 1: as of bids_encoding 0.2.0 (the dual form's float64 residual).
@@ -69,6 +73,12 @@ class CVResult:
     predictions: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     forms: list = field(default_factory=list)  # per computed outer fold: "primal" or "dual"
+
+    def fold(self, fold):
+        """This result restricted to one computed outer fold (``fit_score(..., folds=[fold])``)."""
+        return CVResult(*(getattr(self, name)[fold:fold + 1] for name in ("test_r", "test_r2", "validation_score",
+                                                                         "alpha")),
+                        predictions=self.predictions, targets=self.targets, forms=self.forms)
 
     @property
     def mean_r(self):
@@ -119,6 +129,8 @@ class _ValidationScorer:
         total = (y_centered.double() ** 2).sum(dim=0)
         if self.score == "r2":
             return _r2(prediction, y_val, total).to(cross.dtype)
+        if self.score == "huth-r2":
+            return _huth_r2(prediction, y_val, total).to(cross.dtype)
         # centring through operator_mean, fused with the prediction, for speed
         prediction -= (self.operator_mean @ cross)[:, None, :]
         return _r_centered(prediction, y_centered, total).to(cross.dtype)
@@ -136,6 +148,17 @@ def _r2(prediction, y_val, total):
     """R² (float64) of predictions ``(..., n_rows, n_voxels)``; 0 where the target is constant."""
     residual = torch.linalg.vector_norm(prediction - y_val, dim=-2).double() ** 2
     return torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), torch.zeros_like(residual))
+
+
+def _huth_r2(prediction, y_val, total):
+    """``ridge_corr``'s score with ``use_corr=False`` (Antonello et al.; ridge_utils/ridge.py:250-279):
+    ``R = 1 - var(y - ŷ) / ((1 + var(y)) / 2)`` (population variances; the denominator as their code writes
+    it), then ``sign(R) sqrt(|R|)``, float64."""
+    n_rows = y_val.shape[-2]
+    residual = (y_val - prediction).double()
+    residual_var = ((residual - residual.mean(dim=-2, keepdim=True)) ** 2).mean(dim=-2)
+    explained = 1 - residual_var / ((1 + total / n_rows) / 2)
+    return torch.sign(explained) * torch.sqrt(explained.abs())
 
 
 def _rows(index, device):
@@ -174,6 +197,8 @@ class _Split:
         y_val, total = target
         if alpha_score == "r2":
             return _r2(prediction, y_val, total)
+        if alpha_score == "huth-r2":
+            return _huth_r2(prediction, y_val, total)
         # with the prediction centred, sum(p_c · y) = sum(p_c · y_c): no centred copy of y is kept
         return _r_centered(prediction - prediction.mean(dim=0, keepdim=True), y_val, total)
 
@@ -522,7 +547,7 @@ class NestedRidgeCV:
         """Settings for the sidecars."""
         return {"Alphas": list(self.alphas),
                 "AlphaChoice": "per voxel" if self.alpha_per_voxel else "shared by the voxels of each participant",
-                "AlphaScore": {"r": "validation Pearson r", "r2": "validation R²"}[self.alpha_score],
+                "AlphaScore": ALPHA_SCORE_NAMES[self.alpha_score],
                 "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
                 "InnerCV": self.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
                 "Intercept": False, "Solver": SOLVERS[self.solver](self.alphas).record()["Solver"],
@@ -625,7 +650,7 @@ class NestedRidgeCV:
         if len(groups) == 1:
             designs, responses, keys = split_one_stimulus(designs, responses, self.outer_chunks, self.chunk_gap)
             groups = stimulus_groups(keys)
-        elif len(groups) == 2:
+        elif len(groups) == 2 and inner_cv.scheme != "huth-bootstrap":
             inner_cv = InnerCV("chunks", n_chunks=self.inner_cv.n_chunks)
         n_voxels = responses[0].shape[1]
         voxel_groups = [n_voxels] if voxel_groups is None else [int(n) for n in voxel_groups]
