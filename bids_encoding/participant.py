@@ -264,11 +264,11 @@ def average_participant(members, task, config, sequence):
 
     cleaning = config.average_cleaning
     space = members[0][1][0].space or config.space or "orig"
-    if procedure(config.procedure).mask is not None:
+    if procedure(config.procedure).mask is not None:  # the seed's recipe: one mask of every member's runs
         masks = [_mask(AVERAGE_LABEL, [run for _, runs in members for run in runs], config, cleaning, space)]
     else:
-        masks = [participant_mask(runs, config.mask, runs[0].space or config.space or "orig", config.epi_mask_cutoff)
-                 for _, runs in members]
+        masks = [_mask(subject, runs, config, cleaning, runs[0].space or config.space or "orig")
+                 for subject, runs in members]
     reference = masks[0].img
     for (subject, runs), mask in zip(members[1:], masks[1:]):
         if mask.img.shape != reference.shape or not np.allclose(mask.img.affine, reference.affine):

@@ -206,6 +206,24 @@ def test_bgp2024_refuses_an_option_it_fixes(small_dataset, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("options", [["--proc", "antonello2023", "--inner-cv", "loro"],
+                                     ["--procedure=antonello2023", "--trim-scans", "10", "10"]])
+def test_a_preset_refuses_what_it_fixes_however_the_procedure_is_spelled(small_dataset, tmp_path, capsys, options):
+    code = main([str(small_dataset), str(tmp_path / "out"), "participant", *options])
+    assert code == 64
+    assert "--procedure antonello2023 fixes --" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bgp2024_refuses_a_space_without_a_template(small_dataset, tmp_path, capsys):
+    """Their 4 mm grid is in MNI millimetres: the raw layout's scanner space cannot be resampled to it."""
+    code = main([str(small_dataset), str(tmp_path / "out"), "participant", "--procedure", "bgp2024",
+                 "--models", "random:type", "--skip-bids-validation", "--skip-reports"])
+    assert code == 64
+    error = capsys.readouterr().err
+    assert "--procedure bgp2024 resamples the BOLD to its MNI grid" in error and "space 'orig'" in error
+
+
 def test_bgp2024_accepts_the_value_it_fixes_and_records_itself(bgp):
     output_dir, _, _ = bgp
     sidecar = json.loads(next((output_dir / "sub-01" / "func").glob("*_layer-0_stat-r_statmap.json")).read_text())

@@ -410,7 +410,7 @@ def parse_args(argv):
     from_file = load_config_file(known.config_file, parser) if known.config_file is not None else {}
     parser.set_defaults(**from_file)
     args = parser.parse_args(argv)
-    given = _given_on_command_line(argv) if from_file or "--procedure" in " ".join(argv) else set()
+    given = _given_on_command_line(argv) if from_file or args.procedure != "default" else set()
     # the options the user set (a --procedure may not contradict them)
     args.given = given | set(from_file)
     # what the command line changed in the file: the log says so (cli/run.py)
