@@ -190,6 +190,13 @@ def test_antonello2023_equals_their_code(antonello):
                                            "HeldOutFraction": 0.25, "Seed": SEED}
     assert sidecar["Cleaning"]["SavitzkyGolayWindowSeconds"] == 120.0
     assert sidecar["Design"]["delays_across_runs"] is True
+    from bids_encoding.reports.boilerplate import methods
+
+    text, cites = methods([sidecar])
+    print(text)
+    assert "followed the code of Antonello, Vaidya & Huth (2023)" in text and "antonello2023" in cites
+    assert "Savitzky-Golay fit (order 2, 120 s), then trimmed and z-scored again" in text
+    assert "The design was trimmed and z-scored only" in text and "cleaned alike" not in text
 
 
 def test_huth_bootstrap_draws_as_their_shuffle():

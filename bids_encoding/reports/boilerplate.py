@@ -138,6 +138,9 @@ def _design(sidecar):
 def _cleaning(sidecar):
     cleaning, confounds, mask = sidecar["Cleaning"], sidecar.get("Confounds"), (sidecar.get("BOLD") or {}).get("Mask")
     steps = (["linear detrending"] if cleaning.get("Detrend") else [])
+    if cleaning.get("SavitzkyGolayWindowSeconds"):
+        steps.append(f"subtraction of a Savitzky-Golay fit (order {cleaning.get('SavitzkyGolayOrder')}, "
+                     f"{cleaning['SavitzkyGolayWindowSeconds']:g} s)")
     if cleaning.get("HighPassHz"):
         steps.append(f"a Butterworth high-pass filter at {cleaning['HighPassHz']:g} Hz "
                      f"(1/{1 / cleaning['HighPassHz']:.0f} s)")
@@ -145,8 +148,14 @@ def _cleaning(sidecar):
         steps.append(f"regression of fMRIPrep's confounds ({', '.join(confounds['Strategy'])}; nilearn's "
                      "load_confounds)")
     steps.append("z-scoring")
-    text = (f"The BOLD series and the design were cleaned alike, run by run, with nilearn (Abraham et al., 2014): "
-            f"{', '.join(steps)}.")
+    if cleaning.get("Design", "as-bold") == "as-bold" and cleaning.get("Order", "trim-first") == "trim-first":
+        text = (f"The BOLD series and the design were cleaned alike, run by run, with nilearn (Abraham et al., "
+                f"2014): {', '.join(steps)}.")
+    else:
+        whole = cleaning.get("Order") == "whole-run"
+        text = (f"The BOLD series were cleaned {'whole run by whole run' if whole else 'run by run'}, with nilearn "
+                f"(Abraham et al., 2014): {', '.join(steps)}{', then trimmed and z-scored again' if whole else ''}."
+                + (" The design was trimmed and z-scored only." if cleaning.get("Design") == "zscore" else ""))
     cite = ["nilearn"]
     if isinstance(mask, dict):
         source = {"given": "a brain mask given by the user",
@@ -170,7 +179,9 @@ def _ridge(sidecar):
     inner = ridge.get("InnerCV") or {}
     scheme = {"loro": "leave-one-run-out", "single": "a single validation run (the last training run)",
               "first": "a single validation run (the first training run)", "chunks": "contiguous chunks",
-              "bootstrap": "bootstrapped chunks"}.get(inner.get("Scheme"), inner.get("Scheme", ""))
+              "bootstrap": "bootstrapped chunks",
+              "huth-bootstrap": "bootstrapped chunks (Antonello et al.'s bootstrap_ridge)",
+              }.get(inner.get("Scheme"), inner.get("Scheme", ""))
     text = (f"Voxel-wise encoding models were fitted by ridge regression without intercept (Hoerl & Kennard, "
             f"1970). The penalty was chosen among {len(alphas)} values from {min(alphas):g} to {max(alphas):g}, "
             f"{ridge['AlphaChoice']}, by {scheme} cross-validation inside each outer fold, on "
