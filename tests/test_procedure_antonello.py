@@ -195,7 +195,7 @@ def test_antonello2023_equals_their_code(antonello):
     text, cites = methods([sidecar])
     print(text)
     assert "followed the code of Antonello, Vaidya & Huth (2023)" in text and "antonello2023" in cites
-    assert "Savitzky-Golay fit (order 2, 120 s), then trimmed and z-scored again" in text
+    assert "Savitzky-Golay fit (order 2, 120 s), z-scoring, then trimmed and z-scored again" in text
     assert "The design was trimmed and z-scored only" in text and "cleaned alike" not in text
 
 
