@@ -56,12 +56,25 @@ class ModelPlan:
 
 
 def _voxels(runs, config):
-    """Voxels of the fit: the given or derivative mask's, else an estimate from the BOLD grid."""
+    """Voxels of the fit: the given or derivative mask's, else an estimate from the BOLD grid (a procedure's
+    grid, where it resamples the BOLD)."""
+    if config.cleaning.grid is not None:
+        return int(np.prod(config.cleaning.grid[1]) * UNMASKED_FRACTION), "estimated on the procedure's grid"
     for path in (config.mask, runs[0].brain_mask):
         if path is not None:
             return int(np.count_nonzero(np.asarray(nib.load(str(path)).dataobj))), "mask"
     grid = np.prod(nib.load(str(runs[0].bold_path)).shape[:3])
     return int(grid * UNMASKED_FRACTION), "estimated"
+
+
+def passes_per_token(settings, max_tokens):
+    """How many times each token goes through the model: a window of ``W`` tokens adds ``W - left - right`` new
+    ones (2 with the default half-window context; 16 with 1,024-token windows that add 64 tokens each, as
+    ``--procedure bgp2024``). ``max_tokens`` ``None`` (a model without a config): the default's 2."""
+    if max_tokens is None:
+        return PASSES_PER_TOKEN
+    window, left, right = settings.plan(max_tokens, is_encoder=False)
+    return window / (window - left - right)
 
 
 def ridge_products(n_scans, n_features, n_voxels, n_folds, n_alphas, form=None):
@@ -122,7 +135,7 @@ def plan_participant_level(config, selected):
 
     threads = config.omp_nthreads or config.nprocs or 2
     device = "cuda" if str(config.device).startswith("cuda") else "cpu"
-    rate = GPU_RATE if device == "cuda" else {key: value * threads for key, value in CPU_RATE_PER_THREAD.items()}
+    rate = dict(GPU_RATE) if device == "cuda" else {key: value * threads for key, value in CPU_RATE_PER_THREAD.items()}
     extractor = feature_extractor(config)
     cache = extractor.cache
     sequences = stimulus_sequences(selected, config)
@@ -131,6 +144,10 @@ def plan_participant_level(config, selected):
     runs = next(iter(selected.values()))
     n_scans = max(sum(run.n_scans for run in runs) for runs in selected.values())
     n_folds = max(len(sequence.groups) for sequence in sequences.values())
+    # a fixed test stimulus (--procedure antonello2023) fits one of the folds; a float64 ridge runs at half rate
+    fitted_share = 1 / n_folds if config.test_stimulus and n_folds > 1 else 1.0
+    if config.ridge_dtype == "float64":
+        rate["ridge"] /= 2
     n_voxels, voxel_source = _voxels(runs, config)
     delays = len(config.design.fir_delays) if config.design.kind == "lanczos-fir" else 1
     permutations = config.n_permutations if config.pvalue_method in ("circular", "blocks") else 0
@@ -140,13 +157,15 @@ def plan_participant_level(config, selected):
         info = extractor.model_info(spec)
         layers = (0,) if spec.is_baseline else tuple(resolve_layers(config.features.layers, info.n_layers))
         missing = [key for key in stimuli if not cache.has(extractor.record(spec, key), layers)]
-        tokens = TOKENS_PER_WORD * PASSES_PER_TOKEN * sum(n_words[key] for key in missing)
+        tokens = (TOKENS_PER_WORD * passes_per_token(config.features, getattr(info, "max_tokens", None))
+                  * sum(n_words[key] for key in missing))
         models.append(ModelPlan(spec.label, info.n_params, len(layers), info.hidden_size, len(stimuli) - len(missing),
                                 0 if spec.is_baseline else 2 * info.n_params_no_head * tokens,
-                                len(layers) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
-                                                         len(config.alphas), layer_permutations)
-                                + ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
-                                             len(config.alphas), permutations),
+                                fitted_share * (len(layers) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels,
+                                                                         n_folds, len(config.alphas),
+                                                                         layer_permutations)
+                                                + ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
+                                                             len(config.alphas), permutations)),
                                 spec.is_baseline,
                                 _neuron_seconds(config, info, len(layers), n_scans, n_folds, threads, spec),
                                 len(layers) * _layer_seconds(n_voxels, n_scans, threads, device)))
@@ -164,7 +183,8 @@ def plan_participant_level(config, selected):
     lines = [
         f"plan: {len(participants)} participant(s), {len(selected)} participant-task(s), up to {n_scans} scans "
         f"and {len(stimuli)} distinct stimuli ({sum(n_words.values())} words); {n_voxels} voxels "
-        f"({voxel_source}); {n_folds} outer folds; device {device}, {threads} thread(s)",
+        f"({voxel_source}); {n_folds} outer folds"
+        f"{' (one fitted: a fixed test stimulus)' if fitted_share < 1 else ''}; device {device}, {threads} thread(s)",
         f"{'model':<24} {'parameters':>12} {'layers':>6} {'hidden':>6} {'cached':>7} {'features':>10} "
         f"{'fit/participant':>15}",
     ]
@@ -178,7 +198,7 @@ def plan_participant_level(config, selected):
         f"features, once for all participants: {_hours(feature_seconds)} (model weights {weights / gib:.1f} GiB)",
         f"fits: {_hours(fit_seconds)} per participant, {_hours(fit_seconds * len(participants))} in all (the ridge's "
         "arithmetic at measured rates, and each layer's design, p-values and maps at the rate measured on the "
-        "demo; left out: start-up, loading the models, reading and cleaning the BOLD)",
+        "demo; left out: start-up, loading the models, reading, resampling and cleaning the BOLD)",
         f"memory of one participant job: {job_memory / gib:.1f} GiB (data {data / gib:.1f}, design "
         f"{design / gib:.1f}, ridge working memory {ridge / gib:.1f}{' (--mem)' if config.mem else ''}, model weights "
         f"{(weights if device == 'cpu' else 0) / gib:.1f}, Python {PYTHON_OVERHEAD / gib:.1f})",

@@ -91,3 +91,18 @@ def test_slurm_submission_plans_the_study_without_submitting(small_dataset, tiny
     assert "study: 1 participant(s), 2 model(s)" in done.stdout and "--array=1-1" in done.stdout
     assert (tmp_path / "out" / "logs" / "slurm" / "participants.txt").read_text() == "01\n"
     assert "submitted" not in done.stdout and not list((tmp_path / "out").glob("sub-*"))
+
+
+def test_the_plan_counts_what_a_procedure_changes(small_dataset, tiny_model, tmp_path, capsys):
+    """bgp2024's 4 mm grid and 64-token steps, antonello2023's one outer fold."""
+    from bids_encoding.features import FeatureSettings
+    from bids_encoding.plan import passes_per_token
+
+    assert passes_per_token(FeatureSettings(), 1024) == 2
+    assert passes_per_token(FeatureSettings(step=64), 1024) == 16
+    arguments = [str(small_dataset), str(tmp_path / "out"), "participant", "--models", str(tiny_model),
+                 "--device", "cpu", "--nprocs", "2", "--plan"]
+    assert main([*arguments, "--procedure", "bgp2024"]) == 0
+    assert f"{int(37 * 46 * 38 * 0.35)} voxels (estimated on the procedure's grid)" in capsys.readouterr().out
+    assert main([*arguments, "--procedure", "antonello2023"]) == 0
+    assert "3 outer folds (one fitted: a fixed test stimulus)" in capsys.readouterr().out
