@@ -13,6 +13,7 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import validator_errors
 from scipy.signal import savgol_filter
 
 from bids_encoding.cli.entry import main
@@ -197,6 +198,7 @@ def test_antonello2023_equals_their_code(antonello):
     assert "followed the code of Antonello, Vaidya & Huth (2023)" in text and "antonello2023" in cites
     assert "Savitzky-Golay fit (order 2, 120 s), z-scoring, then trimmed and z-scored again" in text
     assert "The design was trimmed and z-scored only" in text and "cleaned alike" not in text
+    assert not validator_errors(output_dir)
 
 
 def test_huth_bootstrap_draws_as_their_shuffle():

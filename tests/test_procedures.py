@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import validator_errors
 
 from bids_encoding.cli.entry import main
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
@@ -233,6 +234,7 @@ def test_bgp2024_accepts_the_value_it_fixes_and_records_itself(bgp):
     average = json.loads(next((output_dir / "sub-average" / "func").glob("*_layer-0_stat-r_statmap.json"))
                          .read_text())
     assert "SmoothingFWHM" not in average["Cleaning"]
+    assert not validator_errors(output_dir)
     from bids_encoding.reports.boilerplate import methods
 
     text, cites = methods([sidecar])
