@@ -372,7 +372,11 @@ def fit_participants_together(participants, model_features, config, sequence, ch
     if len(groups) == 1:
         n_folds = ridge.outer_chunks
         repeated_folds = list(range(n_folds)) if repeated_folds else []
-    test_fold = sequence.test_fold(config.test_stimulus) if len(groups) > 1 else None
+    if config.test_stimulus and len(groups) < 2:
+        raise UsageError(f"--procedure {config.procedure} tests on one held-out stimulus, but the runs of "
+                         f"{','.join(f'sub-{p.subject}' for p in participants)} present a single stimulus "
+                         f"({runs[0].bold_path.name}, ...): use --procedure default (chunks of it are the folds)")
+    test_fold = sequence.test_fold(config.test_stimulus)
     if test_fold is not None:
         n_folds, repeated_folds = 1, [0] if test_fold in repeated_folds else []
     offsets = np.cumsum([0] + [p.n_voxels for p in participants])
@@ -501,12 +505,12 @@ def _fit_layer(ridge, config, features, layer, matrices, sequence, runs, respons
     designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
                                         config.cleaning, run.confounds)
                for stimulus, matrix, run in zip(sequence.stimuli, matrices, runs)]
-    if test_fold is not None:
+    if test_fold is not None:  # the training runs in the ridge's order (stimulus groups), then the test runs
         groups = sequence.groups
         train_runs = [run for fold, group in enumerate(groups) if fold != test_fold for run in group]
         designs = config.design.delayed_runs(designs, train_runs, groups[test_fold])
     elif config.design.delays_across_runs:
-        raise UsageError("delays across runs need one fixed test stimulus (--procedure antonello2023)")
+        raise ValueError("delays across the stacked training runs need a fixed test stimulus (test_stimulus)")
     keep = config.pvalue_method != "none"
     try:
         result = ridge.fit_score(designs, responses, sequence.keys, keep_predictions=keep,

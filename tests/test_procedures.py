@@ -216,6 +216,15 @@ def test_a_preset_refuses_what_it_fixes_however_the_procedure_is_spelled(small_d
     assert not (tmp_path / "out").exists()
 
 
+def test_antonello2023_refuses_a_single_stimulus(tmp_path, tiny_model, capsys):
+    """One test stimulus needs at least two: a one-story dataset stops with one line (exit 64)."""
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=1, seed=2)
+    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--procedure", "antonello2023",
+                 "--models", "random:type", "--skip-bids-validation", "--skip-reports", "--pvalue-method", "none"])
+    assert code == 64
+    assert "--procedure antonello2023 tests on one held-out stimulus" in capsys.readouterr().err
+
+
 def test_bgp2024_refuses_a_space_without_a_template(small_dataset, tmp_path, capsys):
     """Their 4 mm grid is in MNI millimetres: the raw layout's scanner space cannot be resampled to it."""
     code = main([str(small_dataset), str(tmp_path / "out"), "participant", "--procedure", "bgp2024",
