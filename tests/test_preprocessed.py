@@ -137,3 +137,18 @@ def test_lateral_edge_signal_kept_by_the_template_mask_not_by_the_epi_mask(tmp_p
     assert record["MaskSource"]["Source"] == "template" and record["MaskSource"]["Template"] == SPACE
     assert recovered["sub-01"]["left"] > 0.3
     shutil.rmtree(root)
+
+
+@pytest.mark.parametrize(("unit", "pixdim", "seconds"), [("msec", 2000.0, 2.0), ("sec", 2.0, 2.0),
+                                                        ("unknown", 1.5, 1.5)])
+def test_the_header_tr_of_a_run_without_raw_sidecar_is_read_in_its_time_unit(tmp_path, unit, pixdim, seconds):
+    """A preprocessed run with no raw twin takes its TR from the NIfTI header, in the header's unit (a header
+    without a unit is read in seconds, as nibabel and nilearn do)."""
+    from bids_encoding.inputs.layout import _header_repetition_time
+
+    img = nib.Nifti1Image(np.zeros((2, 2, 2, 5), np.float32), np.eye(4))
+    img.header.set_xyzt_units("mm", unit)
+    img.header["pixdim"][4] = pixdim
+    path = tmp_path / "sub-01_task-story_desc-preproc_bold.nii.gz"
+    img.to_filename(path)
+    assert _header_repetition_time(path) == pytest.approx(seconds)

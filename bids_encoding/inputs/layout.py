@@ -266,14 +266,15 @@ def _refuse_raw_beside_other_preprocessed(roots, subject, task, space, resolutio
 
 
 def _header_repetition_time(bold_path):
-    """The TR from the NIfTI header, for preprocessed BOLD with no raw sidecar to read it from."""
-    zooms = nib.load(str(bold_path)).header.get_zooms()
-    if len(zooms) < 4 or zooms[3] <= 0:
+    """The TR from the NIfTI header, for preprocessed BOLD with no raw sidecar to read it from (in the header's
+    time unit; a header without one is read in seconds, as nibabel and nilearn do)."""
+    seconds = _header_seconds(bold_path, unset_as_seconds=True)
+    if seconds is None:
         raise BadDataError(f"no RepetitionTime for {bold_path}: no raw sidecar names it and the NIfTI header has "
                            "none; add the raw run's sidecar with RepetitionTime")
     LOGGER.warning("%s: no raw run to read RepetitionTime from; using the NIfTI header's %g s", bold_path.name,
-                   zooms[3])
-    return float(zooms[3])
+                   seconds)
+    return seconds
 
 
 def _events_file(layout, bold, required=True):
@@ -532,11 +533,12 @@ def _check_repetition_times(runs):
                                f"its NIfTI header and the other runs say {header:g} s: fix the sidecar")
 
 
-def _header_seconds(bold_path):
-    """The NIfTI header's TR in seconds, or None when the header does not give one."""
+def _header_seconds(bold_path, unset_as_seconds=False):
+    """The NIfTI header's TR in seconds, or None when the header does not give one (nor a time unit, unless
+    ``unset_as_seconds``)."""
     header = nib.load(str(bold_path)).header
     zooms = header.get_zooms()
     if len(zooms) < 4 or zooms[3] <= 0:
         return None
-    unit = header.get_xyzt_units()[1]
-    return {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}.get(unit, 0.0) * float(zooms[3]) or None
+    units = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0 if unset_as_seconds else 0.0}
+    return units.get(header.get_xyzt_units()[1], 0.0) * float(zooms[3]) or None
