@@ -1,5 +1,7 @@
-"""Hemispheres, for the participant and group levels: template spaces, symmetric masks and left/right mirrors
-on a template grid (x < 0 is left)."""
+"""Hemispheres, for the participant and group levels: template spaces (and their TemplateFlow files), symmetric
+masks and left/right mirrors on a template grid (x < 0 is left)."""
+
+import os
 
 import nibabel as nib
 import numpy as np
@@ -118,3 +120,16 @@ def mirror_difference(r_map, left, mirror):
     indices = np.flatnonzero(left.ravel())
     out[indices] = flat[indices] - flat[mirror[indices]]
     return out.reshape(np.shape(r_map))
+
+
+def templateflow_file(template, **entities):
+    """First non-empty TemplateFlow file matching ``entities``, or None (with the reason)."""
+    import templateflow.api as templateflow
+
+    try:
+        found = templateflow.get(template, **entities)
+    except Exception as error:  # templateflow raises whatever its download or index layer raises
+        return None, (str(error).splitlines() or [type(error).__name__])[0]
+    found = found if isinstance(found, list) else [found] if found else []
+    found = [path for path in found if path and os.path.getsize(path) > 0]
+    return (found[0], None) if found else (None, "not found")

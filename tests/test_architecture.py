@@ -105,3 +105,21 @@ def test_the_wheel_carries_every_file_the_package_reads(tmp_path):
     data = {str(path.relative_to(root)) for path in (root / "bids_encoding").rglob("*")
             if path.is_file() and path.suffix not in (".py", ".pyc")}
     assert data and data <= names, sorted(data - names)
+
+
+def package_graph(graph):
+    """The import graph between the package's subpackages and top-level modules (``bids_encoding.group``, ...)."""
+    def package(module):
+        return ".".join(module.split(".")[:2])
+
+    packages = {}
+    for module, targets in graph.items():
+        packages.setdefault(package(module), set()).update(
+            package(target) for target in targets if package(target) != package(module))
+    return packages
+
+
+def test_no_import_cycle_between_packages():
+    """A module-level cycle test cannot see ``group -> neurons -> group`` through different modules."""
+    cycle = find_cycle(package_graph(import_graph()))
+    assert cycle is None, " -> ".join(cycle)

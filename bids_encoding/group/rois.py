@@ -1,12 +1,12 @@
 """Language regions: Bonnasse-Gahot & Pallier's 10 mm spheres (left, mirrored to the right), and atlas parcels."""
 
-import os
 import re
 
 import nibabel as nib
 import numpy as np
 
 from bids_encoding.errors import MissingInputError
+from bids_encoding.hemispheres import templateflow_file
 
 # Left-hemisphere MNI centres (mm) of the language ROIs used by Bonnasse-Gahot & Pallier (2024), taken from
 # their code (roi masks script): TP, aSTS, pSTS from Pallier, Devauchelle & Dehaene (2011); BA44, BA45, BA47
@@ -68,19 +68,6 @@ def language_coverage(mask_img, rois=LANGUAGE_ROIS, radius=ROI_RADIUS_MM):
             for name, sphere in sphere_masks(mask_img.affine, data.shape, rois, radius).items()}
 
 
-def _templateflow_file(template, **entities):
-    """First non-empty TemplateFlow file matching ``entities``, or None (with the reason)."""
-    import templateflow.api as templateflow
-
-    try:
-        found = templateflow.get(template, **entities)
-    except Exception as error:  # templateflow raises whatever its download or index layer raises
-        return None, (str(error).splitlines() or [type(error).__name__])[0]
-    found = found if isinstance(found, list) else [found] if found else []
-    found = [path for path in found if path and os.path.getsize(path) > 0]
-    return (found[0], None) if found else (None, "not found")
-
-
 def atlas_parcels(atlas, space, reference_img):
     """Parcels of a TemplateFlow atlas resampled (nearest) to the data grid.
 
@@ -105,12 +92,12 @@ def atlas_parcels(atlas, space, reference_img):
     entities = {"atlas": settings["atlas"], "desc": settings["desc"], "suffix": "dseg"}
     path, reason = None, "not found"
     for resolution in (2, 1, None):  # the 2 mm grid first: closest to fMRI, and one download only
-        path, reason = _templateflow_file(space, resolution=resolution, extension=".nii.gz", **entities)
+        path, reason = templateflow_file(space, resolution=resolution, extension=".nii.gz", **entities)
         if path:
             break
-    labels, label_reason = _templateflow_file(space, extension=".tsv", **entities)
+    labels, label_reason = templateflow_file(space, extension=".tsv", **entities)
     if labels is None and settings["labels_space"]:
-        labels, label_reason = _templateflow_file(settings["labels_space"], atlas=settings["atlas"], suffix="dseg",
+        labels, label_reason = templateflow_file(settings["labels_space"], atlas=settings["atlas"], suffix="dseg",
                                                   extension=".tsv")
     if not path or not labels:
         fetch = f"t.get('{space}', atlas='{settings['atlas']}', desc='{settings['desc']}', suffix='dseg')"

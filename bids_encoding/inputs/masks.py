@@ -117,7 +117,7 @@ def template_brain_mask(space, reference):
     """
     import templateflow.api as templateflow
 
-    from bids_encoding.group.rois import _templateflow_file
+    from bids_encoding.hemispheres import templateflow_file
 
     voxel = float(np.mean(np.abs(reference.header.get_zooms()[:3])))
     query = dict(desc="brain", suffix="mask", extension=".nii.gz")
@@ -131,7 +131,7 @@ def template_brain_mask(space, reference):
         return path, _on_grid(path, reference, "the BOLD")
     resolutions = sorted({int(match.group(1)) for path in listed
                           if (match := re.search(r"_res-0*(\d+)_", path.name))}, key=lambda r: abs(r - voxel))
-    path, reason = _templateflow_file(space, **({"resolution": resolutions[0]} if resolutions else {}), **query)
+    path, reason = templateflow_file(space, **({"resolution": resolutions[0]} if resolutions else {}), **query)
     if path is None:
         if "Connection" in reason or "Resolution" in reason:
             reason = "not in TEMPLATEFLOW_HOME, and it cannot be downloaded"

@@ -37,7 +37,7 @@ def _user_atlas(path):
 
 
 def _templateflow_atlas(atlas, space):
-    from bids_encoding.group.rois import _templateflow_file
+    from bids_encoding.hemispheres import templateflow_file
 
     template = SYNTHETIC_TEMPLATE if space in SYNTHETIC_SPACES else space
     if not in_templateflow(template):
@@ -46,10 +46,10 @@ def _templateflow_atlas(atlas, space):
     entities = {"atlas": "Schaefer2018", "desc": NETWORK_ATLASES[atlas], "suffix": "dseg"}
     image = None
     for resolution in (2, 1, None):
-        image, reason = _templateflow_file(template, resolution=resolution, extension=".nii.gz", **entities)
+        image, reason = templateflow_file(template, resolution=resolution, extension=".nii.gz", **entities)
         if image:
             break
-    table, table_reason = _templateflow_file(template, extension=".tsv", **entities)
+    table, table_reason = templateflow_file(template, extension=".tsv", **entities)
     if not image or not table:
         fetch = (f"t.get('{template}', atlas='Schaefer2018', desc='{NETWORK_ATLASES[atlas]}', suffix='dseg')")
         raise MissingInputError(f"TemplateFlow has no {atlas} atlas {'image' if not image else 'labels'} for "
