@@ -109,7 +109,8 @@ def antonello_agreement(root, output_dir, subject="01"):
     """Max |delta r| per layer and the fraction of voxels with the same alpha, for ``subject``."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from nilearn.masking import apply_mask
-    from test_procedure_antonello import cleaned_bold, lanczosinterp2D, their_fit
+    from test_design import huth_lanczosinterp2d
+    from test_procedure_antonello import cleaned_bold, their_fit
 
     from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 
@@ -128,7 +129,7 @@ def antonello_agreement(root, output_dir, subject="01"):
         midpoints = (words["onset"] + words["duration"] / 2).to_numpy()
         tr_times = np.arange(responses[run].shape[0] + 15) * 2.0 + 1.0
         for layer, values in hidden.items():
-            features.setdefault(layer, []).append(lanczosinterp2D(np.asarray(values), midpoints, tr_times))
+            features.setdefault(layer, []).append(huth_lanczosinterp2d(np.asarray(values), midpoints, tr_times))
     per_layer, alphas_equal = {}, {}
     for layer, runs in features.items():
         corrs, valphas = their_fit(runs, responses, [len(bold) - 1])  # no repeats: the last run is the test

@@ -1,9 +1,10 @@
 """``--procedure antonello2023`` against a re-implementation of Antonello, Vaidya & Huth's code
 (HuthLab/encoding-model-scaling-laws, ``ridge_utils``; docs/procedures/antonello2023.md), written from their
-files: ``lanczosinterp2D``/``lanczosfun``, ``npp.zscore``, ``make_delayed``, ``bootstrap_ridge``/``ridge_corr``/
-``ridge`` with numpy's SVD, and their tutorial's order of operations. The BOLD they start from is preprocessed
-outside their code; it is cleaned here as the preset says (LeBel et al. 2023's Savitzky-Golay detrending, then
-trimmed and z-scored per run), with the app's own mask and features, so that only the procedure is compared.
+files: ``lanczosinterp2D`` (tests/test_design.py's transcription), ``npp.zscore``, ``make_delayed``,
+``bootstrap_ridge``/``ridge_corr``/``ridge`` with numpy's SVD, and their tutorial's order of operations. The BOLD
+they start from is preprocessed outside their code; it is cleaned here as the preset says (LeBel et al. 2023's
+Savitzky-Golay detrending, then trimmed and z-scored per run), with the app's own mask and features, so that only
+the procedure is compared.
 """
 
 import itertools as itools
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 from conftest import validator_errors
 from scipy.signal import savgol_filter
+from test_design import huth_lanczosinterp2d  # interpdata.py lanczosinterp2D, transcribed
 
 from bids_encoding.cli.entry import main
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
@@ -23,23 +25,6 @@ from bids_encoding.synthetic.generator import generate_dataset
 T_R = 2.0
 N_RUNS = 4
 SEED = 0  # the app's InnerCV seed; their code shuffles with the unseeded global random
-
-
-def lanczosfun(cutoff, t, window=3):  # interpdata.py:154-164
-    t = t * cutoff
-    with np.errstate(divide="ignore", invalid="ignore"):
-        val = window * np.sin(np.pi * t) * np.sin(np.pi * t / window) / (np.pi ** 2 * t ** 2)
-    val[t == 0] = 1.0
-    val[np.abs(t) > window] = 0.0
-    return val
-
-
-def lanczosinterp2D(data, oldtime, newtime, window=3, cutoff_mult=1.0):  # interpdata.py:85-111
-    cutoff = 1 / np.mean(np.diff(newtime)) * cutoff_mult
-    sincmat = np.zeros((len(newtime), len(oldtime)))
-    for ndi in range(len(newtime)):
-        sincmat[ndi, :] = lanczosfun(cutoff, newtime[ndi] - oldtime, window)
-    return np.dot(sincmat, data)
 
 
 def zs(v):  # npp.py:11-21
@@ -142,7 +127,7 @@ def antonello(tmp_path_factory, tiny_model):
         midpoints = (words["onset"] + words["duration"] / 2).to_numpy()
         tr_times = np.arange(_n_scans(path)) * T_R + T_R / 2  # trigger times + TR / 2 (DataSequence.py:113)
         for layer, activations in hidden.items():
-            features.setdefault(layer, []).append(lanczosinterp2D(np.asarray(activations), midpoints, tr_times))
+            features.setdefault(layer, []).append(huth_lanczosinterp2d(np.asarray(activations), midpoints, tr_times))
     return output_dir, mask, responses, features
 
 

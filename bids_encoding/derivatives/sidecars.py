@@ -10,7 +10,7 @@ from bids_encoding.ridge.significance import PREWHITENING_ORDER
 
 def _test_stimulus_record(runs, sequence, rule):
     """With a fixed test stimulus (a procedure's), the ridge's ``OuterCV`` and ``TestRuns``."""
-    fold = sequence.test_fold(rule) if len(sequence.groups) > 1 else None
+    fold = sequence.test_fold(rule)
     if fold is None:
         return {}
     return {"OuterCV": "one fold: the stimulus presented most often held out (the last of equals; its "

@@ -29,7 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 
 # The penalties the inner cross-validation chooses among, and what it scores them on.
-ALPHA_SCORES = ("r", "r2", "huth-r2")
+ALPHA_SCORE_NAMES = {"r": "validation Pearson r", "r2": "validation R²",
+                     "huth-r2": "sign(R) sqrt(|R|), R = 1 - var(residual) / ((1 + var(y)) / 2) (Antonello et al.'s "
+                                "bootstrap_ridge with use_corr=False)"}
+ALPHA_SCORES = tuple(ALPHA_SCORE_NAMES)
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(0, 8, 17))
 
 
@@ -87,10 +90,12 @@ def huth_bootstrap(cv, group_rows, n_rows):
 
 @dataclass(frozen=True)
 class InnerScheme:
-    """How one inner scheme splits the training rows, and which :class:`InnerCV` fields it records."""
+    """How one inner scheme splits the training rows, and which :class:`InnerCV` fields it records;
+    ``with_two_stimuli``: kept with one training stimulus (else contiguous chunks take its place)."""
 
     split: object
     recorded: dict
+    with_two_stimuli: bool = False
 
 
 # scheme name -> InnerScheme (sidecar key -> InnerCV field); a new scheme is one function and one entry here
@@ -102,7 +107,8 @@ INNER_SCHEMES = {
     "bootstrap": InnerScheme(bootstrap_chunks, {"NumberOfBootstraps": "n_bootstraps", "ChunkLength": "chunk_length",
                                                 "HeldOutFraction": "held_out", "Seed": "seed"}),
     "huth-bootstrap": InnerScheme(huth_bootstrap, {"NumberOfBootstraps": "n_bootstraps", "ChunkLength": "chunk_length",
-                                                   "HeldOutFraction": "held_out", "Seed": "seed"}),
+                                                   "HeldOutFraction": "held_out", "Seed": "seed"},
+                                  with_two_stimuli=True),
 }
 
 

@@ -21,13 +21,9 @@ import numpy as np
 import torch
 
 from bids_encoding.backend import available_memory
-from bids_encoding.ridge.cv import ALPHA_SCORES, DEFAULT_ALPHAS, InnerCV
+from bids_encoding.ridge.cv import ALPHA_SCORE_NAMES, ALPHA_SCORES, DEFAULT_ALPHAS, INNER_SCHEMES, InnerCV
 from bids_encoding.ridge.scoring import pearson_r, r2_score, zscore
 from bids_encoding.stimuli import stimulus_groups
-
-ALPHA_SCORE_NAMES = {"r": "validation Pearson r", "r2": "validation R²",
-                     "huth-r2": "sign(R) sqrt(|R|), R = 1 - var(residual) / ((1 + var(y)) / 2) (Antonello et al.'s "
-                                "bootstrap_ridge with use_corr=False)"}
 
 BLOCK_MULTIPLE = 64
 # Bump when the fit, the alphas chosen or the scores change for the same settings (docs/usage.md "Versions").
@@ -127,10 +123,8 @@ class _ValidationScorer:
         prediction = (self.operator @ cross).reshape(self.n_alphas, n_rows, -1)
         y_centered = y_val - y_val.mean(dim=0, keepdim=True)
         total = (y_centered.double() ** 2).sum(dim=0)
-        if self.score == "r2":
-            return _r2(prediction, y_val, total).to(cross.dtype)
-        if self.score == "huth-r2":
-            return _huth_r2(prediction, y_val, total).to(cross.dtype)
+        if self.score in SCORES_OF_PREDICTIONS:
+            return SCORES_OF_PREDICTIONS[self.score](prediction, y_val, total).to(cross.dtype)
         # centring through operator_mean, fused with the prediction, for speed
         prediction -= (self.operator_mean @ cross)[:, None, :]
         return _r_centered(prediction, y_centered, total).to(cross.dtype)
@@ -159,6 +153,10 @@ def _huth_r2(prediction, y_val, total):
     residual_var = ((residual - residual.mean(dim=-2, keepdim=True)) ** 2).mean(dim=-2)
     explained = 1 - residual_var / ((1 + total / n_rows) / 2)
     return torch.sign(explained) * torch.sqrt(explained.abs())
+
+
+# the validation scores computed from the uncentred predictions (Pearson r has its own, fused centring)
+SCORES_OF_PREDICTIONS = {"r2": _r2, "huth-r2": _huth_r2}
 
 
 def _rows(index, device):
@@ -195,10 +193,8 @@ class _Split:
     @staticmethod
     def score(prediction, target, alpha_score):
         y_val, total = target
-        if alpha_score == "r2":
-            return _r2(prediction, y_val, total)
-        if alpha_score == "huth-r2":
-            return _huth_r2(prediction, y_val, total)
+        if alpha_score in SCORES_OF_PREDICTIONS:
+            return SCORES_OF_PREDICTIONS[alpha_score](prediction, y_val, total)
         # with the prediction centred, sum(p_c · y) = sum(p_c · y_c): no centred copy of y is kept
         return _r_centered(prediction - prediction.mean(dim=0, keepdim=True), y_val, total)
 
@@ -569,7 +565,8 @@ class NestedRidgeCV:
 
         Three or more: leave one stimulus out, the inner scheme inside. Two:
         leave one stimulus out, alphas (and layers) chosen on contiguous
-        chunks of the training stimulus. One: contiguous chunks of the
+        chunks of the training stimulus (or by the inner scheme itself, where
+        it splits one stimulus: ``huth-bootstrap``). One: contiguous chunks of the
         stimulus are the outer folds, with a gap of dropped scans after each
         border, and leave one chunk out inside.
         """
@@ -577,14 +574,23 @@ class NestedRidgeCV:
             return {"OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
                     "InnerCV": self.inner_cv.record()}
         if n_stimuli == 2:
-            return {"OuterCV": "leave-one-stimulus-out (2 stimuli)",
-                    "InnerCV": InnerCV("chunks", n_chunks=self.inner_cv.n_chunks).record(),
-                    "Fallback": "two stimuli: alphas and layers chosen on contiguous chunks of the training stimulus"}
+            inner_cv = self._inner_cv(n_stimuli)
+            return {"OuterCV": "leave-one-stimulus-out (2 stimuli)", "InnerCV": inner_cv.record(),
+                    **({} if inner_cv is self.inner_cv else {
+                        "Fallback": "two stimuli: alphas and layers chosen on contiguous chunks of the training "
+                                    "stimulus"})}
         return {"OuterCV": f"{self.outer_chunks} contiguous chunks of the one stimulus, {self.chunk_gap} scans "
                            "dropped after each border (repeats of the stimulus chunked alike, held out together)",
                 "InnerCV": {"Scheme": "loro", "Unit": "chunk"},
                 "Fallback": "one stimulus: chunks of it are the cross-validation folds",
                 "OuterChunks": self.outer_chunks, "ChunkGap": self.chunk_gap}
+
+    def _inner_cv(self, n_stimuli):
+        """The inner scheme run with this many distinct stimuli: with two, contiguous chunks of the one training
+        stimulus take the place of a scheme that needs several (``InnerScheme.with_two_stimuli``)."""
+        if n_stimuli == 2 and not INNER_SCHEMES[self.inner_cv.scheme].with_two_stimuli:
+            return InnerCV("chunks", n_chunks=self.inner_cv.n_chunks)
+        return self.inner_cv
 
     def block_size(self, n_rows, n_features, n_val, n_test, n_voxels):
         """Voxels per block so that the per-block work arrays fit the memory budget."""
@@ -646,12 +652,10 @@ class NestedRidgeCV:
         if len(designs) != len(responses) or not designs:
             raise ValueError("one response per design, and at least one run")
         groups = stimulus_groups(keys)
-        inner_cv = self.inner_cv
+        inner_cv = self._inner_cv(len(groups))
         if len(groups) == 1:
             designs, responses, keys = split_one_stimulus(designs, responses, self.outer_chunks, self.chunk_gap)
             groups = stimulus_groups(keys)
-        elif len(groups) == 2 and inner_cv.scheme != "huth-bootstrap":
-            inner_cv = InnerCV("chunks", n_chunks=self.inner_cv.n_chunks)
         n_voxels = responses[0].shape[1]
         voxel_groups = [n_voxels] if voxel_groups is None else [int(n) for n in voxel_groups]
         if sum(voxel_groups) != n_voxels:
