@@ -31,6 +31,7 @@ from _results import append_result
 
 from bids_encoding.plan import ridge_products
 from bids_encoding.ridge import NestedRidgeCV
+from bids_encoding.ridge.memory import Compute
 from bids_encoding.ridge.scoring import correlation
 from bids_encoding.synthetic.regression import regression_runs
 
@@ -102,8 +103,8 @@ def main():
     x_runs, y_runs = regression_runs(0, args.n_runs, args.n_scans, args.n_features, args.n_voxels)
     from bids_encoding.cli.parser import parse_memory
 
-    solver = NestedRidgeCV(alphas, device=args.device, tf32=args.tf32, form=args.form,
-                           mem=parse_memory(args.mem) if args.mem else None)
+    solver = NestedRidgeCV(alphas, compute=Compute(device=args.device, tf32=args.tf32, form=args.form,
+                                                 mem=parse_memory(args.mem) if args.mem else None))
     solver.fit_score([x[:60] for x in x_runs[:3]], [y[:60, :64] for y in y_runs[:3]])  # warm-up
     ours, our_time = timed(lambda: solver.fit_score(x_runs, y_runs), args.device)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # data included; before himalaya runs
@@ -122,8 +123,8 @@ def main():
           "main products)")
     if args.compare_forms:
         other = "primal" if ours.forms[0] == "dual" else "dual"
-        other_solver = NestedRidgeCV(alphas, device=args.device, tf32=args.tf32, form=other,
-                                     mem=parse_memory(args.mem) if args.mem else None)
+        other_solver = NestedRidgeCV(alphas, compute=Compute(device=args.device, tf32=args.tf32, form=other,
+                                                             mem=parse_memory(args.mem) if args.mem else None))
         other_result, other_time = timed(lambda: other_solver.fit_score(x_runs, y_runs), args.device)
         same_form = np.isclose(ours.alpha, other_result.alpha, rtol=1e-4)
         result.update({f"{other}_seconds": round(other_time, 2), "forms_alpha_agreement": float(same_form.mean()),

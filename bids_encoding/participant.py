@@ -34,8 +34,10 @@ from bids_encoding.derivatives.resume import (
 )
 from bids_encoding.derivatives.sidecars import (
     bids_uri,
+    cv_scheme_record,
     mask_record,
     participant_sidecar,
+    ridge_record,
     significance_record,
     source_path,
 )
@@ -54,6 +56,7 @@ from bids_encoding.procedures import procedure
 from bids_encoding.ridge import NestedRidgeCV
 from bids_encoding.ridge.ceiling import cc_max, normalized_correlation
 from bids_encoding.ridge.layers import BestLayer
+from bids_encoding.ridge.memory import Compute, memory_budget
 from bids_encoding.ridge.scoring import zscore
 from bids_encoding.ridge.significance import fdr_qvalues, voxel_pvalues
 from bids_encoding.stimuli import StimulusSequence
@@ -136,10 +139,10 @@ def _model_specs(models):
 
 def build_ridge(config):
     """The ridge estimator described by the configuration."""
+    compute = Compute(device=config.device, dtype=getattr(torch, config.ridge_dtype), mem=config.mem,
+                      voxel_chunk=config.voxel_chunk, tf32=config.tf32)
     return NestedRidgeCV(config.alphas, inner_cv=config.inner_cv, alpha_per_voxel=config.alpha_per_voxel,
-                         device=config.device, mem=config.mem, voxel_chunk=config.voxel_chunk, tf32=config.tf32,
-                         alpha_score=config.alpha_score, rank=config.ridge_rank,
-                         dtype=getattr(torch, config.ridge_dtype))
+                         alpha_score=config.alpha_score, rank=config.ridge_rank, compute=compute)
 
 
 @dataclass
@@ -365,7 +368,7 @@ def fit_participants_together(participants, model_features, config, sequence, ch
     ridge = build_ridge(config)
     n_folds = len(groups)
     if len(groups) < 3:
-        scheme = ridge.cv_scheme(len(groups))
+        scheme = cv_scheme_record(ridge, len(groups))
         LOGGER.warning("%s task-%s: %d distinct stimulus/stimuli: %s",
                        ",".join(f"sub-{p.subject}" for p in participants),
                        participants[0].task, len(groups), scheme["Fallback"])
@@ -543,9 +546,7 @@ def _batches(members, config):
     """Split participants sharing a stimulus into batches whose data take at most half the memory budget."""
     import nibabel as nib
 
-    from bids_encoding.backend import available_memory
-
-    budget = (config.mem or 0.25 * available_memory("cpu")) / 2
+    budget = memory_budget(config.mem, "cpu") / 2
     batches, current, size = [], [], 0
     for member in members:
         runs = member[1]
@@ -606,8 +607,8 @@ class FitPlan:
     def __init__(self, config, specs, extractor):
         self.config, self.specs, self.extractor = config, specs, extractor
         ridge = build_ridge(config)
-        self.ridge_record = ridge.record()
-        self.cv_scheme = ridge.cv_scheme
+        self.ridge_record = ridge_record(ridge)
+        self.cv_scheme = partial(cv_scheme_record, ridge)
         self.significance = significance_record(config)
         self.fits, self.to_fit, self.kept, self.pruned = {}, {}, {}, []
         self.removals_found = set()  # the --remove-models entries that named a committed result
@@ -824,7 +825,7 @@ def boilerplate_only(config):
                          "Cleaning": config.cleaning.record(),
                          "Confounds": config.confounds.record() if config.confounds.strategy else None,
                          "BOLD": {"Mask": {"Source": "given"} if config.mask else None},
-                         "Ridge": {**ridge.record(), **ridge.cv_scheme(n_stimuli)},
+                         "Ridge": {**ridge_record(ridge), **cv_scheme_record(ridge, n_stimuli)},
                          "Significance": significance_record(config), "SoftwareVersions": software_versions()})
     write_boilerplate(config.output_dir / "logs", sidecars, n_participants=len({s for s, _ in selected}))
     return f"methods boilerplate written to {config.output_dir / 'logs' / 'CITATION.md'} (nothing fitted)"

@@ -12,7 +12,8 @@ import nibabel as nib
 import numpy as np
 
 from bids_encoding.features import resolve_layers
-from bids_encoding.ridge.solver import shape_form, working_memory
+from bids_encoding.ridge.memory import working_memory
+from bids_encoding.ridge.solver import shape_form
 
 # FLOP/s measured on 2 CPU cores (benchmarks/results/bench_ridge.jsonl: 0.17 TFLOP/s in the ridge's main
 # products; bench_features.jsonl: 0.07 TFLOP/s for a small GPT-2), scaled linearly with threads. No GPU rate

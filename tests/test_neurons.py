@@ -133,8 +133,9 @@ def test_summary_measures_on_known_assignments():
 def test_pattern_regressors_give_the_planted_weight_maps():
     from sklearn.linear_model import Ridge
 
-    from bids_encoding.neurons.encoding import fit_patterns, ridge_weights
+    from bids_encoding.neurons.encoding import fit_patterns
     from bids_encoding.ridge import NestedRidgeCV
+    from bids_encoding.ridge.kernels import ridge_weights
 
     rng = np.random.default_rng(1)
     designs = [rng.standard_normal((120, 4)) for _ in range(4)]

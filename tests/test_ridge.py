@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from bids_encoding.derivatives.sidecars import cv_scheme_record, ridge_record
 from bids_encoding.ridge import InnerCV, NestedRidgeCV
+from bids_encoding.ridge.cv import split_one_stimulus
+from bids_encoding.ridge.memory import Compute
 from bids_encoding.ridge.scoring import correlation, zscore
-from bids_encoding.ridge.solver import split_one_stimulus
 from bids_encoding.synthetic.regression import regression_runs
 
 ALPHAS = np.logspace(1, 6, 11)
@@ -90,7 +92,7 @@ def test_chunking_does_not_change_results():
     x_runs, y_runs = synthetic_runs(seed=1, n_voxels=1000)
     whole = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
     for chunk in (64, 100, 448):
-        chunked = NestedRidgeCV(ALPHAS, voxel_chunk=chunk).fit_score(x_runs, y_runs)
+        chunked = NestedRidgeCV(ALPHAS, compute=Compute(voxel_chunk=chunk)).fit_score(x_runs, y_runs)
         np.testing.assert_array_equal(whole.alpha, chunked.alpha)
         np.testing.assert_array_equal(whole.test_r, chunked.test_r)
         np.testing.assert_array_equal(whole.validation_score, chunked.validation_score)
@@ -105,7 +107,7 @@ def test_dual_form_matches_himalaya_kernel_ridge_when_features_outnumber_scans()
     set_backend("numpy")
     x_runs, y_runs = synthetic_runs(n_runs=4, n_scans=40, n_features=300, n_voxels=400)
     dual = NestedRidgeCV(ALPHAS).fit_score(x_runs, y_runs)
-    primal = NestedRidgeCV(ALPHAS, form="primal").fit_score(x_runs, y_runs)
+    primal = NestedRidgeCV(ALPHAS, compute=Compute(form="primal")).fit_score(x_runs, y_runs)
     assert dual.forms == ["dual"] * 4 and primal.forms == ["primal"] * 4
     same = np.isclose(dual.alpha, primal.alpha)
     assert same.mean() >= 0.999 and np.abs(dual.test_r - primal.test_r)[same].max() < 1e-4
@@ -121,7 +123,8 @@ def test_dual_form_matches_himalaya_kernel_ridge_when_features_outnumber_scans()
 DUAL_CASES = {
     "loro": dict(), "single": dict(inner_cv=InnerCV("single")), "chunks": dict(inner_cv=InnerCV("chunks", n_chunks=4)),
     "bootstrap": dict(inner_cv=InnerCV("bootstrap", n_bootstraps=5, chunk_length=20)),
-    "shared alpha": dict(alpha_per_voxel=False), "r2": dict(alpha_score="r2"), "blocks of 64": dict(voxel_chunk=64),
+    "shared alpha": dict(alpha_per_voxel=False), "r2": dict(alpha_score="r2"),
+    "blocks of 64": dict(compute=dict(voxel_chunk=64)),
 }
 
 
@@ -131,9 +134,12 @@ def test_dual_form_equals_primal_form(case, n_features):
     """The dual form (deletions from one fit on all scans) gives the primal form's alphas, validation scores,
     held-out r and predictions, for every inner scheme and option, with fewer or more features than scans."""
     x_runs, y_runs = synthetic_runs(seed=13, n_runs=5, n_scans=60, n_features=n_features, n_voxels=300)
-    kwargs = DUAL_CASES[case]
-    dual = NestedRidgeCV(ALPHAS, form="dual", **kwargs).fit_score(x_runs, y_runs, keep_predictions=True)
-    primal = NestedRidgeCV(ALPHAS, form="primal", **kwargs).fit_score(x_runs, y_runs, keep_predictions=True)
+    kwargs = dict(DUAL_CASES[case])
+    compute = kwargs.pop("compute", {})
+    dual = NestedRidgeCV(ALPHAS, compute=Compute(form="dual", **compute), **kwargs).fit_score(
+        x_runs, y_runs, keep_predictions=True)
+    primal = NestedRidgeCV(ALPHAS, compute=Compute(form="primal", **compute), **kwargs).fit_score(
+        x_runs, y_runs, keep_predictions=True)
     assert dual.forms == ["dual"] * 5 and primal.forms == ["primal"] * 5
     same = np.isclose(dual.alpha, primal.alpha)
     assert same.mean() >= 0.995
@@ -157,8 +163,8 @@ def test_dual_form_equals_primal_form_on_every_layout(layout):
         kwargs = dict(stimulus_keys=["a", "b", "c", "d", "a"])
     if layout == "selected fold":
         kwargs = dict(folds=[1])
-    dual = NestedRidgeCV(ALPHAS, form="dual").fit_score(x_runs, y_runs, **kwargs)
-    primal = NestedRidgeCV(ALPHAS, form="primal").fit_score(x_runs, y_runs, **kwargs)
+    dual = NestedRidgeCV(ALPHAS, compute=Compute(form="dual")).fit_score(x_runs, y_runs, **kwargs)
+    primal = NestedRidgeCV(ALPHAS, compute=Compute(form="primal")).fit_score(x_runs, y_runs, **kwargs)
     computed = ~np.isnan(primal.test_r)
     np.testing.assert_array_equal(computed, ~np.isnan(dual.test_r))
     same = np.isclose(dual.alpha, primal.alpha) & computed
@@ -176,8 +182,8 @@ def test_dual_form_is_exact_with_a_wide_spectrum_and_small_alphas():
     weights = rng.standard_normal((n_features, 300)) * (rng.random(300) < 0.5)
     y_runs = [zscore(x @ weights + 30 * rng.standard_normal((n_scans, 300))).astype(np.float32) for x in x_runs]
     alphas = np.logspace(-2, 6, 17)
-    dual = NestedRidgeCV(alphas, form="dual").fit_score(x_runs, y_runs)
-    exact = NestedRidgeCV(alphas, form="primal", dtype=torch.float64).fit_score(x_runs, y_runs)
+    dual = NestedRidgeCV(alphas, compute=Compute(form="dual")).fit_score(x_runs, y_runs)
+    exact = NestedRidgeCV(alphas, compute=Compute(form="primal", dtype=torch.float64)).fit_score(x_runs, y_runs)
     same = np.isclose(dual.alpha, exact.alpha)
     assert same.mean() >= 0.995
     assert np.abs(dual.test_r - exact.test_r)[same].max() < 1e-4
@@ -190,8 +196,8 @@ def test_dual_form_in_float32_chooses_the_alphas_of_float64_when_features_far_ou
     99.9%), and give its held-out r to 1e-4 (the residual of the full fit, which the deletions amplify by up to
     (λ + α) / α, is computed in float64)."""
     x_runs, y_runs = regression_runs(0, 6, 100, 4096, 500)
-    single = NestedRidgeCV(ALPHAS_WIDE, form="dual").fit_score(x_runs, y_runs)
-    double = NestedRidgeCV(ALPHAS_WIDE, form="dual", dtype=torch.float64).fit_score(
+    single = NestedRidgeCV(ALPHAS_WIDE, compute=Compute(form="dual")).fit_score(x_runs, y_runs)
+    double = NestedRidgeCV(ALPHAS_WIDE, compute=Compute(form="dual", dtype=torch.float64)).fit_score(
         [x.astype(np.float64) for x in x_runs], [y.astype(np.float64) for y in y_runs])
     same = np.isclose(single.alpha, double.alpha, rtol=1e-4)
     assert same.mean() >= 0.999
@@ -219,19 +225,19 @@ def test_reduced_rank_dual_form_approximates_the_exact_fit():
     assert np.abs(too_low.mean_r - exact.mean_r)[driven].max() > 0.05
     full = NestedRidgeCV(ALPHAS, rank=10 ** 6).fit_score(x_runs, y_runs)  # no smaller than the data: exact
     np.testing.assert_array_equal(full.alpha, exact.alpha)
-    assert "Rank" in NestedRidgeCV(ALPHAS, rank=30).record()
+    assert "Rank" in ridge_record(NestedRidgeCV(ALPHAS, rank=30))
     with pytest.raises(ValueError, match="dual form"):
-        NestedRidgeCV(ALPHAS, rank=30, form="primal")
+        NestedRidgeCV(ALPHAS, rank=30, compute=Compute(form="primal"))
 
 
 @pytest.mark.parametrize("inner", [InnerCV(), InnerCV("bootstrap", n_bootstraps=4, chunk_length=15)])
 def test_deletion_operators_from_blocks_equal_those_from_the_whole_hat_matrix(inner, monkeypatch):
     """Without room for an n x n matrix, the dual form's operators come block by block from the eigenvectors:
     the same operators, and the same fit."""
-    from bids_encoding.ridge.solver import _Deletion
+    from bids_encoding.ridge.dual import Deletion
 
     x_runs, y_runs = synthetic_runs(seed=17, n_runs=4, n_scans=50, n_features=120, n_voxels=100)
-    fit = _Deletion(torch.as_tensor(np.concatenate(x_runs)), torch.tensor(ALPHAS), torch.float64)
+    fit = Deletion(torch.as_tensor(np.concatenate(x_runs)), torch.tensor(ALPHAS), torch.float64)
     held = np.arange(50, 100)
     deletions = [(rows, np.concatenate([rows, held])) for rows in (np.arange(0, 50), np.r_[100:120, 160:190])]
     deletions.append((held, held))
@@ -239,10 +245,10 @@ def test_deletion_operators_from_blocks_equal_those_from_the_whole_hat_matrix(in
     fit.full_hat = False
     for from_blocks, from_whole in zip(fit.operators(deletions), whole):
         np.testing.assert_allclose(from_blocks.numpy(), from_whole.numpy(), atol=1e-9)
-    b = NestedRidgeCV(ALPHAS, form="dual", inner_cv=inner).fit_score(x_runs, y_runs)
-    monkeypatch.setattr(NestedRidgeCV, "_room_for_hat", lambda self, n_rows: False)
-    monkeypatch.setattr(_Deletion, "_hat", None)  # never called: no n x n matrix
-    a = NestedRidgeCV(ALPHAS, form="dual", inner_cv=inner).fit_score(x_runs, y_runs)
+    b = NestedRidgeCV(ALPHAS, compute=Compute(form="dual"), inner_cv=inner).fit_score(x_runs, y_runs)
+    monkeypatch.setattr(Compute, "room_for_hat", lambda self, n_rows: False)
+    monkeypatch.setattr(Deletion, "_hat", None)  # never called: no n x n matrix
+    a = NestedRidgeCV(ALPHAS, compute=Compute(form="dual"), inner_cv=inner).fit_score(x_runs, y_runs)
     np.testing.assert_array_equal(a.alpha, b.alpha)
     np.testing.assert_allclose(a.test_r, b.test_r, atol=1e-6)
 
@@ -306,16 +312,16 @@ def test_two_stimuli_choose_alphas_on_chunks_of_the_training_stimulus():
     assert result.test_r.shape == (2, 200)
     driven = result.mean_r > 0.3
     assert 0.3 < driven.mean() < 0.7 and abs(np.median(result.mean_r[~driven])) < 0.1
-    assert ridge.cv_scheme(2)["InnerCV"]["Scheme"] == "chunks" and "Fallback" in ridge.cv_scheme(2)
+    assert cv_scheme_record(ridge, 2)["InnerCV"]["Scheme"] == "chunks" and "Fallback" in cv_scheme_record(ridge, 2)
 
 
 def test_one_stimulus_is_cut_into_chunks_with_gaps():
     x_runs, y_runs = synthetic_runs(seed=11, n_runs=1, n_scans=400, n_voxels=200, signal_fraction=0.5)
-    ridge = NestedRidgeCV(ALPHAS, outer_chunks=5, chunk_gap=5)
+    ridge = NestedRidgeCV(ALPHAS, chunks=(5, 5))
     result = ridge.fit_score(x_runs, y_runs)
     assert result.test_r.shape == (5, 200)
     assert 0.3 < (result.mean_r > 0.3).mean() < 0.7
-    assert ridge.cv_scheme(1)["OuterChunks"] == 5
+    assert cv_scheme_record(ridge, 1)["OuterChunks"] == 5
     designs, _, keys = split_one_stimulus(x_runs * 2, y_runs * 2, 5, 5)  # a repeated stimulus: chunks paired
     assert keys == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4] and len(designs[0]) == 80 and len(designs[2]) == 75
 
@@ -334,6 +340,7 @@ def test_peak_memory_stays_under_the_budget(tmp_path, form):
         import json, os, sys, threading, time
         import numpy as np, torch
         from bids_encoding.ridge import NestedRidgeCV
+        from bids_encoding.ridge.memory import Compute
         torch.set_num_threads(1)
         mem = int(sys.argv[1]) if sys.argv[1] != "none" else None
         rng = np.random.default_rng(0)
@@ -355,8 +362,8 @@ def test_peak_memory_stays_under_the_budget(tmp_path, form):
         before = rss()
         sampler = threading.Thread(target=sample)
         sampler.start()
-        NestedRidgeCV(np.logspace(0, 5, 13), mem=mem, voxel_chunk=None if mem else 20000,
-                      form=sys.argv[2]).fit_score(x, y)
+        NestedRidgeCV(np.logspace(0, 5, 13), compute=Compute(mem=mem, voxel_chunk=None if mem else 20000,
+                                                             form=sys.argv[2])).fit_score(x, y)
         running[0] = False
         sampler.join()
         print(json.dumps({"extra": peak[0] - before}))
@@ -480,7 +487,7 @@ def test_another_solver_plugs_in_through_the_solver_registry(monkeypatch):
     direct = NestedRidgeCV(ALPHAS, solver="direct").fit_score(x_runs, y_runs)
     assert (direct.alpha == ours.alpha).mean() > 0.97
     np.testing.assert_allclose(direct.test_r, ours.test_r, atol=2e-3)
-    assert NestedRidgeCV(ALPHAS, solver="direct").record()["Solver"] == "direct solve (test)"
+    assert ridge_record(NestedRidgeCV(ALPHAS, solver="direct"))["Solver"] == "direct solve (test)"
     with pytest.raises(ValueError, match="ridge"):
         NestedRidgeCV(ALPHAS, solver="nope")
 
@@ -498,7 +505,7 @@ def test_dual_form_refuses_a_kernel_larger_than_the_budget_before_computing_it(m
     def never(*args, **kwargs):
         raise AssertionError("the kernel was computed")
 
-    monkeypatch.setattr(solver, "_Deletion", never)
+    monkeypatch.setattr(solver, "Deletion", never)
     x_runs, y_runs = regression_runs(0, 4, 150, 400, 50)
     with pytest.raises(MemoryError, match="--ridge-rank"):
-        NestedRidgeCV(ALPHAS, form="dual", mem=2 * 2 ** 20).fit_score(x_runs, y_runs)
+        NestedRidgeCV(ALPHAS, compute=Compute(form="dual", mem=2 * 2 ** 20)).fit_score(x_runs, y_runs)

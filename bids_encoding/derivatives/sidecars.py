@@ -5,7 +5,60 @@ from pathlib import Path
 
 from bids_encoding.derivatives.resume import computation_versions
 from bids_encoding.derivatives.staging import RAW, STANDARD_SPACES, software_versions
+from bids_encoding.ridge.cv import ALPHA_SCORE_NAMES
+from bids_encoding.ridge.kernels import SOLVERS
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
+
+FORM_WORDING = {
+    "auto": "primal (an eigendecomposition of XᵀX per split) when the features are fewer than half the training "
+            "scans, else dual (one eigendecomposition of the kernel X Xᵀ of all scans; each split's held-out "
+            "predictions by deleting its held-out scans from that fit): the same alphas and predictions; FormUsed "
+            "says which one ran",
+    "primal": "primal (an eigendecomposition of XᵀX per split)",
+    "dual": "dual (one eigendecomposition of the kernel X Xᵀ of all scans; each split's held-out predictions by "
+            "deleting its held-out scans from that fit)",
+}
+
+
+def ridge_record(ridge):
+    """What the sidecars say of a :class:`~bids_encoding.ridge.NestedRidgeCV`'s settings."""
+    compute = ridge.compute
+    return {"Alphas": list(ridge.alphas),
+            "AlphaChoice": "per voxel" if ridge.alpha_per_voxel else "shared by the voxels of each participant",
+            "AlphaScore": ALPHA_SCORE_NAMES[ridge.alpha_score],
+            "OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
+            "InnerCV": ridge.inner_cv.record(), "Score": "Pearson r on the held-out stimulus, mean over folds",
+            "Intercept": False, "Solver": SOLVERS[ridge.solver](ridge.alphas).record()["Solver"],
+            "Form": FORM_WORDING[compute.form],
+            **({"Rank": ridge.rank, "RankMethod": "approximate: ridge on the best rank-k approximation of the "
+                "features, from a randomized range finder (torch.svd_lowrank, 4 power iterations, seed 0)"}
+               if ridge.rank is not None else {}),
+            "Device": str(compute.device),
+            "DType": str(compute.dtype).replace("torch.", ""), "TF32": bool(compute.tf32)}
+
+
+def cv_scheme_record(ridge, n_stimuli):
+    """The outer and inner cross-validation of ``ridge`` with this many distinct stimuli.
+
+    Three or more: leave one stimulus out, the inner scheme inside. Two: leave one stimulus out, alphas (and
+    layers) chosen on contiguous chunks of the training stimulus (or by the inner scheme itself, where it splits
+    one stimulus: ``huth-bootstrap``). One: contiguous chunks of the stimulus are the outer folds, with a gap of
+    dropped scans after each border, and leave one chunk out inside.
+    """
+    if n_stimuli >= 3:
+        return {"OuterCV": "leave-one-stimulus-out (repeated runs of a stimulus held out together)",
+                "InnerCV": ridge.inner_cv.record()}
+    if n_stimuli == 2:
+        inner_cv = ridge.inner_cv_for(n_stimuli)
+        return {"OuterCV": "leave-one-stimulus-out (2 stimuli)", "InnerCV": inner_cv.record(),
+                **({} if inner_cv is ridge.inner_cv else {
+                    "Fallback": "two stimuli: alphas and layers chosen on contiguous chunks of the training "
+                                "stimulus"})}
+    return {"OuterCV": f"{ridge.outer_chunks} contiguous chunks of the one stimulus, {ridge.chunk_gap} scans "
+                       "dropped after each border (repeats of the stimulus chunked alike, held out together)",
+            "InnerCV": {"Scheme": "loro", "Unit": "chunk"},
+            "Fallback": "one stimulus: chunks of it are the cross-validation folds",
+            "OuterChunks": ridge.outer_chunks, "ChunkGap": ridge.chunk_gap}
 
 
 def _test_stimulus_record(runs, sequence, rule):
@@ -46,7 +99,7 @@ def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_re
         "BOLD": {"Mask": mask_record, "Derivatives": [str(path) for path in config.derivatives or []] or None,
                  "Resolution": config.resolution},
         "Confounds": config.confounds.record() if config.confounds.strategy else None,
-        "Ridge": {**ridge.record(), **ridge.cv_scheme(len(sequence.groups)),
+        "Ridge": {**ridge_record(ridge), **cv_scheme_record(ridge, len(sequence.groups)),
                   **_test_stimulus_record(runs, sequence, config.test_stimulus)},
         "Significance": significance_record(config),
         "Runs": [{"Bold": source_path(run.bold_path, config.bids_dir), "RepetitionTime": run.repetition_time,

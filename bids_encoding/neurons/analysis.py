@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from bids_encoding.neurons.atlas import network_atlas
-from bids_encoding.neurons.encoding import ridge_weights
 from bids_encoding.neurons.measures import model_measures, neuron_networks
 from bids_encoding.neurons.networks import match_networks
 from bids_encoding.neurons.patterns import NeuronPatterns, assignment, oriented, pattern_timecourses
@@ -139,7 +138,7 @@ def analyse_neurons(participants, spec, model_info, neurons, config, sequence, r
             held_out = (result.test_r, result.alpha)
         test_r, alphas = held_out
         alpha = np.exp(np.nanmean(np.log(alphas), axis=0))
-        weights = ridge_weights(designs, responses, alpha).astype(np.float32)
+        weights = ridge.weights(designs, responses, alpha).astype(np.float32)
     finally:
         del store
         path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ EXPORTS = {
     "DEFAULT_ALPHAS": "cv",
     "InnerCV": "cv",
     "pearson_r": "scoring",
-    "CVResult": "solver",
+    "CVResult": "result",
     "NestedRidgeCV": "solver",
 }
 __all__ = sorted(EXPORTS)

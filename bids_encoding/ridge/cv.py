@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bids_encoding.ridge.scoring import zscore
+
 # The penalties the inner cross-validation chooses among, and what it scores them on.
 ALPHA_SCORE_NAMES = {"r": "validation Pearson r", "r2": "validation R²",
                      "huth-r2": "sign(R) sqrt(|R|), R = 1 - var(residual) / ((1 + var(y)) / 2) (Antonello et al.'s "
@@ -163,3 +165,29 @@ def _scan_of_stimulus(group_rows, n_rows):
             ids[start:stop] = next_id + np.arange(stop - start)
         next_id += max(stop - start for start, stop in ranges)
     return ids
+
+
+def training_layout(designs, groups, test_group):
+    """The training runs of an outer fold, in order, and the row ranges of each training stimulus group in
+    their concatenation."""
+    train_runs = [run for group in groups if group is not test_group for run in group]
+    offsets = dict(zip(train_runs, np.cumsum([0] + [len(designs[run]) for run in train_runs])))
+    group_rows = [[(offsets[run], offsets[run] + len(designs[run])) for run in group]
+                  for group in groups if group is not test_group]
+    return train_runs, group_rows
+
+
+def split_one_stimulus(designs, responses, n_chunks, gap, min_scans=10):
+    """Cut every presentation of a single stimulus into ``n_chunks`` contiguous chunks, drop ``gap`` scans
+    after each border, and z-score each chunk; chunk ``j`` of every presentation gets key ``j``."""
+    n_scans = len(designs[0])
+    bounds = np.linspace(0, n_scans, n_chunks + 1).round().astype(int)
+    starts = bounds[:-1] + np.r_[0, np.full(n_chunks - 1, gap)]
+    if (bounds[1:] - starts).min() < min_scans:
+        raise ValueError(f"a single stimulus of {n_scans} scans is too short for cross-validation: {n_chunks} "
+                         f"chunks of at least {min_scans} scans with {gap} scans dropped between them need "
+                         f"{n_chunks * min_scans + (n_chunks - 1) * gap}")
+    pieces = [(zscore(x[a:b]).astype(np.float32), zscore(y[a:b]).astype(np.float32), j)
+              for j, (a, b) in enumerate(zip(starts, bounds[1:])) for x, y in zip(designs, responses)]
+    return [p[0] for p in pieces], [p[1] for p in pieces], [p[2] for p in pieces]
+
