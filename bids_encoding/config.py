@@ -24,7 +24,7 @@ class RunConfig:
     bids_dir: Path
     output_dir: Path
     work_dir: Path
-    participant_labels: list | None = None
+    participant_labels: list | None = None  # without sub- (the parser's --participant-label strips it)
     task: str | None = None
     nprocs: int | None = None  # CPUs this job may use (None: those available to it)
     omp_nthreads: int | None = None  # threads of the numerical libraries (None: nprocs)

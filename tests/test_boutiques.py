@@ -101,7 +101,7 @@ def test_simulated_command_line_is_accepted_by_the_parser(parser, capsys):
     args = parser.parse_args(argv[1:])
     assert (args.bids_dir, args.output_dir) == (Path("/data/lpp"), Path("/data/lpp/derivatives/bids_encoding"))
     assert args.analysis_level == "participant"
-    assert args.participant_label == ["01", "sub-02"]
+    assert args.participant_label == ["01", "02"]  # the parser strips sub-
     assert args.models == ["gpt2", "wordrate", "random:token:64"]
     assert (args.task, args.trim_scans, args.alphas) == ("lppEN", [10, 5], [1.0, 10.5, 1000.0])
     assert (args.average_participants, args.verbose, args.confounds) == (True, 1, ["motion", "scrub"])

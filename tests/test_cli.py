@@ -152,6 +152,113 @@ def test_bad_confound_and_mask_options_are_usage_errors(tmp_path, options, fragm
     assert fragment in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options, name", [
+    (["--nprocs", "0"], "--nprocs"), (["--nprocs", "two"], "--nprocs"), (["--n-cpus", "0"], "--nprocs"),
+    (["--omp-nthreads", "0"], "--omp-nthreads"), (["--window-tokens", "1"], "--window-tokens"),
+    (["--context-tokens", "-1"], "--context-tokens"), (["--right-context-tokens", "-1"], "--right-context-tokens"),
+    (["--batch-size", "0"], "--batch-size"), (["--voxel-chunk", "0"], "--voxel-chunk"),
+    (["--permutations", "-5"], "--permutations"), (["--inner-chunks", "1"], "--inner-chunks"),
+    (["--bootstraps", "0"], "--bootstraps"), (["--chunk-length", "0"], "--chunk-length"),
+    (["--group-bootstraps", "9"], "--group-bootstraps"), (["--neuron-patterns", "1"], "--neuron-patterns"),
+    (["--neuron-permutations", "0"], "--neuron-permutations"), (["--ridge-rank", "0"], "--ridge-rank"),
+    (["--epi-mask-cutoff", "1"], "--epi-mask-cutoff"), (["--group-mask-threshold", "0"], "--group-mask-threshold"),
+    (["--reliable-fraction", "1.5"], "--reliable-fraction"), (["--neuron-sparsity", "0"], "--neuron-sparsity"),
+    (["--alphas", "1", "-1"], "--alphas"), (["--n-compcor", "some"], "--n-compcor"),
+    (["--trim-scans", "-1"], "--trim-scans"), (["--mem", "8XB"], "--mem"), (["--mem", "lots"], "--mem"),
+    (["--device-map", "auto", "--max-memory", "gpu0:40GB"], "--max-memory"),
+    (["--device-map", "auto", "--max-memory", "0=40XB"], "--max-memory"),
+    (["--pooling", "max"], "--pooling"),
+])
+def test_a_bad_option_value_is_one_line_naming_the_option(tmp_path, capsys, options, name):
+    """Checked as the option is read (its converter): exit 64, one line that starts with the option's dashed name."""
+    (tmp_path / "bids").mkdir()
+    assert main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", *options]) == 64
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"bids_encoding: error: {name}"), lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_reach_the_configuration_without_their_prefix(tmp_path):
+    (tmp_path / "bids").mkdir()
+    args = parse_args([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--device", "cpu",
+                       "--participant-label", "sub-01", "02", "--session-label", "ses-a", "b"])
+    assert args.participant_label == ["01", "02"]
+    config = config_from_args(args)
+    assert config.participant_labels == ["01", "02"]
+    assert config.bold_filters == {"session": ["a", "b"]}
+
+
+def test_bids_filter_file_is_read_as_the_option_is(tmp_path, capsys):
+    (tmp_path / "bids").mkdir()
+    base = [str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--device", "cpu"]
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"bold": {"acq": "mb", "echo": None, "suffix": "bold"}}))
+    config = config_from_args(parse_args([*base, "--bids-filter-file", str(filters), "--session-label", "1"]))
+    assert config.bold_filters == {"acquisition": "mb", "echo": None, "session": ["1"]}
+    assert main([*base, "--bids-filter-file", str(tmp_path / "absent.json")]) == 66
+    err = capsys.readouterr().err
+    assert "--bids-filter-file" in err and "absent.json" in err and len(err.strip().splitlines()) == 1
+    for content in ("{not json", json.dumps({"bold": ["acq", "mb"]})):
+        filters.write_text(content)
+        assert main([*base, "--bids-filter-file", str(filters)]) == 64
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("bids_encoding: error: --bids-filter-file")
+        assert str(filters) in lines[0]
+
+
+def test_config_file_values_go_through_the_option_converters(tmp_path):
+    (tmp_path / "bids").mkdir()
+    toml = tmp_path / "config.toml"
+    toml.write_text('mem = "2gb"\nparticipant-label = ["sub-01", 2]\nsession-label = ["ses-a"]\nnprocs = 2\n'
+                    'max-memory = ["0=40gb"]\ndevice-map = "auto"\nn-compcor = 3\n')
+    args = parse_args([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--device", "cpu",
+                       "--config-file", str(toml)])
+    assert (args.participant_label, args.session_label, args.nprocs) == (["01", "2"], ["a"], 2)
+    config = config_from_args(args)
+    assert config.mem == 2 * 1024 ** 3
+    assert config.placement.max_memory == (("0", "40GB"),)
+    assert config.confounds.n_compcor == "3"
+
+
+@pytest.mark.parametrize("content, key", [
+    ('mem = "2XB"\n', "mem"), ("nprocs = 0\n", "nprocs"), ("epi-mask-cutoff = 1.5\n", "epi-mask-cutoff"),
+    ('max-memory = ["gpu0:40GB"]\n', "max-memory"), ("alphas = [1, 0]\n", "alphas"),
+    ('bids-filter-file = "absent.json"\n', "absent.json"),
+])
+def test_a_bad_value_in_a_config_file_is_one_line_naming_the_file_and_option(tmp_path, capsys, content, key):
+    (tmp_path / "bids").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(content)
+    code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--config-file", str(path)])
+    assert code == (66 if key == "absent.json" else 64)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and key in lines[0], lines
+
+
+def test_a_saved_configuration_reads_back_to_the_same_options(tmp_path):
+    """What a run writes to logs/*_config.toml (cli/run.py: effective_options) gives the same options again."""
+    from bids_encoding.cli.parser import effective_options
+    from bids_encoding.config import to_toml
+
+    (tmp_path / "bids").mkdir()
+    filters = tmp_path / "filters.json"
+    filters.write_text(json.dumps({"bold": {"acq": "mb"}}))
+    base = [str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--device", "cpu"]
+    first = parse_args([*base, "--mem", "1.5g", "--participant-label", "sub-01", "--session-label", "ses-1",
+                        "--device-map", "auto", "--max-memory", "0=40gb", "cpu=1.5GB", "--bids-filter-file",
+                        str(filters), "--nprocs", "2", "--trim-scans", "4", "--n-compcor", "2"])
+    saved = tmp_path / "saved_config.toml"
+    saved.write_text(to_toml(effective_options(first)))
+    again = parse_args([*base, "--config-file", str(saved)])
+    for name in ("mem", "participant_label", "session_label", "max_memory", "bids_filter_file", "nprocs",
+                 "trim_scans", "n_compcor", "alphas"):
+        assert getattr(again, name) == getattr(first, name), name
+    assert effective_options(again)["bids-filter-file"] == str(filters.resolve())
+    one, two = config_from_args(first), config_from_args(again)
+    assert (one.mem, one.bold_filters, one.placement) == (two.mem, two.bold_filters, two.placement)
+    assert one.mem == int(1.5 * 1024 ** 3)
+
+
 def test_the_changelog_starts_with_the_release_the_descriptor_and_image_name():
     import re
     from pathlib import Path

@@ -90,11 +90,12 @@ def _input(entry, action):
     if isinstance(action, FLAG_ACTIONS):
         entry["type"] = "Flag"
         return entry
-    if action.type in (int, float):
+    value_type = getattr(action.type, "value_type", action.type)  # the parser's converters say what they read
+    if value_type in (int, float):
         entry["type"] = "Number"
-        if action.type is int:
+        if value_type is int:
             entry["integer"] = True
-    elif action.type is Path and action.dest not in CREATED_PATHS:
+    elif value_type is Path and action.dest not in CREATED_PATHS:
         entry["type"] = "File"
     else:
         entry["type"] = "String"

@@ -1,4 +1,6 @@
-"""Command-line options: the BIDS-Apps parser, config files, and the checks that turn options into a configuration."""
+"""Command-line options: the BIDS-Apps parser, whose typed converters (``type=``) check each option's values as
+they are read, from the command line or a config file; then the checks of options together that turn them into a
+configuration."""
 
 import argparse
 import json
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from bids_encoding import __version__, version_line
 from bids_encoding.config import RESOLVED
-from bids_encoding.errors import MissingInputError, UsageError
+from bids_encoding.errors import BidsAppError, MissingInputError, UsageError
 
 LEVELS = ("participant", "group", "words")
 # Options that earlier versions of bids_encoding, or other BIDS-Apps, take under another name: what to write now.
@@ -24,11 +26,20 @@ NOT_FROM_CONFIG = {"help", "version", "config_file", "bids_dir", "output_dir", "
 
 
 class BidsAppParser(argparse.ArgumentParser):
-    """argparse with the BIDS-Apps usage exit code (64) instead of 2."""
+    """argparse whose errors are one-line usage errors (:class:`UsageError`: the BIDS-Apps usage exit code, 64,
+    instead of argparse's usage text and 2)."""
 
     def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(UsageError.exit_code, f"{self.prog}: error: {message}\n")
+        """Raise the error, naming an option by its dashed spelling (``--epi-mask-cutoff: give a number in (0, 1),
+        not 1.5``), not by all of them (``argument --epi-mask-cutoff/--epi_mask_cutoff: ...``); where it names no
+        option (missing or unknown arguments), pointing to ``--help``."""
+        names, colon, rest = message.partition(": ")
+        if colon and names.startswith("argument "):
+            spellings = names.removeprefix("argument ").split("/")
+            message = f"{next((name for name in spellings if name.startswith('--')), spellings[0])}: {rest}"
+        else:  # missing or unknown arguments
+            message += f"; see {self.prog} --help"
+        raise UsageError(message)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -48,6 +59,131 @@ def _option(group, *names, **kwargs):
     """Add an option under its dashed name with an underscore alias (as fMRIPrep)."""
     aliases = ["--" + name[2:].replace("-", "_") for name in names if name.startswith("--") and "-" in name[2:]]
     group.add_argument(*names, *aliases, **kwargs)
+
+
+def _at_least(minimum):
+    """The ``type=`` of an option of whole numbers ``>= minimum``.
+
+    Examples
+    --------
+    >>> _at_least(2)("3")
+    3
+    >>> _at_least(2)("1")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: give a whole number >= 2, not 1
+    """
+    def whole_number(text):
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"give a whole number >= {minimum}, not {text}")
+        return value
+
+    whole_number.value_type = int  # what boutiques.py describes
+    return whole_number
+
+
+def _in_range(low, high=math.inf, high_included=False):
+    """The ``type=`` of an option of numbers above ``low`` and below ``high`` (or up to it, ``high_included``).
+
+    Examples
+    --------
+    >>> _in_range(0, 1, high_included=True)("1")
+    1.0
+    >>> _in_range(0)("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: give a number > 0, not 0
+    """
+    interval = f"> {low:g}" if high == math.inf else f"in ({low:g}, {high:g}{']' if high_included else ')'}"
+
+    def number(text):
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            value = math.nan
+        if not (low < value and (value < high or (high_included and value == high))):
+            raise argparse.ArgumentTypeError(f"give a number {interval}, not {text}")
+        return value
+
+    number.value_type = float
+    return number
+
+
+def _bare_label(entity):
+    """The ``type=`` of an option of BIDS labels given with or without their entity's prefix.
+
+    Examples
+    --------
+    >>> [_bare_label("sub")(label) for label in ("sub-01", "02")]
+    ['01', '02']
+    """
+    def label(text):
+        return str(text).strip().removeprefix(f"{entity}-")
+
+    return label
+
+
+def _compcor_count(text):
+    """``--n-compcor``: a number of components or ``all`` (as text)."""
+    if not (str(text) == "all" or str(text).isdigit()):
+        raise argparse.ArgumentTypeError(f"give a number of components or 'all', not {text}")
+    return str(text)
+
+
+def _memory(text):
+    """``--mem``: a size :func:`parse_memory` reads, checked and kept as written (upper case), so that a saved
+    configuration reads back the same."""
+    parse_memory(text)
+    return str(text).strip().upper()
+
+
+def _device_memory(text):
+    """``--max-memory``'s ``DEVICE=SIZE``, checked, the size in upper case (as accelerate's max_memory takes it).
+
+    Examples
+    --------
+    >>> _device_memory("0=40gb")
+    '0=40GB'
+    """
+    device, _, size = str(text).partition("=")
+    try:
+        parse_memory(size)
+    except argparse.ArgumentTypeError:
+        size = ""
+    if not size or not (device.isdigit() or device in ("cpu", "disk", "mps")):
+        raise argparse.ArgumentTypeError(f"write DEVICE=SIZE, e.g. 0=40GB or cpu=120GB, not {text}")
+    return f"{device}={size.upper()}"
+
+
+class BidsFilters(dict):
+    """``--bids-filter-file``'s ``bold`` queries (pybids entity names), and the file they were read from (what a
+    saved configuration records)."""
+
+    def __init__(self, queries=(), path=None):
+        super().__init__(queries)
+        self.path = path
+
+
+def _bids_filters(text):
+    """``--bids-filter-file``: the JSON file read and checked, its ``bold`` queries returned (fMRIPrep's short
+    entity names accepted; ``datatype``, ``suffix`` and ``extension`` are the app's own)."""
+    path = Path(text)
+    if not path.is_file():
+        raise MissingInputError(f"--bids-filter-file {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("bold", {}), dict):
+        raise argparse.ArgumentTypeError(f"{path}: write {{\"bold\": {{\"<entity>\": <value>}}}}")
+    short = {"acq": "acquisition", "ses": "session", "rec": "reconstruction", "dir": "direction", "ce": "ceagent"}
+    return BidsFilters({short.get(key, key): value for key, value in data.get("bold", {}).items()
+                        if key not in ("datatype", "suffix", "extension")}, path.resolve())
+
+
+_bids_filters.value_type = Path
 
 
 def build_parser():
@@ -78,7 +214,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=version_line())
 
     selection = parser.add_argument_group("what to analyse")
-    _option(selection, "--participant-label", nargs="+", metavar="LABEL", default=None,
+    _option(selection, "--participant-label", type=_bare_label("sub"), nargs="+", metavar="LABEL", default=None,
             help="participants to analyse, with or without 'sub-' (default: all)")
     _option(selection, "-t", "--task", default=None, help="task label (default: every task)")
     _option(selection, "--stimuli", default=None, metavar="PRESET|FILE|DIR",
@@ -99,15 +235,15 @@ def build_parser():
     _option(selection, "--mask", type=Path, default=None,
             help="brain mask NIfTI (default: the derivative's brain masks, else the template's brain mask "
                  "from TemplateFlow, else one computed from the EPI; docs/inputs.md)")
-    _option(selection, "--epi-mask-cutoff", type=float, default=DEFAULT_EPI_LOWER_CUTOFF,
+    _option(selection, "--epi-mask-cutoff", type=_in_range(0, 1), default=DEFAULT_EPI_LOWER_CUTOFF,
             help="lower cutoff of the EPI-computed mask (nilearn compute_epi_mask); lower keeps more of the "
                  "darker edges of the brain")
     _option(selection, "--average-participants", action="store_true", default=False,
             help="also fit the average of the participants who heard the same stimuli on the same grid "
                  "(Bonnasse-Gahot & Pallier's main analysis), written as sub-average")
-    _option(selection, "--session-label", nargs="+", metavar="LABEL", default=None,
+    _option(selection, "--session-label", type=_bare_label("ses"), nargs="+", metavar="LABEL", default=None,
             help="sessions to analyse, with or without 'ses-' (default: all)")
-    _option(selection, "--bids-filter-file", type=Path, default=None, metavar="FILE",
+    _option(selection, "--bids-filter-file", type=_bids_filters, default=None, metavar="FILE",
             help="JSON of entity queries on the BOLD files, as fMRIPrep's: {\"bold\": {\"acquisition\": \"mb\"}} "
                  "(a value, a list, or null for an absent entity)")
     _option(selection, "--skip-bids-validation", action="store_true", default=False,
@@ -124,7 +260,7 @@ def build_parser():
                                        "temporal_anat_separated"))):
         _option(confounds, f"--{name}", choices=choices, default=getattr(ConfoundSettings, name.replace("-", "_")),
                 help=f"columns of the {name.replace('-', '_')} strategy")
-    _option(confounds, "--n-compcor", default="all", help="CompCor components: a number or all")
+    _option(confounds, "--n-compcor", type=_compcor_count, default="all", help="CompCor components: a number or all")
     _option(confounds, "--scrub", type=int, default=ConfoundSettings.scrub,
             help="scrub: also censor segments shorter than this many scans")
     _option(confounds, "--fd-threshold", type=float, default=ConfoundSettings.fd_threshold,
@@ -141,17 +277,17 @@ def build_parser():
                  "default: all")
     _option(models, "--pooling", choices=POOLINGS, default="last",
             help="word vector: hidden state of the word's last token, or mean of its tokens")
-    _option(models, "--window-tokens", type=int, default=None,
+    _option(models, "--window-tokens", type=_at_least(2), default=None,
             help="tokens per forward pass (default: the model's maximum)")
-    _option(models, "--context-tokens", type=int, default=None,
+    _option(models, "--context-tokens", type=_at_least(0), default=None,
             help="minimum left context of every token (default: the largest that keeps every token to at "
                  "most two passes: half the window)")
-    _option(models, "--right-context-tokens", type=int, default=None,
+    _option(models, "--right-context-tokens", type=_at_least(0), default=None,
             help="encoder models (BERT-like): minimum right context of every token (default: 0)")
     _option(models, "--continuous-context", action="store_true", default=False,
             help="runs of a task continue one story: each run's first words get the previous run's "
                  "last tokens as context")
-    _option(models, "--batch-size", type=int, default=None,
+    _option(models, "--batch-size", type=_at_least(1), default=None,
             help="windows per forward pass (default: sized to the free device memory)")
     _option(models, "--trust-remote-code", action="store_true", default=False,
             help="let transformers run Python code shipped with a hub model (needed by some "
@@ -165,7 +301,7 @@ def build_parser():
     _option(models, "--device-map", choices=("auto", "balanced", "balanced_low_0", "sequential"), default=None,
             help="place a model that does not fit one device across several GPUs, the CPU and disk (accelerate's "
                  "device_map; disk offload goes to WORK_DIR/offload)")
-    _option(models, "--max-memory", nargs="+", metavar="DEVICE=SIZE", default=None,
+    _option(models, "--max-memory", type=_device_memory, nargs="+", metavar="DEVICE=SIZE", default=None,
             help="with --device-map: memory per device, e.g. 0=40GB 1=40GB cpu=120GB")
     _option(models, "--quantize", choices=("8bit", "4bit"), default=None,
             help="load model weights in 8 or 4 bits (bitsandbytes, CUDA only; the features differ from full "
@@ -177,8 +313,8 @@ def build_parser():
                  "llms_brain_lateralization: 4 mm grid, symmetric EPI mask, whole-run cleaning, z-scored design, "
                  "one alpha on the first training run; docs/ridge.md). It fixes the options it covers: giving "
                  "another value for them is refused")
-    _option(fit, "--trim-scans", type=int, nargs="+", default=[DesignSettings.trim_start, DesignSettings.trim_end],
-            metavar=("START", "END"),
+    _option(fit, "--trim-scans", type=_at_least(0), nargs="+",
+            default=[DesignSettings.trim_start, DesignSettings.trim_end], metavar=("START", "END"),
             help="scans dropped at the start and at the end of every run (BOLD and design; one number: both); "
                  "both seed papers drop the first 10, Antonello et al. the last 5, Bonnasse-Gahot & Pallier "
                  "the last 10")
@@ -190,7 +326,7 @@ def build_parser():
                  "resampling to scan times then FIR delays (Antonello et al.)")
     _option(fit, "--fir-delays", type=int, nargs="+", default=[1, 2, 3, 4], metavar="SCANS",
             help="delays in scans for --design lanczos-fir")
-    _option(fit, "--alphas", type=float, nargs="+", default=list(DEFAULT_ALPHAS), metavar="ALPHA",
+    _option(fit, "--alphas", type=_in_range(0), nargs="+", default=list(DEFAULT_ALPHAS), metavar="ALPHA",
             help="ridge penalties to choose from (default: 17 values, logspace(0, 8, 17): 1 to 1e8)")
     _option(fit, "--alpha-choice", choices=("voxel", "shared"), default="voxel",
             help="one alpha per voxel, or one shared by all voxels of a participant (Bonnasse-Gahot & Pallier)")
@@ -203,21 +339,21 @@ def build_parser():
                  "the last training run (single), the first (first: Bonnasse-Gahot & Pallier), contiguous chunks, "
                  "bootstrapped chunks (Huth lab), or huth-bootstrap: Antonello et al.'s bootstrap_ridge draws "
                  "exactly (Python's random, seeded)")
-    _option(fit, "--inner-chunks", type=int, default=5, help="number of chunks for --inner-cv chunks")
-    _option(fit, "--bootstraps", type=int, default=20, help="draws for --inner-cv bootstrap")
-    _option(fit, "--chunk-length", type=int, default=40, help="scans per chunk for --inner-cv bootstrap")
+    _option(fit, "--inner-chunks", type=_at_least(2), default=5, help="number of chunks for --inner-cv chunks")
+    _option(fit, "--bootstraps", type=_at_least(1), default=20, help="draws for --inner-cv bootstrap")
+    _option(fit, "--chunk-length", type=_at_least(1), default=40, help="scans per chunk for --inner-cv bootstrap")
     _option(fit, "--held-out", type=float, default=0.2,
             help="fraction of chunks held out per draw for --inner-cv bootstrap")
     _option(fit, "--pvalue-method", choices=PVALUE_METHODS + ("none",), default="prewhitening",
             help="per-voxel p-values of r: prewhitening (AR(4) of the held-out data, calibrated for smooth "
                  "series), circular shifts or shuffled blocks of the held-out predictions, or none")
-    _option(fit, "--permutations", type=int, default=1000,
+    _option(fit, "--permutations", type=_at_least(1), default=1000,
             help="permutations for --pvalue-method circular or blocks")
     _option(fit, "--pvalue-layers", choices=("all", "best"), default="all",
             help="layers that get p and q maps: every layer, or the best layer only (the cheaper schedule of "
                  "studies with many layers and models; the best layer's maps are the same either way)")
 
-    _option(fit, "--ridge-rank", type=int, default=None, metavar="K",
+    _option(fit, "--ridge-rank", type=_at_least(1), default=None, metavar="K",
             help="approximate: fit ridge on the best rank-K approximation of each layer's features, from a "
                  "randomized range finder, in the dual form (for very many features and scans together: "
                  "FIR-stacked features of large models on long datasets); off by default: the exact fit "
@@ -228,7 +364,7 @@ def build_parser():
                  "scans x voxels x 4 bytes per run on disk (docs/group.md)")
 
     neurons = parser.add_argument_group("neurons to brain networks (Sun et al. 2024; docs/neurons.md)")
-    _option(neurons, "--neuron-patterns", type=int, default=None, metavar="K",
+    _option(neurons, "--neuron-patterns", type=_at_least(2), default=None, metavar="K",
             help="learn K temporal patterns of the models' feed-forward neurons (64 as reported), fit them as an "
                  "encoding model and match each pattern's map to a functional network (implies --ffn-neurons)")
     _option(neurons, "--neuron-method", choices=("dictionary", "ica"), default="dictionary",
@@ -237,9 +373,9 @@ def build_parser():
     _option(neurons, "--network-atlas", default="Schaefer7",
             help="networks to match: Schaefer7 or Schaefer17 (Yeo's 7 or 17 networks, TemplateFlow, in the "
                  "outputs' template space), or a NIfTI of network labels with a TSV of the same name (index, name)")
-    _option(neurons, "--neuron-permutations", type=int, default=1000,
+    _option(neurons, "--neuron-permutations", type=_at_least(1), default=1000,
             help="voxel permutations of each pattern map for the null of its network match (FDR 0.05 over patterns)")
-    _option(neurons, "--neuron-sparsity", type=float, default=0.1,
+    _option(neurons, "--neuron-sparsity", type=_in_range(0), default=0.1,
             help="L1 penalty of the neurons' codes in dictionary learning")
 
     group = parser.add_argument_group("group level")
@@ -248,30 +384,30 @@ def build_parser():
     _option(group, "--roi-file", type=Path, default=None,
             help="TSV of language ROIs (name, x, y, z in left-hemisphere MNI mm; 10 mm spheres mirrored to the "
                  "right) replacing the built-in ones")
-    _option(group, "--reliable-fraction", type=float, default=0.25,
+    _option(group, "--reliable-fraction", type=_in_range(0, 1, high_included=True), default=0.25,
             help="fraction of the mask counted as reliable voxels, by inter-subject correlation (or else the "
                  "noise ceiling from repeated stimuli); 0.25: the top quartile, as Bonnasse-Gahot & Pallier")
-    _option(group, "--group-mask-threshold", type=float, default=1.0,
+    _option(group, "--group-mask-threshold", type=_in_range(0, 1, high_included=True), default=1.0,
             help="fraction of participants whose brain masks must hold a voxel for the group mask (1: their "
                  "intersection; 0.5: the union of voxels that half of them have); the group mask is then made "
                  "symmetric; means use the participants who have the voxel, t maps the voxels every "
                  "participant has")
-    _option(group, "--group-bootstraps", type=int, default=2000,
+    _option(group, "--group-bootstraps", type=_at_least(10), default=2000,
             help="bootstrap resamples of participants for the scaling slopes' confidence intervals")
 
     run = parser.add_argument_group("running")
     _option(run, "-w", "--work-dir", type=Path, default=None,
             help="intermediate files and feature cache (default: OUTPUT_DIR/work)")
     _option(run, "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where models and fits run")
-    _option(run, "--nprocs", "--n-cpus", type=int, default=None,
+    _option(run, "--nprocs", "--n-cpus", type=_at_least(1), default=None,
             help="CPUs this job may use (default: Slurm's SLURM_CPUS_PER_TASK, else the CPUs available to the "
                  "process); give each of several jobs on one node its share")
-    _option(run, "--omp-nthreads", type=int, default=None,
+    _option(run, "--omp-nthreads", type=_at_least(1), default=None,
             help="threads of torch, BLAS and OpenMP (default: --nprocs; never more)")
-    _option(run, "--mem", default=None, metavar="SIZE",
+    _option(run, "--mem", type=_memory, default=None, metavar="SIZE",
             help="memory the ridge fit may use beyond the data, e.g. 8GB or 500MB (default: a quarter of the "
                  "available RAM; on a GPU, 80%% of its free memory)")
-    _option(run, "--voxel-chunk", type=int, default=None, help="voxels per block (overrides --mem)")
+    _option(run, "--voxel-chunk", type=_at_least(1), default=None, help="voxels per block (overrides --mem)")
     _option(run, "--tf32", action="store_true", default=False, help="allow TF32 matrix products on the GPU")
     _option(run, "--feature-cache", type=Path, default=None,
             help="feature cache shared by several output folders and jobs (default: WORK_DIR/features)")
@@ -339,11 +475,13 @@ def load_config_file(path, parser):
         action = actions[dest]
         if action.nargs in ("+", "*") and not isinstance(value, list):
             value = [value]
-        try:
+        try:  # as on the command line: argparse converts only the defaults that are strings
             if action.type is not None:
                 value = [action.type(v) for v in value] if isinstance(value, list) else action.type(value)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
             raise UsageError(f"config file {path}: bad value for '{key}': {error}") from error
+        except BidsAppError as error:  # a file the option names is missing (exit 66)
+            raise type(error)(f"config file {path}: {error}") from error
         if action.choices is not None and any(v not in action.choices
                                               for v in (value if isinstance(value, list) else [value])):
             raise UsageError(f"config file {path}: '{key}' must be one of {', '.join(map(str, action.choices))}")
@@ -359,6 +497,8 @@ def effective_options(args):
         if action.dest in NOT_FROM_CONFIG or not hasattr(args, action.dest):
             continue
         value = getattr(args, action.dest)
+        if isinstance(value, BidsFilters):
+            value = value.path
         if isinstance(value, Path):
             value = str(value.resolve())
         elif isinstance(value, (list, tuple)):
@@ -403,7 +543,7 @@ PERMUTATIONS_ZERO = ("--permutations 0 no longer turns the p-values off: use --p
 def parse_args(argv):
     """Parse the command line over the config file's values."""
     _check_renamed(argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = BidsAppParser(add_help=False)
     pre.add_argument("--config-file", "--config_file", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
     parser = build_parser()
@@ -449,19 +589,19 @@ def _apply_procedure(args):
     return preset
 
 
-def _ridge_rank(rank):
-    if rank is not None and rank < 1:
-        raise UsageError(f"--ridge-rank {rank}: give the number of components to keep, at least 1")
-    return rank
-
-
 def parse_memory(text):
-    """``8GB``, ``500MB``, ``2G`` or a number of megabytes (as fMRIPrep's --mem) -> bytes."""
+    """``8GB``, ``500MB``, ``2G`` or a number of megabytes (as fMRIPrep's --mem) -> bytes.
+
+    Examples
+    --------
+    >>> parse_memory("2G"), parse_memory("1.5gb"), parse_memory(500)
+    (2147483648, 1610612736, 524288000)
+    """
     if text is None:
         return None
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)B?\s*", str(text).upper())
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)B?\s*", str(text).upper())
     if not match:
-        raise UsageError(f"--mem {text}: write a size such as 8GB or 500MB")
+        raise argparse.ArgumentTypeError(f"write a size such as 8GB or 500MB, not {text}")
     value, unit = float(match.group(1)), match.group(2) or "M"
     return int(value * 1024 ** "KMGT".index(unit) * 1024)
 
@@ -482,22 +622,9 @@ def _output_paths(args):
 def _bold_filters(args):
     """``--bids-filter-file``'s ``bold`` queries (pybids entity names; fMRIPrep's short names accepted) and
     ``--session-label``."""
-    filters = {}
-    if args.bids_filter_file is not None:
-        path = Path(args.bids_filter_file)
-        if not path.is_file():
-            raise MissingInputError(f"--bids-filter-file {path} does not exist")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except ValueError as error:
-            raise UsageError(f"--bids-filter-file {path} is not valid JSON: {error}") from error
-        if not isinstance(data, dict) or not isinstance(data.get("bold", {}), dict):
-            raise UsageError(f"--bids-filter-file {path}: write {{\"bold\": {{\"<entity>\": <value>}}}}")
-        short = {"acq": "acquisition", "ses": "session", "rec": "reconstruction", "dir": "direction", "ce": "ceagent"}
-        filters = {short.get(key, key): value for key, value in data.get("bold", {}).items()
-                   if key not in ("datatype", "suffix", "extension")}
+    filters = dict(args.bids_filter_file or {})
     if args.session_label:
-        filters["session"] = [label[4:] if label.startswith("ses-") else label for label in args.session_label]
+        filters["session"] = list(args.session_label)
     return filters or None
 
 
@@ -516,16 +643,10 @@ def _confound_settings(args):
 def _placement(args, work_dir):
     from bids_encoding.features.models import Placement
 
-    memory = []
-    for item in args.max_memory or []:
-        device, _, size = item.partition("=")
-        if not size or not (device.isdigit() or device in ("cpu", "disk", "mps")):
-            raise UsageError(f"--max-memory {item}: write DEVICE=SIZE, e.g. 0=40GB or cpu=120GB")
-        parse_memory(size)
-        memory.append((device, size.upper()))
+    memory = tuple(tuple(item.split("=", 1)) for item in args.max_memory or [])
     if memory and not args.device_map:
         raise UsageError("--max-memory needs --device-map (e.g. --device-map auto)")
-    return Placement(device_map=args.device_map, max_memory=tuple(memory), quantize=args.quantize,
+    return Placement(device_map=args.device_map, max_memory=memory, quantize=args.quantize,
                      offload_folder=str(work_dir / "offload") if args.device_map else None)
 
 
@@ -541,15 +662,8 @@ def config_from_args(args):
 
     preset = _apply_procedure(args)
     trim = list(args.trim_scans) * (2 if len(args.trim_scans) == 1 else 1)
-    if len(trim) != 2 or min(trim) < 0:
+    if len(trim) != 2:
         raise UsageError("--trim-scans takes START [END]: one or two numbers of scans >= 0")
-    for name, minimum in (("nprocs", 1), ("omp_nthreads", 1), ("batch_size", 1), ("voxel_chunk", 1),
-                          ("window_tokens", 2),
-                          ("context_tokens", 0), ("right_context_tokens", 0), ("permutations", 1),
-                          ("inner_chunks", 2), ("bootstraps", 1), ("chunk_length", 1), ("group_bootstraps", 10),
-                          ("neuron_patterns", 2), ("neuron_permutations", 1)):
-        if getattr(args, name) is not None and getattr(args, name) < minimum:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= {minimum}")
     both = sorted(set(args.remove_models) & set(args.models or []))
     if both:
         raise UsageError(f"--remove-models {' '.join(both)}: also in --models; remove a model's results by leaving "
@@ -561,18 +675,6 @@ def config_from_args(args):
             resolve_layers(args.layers, 10 ** 6)
         except ValueError as error:
             raise UsageError(f"--layers: {error}") from error
-    if not 0 < args.epi_mask_cutoff < 1:
-        raise UsageError("--epi-mask-cutoff must be in (0, 1)")
-    if not (str(args.n_compcor) == "all" or str(args.n_compcor).isdigit()):
-        raise UsageError("--n-compcor takes a number of components or 'all'")
-    if not 0 < args.group_mask_threshold <= 1:
-        raise UsageError("--group-mask-threshold must be in (0, 1]")
-    if not 0 < args.reliable_fraction <= 1:
-        raise UsageError("--reliable-fraction must be in (0, 1]")
-    if args.neuron_sparsity <= 0:
-        raise UsageError("--neuron-sparsity must be positive")
-    if any(alpha <= 0 for alpha in args.alphas):
-        raise UsageError("--alphas must all be positive")
     bids_dir, output_dir, work_dir = _output_paths(args)
     if args.analysis_level == "group":
         return GroupConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
@@ -635,6 +737,6 @@ def config_from_args(args):
         pvalue_method=args.pvalue_method,
         pvalue_layers=args.pvalue_layers,
         isc_cache=args.isc_cache,
-        ridge_rank=_ridge_rank(args.ridge_rank),
+        ridge_rank=args.ridge_rank,
         progress=sys.stderr.isatty(),
     )

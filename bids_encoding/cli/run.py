@@ -82,9 +82,8 @@ def _validate_input(config, log_file):
         return
     from bids_encoding.inputs.validation import validate_input
 
-    subjects = [label.removeprefix("sub-") for label in config.participant_labels] if config.participant_labels \
-        else None
-    validate_input(config.bids_dir, log_file.with_name(log_file.stem + "_bids-validator.json"), subjects)
+    validate_input(config.bids_dir, log_file.with_name(log_file.stem + "_bids-validator.json"),
+                   config.participant_labels or None)
 
 
 def _run_level(level, config, args):

@@ -54,14 +54,14 @@ class ParticipantResult:
 
 def collect(output_dir, task=None, participant_labels=None):
     """Every participant's scores table, mask and best-layer maps in ``output_dir``, found by their names
-    (:mod:`bids_encoding.derivatives.names`).
+    (:mod:`bids_encoding.derivatives.names`); only ``participant_labels``' (without ``sub-``) when given.
 
     Returns
     -------
     list of ParticipantResult
     """
     output_dir = Path(output_dir)
-    wanted = {label.removeprefix("sub-") for label in participant_labels or []}
+    wanted = set(participant_labels or [])
     results = []
     for scores_name, table in find(output_dir, "sub-*/func/*_scores.tsv", suffix="scores", extension=".tsv").items():
         if (task and scores_name.task != task) or (wanted and scores_name.sub not in wanted):

@@ -128,18 +128,15 @@ def _json_error(error, where):
                         "brace)")
 
 
-def _strip_prefix(label, prefix):
-    return label[len(prefix):] if label.startswith(prefix) else label
-
-
 def select_subjects(layout, participant_labels=None):
-    """Return the subject labels to process (all when none are given)."""
+    """Return the subject labels to process (all when none are given); labels without ``sub-``, as the parser's
+    ``--participant-label`` gives them."""
     available = sorted(layout.get_subjects())
     if not participant_labels:
         if not available:
             raise NothingSelectedError(_no_participant_message(Path(layout.root)))
         return available
-    wanted = [_strip_prefix(label, "sub-") for label in participant_labels]
+    wanted = list(participant_labels)
     missing = [label for label in wanted if label not in available]
     if missing:
         raise NothingSelectedError(
