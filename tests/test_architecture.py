@@ -123,3 +123,56 @@ def test_no_import_cycle_between_packages():
     """A module-level cycle test cannot see ``group -> neurons -> group`` through different modules."""
     cycle = find_cycle(package_graph(import_graph()))
     assert cycle is None, " -> ".join(cycle)
+
+
+# globs of the input dataset (its sub-* folders) and of installed files, which are no derivative names
+INPUT_GLOBS = {
+    ("bids_encoding.group.run", "sub-*"),  # the BIDS dataset's participants
+    ("bids_encoding.reports.run", "sub-*"),  # the BIDS dataset's participants
+    ("bids_encoding.cli.demo", "*.gguf"),  # an installed model's file
+}
+NAME_OWNERS = ("bids_encoding.derivatives", "bids_encoding.inputs")  # write the derivatives; read the inputs
+GLOBS = {"glob", "rglob", "iglob", "fnmatch", "fnmatchcase"}
+
+
+def hand_globs(source, module):
+    """``(line, pattern)`` of the calls in ``source`` that glob (``glob``, ``rglob``, ``fnmatch``) or give
+    :func:`~bids_encoding.derivatives.names.find` a pattern, less the allowed input globs."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        if name in GLOBS:
+            patterns = node.args[-1:] if name.startswith("fnmatch") else node.args[:1]
+        elif name == "find" and not isinstance(node.func, ast.Attribute):
+            patterns = node.args[1:2] + [keyword.value for keyword in node.keywords if keyword.arg == "pattern"]
+        else:
+            continue
+        for pattern in patterns:
+            text = pattern.value if isinstance(pattern, ast.Constant) else ast.unparse(pattern)
+            if (module, text) not in INPUT_GLOBS:
+                found.append((node.lineno, text))
+    return sorted(found)
+
+
+def test_derivative_files_are_found_through_names():
+    """Outside ``bids_encoding.derivatives`` (and the input readers), no module globs for derivative names: it
+    finds them through :mod:`bids_encoding.derivatives.names`, where the names are built."""
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    found = [f"{paths[module].relative_to(PACKAGE.parent)}:{line}: {pattern}"
+             for module in sorted(paths) if not module.startswith(NAME_OWNERS)
+             for line, pattern in hand_globs(paths[module].read_text(), module)]
+    assert not found, "\n".join(found)
+
+
+def test_hand_globs_are_caught():
+    source = ("from pathlib import Path\nimport fnmatch\n"
+              "a = sorted(Path('out').glob('sub-*/func/*_scores.tsv'))\n"
+              "b = any(folder.rglob(f'sub-{subject}_*_statmap.nii.gz'))\n"
+              "c = fnmatch.fnmatch(name, '*_desc-isc_bold.json')\n"
+              "d = find(folder, f'task-{task}_*', suffix='scores')\n"
+              "e = find(folder, suffix='scores')\n"
+              "f = Path('bids').glob('sub-*')\n")
+    assert [line for line, _ in hand_globs(source, "bids_encoding.group.run")] == [3, 4, 5, 6]
+    assert [line for line, _ in hand_globs(source, "bids_encoding.cli.demo")] == [3, 4, 5, 6, 8]

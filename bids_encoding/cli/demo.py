@@ -11,7 +11,7 @@ import numpy as np
 from bids_encoding.cli.parser import BidsAppParser, HelpFormatter, parse_args
 from bids_encoding.config import DEFAULT_MODELS
 from bids_encoding.dependencies import check_run
-from bids_encoding.derivatives.names import find
+from bids_encoding.derivatives.names import find, find_participants, reports
 from bids_encoding.errors import EXIT_CANNOT_CREATE, BidsAppError, MissingInputError
 from bids_encoding.features import parse_model_spec
 from bids_encoding.logs import setup_logging
@@ -58,7 +58,8 @@ def recovery_summary(output_dir, truth_dir, model_label):
     """Mean best-layer r in the planted left, planted right and null voxels, per participant."""
     labels = np.asarray(nib.load(Path(truth_dir) / "planted_labels.nii.gz").dataobj)
     summary = {}
-    maps = find(output_dir, "sub-*/func/*_statmap.nii.gz", model=model_label, layer="best", stat="r")
+    maps = find_participants(output_dir, model=model_label, layer="best", stat="r", suffix="statmap",
+                             extension=".nii.gz")
     for name, r_path in maps.items():
         mask_name = name.with_(model=None, layer=None, stat=None, desc="brain", suffix="mask")
         mask = np.asarray(nib.load(r_path.with_name(str(mask_name))).dataobj) > 0
@@ -119,9 +120,9 @@ def run_demo(argv):
     if code == 0:
         print(validation_summary(output_dir))
     print(f"dataset: {bids_dir}\nground truth: {truth_dir}\nresults: {output_dir}")
-    reports = sorted(output_dir.glob("sub-*.html")) + sorted(output_dir.glob("group.html"))
-    if reports:
-        print("reports (open in a browser):\n" + "\n".join(f"  {path}" for path in reports))
+    written = reports(output_dir)
+    if written:
+        print("reports (open in a browser):\n" + "\n".join(f"  {path}" for path in written))
     return code
 
 
@@ -150,7 +151,7 @@ def _neuron_demo(args, out_dir, bids_dir, truth_dir, output_dir):
                            args.device, *NEURON_DEMO_OPTIONS, "--network-atlas",
                            str(truth_dir / "networks_dseg.nii.gz")] + ["-v"] * args.verbose))
     planted = pd.read_csv(truth_dir / "neuron_networks.tsv", sep="\t")
-    for path in sorted(output_dir.glob("sub-*/func/*_desc-neurons_assignments.tsv")):
+    for path in find_participants(output_dir, desc="neurons", suffix="assignments", extension=".tsv").values():
         found = pd.read_csv(path, sep="\t", keep_default_na=False)
         print(f"{path.name.split('_')[0]}: neurons to networks, adjusted Rand index planted vs recovered "
               f"{adjusted_rand_score(planted['network'], found['network']):.3f}")
@@ -187,7 +188,7 @@ def group_summary(group_dir):
     import pandas as pd
 
     lines = []
-    for path in sorted(Path(group_dir).glob("*_scores.tsv")):
+    for path in find(group_dir, suffix="scores", extension=".tsv").values():
         means = pd.read_csv(path, sep="\t").groupby("model")[["left", "right", "l_minus_r"]].mean()
         lines.extend(f"group {model}: mean r left {row['left']:.3f}  right {row['right']:.3f}  "
                      f"L-R {row['l_minus_r']:+.3f} (symmetric mask)" for model, row in means.iterrows())

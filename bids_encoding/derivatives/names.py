@@ -1,10 +1,15 @@
 """File names of the derivatives: built and parsed in one place, so every stage finds what another wrote.
 
 Participant files: ``sub-<p>_task-<t>_space-<s>[_model-<m>][_layer-<k>][_desc-<d>][_stat-<x>]_<suffix><ext>``
-under ``sub-<p>/func/``. Group files: the same without ``sub-`` (and with
-``atlas-`` where a table is per atlas), under ``group/``. ``model`` and
+under ``sub-<p>/func/`` (figures in ``sub-<p>/figures/``, the ``--isc-cache`` in
+``sub-<p>/cache/``). Group files: the same without ``sub-`` (and with
+``atlas-`` where a table is per atlas), under ``group/``. The HTML reports,
+``sub-<p>.html`` and ``group.html``, are at the output root. ``model`` and
 ``layer`` are this project's own entities (BIDS has no standard for
 statistical maps yet; BEP041 is a proposal).
+
+Other modules find these files with :func:`find` and the helpers below,
+never with globs of their own (``tests/test_architecture.py``).
 """
 
 import re
@@ -12,7 +17,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 ENTITY_ORDER = ("sub", "task", "space", "atlas", "model", "layer", "desc", "stat")
-_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".svg", ".html", ".npz")
+_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".svg", ".html", ".npz", ".npy")
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
 
 
@@ -100,3 +105,44 @@ def find(folder, pattern="*", **wanted):
         if all(getattr(name, key) == (None if value is None else str(value)) for key, value in wanted.items()):
             found[name] = path
     return found
+
+
+def participant_dir(output_dir, subject, datatype="func"):
+    """A participant's folder of ``datatype`` (``func``, ``figures``, ``cache``) in ``output_dir``."""
+    return Path(output_dir) / f"sub-{subject}" / datatype
+
+
+def participant_labels(output_dir):
+    """The labels of the participant folders (``sub-<label>/``) in ``output_dir``, sorted."""
+    return sorted(path.name[len("sub-"):] for path in Path(output_dir).glob("sub-*") if path.is_dir())
+
+
+def participant_func_dirs(output_dir):
+    """Every participant's ``func/`` folder in ``output_dir`` (the average participant's too), sorted."""
+    return sorted(Path(output_dir).glob("sub-*/func"))
+
+
+def find_participants(output_dir, **wanted):
+    """:func:`find` in every participant's ``func/`` folder of ``output_dir``, in the order of their paths."""
+    return find(output_dir, "sub-*/func/*", **wanted)
+
+
+def scores_tables(output_dir, subject):
+    """A participant's scores tables (one per task and space), sorted; ``[]`` when there are none."""
+    return list(find(participant_dir(output_dir, subject), sub=subject, suffix="scores", extension=".tsv").values())
+
+
+def best_layer_sidecars(folder):
+    """The sidecars of the best-layer r maps (one per model) in a participant's ``func/`` folder, sorted."""
+    return list(find(folder, layer="best", desc=None, stat="r", suffix="statmap", extension=".json").values())
+
+
+def report_path(output_dir, subject=None):
+    """The HTML report at the output root: ``sub-<subject>.html``, or ``group.html`` without a subject."""
+    return Path(output_dir) / ("group.html" if subject is None else f"sub-{subject}.html")
+
+
+def reports(output_dir):
+    """The HTML reports in ``output_dir``: the participants' (sorted), then the group's."""
+    group = report_path(output_dir)
+    return sorted(Path(output_dir).glob("sub-*.html")) + ([group] if group.exists() else [])

@@ -323,10 +323,10 @@ class ParticipantOutput(StagedOutput):
         folder = self.folder.parent / "cache"
         names = []
         for index, data in enumerate(responses):
-            name = f"{self.prefix}_desc-isc{index:02d}_bold.npy"
+            name = str(self.name("bold", ".npy", desc=f"isc{index:02d}"))
             np.save(self.path(name, folder=folder), np.asarray(data, dtype=np.float32))
             names.append(name)
-        self.path(f"{self.prefix}_desc-isc_bold.json", folder=folder).write_text(
+        self.path(self.name("bold", ".json", desc="isc"), folder=folder).write_text(
             json.dumps({**record, "Files": names}, indent=2, default=_jsonable))
 
     def write_scores(self, rows, fits):

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from bids_encoding.derivatives.names import DerivativeName, find
+from bids_encoding.derivatives.names import DerivativeName, find, find_participants
 from bids_encoding.errors import BadDataError, MissingInputError
 
 # Sidecar sections that must match across participants for their results to be compared.
@@ -63,11 +63,10 @@ def collect(output_dir, task=None, participant_labels=None):
     output_dir = Path(output_dir)
     wanted = set(participant_labels or [])
     results = []
-    for scores_name, table in find(output_dir, "sub-*/func/*_scores.tsv", suffix="scores", extension=".tsv").items():
+    for scores_name, table in find_participants(output_dir, suffix="scores", extension=".tsv").items():
         if (task and scores_name.task != task) or (wanted and scores_name.sub not in wanted):
             continue
-        files = find(table.parent, f"sub-{scores_name.sub}_task-{scores_name.task}_space-{scores_name.space}_*",
-                     sub=scores_name.sub, task=scores_name.task, space=scores_name.space)
+        files = find(table.parent, sub=scores_name.sub, task=scores_name.task, space=scores_name.space)
         mask = scores_name.with_(desc="brain", suffix="mask", extension=".nii.gz")
         result = ParticipantResult(scores_name.sub, scores_name.task, scores_name.space,
                                    pd.read_csv(table, sep="\t"), files.get(mask, table.parent / str(mask)))

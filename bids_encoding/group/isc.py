@@ -14,6 +14,7 @@ from functools import partial
 import nibabel as nib
 import numpy as np
 
+from bids_encoding.derivatives.names import find
 from bids_encoding.design.cleaning import Cleaning
 from bids_encoding.inputs.bold import clean_run_bold
 from bids_encoding.ridge.ceiling import split_half_ceiling
@@ -36,7 +37,8 @@ def cached_runs(result, runs, trim_start, trim_end, cleaning, mask):
     ``None`` unless it is the data that reading the BOLD would give (the same runs, trimming and cleaning, no
     confounds regressed, and every voxel of ``mask`` in the participant's mask)."""
     folder = result.mask_path.parent.parent / "cache"
-    records = sorted(folder.glob(f"sub-{result.subject}_task-{result.task}_*desc-isc_bold.json"))
+    records = list(find(folder, sub=result.subject, task=result.task, desc="isc", suffix="bold",
+                        extension=".json").values())
     if not records:
         return None
     try:

@@ -29,7 +29,7 @@ def collect_neurons(members):
     found = {}
     for member in members:
         folder = member.mask_path.parent
-        files = find(folder, f"sub-{member.subject}_task-{member.task}_*", desc="neurons")
+        files = find(folder, sub=member.subject, task=member.task, desc="neurons")
         assignments_of = {name.model: path for name, path in files.items()
                           if name.suffix == "assignments" and name.extension in (".tsv", ".npz")}
         for name, path in files.items():

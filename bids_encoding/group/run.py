@@ -6,6 +6,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bids_encoding.derivatives.names import find, participant_dir, participant_labels
 from bids_encoding.derivatives.sidecars import mask_record
 from bids_encoding.derivatives.staging import GroupOutput, write_dataset_description
 from bids_encoding.group import figures
@@ -70,10 +71,11 @@ def _report_participants(config, results):
     found = sorted({r.subject for r in results})
     output_dir = Path(config.output_dir)
     wanted = [label.removeprefix("sub-") for label in config.participant_labels or []]
-    known = sorted({path.name[4:] for folder in (Path(config.bids_dir), output_dir) for path in folder.glob("sub-*")
-                    if path.is_dir()})
+    known = sorted({path.name[4:] for path in Path(config.bids_dir).glob("sub-*") if path.is_dir()}
+                   | set(participant_labels(output_dir)))
     candidates = [s for s in (wanted or known) if s not in found]
-    incomplete = [s for s in candidates if any((output_dir / f"sub-{s}").glob("func/*_statmap.nii.gz"))]
+    incomplete = [s for s in candidates
+                  if find(participant_dir(output_dir, s), suffix="statmap", extension=".nii.gz")]
     missing = [s for s in candidates if s not in incomplete]
     LOGGER.info("group level: %d participant(s) with results: %s", len(found), ", ".join(f"sub-{s}" for s in found))
     if wanted and candidates:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from bids_encoding.derivatives.names import find
+from bids_encoding.derivatives.names import best_layer_sidecars, find, participant_func_dirs, report_path
 from bids_encoding.hemispheres import is_template_space
 from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map
@@ -47,7 +47,7 @@ def _task_block(output_dir, group_dir, task, space, files):
     roifits, roifits_path = _table(files, "roifits")
     average, average_path = _table(files, "scores", desc="average")
     neurons, neurons_path = _table(files, "neuronmodels")
-    svgs = {name: path for name, path in find(group_dir / "figures", f"task-{task}_space-{space}_*").items()
+    svgs = {name: path for name, path in find(group_dir / "figures", sub=None, task=task, space=space).items()
             if name.extension == ".svg"}
     figures = {name.desc: path for name, path in svgs.items() if name.model is None}
     neuron_figures = [{"model": name.model, "figure": inline_svg(path)} for name, path in sorted(svgs.items(),
@@ -119,15 +119,15 @@ def write_group_report(output_dir, warnings=(), failure=None, log=None):
     output_dir = Path(output_dir)
     group_dir = output_dir / "group"
     tasks = []
-    scores = find(group_dir, "task-*_scores.tsv", suffix="scores", desc=None) if group_dir.is_dir() else {}
+    scores = find(group_dir, sub=None, suffix="scores", extension=".tsv", desc=None) if group_dir.is_dir() else {}
     for name in scores:
-        files = find(group_dir, f"task-{name.task}_space-{name.space}_*", task=name.task, space=name.space)
+        files = find(group_dir, sub=None, task=name.task, space=name.space)
         tasks.append(_task_block(output_dir, group_dir, name.task, name.space, files))
     sidecars = _participant_sidecars(output_dir)
     text, cites = methods(sidecars, group=True) if sidecars else ("", [])
     sections = [(f"scaling-{t['task']}", f"Scaling ({t['task']})") for t in tasks] + \
         [("warnings", "Warnings"), ("methods", "Methods")]
-    return render("group.html.j2", output_dir / "group.html", title="group", tasks=tasks, warnings=list(warnings),
+    return render("group.html.j2", report_path(output_dir), title="group", tasks=tasks, warnings=list(warnings),
                   failure=failure, log=log, output_dir=output_dir, methods=Markup(to_html(text)),
                   references=[REFERENCES[key][0] for key in cites], sections=sections,
                   versions=sidecars[0].get("SoftwareVersions", {}) if sidecars else {})
@@ -135,8 +135,8 @@ def write_group_report(output_dir, warnings=(), failure=None, log=None):
 
 def _participant_sidecars(output_dir):
     """One best-layer sidecar per model, from the first participant with results (for the methods)."""
-    for folder in sorted(Path(output_dir).glob("sub-*/func")):
-        sidecars = [json.loads(p.read_text()) for p in sorted(folder.glob("*_layer-best_stat-r_statmap.json"))]
+    for folder in participant_func_dirs(output_dir):
+        sidecars = [json.loads(path.read_text()) for path in best_layer_sidecars(folder)]
         if sidecars:
             return sidecars
     return []

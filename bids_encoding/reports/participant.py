@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from bids_encoding.derivatives.names import find
+from bids_encoding.derivatives.names import find, participant_dir, report_path, scores_tables
 from bids_encoding.hemispheres import is_template_space
 from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map, layer_curve
@@ -84,8 +84,8 @@ def _task_block(output_dir, scores_path, files):
                      and n.extension == ".json")
     mask = json.loads(mask_json.read_text())
     source = mask.get("MaskSource") or {}
-    timeline = Path(output_dir) / f"sub-{name.sub}" / "figures" / \
-        f"sub-{name.sub}_task-{name.task}_space-{name.space}_desc-timeline_plot.svg"
+    timeline = participant_dir(output_dir, name.sub, "figures") / \
+        str(name.with_(desc="timeline", suffix="plot", extension=".svg"))
     ceiling = next((path for n, path in files.items() if n.stat == "ccmax" and n.extension == ".nii.gz"), None)
     return {"task": name.task, "space": name.space, "scores_file": relative(scores_path, output_dir),
             "sidecar_file": relative(sidecar_path, output_dir),
@@ -105,7 +105,7 @@ def _task_block(output_dir, scores_path, files):
 
 def participant_results(output_dir, subject):
     """The participant's scores tables (one per task and space), or [] when there are none."""
-    return sorted((Path(output_dir) / f"sub-{subject}" / "func").glob(f"sub-{subject}_*_scores.tsv"))
+    return scores_tables(output_dir, subject)
 
 
 def write_participant_report(output_dir, subject, warnings=(), failure=None, log=None):
@@ -114,7 +114,7 @@ def write_participant_report(output_dir, subject, warnings=(), failure=None, log
     output_dir = Path(output_dir)
     tasks = []
     for scores_path in participant_results(output_dir, subject):
-        files = find(scores_path.parent, f"sub-{subject}_*", sub=subject)
+        files = find(scores_path.parent, sub=subject)
         tasks.append(_task_block(output_dir, scores_path, files))
     sidecars = tasks[0]["sidecars"] if tasks else []
     text, cites = methods(sidecars, ceiling=any(t["ceiling_map"] for t in tasks)) if sidecars else ("", [])
@@ -124,7 +124,7 @@ def write_participant_report(output_dir, subject, warnings=(), failure=None, log
     sections = [(f"data-{t['task']}", f"Data ({t['task']})") for t in tasks] + \
         [(f"models-{t['task']}", f"Models ({t['task']})") for t in tasks] + \
         [("warnings", "Warnings"), ("methods", "Methods")]
-    return render("participant.html.j2", output_dir / f"sub-{subject}.html", title=f"sub-{subject}",
+    return render("participant.html.j2", report_path(output_dir, subject), title=f"sub-{subject}",
                   subject=subject, tasks=tasks, warnings=list(warnings), failure=failure, versions=versions,
                   methods=Markup(to_html(text)), references=[REFERENCES[key][0] for key in cites],
                   sections=([("failure", "Failure")] if failure else []) + sections, output_dir=output_dir,

@@ -4,6 +4,8 @@
 import logging
 from pathlib import Path
 
+from bids_encoding.derivatives.names import best_layer_sidecars, find, participant_dir
+
 LOGGER = logging.getLogger(__name__)
 
 
@@ -44,7 +46,8 @@ def write_reports(level, config, warnings=(), failure=None, log=None, rebuild=Fa
     written = []
     try:
         if level == "group":
-            if any((Path(config.output_dir) / "group").glob("task-*_scores.tsv")) or failure is not None:
+            if find(Path(config.output_dir) / "group", sub=None, suffix="scores", extension=".tsv") \
+                    or failure is not None:
                 written.append(write_group_report(config.output_dir, _warnings_for(config, "group", warnings, rebuild),
                                                   failure, log))
         elif level == "participant":
@@ -69,7 +72,7 @@ def _boilerplate_from_outputs(config):
     subjects = [s for s in _participants_in_scope(config) if participant_results(config.output_dir, s)]
     if not subjects:
         return None
-    folder = Path(config.output_dir) / f"sub-{subjects[0]}" / "func"
-    sidecars = [json.loads(path.read_text()) for path in sorted(folder.glob("*_layer-best_stat-r_statmap.json"))]
+    folder = participant_dir(config.output_dir, subjects[0])
+    sidecars = [json.loads(path.read_text()) for path in best_layer_sidecars(folder)]
     return write_boilerplate(Path(config.output_dir) / "logs", sidecars, n_participants=len(subjects),
-                             ceiling=any(folder.glob("*_stat-ccmax_statmap.nii.gz")))
+                             ceiling=bool(find(folder, stat="ccmax", suffix="statmap", extension=".nii.gz")))
