@@ -70,7 +70,7 @@ def _report_participants(config, results):
 
     found = sorted({r.subject for r in results})
     output_dir = Path(config.output_dir)
-    wanted = [label.removeprefix("sub-") for label in config.participant_labels or []]
+    wanted = list(config.participant_labels or [])
     known = sorted({path.name[4:] for path in Path(config.bids_dir).glob("sub-*") if path.is_dir()}
                    | set(participant_labels(output_dir)))
     candidates = [s for s in (wanted or known) if s not in found]

@@ -13,7 +13,7 @@ def _participants_in_scope(config):
     """The participants a participant-level run was asked for that the dataset has: its labels, else every
     ``sub-*`` folder (a label of no participant gets no report: the run's error names it)."""
     if config.participant_labels:
-        labels = [label.removeprefix("sub-") for label in config.participant_labels]
+        labels = list(config.participant_labels)
         return [label for label in labels if (Path(config.bids_dir) / f"sub-{label}").is_dir()]
     return sorted(path.name[4:] for path in Path(config.bids_dir).glob("sub-*") if path.is_dir())
 
