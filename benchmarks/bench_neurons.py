@@ -29,18 +29,16 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
 import torch
 from _results import append_result
 
 from bids_encoding.cli.parser import config_from_args, parse_args
 from bids_encoding.config import DEFAULT_MODELS, limit_threads
-from bids_encoding.derivatives.sidecars import participant_sidecar
 from bids_encoding.features import parse_model_spec
 from bids_encoding.neurons.analysis import analyse_neurons, memory_bound
 from bids_encoding.neurons.timecourses import NeuronTimecourses
 from bids_encoding.participant import (
-    build_ridge,
+    Batch,
     collect_runs,
     distinct_stimuli,
     feature_extractor,
@@ -104,10 +102,9 @@ def main():
         start = time.perf_counter()
         participants = [prepare_participant(s, task, r, config, sequence) for s, r in members]
         bold_s = time.perf_counter() - start
-        ridge = build_ridge(config)
-        bases = {p.subject: participant_sidecar(config, p.runs, spec, info, ridge, sequence) for p in participants}
-        offsets = np.cumsum([0] + [p.n_voxels for p in participants])
-        responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
+        batch = Batch(participants, sequence, config)
+        sidecars = {p.subject: {"Model": {"Id": spec.model_id}} for p in participants}
+        offsets = batch.offsets
         neurons = [extractor.neurons(spec, stimulus.cache_key, info.layers) for stimulus in sequence.stimuli]
         matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
         courses = NeuronTimecourses(neurons, matrices, [run.repetition_time for run in runs], config.design,
@@ -116,7 +113,7 @@ def main():
         bound = memory_bound(courses, n_neurons, args.patterns, int(offsets[-1]))
         tracemalloc.start()
         start = time.perf_counter()
-        analyse_neurons(participants, spec, info, neurons, config, sequence, ridge, bases, offsets, responses)
+        analyse_neurons(batch, spec, info, neurons, sidecars)
         analysis_s = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()

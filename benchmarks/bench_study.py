@@ -93,7 +93,7 @@ def bold_stage(folder, n_runs, n_scans, n_voxels, design):
         path = folder / f"run-{run}_bold.nii.gz"
         nib.Nifti1Image(data, affine).to_filename(path)
         paths.append(path)
-    responses, seconds = timed(lambda: [clean_run_bold(path, mask_img, TR, design.trim_start, design.trim_end,
+    responses, seconds = timed(lambda: [clean_run_bold(path, mask_img, TR, (design.trim_start, design.trim_end),
                                                        Cleaning()) for path in paths])
     return responses, seconds, mask_img
 

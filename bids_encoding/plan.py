@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_encoding.features import resolve_layers
-from bids_encoding.ridge.memory import working_memory
+from bids_encoding.ridge.memory import Compute, working_memory
 from bids_encoding.ridge.solver import shape_form
 
 # FLOP/s measured on 2 CPU cores (benchmarks/results/bench_ridge.jsonl: 0.17 TFLOP/s in the ridge's main
@@ -23,7 +23,6 @@ GPU_RATE = {"ridge": 20e12, "features": 50e12}
 TOKENS_PER_WORD = 1.4  # English text with BPE tokenizers
 PASSES_PER_TOKEN = 2.0  # each token goes through the model about twice (docs/features.md)
 PYTHON_OVERHEAD = 1.5 * 2 ** 30  # interpreter, torch, transformers, nilearn
-BLOCK_VOXELS = {"cpu": 1024, "cuda": 16384}  # the ridge's largest voxel blocks (NestedRidgeCV.max_block)
 UNMASKED_FRACTION = 0.35
 # Per layer, beyond the ridge's arithmetic: the layer's design (HRF, cleaning), the scores, the p-values and the
 # maps written. They grow with voxels x scans: 3.6 s per layer for 3 participants x 3,063 voxels x 331 scans on
@@ -132,7 +131,7 @@ def _hours(seconds):
 
 def plan_participant_level(config, selected):
     """The plan of a participant-level run, as text (``selected``: :func:`collect_runs`'s result)."""
-    from bids_encoding.participant import _model_specs, distinct_stimuli, feature_extractor, stimulus_sequences
+    from bids_encoding.participant.selection import distinct_stimuli, feature_extractor, model_specs, stimulus_sequences
 
     threads = config.omp_nthreads or config.nprocs or 2
     device = "cuda" if str(config.device).startswith("cuda") else "cpu"
@@ -154,7 +153,7 @@ def plan_participant_level(config, selected):
     permutations = config.n_permutations if config.pvalue_method in ("circular", "blocks") else 0
     layer_permutations = permutations if config.pvalue_layers == "all" else 0
     models = []
-    for spec in _model_specs(config.models):
+    for spec in model_specs(config.models):
         info = extractor.model_info(spec)
         layers = (0,) if spec.is_baseline else tuple(resolve_layers(config.features.layers, info.n_layers))
         missing = [key for key in stimuli if not cache.has(extractor.record(spec, key), layers)]
@@ -176,7 +175,7 @@ def plan_participant_level(config, selected):
     widest = max(m.hidden_size * delays for m in models)
     data = 2 * 4 * n_scans * n_voxels  # the cleaned BOLD and one copy, float32
     fixed, per_voxel = working_memory(n_scans, widest, n_scans / n_folds, n_scans / n_folds, len(config.alphas))
-    ridge = config.mem or fixed + per_voxel * min(n_voxels, BLOCK_VOXELS[device])
+    ridge = config.mem or fixed + per_voxel * min(n_voxels, Compute(device=device).max_block)
     design = 8 * n_scans * widest * 3
     job_memory = PYTHON_OVERHEAD + data + design + ridge + (weights if device == "cpu" else 0)
     fit_seconds = sum(m.fit_seconds(rate["ridge"]) for m in models)

@@ -14,7 +14,7 @@ from bids_encoding.derivatives.sidecars import source_path
 from bids_encoding.derivatives.staging import StagedOutput, write_dataset_description
 from bids_encoding.errors import UsageError
 from bids_encoding.inputs import load_layout
-from bids_encoding.inputs.layout import check_timings, select_runs, select_subjects
+from bids_encoding.inputs.layout import BoldQuery, check_timings, select_runs, select_subjects
 from bids_encoding.inputs.timings.spec import StimulusSpec
 
 LOGGER = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ def run_words_level(config):
     stimuli = StimulusSpec.load(config.stimuli)
     layout = load_layout(config.bids_dir, config.work_dir / "pybids", validate=config.validate)
     runs = [run for subject in select_subjects(layout, config.participant_labels)
-            for task_runs in select_runs(layout, subject, config.task, config.space, stimuli,
-                                              filters=config.bold_filters).values()
+            for task_runs in select_runs(layout, subject, config.task, stimuli,
+                                         query=BoldQuery(config.space, filters=config.bold_filters)).values()
             for run in task_runs]
     check_timings(runs)
     write_dataset_description(config.output_dir, config.bids_dir)

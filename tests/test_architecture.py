@@ -78,7 +78,9 @@ def reachable(graph, start):
 def test_group_level_does_not_reach_the_participant_orchestrator():
     graph = import_graph()
     for module in (name for name in graph if name.startswith("bids_encoding.group")):
-        assert "bids_encoding.participant" not in reachable(graph, module), module
+        reached = reachable(graph, module)
+        assert not any(name == "bids_encoding.participant" or name.startswith("bids_encoding.participant.")
+                       for name in reached), module
 
 
 def test_the_wheel_carries_every_file_the_package_reads(tmp_path):
@@ -176,3 +178,42 @@ def test_hand_globs_are_caught():
               "f = Path('bids').glob('sub-*')\n")
     assert [line for line, _ in hand_globs(source, "bids_encoding.group.run")] == [3, 4, 5, 6]
     assert [line for line, _ in hand_globs(source, "bids_encoding.cli.demo")] == [3, 4, 5, 6, 8]
+
+
+MAX_PARAMETERS = 8
+MAX_LINES = {"participant": 300, "ridge": 400}
+
+
+def too_many_parameters(source):
+    """``[(function, count)]`` of the functions in ``source`` that take more than ``MAX_PARAMETERS`` (``self`` and
+    ``cls`` not counted; ``*args`` and ``**kwargs`` one each)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = node.args
+            names = [a.arg for a in arguments.posonlyargs + arguments.args + arguments.kwonlyargs]
+            count = len(names) + bool(arguments.vararg) + bool(arguments.kwarg) - (names[:1] in (["self"], ["cls"]))
+            if count > MAX_PARAMETERS:
+                found.append((node.name, count))
+    return found
+
+
+def test_no_function_takes_more_than_eight_parameters():
+    """State that many functions pass around goes in an object (the participant level's Batch and FitRecord, the
+    ridge's Compute, the generator's SyntheticStudy)."""
+    found = {str(path.relative_to(PACKAGE)): too_many_parameters(path.read_text()) for path in PACKAGE.rglob("*.py")}
+    assert not {path: functions for path, functions in found.items() if functions}
+
+
+def test_the_parameter_count_is_checked():
+    assert too_many_parameters("def f(a, b, c, d, e, f, g, h, i): pass") == [("f", 9)]
+    assert too_many_parameters("class A:\n    def f(self, a, b, c, d, e, f, g, h): pass") == []
+    assert too_many_parameters("def f(a, *args, b, c, d, e, f, g, **kwargs): pass") == [("f", 9)]
+
+
+def test_participant_and_ridge_modules_stay_small():
+    """One concern per module: at most 300 lines in participant/, 400 in ridge/."""
+    long = {str(path.relative_to(PACKAGE)): len(path.read_text().splitlines())
+            for package, limit in MAX_LINES.items() for path in (PACKAGE / package).glob("*.py")
+            if len(path.read_text().splitlines()) > limit}
+    assert not long

@@ -43,3 +43,24 @@ def test_runs_are_ordered_by_number(tmp_path, tiny_model):
     runs = select_runs(layout, "01")["story"]
     assert [int(run.run) for run in runs] == list(range(1, 12))
     assert runs[9].bold_path.name == "sub-01_task-story_run-10_bold.nii.gz"
+
+
+def test_selected_runs_are_complete_and_frozen(tmp_path, tiny_model):
+    """select_runs is the only writer of a run: what it returns has its words, and a later stage that finds
+    something in a run makes a new one (with_notes) instead of changing it."""
+    import dataclasses
+
+    import pytest
+
+    from bids_encoding.inputs import load_layout, select_runs
+    from bids_encoding.inputs.layout import with_notes
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=2, seed=3)
+    run = select_runs(load_layout(tmp_path / "bids", tmp_path / "index"), "01")["story"][0]
+    assert run.words is not None and len(run.words) > 10
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.confounds = object()
+    noted = with_notes(run, ["3 voxel(s) constant over the run (they score 0)"] * 2)
+    assert noted.notes == run.notes + ("3 voxel(s) constant over the run (they score 0)",) and noted is not run
+    assert with_notes(noted, noted.notes) is noted

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+AVERAGE_LABEL = "average"  # the participant label of the average participant (--average-participants)
 ENTITY_ORDER = ("sub", "task", "space", "atlas", "model", "layer", "desc", "stat")
 _EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".svg", ".html", ".npz", ".npy")
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")

@@ -1,7 +1,8 @@
 """Reruns: skip the participant × model results that are complete and still valid, and keep every finished
 model × layer fit of a run that was stopped (killed by the scheduler, out of time) for the next run.
 
-A result is *valid* when its fingerprint, a hash of everything that shapes it (the model and feature
+A result is *valid* when its fingerprint (``FitRecord.fingerprint``, :mod:`bids_encoding.participant.record`), a
+hash of everything that shapes it (the model and feature
 settings, the stimuli and their timings, the BOLD files as found on disk, the design, cleaning, confounds,
 ridge and significance settings, and the computation versions of the stages that compute it:
 :func:`computation_versions`), equals the one the rerun computes. The package's full version is recorded
@@ -13,20 +14,20 @@ name their checkpoint folders in ``WORK_DIR/fits/``.
 import hashlib
 import json
 import logging
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from bids_encoding import __version__
+from bids_encoding.atomic import atomic_write
 from bids_encoding.derivatives.names import DerivativeName
+from bids_encoding.ridge.layers import LayerFit
 
 LOGGER = logging.getLogger(__name__)
 
 
-def _file_state(path):
+def file_state(path):
     """Path, size and modification time: a file replaced or rewritten changes the fingerprint."""
     if path is None:
         return None
@@ -57,47 +58,6 @@ def computation_versions():
             "Neurons": neurons.NEURONS_CODE_VERSION}
 
 
-def fit_fingerprint(config, runs, sequence, feature_records, ridge_record, significance_record):
-    """Hash of everything that shapes one participant's (or one average's) fit of one model.
-
-    Parameters
-    ----------
-    config : ParticipantConfig
-    runs : list of Run
-        Every run the result depends on (all members' runs for an average participant).
-    sequence : StimulusSequence
-    feature_records : list of dict
-        The feature-cache records of the model's features for each stimulus
-        (:meth:`FeatureExtractor.record`): model, revision, dtype and feature settings.
-    ridge_record, significance_record : dict or None
-
-    Returns
-    -------
-    str
-        16 hexadecimal digits.
-    """
-    payload = {
-        "ComputationVersions": computation_versions(),
-        "Features": feature_records,
-        "Stimuli": list(sequence.keys),
-        "Runs": [[_file_state(run.bold_path), _file_state(run.events_path), run.n_scans, run.repetition_time,
-                  run.origin, _file_state(getattr(run.confounds, "path", None)), _file_state(run.brain_mask)]
-                 for run in runs],
-        "Mask": [_file_state(config.mask), config.epi_mask_cutoff, config.space, config.resolution],
-        "Design": config.design.record(),
-        "Cleaning": config.cleaning.record(),
-        "Confounds": config.confounds.record() if config.confounds.strategy else None,
-        "CrossValidationUnit": config.cv_unit,
-        "Ridge": ridge_record,
-        "Significance": significance_record,
-        "Neurons": config.neurons.record() if config.neurons else None,
-    }
-    if config.procedure != "default":  # (payloads of the default keep their keys: their results stay valid)
-        payload["Procedure"] = config.procedure
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def scores_sidecar_path(output_dir, subject, task, space):
     name = DerivativeName(suffix="scores", extension=".json", sub=subject, task=task, space=space)
     return Path(output_dir) / f"sub-{subject}" / "func" / str(name)
@@ -115,7 +75,7 @@ def committed_fits(output_dir, subject, task, space):
         return {}
 
 
-def fit_record(fingerprint, model_id):
+def scores_fit_entry(fingerprint, model_id):
     """What the scores sidecar's ``Fits`` records of one committed model."""
     return {"Fingerprint": fingerprint, "Version": __version__, "ComputationVersions": computation_versions(),
             "ModelId": model_id}
@@ -175,18 +135,18 @@ class LayerCheckpoint:
         if not self.folder.is_dir():
             self.folder.mkdir(parents=True, exist_ok=True)
             (self.folder / "owners.json").write_text(json.dumps(self.owners))
-        temporary = self.folder / f".{name}.{uuid.uuid4().hex}.npz"
-        np.savez(temporary, **{key: value for key, value in arrays.items() if value is not None})
-        os.replace(temporary, self.folder / f"{name}.npz")
+        atomic_write(self.folder / f"{name}.npz",
+                     lambda temporary: np.savez(temporary, **{key: value for key, value in arrays.items()
+                                                              if value is not None}), suffix=".npz")
 
-    def save(self, layer, arrays, best, done):
-        """Record ``layer``'s arrays (``r``, ``r2``, ``alpha``, ``validation``, ``p``), then the best-layer state
+    def save(self, layer, fit, best, done):
+        """Record ``layer``'s fit (a :class:`~bids_encoding.ridge.layers.LayerFit`), then the best-layer state
         after it (:meth:`BestLayer.state`) with the layers ``done`` so far."""
-        self._write(f"layer-{layer}", arrays)
+        self._write(f"layer-{layer}", fit.arrays())
         self._write("best", {**best, "done": np.asarray(done, dtype=np.int64)})
 
     def load(self):
-        """``(layers, best)``: ``{layer: arrays}`` of the finished layers and the best-layer state, or
+        """``(layers, best)``: ``{layer: LayerFit}`` of the finished layers and the best-layer state, or
         ``({}, None)`` when nothing usable is there."""
         path = self.folder / "best.npz"
         if not path.is_file():
@@ -197,7 +157,7 @@ class LayerCheckpoint:
             layers = {}
             for layer in best.pop("done").tolist():  # ints, as the layers are
                 with np.load(self.folder / f"layer-{layer}.npz") as stored:
-                    layers[layer] = {key: stored[key] for key in stored.files}
+                    layers[layer] = LayerFit.from_arrays({key: stored[key] for key in stored.files})
         except (OSError, ValueError, KeyError) as error:
             LOGGER.warning("unreadable fit checkpoint %s (%s): fitting its layers again", self.folder, error)
             return {}, None

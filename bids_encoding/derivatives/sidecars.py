@@ -1,10 +1,8 @@
 """Sidecar contents of the participant maps: the record of everything that was computed."""
 
-from dataclasses import asdict
 from pathlib import Path
 
-from bids_encoding.derivatives.resume import computation_versions
-from bids_encoding.derivatives.staging import RAW, STANDARD_SPACES, software_versions
+from bids_encoding.derivatives.staging import RAW, STANDARD_SPACES
 from bids_encoding.ridge.cv import ALPHA_SCORE_NAMES
 from bids_encoding.ridge.kernels import SOLVERS
 from bids_encoding.ridge.significance import PREWHITENING_ORDER
@@ -61,7 +59,7 @@ def cv_scheme_record(ridge, n_stimuli):
             "OuterChunks": ridge.outer_chunks, "ChunkGap": ridge.chunk_gap}
 
 
-def _test_stimulus_record(runs, sequence, rule):
+def test_stimulus_record(runs, sequence, rule):
     """With a fixed test stimulus (a procedure's), the ridge's ``OuterCV`` and ``TestRuns``."""
     fold = sequence.test_fold(rule)
     if fold is None:
@@ -71,55 +69,17 @@ def _test_stimulus_record(runs, sequence, rule):
             "TestRuns": [runs[run].bold_path.name for run in sequence.groups[fold]]}
 
 
-def participant_sidecar(config, runs, spec, model_info, ridge, sequence, mask_record=None, cleaning=None):
-    """What every map of one participant, model and layer records: model, features, design, cleaning
-    (``cleaning``, or the configuration's), ridge, significance, the runs (BOLD, TR, scans, stimulus), the
-    procedure preset and software versions. The group level reads the runs, trimming and cleaning back from
-    here."""
-    from bids_encoding.procedures import procedure
-
-    return {
-        "Procedure": procedure(config.procedure).record(),
-        "Model": {"Id": spec.model_id, "Revision": spec.revision, "Source": spec.source,
-                  "Location": spec.location, "Label": spec.label, "Untrained": spec.untrained,
-                  "Type": model_info.model_type,
-                  "NumberOfParameters": model_info.n_params,
-                  "NumberOfParametersWithoutHead": model_info.n_params_no_head,
-                  "NumberOfParametersNonEmbedding": model_info.n_params_non_embedding,
-                  "ParameterCount": "NumberOfParameters: the model as published, language-model head included "
-                                    "(the scaling fits use it); WithoutHead: the transformer that gives the "
-                                    "features; NonEmbedding: that transformer without its embedding tables",
-                  "NumberOfLayers": model_info.n_layers, "HiddenSize": model_info.hidden_size,
-                  "DType": model_info.dtype, "Placement": config.placement.record()},
-        "Features": {**asdict(config.features), "window": model_info.window,
-                     "context": model_info.context, "right_context": model_info.right_context,
-                     "layers": list(model_info.layers), "LayerIndexing": "0 = embeddings, k = block k"},
-        "Design": config.design.record(),
-        "Cleaning": (cleaning or config.cleaning).record(),
-        "BOLD": {"Mask": mask_record, "Derivatives": [str(path) for path in config.derivatives or []] or None,
-                 "Resolution": config.resolution},
-        "Confounds": config.confounds.record() if config.confounds.strategy else None,
-        "Ridge": {**ridge_record(ridge), **cv_scheme_record(ridge, len(sequence.groups)),
-                  **_test_stimulus_record(runs, sequence, config.test_stimulus)},
-        "Significance": significance_record(config),
-        "Runs": [{"Bold": source_path(run.bold_path, config.bids_dir), "RepetitionTime": run.repetition_time,
-                  "RepetitionTimeFrom": run.repetition_time_source, "NumberOfScans": run.n_scans,
-                  **_word_counts(run.words),
-                  "Stimulus": key, "Task": run.task,
-                  **({"Confounds": run.confounds.record(config.design.trim_start,
-                                                        run.n_scans - config.design.trim_end)}
-                     if run.confounds is not None else {}),
-                  **({"Words": run.word_source} if run.word_source else {}),
-                  **({"Notes": list(run.notes)} if run.notes else {})}
-                 for run, key in zip(runs, sequence.keys)],
-        "LeftOutRuns": sorted({name for run in runs for name in run.left_out}),
-        "CrossValidationUnit": {"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,
-                                "Tasks": sorted({run.task for run in runs})},
-        "Sources": [source_path(run.bold_path, config.bids_dir) for run in runs]
-                   + sorted({source_path(run.events_path, config.bids_dir) for run in runs}),
-        "SoftwareVersions": software_versions(),
-        "ComputationVersions": computation_versions(),
-    }
+def run_record(run, stimulus_key, config):
+    """The sidecars' record of one run: BOLD, TR, scans, words, stimulus, confounds, where the words came from,
+    and what was found in it."""
+    return {"Bold": source_path(run.bold_path, config.bids_dir), "RepetitionTime": run.repetition_time,
+            "RepetitionTimeFrom": run.repetition_time_source, "NumberOfScans": run.n_scans,
+            **_word_counts(run.words),
+            "Stimulus": stimulus_key, "Task": run.task,
+            **({"Confounds": run.confounds.record(config.design.trim_start, run.n_scans - config.design.trim_end)}
+               if run.confounds is not None else {}),
+            **({"Words": run.word_source} if run.word_source else {}),
+            **({"Notes": list(run.notes)} if run.notes else {})}
 
 
 def _word_counts(words):

@@ -20,6 +20,7 @@ import pandas as pd
 from nilearn import masking
 
 from bids_encoding import __version__
+from bids_encoding.atomic import atomic_write
 from bids_encoding.derivatives.names import DerivativeName
 from bids_encoding.errors import EXIT_CANNOT_CREATE, BidsAppError
 
@@ -191,13 +192,7 @@ the methods and software used. Cite the source dataset as its authors ask{doi}.
 
 def _write_if_changed(path, text):
     if not path.is_file() or path.read_text() != text:
-        _atomic_write_text(path, text)
-
-
-def _atomic_write_text(path, text):
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+        atomic_write(path, lambda temporary: temporary.write_text(text))
 
 
 def derivative_name(subject, task, space, suffix, extension, **entities):

@@ -164,10 +164,11 @@ class Cleaning:
         to the 4 mm grid (2-core CPU), a tenth of that to read it back.
         """
         import hashlib
-        import os
 
         import nibabel as nib
         from nilearn import image
+
+        from bids_encoding.atomic import atomic_write
 
         if self.grid is None:
             return str(bold_path)
@@ -182,9 +183,7 @@ class Cleaning:
                                  force_resample=True, copy_header=True)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.nii")
-            img.to_filename(partial)
-            os.replace(partial, cached)  # whole or absent, with several jobs on one work folder
+            atomic_write(cached, img.to_filename, suffix=".nii")  # several jobs may share the work folder
         return img
 
     @classmethod

@@ -14,12 +14,12 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from bids_encoding.atomic import atomic_write
 
 LOGGER = logging.getLogger(__name__)
 CACHE_FORMAT = 2
@@ -52,14 +52,11 @@ def _file_sha256(path):
 
 
 def _atomic_write(path, write):
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
+    """``write(stream)`` into ``path``, atomically."""
+    def to_file(temporary):
+        with open(temporary, "wb") as stream:
             write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, to_file)
 
 
 class FeatureCache:

@@ -8,12 +8,11 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from bids_encoding.derivatives.names import DerivativeName, find, find_participants
+from bids_encoding.derivatives.names import AVERAGE_LABEL, DerivativeName, find, find_participants
 from bids_encoding.errors import BadDataError, MissingInputError
 
 # Sidecar sections that must match across participants for their results to be compared.
 SHARED_SETTINGS = ("Features", "Design", "Cleaning", "Confounds")
-AVERAGE_LABEL = "average"  # the average participant of --average-participants
 RIDGE_SETTINGS = ("Alphas", "AlphaChoice", "AlphaScore", "OuterCV", "InnerCV", "Score")
 
 

@@ -102,7 +102,7 @@ def inter_subject_correlation(bids_dir, results, mask, affine):
         cached = cached_runs(result, runs, trim_start, trim_end, cleaning, mask)
         sources.append("cache" if cached else "BOLD")
         responses.append(cached or [partial(clean_run_bold, bids_dir / run["Bold"], mask_img, run["RepetitionTime"],
-                                            trim_start, trim_end, cleaning) for run in runs])
+                                            (trim_start, trim_end), cleaning) for run in runs])
     settings = {"Participants": [f"sub-{result.subject}" for result, _ in members],
                 "TrimScans": [trim_start, trim_end], "Cleaning": cleaning.record(),
                 "SettingsFrom": "the participants' sidecars",

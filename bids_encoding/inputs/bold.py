@@ -18,11 +18,12 @@ def read_bold(bold_path, read):
                            "fetch it again (e.g. datalad get)") from error
 
 
-def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=0, cleaning=Cleaning(),
-                   notes=None, confounds=None, resampled_dir=None):
+def clean_run_bold(bold_path, mask_img, repetition_time, trim=(0, 0), cleaning=Cleaning(), notes=None,
+                   confounds=None, resampled_dir=None):
     """Mask, trim and clean one run (:class:`~bids_encoding.design.cleaning.Cleaning`, as the design, in its
     order; resampled and smoothed first where it says so), with the run's ``confounds``
-    (:class:`~bids_encoding.inputs.confounds.RunConfounds`) when given.
+    (:class:`~bids_encoding.inputs.confounds.RunConfounds`) when given; ``trim``: the scans dropped at the start
+    and at the end.
 
     Voxels with a NaN or infinite value are set to 0 (they score 0); voxels constant over the run score 0
     too. Both are counted in ``notes`` (a list) when given. ``resampled_dir``: see ``Cleaning.resampled``.
@@ -39,6 +40,7 @@ def clean_run_bold(bold_path, mask_img, repetition_time, trim_start=0, trim_end=
         data = data.copy()
         data[:, invalid] = 0.0
         found.append(f"{int(invalid.sum())} voxel(s) with NaN or infinite values set to 0 (they score 0)")
+    trim_start, trim_end = trim
     kept = data[trim_start:data.shape[0] - trim_end]
     constant = (kept.max(axis=0) == kept.min(axis=0)) & ~invalid
     if constant.any():

@@ -4,7 +4,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -25,9 +25,10 @@ from bids_encoding.inputs.timings.events import read_events
 LOGGER = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
-    """One BOLD run and the words heard during it."""
+    """One BOLD run and the words heard during it; frozen: :func:`select_runs` builds it, and what later stages
+    find in it (:func:`with_notes`) makes a new one."""
 
     subject: str
     task: str
@@ -35,14 +36,14 @@ class Run:
     events_path: Path
     repetition_time: float
     n_scans: int
-    words: pd.DataFrame = field(repr=False)
+    words: pd.DataFrame | None = field(repr=False)  # None only inside select_runs, before the timings are read
     session: str | None = None
     run: str | None = None
     space: str | None = None
     origin: float = 0.0
     audio_words: pd.DataFrame | None = field(default=None, repr=False)
     word_source: dict | None = None
-    notes: list = field(default_factory=list)  # what was found and done about it (duplicates, NaN voxels, ...)
+    notes: tuple = ()  # what was found and done about it (duplicates, NaN voxels, ...)
     left_out: tuple = ()  # runs of the task left out (aborted; raw runs without a preprocessed series)
     repetition_time_source: str = "sidecar"  # or "NIfTI header" (a preprocessed run without its raw run)
     brain_mask: Path | None = None  # the derivative's own brain mask of this run
@@ -245,8 +246,8 @@ def _leave_out_raw_only(raw_files, preprocessed, runs_by_task):
             raw_only.setdefault(bold.entities.get("task"), []).append(Path(bold.path).name)
     for task_label, names in raw_only.items():
         LOGGER.warning("leaving out %s: raw run(s) with no preprocessed series", ", ".join(names))
-        for run in runs_by_task.get(task_label, []):
-            run.left_out = tuple(names)
+        if task_label in runs_by_task:
+            runs_by_task[task_label] = [replace(run, left_out=tuple(names)) for run in runs_by_task[task_label]]
 
 
 def _refuse_raw_beside_other_preprocessed(roots, subject, task, space, resolution):
@@ -328,7 +329,7 @@ def _words_from_spec(layout, runs, stimuli):
     from bids_encoding.inputs.timings.spec import run_timings
 
     kept, skipped = drop_aborted(runs, stimuli.min_run_fraction)
-    unmatched = []
+    unmatched, read = [], []
     for rank, run in enumerate(kept, start=1):
         entities = {"subject": run.subject, "task": run.task, "session": run.session, "run": run.run, "rank": rank,
                     "bold_dir": run.bold_path.parent.relative_to(layout.root).as_posix(),
@@ -338,24 +339,25 @@ def _words_from_spec(layout, runs, stimuli):
             unmatched.append(run.bold_path.name)
             continue
         timings = run_timings(entry, layout.root, entities, run.events_path)
-        run.words, run.audio_words, run.origin = timings.words, timings.audio_words, timings.origin
-        note_run(run, timings.timings.notes)
-        run.left_out = tuple(run.left_out) + tuple(r.bold_path.name for r in skipped)
-        run.word_source = {**timings.record(), "Annotation": str(timings.annotation), "Rank": rank,
-                           "LeftOut": list(run.left_out)}
-        run.events_path = timings.annotation
+        left_out = tuple(run.left_out) + tuple(r.bold_path.name for r in skipped)
+        read.append(with_notes(replace(run, words=timings.words, audio_words=timings.audio_words,
+                                       origin=timings.origin, left_out=left_out, events_path=timings.annotation,
+                                       word_source={**timings.record(), "Annotation": str(timings.annotation),
+                                                    "Rank": rank, "LeftOut": list(left_out)}),
+                               timings.timings.notes))
     if unmatched:
         raise BadDataError(f"stimulus specification {stimuli.name} says nothing about {', '.join(unmatched)}: "
                            "add a [[stimulus]] entry for them or choose other tasks with --task")
-    return kept
+    return read
 
 
-def note_run(run, notes):
-    """Log what was found in a run and keep it for its sidecars (once each: runs may be reread)."""
-    for note in notes:
-        if note not in run.notes:
-            LOGGER.warning("%s: %s", run.bold_path.name, note)
-            run.notes.append(note)
+def with_notes(run, notes):
+    """The run with what was found in it kept for its sidecars, each new note logged (once each: runs may be
+    reread)."""
+    new = [note for note in dict.fromkeys(notes) if note not in run.notes]
+    for note in new:
+        LOGGER.warning("%s: %s", run.bold_path.name, note)
+    return replace(run, notes=tuple(run.notes) + tuple(new)) if new else run
 
 
 def drop_aborted(runs, fraction):
@@ -399,8 +401,17 @@ def check_timings(runs):
                            "specification", details=table)
 
 
-def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label=None, filters=None, roots=None,
-                resolution=None):
+@dataclass(frozen=True)
+class BoldQuery:
+    """Which BOLD files of a participant: ``space`` (the ``space-`` entity), ``resolution`` (the ``res-`` entity
+    of preprocessed BOLD) and ``filters`` (entity queries, ``--bids-filter-file``); ``None``: any."""
+
+    space: str | None = None
+    resolution: str | None = None
+    filters: dict | None = None
+
+
+def select_runs(layout, subject, task=None, stimuli=None, pool_label=None, query=BoldQuery(), roots=None):
     """Collect and check one participant's runs, grouped by task.
 
     Parameters
@@ -410,26 +421,23 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
         Label without ``sub-``.
     task : str or None
         Task label; ``None`` takes every task of the participant.
-    space : str or None
-        Keep only BOLD files with this ``space-`` entity.
     stimuli : StimulusSpec or None
         Where the word timings are; ``None``: word rows of the runs' events.tsv.
     pool_label : str or None
         Pool the runs of every task under this label: the stimuli, not the
         tasks, are the units of cross-validation (one task per story).
-    filters : dict or None
-        Entity queries on the BOLD files (``--bids-filter-file``).
+    query : BoldQuery
+        Which BOLD files (space, resolution, ``--bids-filter-file``).
     roots : list of Path or None
         Folders of preprocessed BOLD (:func:`~bids_encoding.inputs.derivatives.derivative_roots`);
         ``None``: those found under the dataset's ``derivatives/``.
-    resolution : str or None
-        Keep only preprocessed BOLD with this ``res-`` entity.
 
     Returns
     -------
     dict
         ``{task: [Run, ...]}`` sorted by session and run.
     """
+    space, resolution, filters = query.space, query.resolution, query.filters
     raw_files = _bold_files(layout, subject, task, space, filters)
     roots = derivative_roots(layout.root) if roots is None else roots
     files = [f for f in preprocessed_bold(roots, subject, task, space, resolution)
@@ -491,14 +499,15 @@ def select_runs(layout, subject, task=None, space=None, stimuli=None, pool_label
         _check_repetition_times(runs)
     for task_label, runs in runs_by_task.items():
         if stimuli is None:
+            read = []
             for run in runs:
                 if run.events_path is None:
                     raise MissingInputError(f"no raw run of {run.bold_path} to take its word events from: add the "
                                             "raw run with its events.tsv, or give --stimuli")
                 timings = read_events(run.events_path)
-                run.words = timings.words
-                note_run(run, timings.notes)
-                _check_words(run)
+                read.append(with_notes(replace(run, words=timings.words), timings.notes))
+                _check_words(read[-1])
+            runs_by_task[task_label] = read
         else:
             runs_by_task[task_label] = _words_from_spec(layout, runs, stimuli)
     runs_by_task = {task_label: runs for task_label, runs in runs_by_task.items() if runs}

@@ -12,6 +12,7 @@ network matches are each participant's).
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,50 +82,80 @@ def memory_bound(courses, n_neurons, n_patterns, n_voxels, n_networks=17):
     return max(courses.memory_bound(), learning) + n_neurons * n_patterns * 4 + fitting
 
 
-def analyse_neurons(participants, spec, model_info, neurons, config, sequence, ridge, bases, offsets,
-                    responses=None):
+@dataclass(frozen=True)
+class NeuronFit:
+    """What the analysis found for the participants fitted together: the neurons (their layers and indices), the
+    patterns' time courses, the neurons' codes and patterns, and the pattern model's held-out r and weights
+    (``(n_patterns, n_voxels)`` over all participants' voxels)."""
+
+    layers: list
+    rows: tuple
+    series: np.ndarray
+    lengths: list
+    codes: np.ndarray
+    chosen: np.ndarray
+    test_r: np.ndarray
+    weights: np.ndarray
+    held_out: bool
+
+
+def analyse_neurons(batch, spec, model_info, neurons, sidecars):
     """Run the analysis for one model and write every participant's neuron outputs (staged with theirs).
 
     Parameters
     ----------
-    participants : list of Participant
+    batch : bids_encoding.participant.Batch
+        The participants fitted together: their runs, responses, ridge and configuration.
     spec, model_info
         The model and its :class:`ModelInfo`.
     neurons : list of dict
         Per run of the sequence, ``{layer: (n_words, n_neurons)}`` from the feature cache.
-    config : ParticipantConfig
-    sequence : StimulusSequence
-    ridge : NestedRidgeCV
-    bases : dict
+    sidecars : dict
         ``{subject: sidecar}`` of the model's maps.
-    offsets : array
-        Voxel offsets of the participants in the concatenated responses.
-    responses : list of array or None
-        Per run, the participants' cleaned BOLD side by side (concatenated here when not given).
 
     Returns
     -------
     dict
         ``{subject: measures}``.
     """
+    config, participants = batch.config, batch.participants
+    fit = _fit(batch, spec, model_info, neurons)
     settings = config.neurons
-    runs = participants[0].runs
-    matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time) for run in runs]
-    courses = NeuronTimecourses(neurons, matrices, [run.repetition_time for run in runs], config.design,
+    measures = {}
+    for index, participant in enumerate(participants):
+        voxels = batch.voxels(index)
+        atlas = network_atlas(settings.atlas, participant.output.space, participant.mask.img)
+        matches = match_networks(fit.weights[:, voxels], atlas.labels, atlas.names, settings.n_permutations,
+                                 settings.fdr, settings.seed)
+        measures[participant.subject] = model_measures(matches, fit.chosen, settings.n_patterns)
+        method = {**settings.record(), "Layers": fit.layers, "NumberOfNeurons": int(len(fit.chosen)),
+                  "FeedForwardModule": model_info.ffn_module,
+                  "PatternsScoredOn": "held-out runs; the patterns of each outer fold learned on its training runs "
+                  "only" if fit.held_out else "one stimulus: patterns learned on every scan, scored on contiguous "
+                  "held-out chunks"}
+        _write(participant, spec.label, {**sidecars[participant.subject], "Layer": "neurons", "NeuronPatterns": method},
+               fit, voxels, batch.runs, (atlas, matches, measures[participant.subject]))
+    return measures
+
+
+def _fit(batch, spec, model_info, neurons):
+    """The neurons' time courses, patterns and codes, and the pattern model's fit (:class:`NeuronFit`)."""
+    config, runs, sequence, ridge = batch.config, batch.runs, batch.sequence, batch.ridge
+    settings = config.neurons
+    courses = NeuronTimecourses(neurons, batch.word_matrices, [run.repetition_time for run in runs], config.design,
                                 config.cleaning, [run.confounds for run in runs]
                                 if any(run.confounds is not None for run in runs) else None, block=settings.block)
     layers = [layer for layer in model_info.layers if layer > 0]
-    path = _work_file(config.work_dir, spec, participants, sequence)
+    path = _work_file(config.work_dir, spec, batch.participants, sequence)
     store = courses.store(path, layers)
     LOGGER.info("%s: %d feed-forward neurons of %d layer(s) over %d scans (memory bound of the time courses "
                 "%.0f MB)", spec.label, len(store.array), len(layers), store.array.shape[1],
                 courses.memory_bound() / 1e6)
     lengths, rows = store.run_lengths, (store.layers, store.neurons)
-    if responses is None:
-        responses = [np.concatenate([p.responses[k] for p in participants], axis=1) for k in range(len(runs))]
-    voxel_groups = [p.n_voxels for p in participants]
+    voxel_groups = [p.n_voxels for p in batch.participants]
     try:
-        held_out = held_out_scores(store, settings, ridge, responses, sequence, voxel_groups)
+        held_out = held_out_scores(store, settings, ridge, batch.responses, sequence, voxel_groups)
+        scored_on_held_out = held_out is not None
         final = _learn(settings, store)
         codes = np.empty((len(store.array), settings.n_patterns), dtype=np.float32)
         row = 0
@@ -134,52 +165,40 @@ def analyse_neurons(participants, spec, model_info, neurons, config, sequence, r
         series, codes, _ = oriented(final.patterns_, codes)
         designs = _designs(series, lengths)
         if held_out is None:
-            result = ridge.fit_score(designs, responses, sequence.keys, voxel_groups=voxel_groups)
+            result = ridge.fit_score(designs, batch.responses, sequence.keys, voxel_groups=voxel_groups)
             held_out = (result.test_r, result.alpha)
         test_r, alphas = held_out
         alpha = np.exp(np.nanmean(np.log(alphas), axis=0))
-        weights = ridge.weights(designs, responses, alpha).astype(np.float32)
+        weights = ridge.weights(designs, batch.responses, alpha).astype(np.float32)
     finally:
         del store
         path.unlink(missing_ok=True)
-    chosen = assignment(codes)
-    measures = {}
-    for index, participant in enumerate(participants):
-        voxels = slice(offsets[index], offsets[index + 1])
-        atlas = network_atlas(settings.atlas, participant.output.space, participant.mask.img)
-        matches = match_networks(weights[:, voxels], atlas.labels, atlas.names, settings.n_permutations,
-                                 settings.fdr, settings.seed)
-        networks = neuron_networks(chosen, matches)
-        measures[participant.subject] = model_measures(matches, chosen, settings.n_patterns)
-        _write(participant, spec, bases[participant.subject], settings, atlas, test_r[:, voxels], weights[:, voxels],
-               series, lengths, runs, layers, rows, codes, chosen, networks, matches, measures[participant.subject],
-               len(sequence.groups) >= 2, model_info.ffn_module)
-    return measures
+    return NeuronFit(layers, rows, series, lengths, codes, assignment(codes), test_r, weights, scored_on_held_out)
 
 
-def _write(participant, spec, base, settings, atlas, test_r, weights, series, lengths, runs, layers, rows, codes,
-           chosen, networks, matches, measures, held_out, ffn_module):
-    output, label = participant.output, spec.label
-    method = {**settings.record(), "Layers": layers, "NumberOfNeurons": int(len(chosen)),
-              "FeedForwardModule": ffn_module,
-              "PatternsScoredOn": "held-out runs; the patterns of each outer fold learned on its training runs only"
-              if held_out else "one stimulus: patterns learned on every scan, scored on contiguous held-out chunks"}
-    sidecar = {**base, "Layer": "neurons", "NeuronPatterns": method}
-    output.write_map(np.nanmean(test_r, axis=0), {**sidecar, "Description": "Pearson r of the neuron patterns' "
-                     "encoding model on held-out runs, mean over outer folds"}, model=label, desc="neurons", stat="r")
-    output.write_map(weights, {**sidecar, "Description": "Ridge weight of each pattern (one volume per pattern, in "
-                     "order), refit on every scan at each voxel's alpha (geometric mean over outer folds)"},
-                     model=label, desc="neurons", stat="weight")
-    columns = [f"pattern{k:02d}" for k in range(len(series))]
-    output.write_table(pd.DataFrame(series.T, columns=columns), output.name("timeseries", ".tsv", model=label,
+def _write(participant, label, sidecar, fit, voxels, runs, networks):
+    """One participant's neuron outputs; ``networks``: ``(atlas, matches, measures)``."""
+    atlas, matches, measures = networks
+    output, method = participant.output, sidecar["NeuronPatterns"]
+    output.write_map(np.nanmean(fit.test_r[:, voxels], axis=0), {**sidecar, "Description": "Pearson r of the neuron "
+                     "patterns' encoding model on held-out runs, mean over outer folds"}, model=label, desc="neurons",
+                     stat="r")
+    output.write_map(fit.weights[:, voxels], {**sidecar, "Description": "Ridge weight of each pattern (one volume "
+                     "per pattern, in order), refit on every scan at each voxel's alpha (geometric mean over outer "
+                     "folds)"}, model=label, desc="neurons", stat="weight")
+    columns = [f"pattern{k:02d}" for k in range(len(fit.series))]
+    output.write_table(pd.DataFrame(fit.series.T, columns=columns), output.name("timeseries", ".tsv", model=label,
                        desc="neurons"), {"Description": "Time course of each neuron pattern (dictionary atom, unit "
                                          "norm, signed so that its neurons follow it positively) at the scans of "
                                          "every run, runs in order, trimmed and censored as the fit",
-                                         "Runs": [run.bold_path.name for run in runs], "ScansPerRun": list(lengths),
+                                         "Runs": [run.bold_path.name for run in runs],
+                                         "ScansPerRun": list(fit.lengths),
                                          "RepetitionTime": runs[0].repetition_time, "NeuronPatterns": method})
-    table = pd.DataFrame({"layer": rows[0], "neuron": rows[1], "pattern": chosen,
+    chosen, codes = fit.chosen, fit.codes
+    assigned = neuron_networks(chosen, matches)
+    table = pd.DataFrame({"layer": fit.rows[0], "neuron": fit.rows[1], "pattern": chosen,
                           "coefficient": codes[np.arange(len(chosen)), np.maximum(chosen, 0)] * (chosen >= 0),
-                          "network": [network if network is not None else "n/a" for network in networks]})
+                          "network": [network if network is not None else "n/a" for network in assigned]})
     description = {"Description": "Each feed-forward neuron's pattern (the largest absolute code; -1: none), its "
                    "coefficient, and the network its pattern matches (n/a: none)", "NeuronPatterns": method}
     if len(table) > NPZ_ABOVE:

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bids_encoding.ridge.scoring import zscore
-
 # The penalties the inner cross-validation chooses among, and what it scores them on.
 ALPHA_SCORE_NAMES = {"r": "validation Pearson r", "r2": "validation R²",
                      "huth-r2": "sign(R) sqrt(|R|), R = 1 - var(residual) / ((1 + var(y)) / 2) (Antonello et al.'s "
@@ -187,6 +185,8 @@ def split_one_stimulus(designs, responses, n_chunks, gap, min_scans=10):
         raise ValueError(f"a single stimulus of {n_scans} scans is too short for cross-validation: {n_chunks} "
                          f"chunks of at least {min_scans} scans with {gap} scans dropped between them need "
                          f"{n_chunks * min_scans + (n_chunks - 1) * gap}")
+    from bids_encoding.ridge.scoring import zscore  # torch: not at module level (the parser reads this module)
+
     pieces = [(zscore(x[a:b]).astype(np.float32), zscore(y[a:b]).astype(np.float32), j)
               for j, (a, b) in enumerate(zip(starts, bounds[1:])) for x, y in zip(designs, responses)]
     return [p[0] for p in pieces], [p[1] for p in pieces], [p[2] for p in pieces]

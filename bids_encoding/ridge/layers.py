@@ -1,5 +1,7 @@
 """The best layer of each voxel, chosen on inner-validation scores only."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -50,3 +52,48 @@ class BestLayer:
             folds = sorted((int(key.rsplit("_", 1)[1]), key) for key in state if key.startswith(f"{name}_"))
             setattr(best, attribute, [state[key] for _, key in folds] or None)
         return best
+
+
+@dataclass(frozen=True)
+class LayerFit:
+    """One layer's fit for the participants fitted together, per outer fold and voxel.
+
+    Attributes
+    ----------
+    r, r2, validation : numpy.ndarray ``(n_folds, n_voxels)``
+        Held-out r and R², inner-validation score at the alpha used.
+    alpha : numpy.ndarray ``(n_folds, n_voxels)`` or None
+        None for the best layer (each voxel's alpha is its layer's).
+    p : numpy.ndarray ``(n_voxels,)`` or None
+        The voxels' p-values, where every layer is tested (``--pvalue-layers all``).
+    forms : tuple of str
+        The ridge forms that ran (``primal``, ``dual``).
+    """
+
+    r: np.ndarray
+    r2: np.ndarray
+    alpha: np.ndarray
+    validation: np.ndarray
+    p: np.ndarray | None = None
+    forms: tuple = ()
+
+    @classmethod
+    def of(cls, result, pvalues=None):
+        """From a :class:`~bids_encoding.ridge.result.CVResult`."""
+        return cls(result.test_r, result.test_r2, result.alpha, result.validation_score, pvalues,
+                   tuple(sorted(set(result.forms))))
+
+    def arrays(self):
+        """The arrays to save (a checkpoint); :meth:`from_arrays` reads them back."""
+        return {"r": self.r, "r2": self.r2, "alpha": self.alpha, "validation": self.validation, "p": self.p,
+                "form": np.array(self.forms)}
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        return cls(arrays["r"], arrays["r2"], arrays["alpha"], arrays["validation"], arrays.get("p"),
+                   tuple(str(form) for form in np.atleast_1d(arrays.get("form", ()))))
+
+    def voxels(self, columns):
+        """The fit of some voxels (a slice of the participants' voxels)."""
+        return LayerFit(self.r[:, columns], self.r2[:, columns], None if self.alpha is None else self.alpha[:, columns],
+                        self.validation[:, columns], None if self.p is None else self.p[columns], self.forms)

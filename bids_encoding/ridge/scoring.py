@@ -2,7 +2,7 @@
 rest), and z-scoring.
 
 The solver's validation scorer fuses its own r and R² into the all-alphas product for speed
-(ridge/solver.py ``_ValidationScorer``), and the circular-shift null computes r of every lag through
+(ridge/kernels.py ``_ValidationScorer``), and the circular-shift null computes r of every lag through
 an FFT (ridge/significance.py); both are checked against these definitions by the tests.
 """
 

@@ -10,7 +10,7 @@ The ground truth (labels map and JSON) goes next to the dataset.
 
 import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import nibabel as nib
@@ -174,18 +174,12 @@ def _write_json(path, data):
     Path(path).write_text(json.dumps(data, indent=2) + "\n")
 
 
-def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.0, seed=0,
-                     layer=None, n_components=4, amplitude_left=1.2, amplitude_right=0.35,
-                     noise_ar1=0.4, feature_settings=FeatureSettings(), repeats=0, layout="bids",
-                     motion_artifact=0.0, head_tissue=False, neuron_groups=None, neuron_layer=1,
-                     network_amplitude=1.0):
-    """Write the synthetic dataset under ``root/bids`` and its ground truth under ``root/ground_truth``.
+@dataclass(frozen=True)
+class SyntheticStudy:
+    """The options of a synthetic dataset (:func:`generate_dataset`).
 
     Parameters
     ----------
-    root : Path
-    model : str
-        Model whose features drive the planted voxels (hub id, directory, .gguf).
     layer : int or None
         Layer index (0 = embeddings); ``None`` = the middle layer.
     amplitude_left, amplitude_right : float
@@ -211,11 +205,46 @@ def generate_dataset(root, model, n_participants=3, n_runs=4, repetition_time=2.
         :func:`build_neuron_model`): the mean activation of group ``g``, convolved with the HRF, drives
         the ``g``-th network of a generated atlas (bilateral spheres; ``ground_truth/networks_dseg.nii.gz``
         and its TSV), with ``network_amplitude`` (0: a null dataset with the same atlas).
+    """
+
+    n_participants: int = 3
+    n_runs: int = 4
+    repetition_time: float = 2.0
+    seed: int = 0
+    layer: int | None = None
+    n_components: int = 4
+    amplitude_left: float = 1.2
+    amplitude_right: float = 0.35
+    noise_ar1: float = 0.4
+    feature_settings: FeatureSettings = FeatureSettings()
+    repeats: int = 0
+    layout: object = "bids"
+    motion_artifact: float = 0.0
+    head_tissue: bool = False
+    neuron_groups: object = None
+    neuron_layer: int = 1
+    network_amplitude: float = 1.0
+
+
+def generate_dataset(root, model, study=None, **options):
+    """Write the synthetic dataset under ``root/bids`` and its ground truth under ``root/ground_truth``.
+
+    Parameters
+    ----------
+    root : Path
+    model : str
+        Model whose features drive the planted voxels (hub id, directory, .gguf).
+    study : SyntheticStudy or None
+        The dataset's options (``None``: the defaults); ``options`` (its field names) change some of them.
 
     Returns
     -------
     GroundTruth
     """
+    study = replace(study or SyntheticStudy(), **options)
+    (n_participants, n_runs, repetition_time, seed, layer, n_components, amplitude_left, amplitude_right, noise_ar1,
+     feature_settings, repeats, layout, motion_artifact, head_tissue, neuron_groups, neuron_layer,
+     network_amplitude) = (getattr(study, item.name) for item in fields(study))
     root = Path(root)
     bids_dir, truth_dir = root / "bids", root / "ground_truth"
     if bids_dir.exists() and any(bids_dir.iterdir()):

@@ -1,0 +1,104 @@
+"""The runs of every participant, selected and checked before any heavy work, and what they share: their stimuli
+(each one feature computation) and, for participants who heard the same stimuli, one design."""
+
+from dataclasses import replace
+
+from bids_encoding.errors import BadDataError, UsageError
+from bids_encoding.features import FeatureCache, parse_model_spec
+from bids_encoding.features.engine import FeatureExtractor
+from bids_encoding.inputs import load_layout, select_runs
+from bids_encoding.inputs.derivatives import derivative_roots
+from bids_encoding.inputs.layout import BoldQuery, check_timings, select_subjects
+from bids_encoding.inputs.timings.spec import StimulusSpec
+from bids_encoding.stimuli import StimulusSequence
+
+MIN_SCANS_AFTER_TRIM = 20
+
+
+def collect_runs(config):
+    """Select and check every participant's runs (complete: words, timings and confounds read).
+
+    Returns
+    -------
+    dict
+        ``{(subject, task): [Run, ...]}``
+    """
+    layout = load_layout(config.bids_dir, config.work_dir / "pybids", validate=config.validate)
+    stimuli = StimulusSpec.load(config.stimuli) if config.stimuli else None
+    pool_label = (stimuli.label if stimuli and stimuli.label else "pooled") if config.cv_unit == "stimulus" else None
+    roots = derivative_roots(config.bids_dir, config.derivatives)
+    selected = {}
+    for subject in select_subjects(layout, config.participant_labels):
+        query = BoldQuery(config.space, config.resolution, config.bold_filters)
+        for task, runs in select_runs(layout, subject, config.task, stimuli, pool_label, query, roots).items():
+            selected[(subject, task)] = runs
+    if stimuli is not None:
+        check_timings([run for runs in selected.values() for run in runs])
+    return {key: [_with_confounds(run, config) for run in runs] for key, runs in selected.items()}
+
+
+def _with_confounds(run, config):
+    """The run with its confounds (``--confounds``), once it is checked that enough scans are left."""
+    trim = config.design.trim_start + config.design.trim_end
+    if run.n_scans - trim < MIN_SCANS_AFTER_TRIM:
+        raise BadDataError(f"{run.bold_path} has {run.n_scans} scans: after --trim-scans "
+                           f"{config.design.trim_start} {config.design.trim_end} fewer than "
+                           f"{MIN_SCANS_AFTER_TRIM} are left; trim fewer scans")
+    run = replace(run, confounds=config.confounds.load(run.bold_path))
+    if run.confounds is not None:
+        censored = run.confounds.record(*kept_window(run, config))["CensoredScans"]
+        if run.n_scans - trim - censored < MIN_SCANS_AFTER_TRIM:
+            raise BadDataError(f"{run.bold_path}: {censored} of its scans are censored by --confounds scrub "
+                               f"and fewer than {MIN_SCANS_AFTER_TRIM} are left; raise --fd-threshold or "
+                               "leave this run out")
+    return run
+
+
+def kept_window(run, config):
+    """The scans of a run left after trimming: ``(start, stop)``."""
+    return config.design.trim_start, run.n_scans - config.design.trim_end
+
+
+def space_of(runs, config):
+    """The space of a participant's runs: their ``space-`` entity, else ``--space``, else ``orig``."""
+    return runs[0].space or config.space or "orig"
+
+
+def stimulus_sequences(selected, config):
+    """``{(subject, task): StimulusSequence}`` of the selected runs."""
+    return {key: StimulusSequence.of_runs(runs, config.features.continuous) for key, runs in selected.items()}
+
+
+def distinct_stimuli(sequences):
+    """``{cache_key: Stimulus}`` of the sequences' stimuli: each is one feature computation."""
+    stimuli = {}
+    for sequence in sequences:
+        for stimulus in sequence.stimuli:
+            stimuli.setdefault(stimulus.cache_key, stimulus)
+    return stimuli
+
+
+def feature_extractor(config):
+    return FeatureExtractor(FeatureCache(config.feature_cache_dir), config.features, device=config.device,
+                            dtype=config.dtype, trust_remote_code=config.trust_remote_code,
+                            progress=config.progress, ffn_neurons=config.ffn_neurons, placement=config.placement)
+
+
+def model_specs(models):
+    """The parsed ``--models``; two that would share a file label stop the run."""
+    specs = [parse_model_spec(model) for model in models]
+    labels = [spec.label for spec in specs]
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise UsageError(f"models {', '.join(models)} share the file label(s) {', '.join(duplicates)}: "
+                         "give each model once, or rename a local directory")
+    return specs
+
+
+def stimulus_signature(runs, sequence, config, censoring=True):
+    """What must match for participants to share a design matrix: features (cache keys), scans, and what of
+    the confounds the design gets (cosines and, with ``censoring``, the censored scans)."""
+    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time, run.origin,
+                  run.confounds.signature(*kept_window(run, config), censoring) if run.confounds is not None
+                  else None)
+                 for stimulus, run in zip(sequence.stimuli, runs))
