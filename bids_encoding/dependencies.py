@@ -7,6 +7,7 @@ transformers. What each path needs:
 - a ``.gguf`` model: ``gguf`` and ``accelerate`` (extra ``gguf``; transformers reads GGUF through both);
 - ``--device-map``: ``accelerate`` (extra ``multi-gpu``);
 - ``--quantize``: ``bitsandbytes`` and ``accelerate`` (extra ``quantize``);
+- the ``wordfreq`` feature space: ``wordfreq`` (extra ``lowlevel``);
 - the figures and HTML reports of both levels: ``matplotlib`` and ``jinja2`` (core dependencies: missing only
   from a broken install);
 - the BIDS validator (extra ``validator``) is not required: without it the input is not validated, with a
@@ -33,6 +34,7 @@ GGUF = (Requirement("gguf", "gguf", "gguf"), Requirement("accelerate", "accelera
 DEVICE_MAP = (Requirement("accelerate", "accelerate", "multi-gpu"),)
 QUANTIZE = (Requirement("bitsandbytes", "bitsandbytes", "quantize"),
             Requirement("accelerate", "accelerate", "quantize"))
+WORDFREQ = (Requirement("wordfreq", "wordfreq", "lowlevel"),)
 REPORTS = (Requirement("matplotlib", "matplotlib"), Requirement("jinja2", "jinja2"))
 
 
@@ -97,6 +99,8 @@ def check_run(models=(), device_map=None, quantize=None, figures=True):
     for model in models:  # a .gguf file, trained or not (features/models.py reads these as GGUF)
         if str(model).removeprefix("untrained:").endswith(".gguf"):
             require(GGUF, f"the GGUF model {model}")
+        if str(model).split(":")[0] == "wordfreq":
+            require(WORDFREQ, f"the feature space {model}")
     if quantize:
         require(QUANTIZE, f"--quantize {quantize}")
     if device_map:

@@ -4,18 +4,18 @@
 - ``random:type``: one fixed random vector per word type (lower-cased,
   punctuation stripped), the same in every run and participant;
 - ``wordrate``: a constant 1 per word: after HRF convolution, the word rate;
-- ``wordlength``: the number of letters of each word.
+- ``wordlength``: the number of letters of each word;
+- ``wordfreq[:LANG]``: each word's Zipf frequency in language ``LANG`` (default ``en``; the ``wordfreq`` package);
+- ``vectors:FILE``: each word's static vector from a GloVe or word2vec text file (:mod:`.static`).
 """
 
 import hashlib
 
 import numpy as np
 
+from bids_encoding.features.static import word_frequencies, word_type, word_vectors
+
 BASELINE_SEED = 0
-
-
-def _word_type(word):
-    return "".join(c for c in word.lower() if c.isalnum()) or word
 
 
 def _type_vector(word_type, dim, seed):
@@ -23,25 +23,40 @@ def _type_vector(word_type, dim, seed):
     return np.random.default_rng(np.frombuffer(digest[:8], dtype=np.uint64)[0]).standard_normal(dim)
 
 
-def _random_token(words, dim, stimulus_seed):
-    return np.random.default_rng([BASELINE_SEED, stimulus_seed]).standard_normal((len(words), dim))
+def _random_token(words, spec, stimulus_seed):
+    return np.random.default_rng([BASELINE_SEED, stimulus_seed]).standard_normal((len(words), spec.dim))
 
 
-def _random_type(words, dim, stimulus_seed):
-    return np.stack([_type_vector(_word_type(w), dim, BASELINE_SEED) for w in words])
+def _random_type(words, spec, stimulus_seed):
+    return np.stack([_type_vector(word_type(w), spec.dim, BASELINE_SEED) for w in words])
 
 
-def _word_rate(words, dim, stimulus_seed):
+def _word_rate(words, spec, stimulus_seed):
     return np.ones((len(words), 1))
 
 
-def _word_length(words, dim, stimulus_seed):
+def _word_length(words, spec, stimulus_seed):
     return np.array([[sum(c.isalnum() for c in word)] for word in words], dtype=float)
 
 
-# name -> function(words, dim, stimulus_seed) -> (n_words, dim); a new baseline is one function and one entry
+def _word_frequency(words, spec, stimulus_seed):
+    return word_frequencies(words, baseline_argument(spec) or "en")
+
+
+def _static_vectors(words, spec, stimulus_seed):
+    return word_vectors(words, baseline_argument(spec))
+
+
+# name -> function(words, spec, stimulus_seed) -> (n_words, dim); a new baseline is one function and one entry
 BASELINES = {"random:token": _random_token, "random:type": _random_type, "wordrate": _word_rate,
-             "wordlength": _word_length}
+             "wordlength": _word_length, "wordfreq": _word_frequency, "vectors": _static_vectors}
+
+
+def baseline_argument(spec):
+    """What follows a baseline's name in its id (``wordfreq:fr`` -> ``fr``, ``vectors:FILE`` -> the file);
+    ``None`` when nothing does."""
+    rest = spec.model_id[len(spec.location):]
+    return rest[1:] if rest.startswith(":") else None
 
 
 def baseline_features(spec, words, stimulus_seed=0):
@@ -62,4 +77,4 @@ def baseline_features(spec, words, stimulus_seed=0):
     """
     if spec.location not in BASELINES:
         raise ValueError(f"unknown baseline {spec.location}: use one of {', '.join(BASELINES)}")
-    return {0: BASELINES[spec.location](words, spec.dim, stimulus_seed).astype(np.float32)}
+    return {0: BASELINES[spec.location](words, spec, stimulus_seed).astype(np.float32)}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bids_encoding.errors import MissingInputError, UsageError
 from bids_encoding.features.baselines import BASELINES
+from bids_encoding.features.static import vectors_dimension
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class ModelSpec:
         if self.source == "directory":
             prefix = "untrained:" if self.untrained else ""
             return model_label(prefix + directory_name(self.location))
+        if self.source == "baseline" and self.location == "vectors":  # vectors:/path/glove.6B.50d.txt
+            return model_label("vectors" + Path(self.model_id.partition(":")[2]).name.split(".txt")[0])
         return model_label(self.model_id)
 
     @property
@@ -150,6 +153,15 @@ def _packaged_model_dir(model_id):
 
 def _baseline_spec(text):
     parts = text.split(":")
+    if parts[0] == "vectors":
+        path = Path(text.partition(":")[2]).expanduser()
+        if not text.partition(":")[2]:
+            raise UsageError("vectors: takes a file: write vectors:PATH (GloVe or word2vec text)")
+        return ModelSpec(f"vectors:{path.resolve()}", None, "baseline", "vectors", dim=vectors_dimension(path))
+    if parts[0] == "wordfreq":
+        if len(parts) > 2 or (len(parts) == 2 and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", parts[1])):
+            raise UsageError(f"'{text}': write wordfreq or wordfreq:LANG with LANG a language code (en, fr, zh)")
+        return ModelSpec(text, None, "baseline", "wordfreq", dim=1)
     name = ":".join(parts[:2]) if parts[0] == "random" else text
     if name not in BASELINES or len(parts) > 3:
         raise UsageError(f"unknown baseline '{text}': use one of {', '.join(BASELINES)} (random ones take :DIM)")
@@ -169,7 +181,7 @@ def parse_model_spec(text):
     -------
     ModelSpec
     """
-    if text.startswith("random:") or text in BASELINES:
+    if text.startswith(("random:", "wordfreq:", "vectors:")) or text in BASELINES:
         return _baseline_spec(text)
     if text.startswith("untrained:"):
         inner = parse_model_spec(text[len("untrained:"):])

@@ -1,0 +1,74 @@
+"""Word-level feature spaces that need no language model: a word's log frequency (``wordfreq``) and static word
+vectors read from a file (GloVe or word2vec text format), the lexical controls and static embeddings the seeds
+compare language models with."""
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from bids_encoding.errors import BadDataError, MissingInputError
+
+LOGGER = logging.getLogger(__name__)
+
+
+def word_type(word):
+    """A word as dictionaries list it: lower case, letters and digits only (the word itself if none)."""
+    return "".join(c for c in word.lower() if c.isalnum()) or word
+
+
+def word_frequencies(words, language="en"):
+    """Each word's Zipf frequency (log10 of its frequency per billion words, wordfreq's ``zipf_frequency``; 0 for
+    a word wordfreq does not know), ``(n_words, 1)``."""
+    from wordfreq import zipf_frequency
+
+    return np.array([[zipf_frequency(word_type(word), language)] for word in words], dtype=float)
+
+
+def vectors_dimension(path):
+    """The dimension of a vectors file, from its first line (a word2vec header ``N D``, or a GloVe row)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"word vectors file {path} does not exist: give a GloVe or word2vec text file")
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        first = stream.readline().split()
+    if len(first) == 2 and all(part.isdigit() for part in first):
+        return int(first[1])
+    if len(first) < 2:
+        raise BadDataError(f"{path}: not a word vectors file (a line per word: the word, then its numbers)")
+    return len(first) - 1
+
+
+@lru_cache(maxsize=2)
+def load_vectors(path):
+    """``(index, vectors)``: word -> row, and the ``(n_words, dim)`` float32 vectors of a GloVe or word2vec text
+    file (the first of repeated words kept; words as :func:`word_type` makes them)."""
+    dim = vectors_dimension(path)
+    index, rows = {}, []
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        for number, line in enumerate(stream, start=1):
+            parts = line.rstrip("\n").split(" ")
+            if number == 1 and len(parts) == 2 and all(part.isdigit() for part in parts):
+                continue  # the word2vec header
+            if len(parts) != dim + 1:
+                raise BadDataError(f"{path}, line {number}: {len(parts) - 1} numbers where the file's first line "
+                                   f"has {dim}: give a GloVe or word2vec text file")
+            key = word_type(parts[0])
+            if key not in index:
+                index[key] = len(rows)
+                rows.append(np.asarray(parts[1:], dtype=np.float32))
+    return index, np.stack(rows)
+
+
+def word_vectors(words, path):
+    """The static vector of each word, ``(n_words, dim)``; zeros for a word the file lacks (their count logged)."""
+    index, vectors = load_vectors(str(path))
+    found = [index.get(word_type(word)) for word in words]
+    missing = sum(row is None for row in found)
+    if missing:
+        LOGGER.info("%s: %d of %d words have no vector (zeros)", Path(path).name, missing, len(words))
+    out = np.zeros((len(words), vectors.shape[1]), dtype=np.float32)
+    rows = [k for k, row in enumerate(found) if row is not None]
+    out[rows] = vectors[[found[k] for k in rows]]
+    return out

@@ -1,0 +1,88 @@
+"""Word-level feature spaces without a language model: word frequency (wordfreq) and static word vectors from a
+GloVe or word2vec text file."""
+
+import json
+
+import numpy as np
+import pytest
+from test_dependencies import hide, one_error_line
+
+from bids_encoding.cli import main
+from bids_encoding.errors import BadDataError, MissingInputError, UsageError
+from bids_encoding.features import parse_model_spec
+from bids_encoding.features.baselines import baseline_features
+from bids_encoding.features.static import load_vectors
+
+GLOVE = "the 0.418 0.24968 -0.41242\ncat 0.45281 -0.50108 -0.53714\nCat 9 9 9\nsat -0.1 0.2 0.3\n"
+
+
+@pytest.fixture
+def glove_file(tmp_path):
+    path = tmp_path / "glove.6B.3d.txt"  # the format of Stanford's glove.6B files: a word and its numbers a line
+    path.write_text(GLOVE)
+    return path
+
+
+def test_word_frequencies_follow_wordfreq_in_the_stimulus_language():
+    from wordfreq import zipf_frequency
+
+    english = baseline_features(parse_model_spec("wordfreq"), ["The", "cat,", "qwzxv"])[0]
+    assert english.shape == (3, 1)
+    assert english[0, 0] == pytest.approx(zipf_frequency("the", "en"), abs=1e-5) and english[0, 0] > 7
+    assert english[1, 0] == pytest.approx(zipf_frequency("cat", "en"), abs=1e-5)  # punctuation stripped
+    assert english[2, 0] == 0  # unknown to wordfreq
+    french = baseline_features(parse_model_spec("wordfreq:fr"), ["maison", "house"])[0]
+    assert french[0, 0] == pytest.approx(zipf_frequency("maison", "fr"), abs=1e-5)
+    assert french[0, 0] > french[1, 0]  # a French word is more frequent in French than an English one
+    with pytest.raises(UsageError, match="LANG"):
+        parse_model_spec("wordfreq:French!")
+
+
+def test_static_vectors_from_a_glove_file(glove_file):
+    spec = parse_model_spec(f"vectors:{glove_file}")
+    assert spec.dim == 3 and spec.label == "vectorsglove6B3d" and spec.is_baseline
+    features = baseline_features(spec, ["The", "cat", "dog", "sat."])[0]
+    np.testing.assert_allclose(features[0], [0.418, 0.24968, -0.41242], rtol=1e-6)
+    np.testing.assert_allclose(features[1], [0.45281, -0.50108, -0.53714], rtol=1e-6)  # the first "cat" kept
+    assert not features[2].any()  # no vector: zeros
+    np.testing.assert_allclose(features[3], [-0.1, 0.2, 0.3], rtol=1e-6)
+
+
+def test_static_vectors_from_a_word2vec_text_file(tmp_path):
+    path = tmp_path / "vectors.vec"  # word2vec's text format: a header "count dimension"
+    path.write_text("2 2\nhello 1.5 -2\nworld 0 1\n")
+    assert parse_model_spec(f"vectors:{path}").dim == 2
+    index, vectors = load_vectors(str(path))
+    np.testing.assert_array_equal(vectors[index["hello"]], [1.5, -2])
+
+
+def test_a_bad_vectors_file_is_named_with_its_line(tmp_path):
+    path = tmp_path / "broken.txt"
+    path.write_text("the 1 2 3\ncat 1 2\n")
+    with pytest.raises(BadDataError, match=r"broken.txt, line 2: 2 numbers"):
+        load_vectors(str(path))
+    with pytest.raises(MissingInputError, match="does not exist"):
+        parse_model_spec(f"vectors:{tmp_path / 'absent.txt'}")
+    with pytest.raises(UsageError, match="vectors:PATH"):
+        parse_model_spec("vectors:")
+
+
+def test_the_static_spaces_are_fitted_and_recorded(small_dataset, glove_file, tmp_path):
+    out = tmp_path / "out"
+    assert main([str(small_dataset), str(out), "participant", "--models", "wordfreq", f"vectors:{glove_file}",
+                 "--skip-bids-validation", "--pvalue-method", "none"]) == 0
+    scores = (out / "sub-01" / "func").glob("*_scores.tsv")
+    import pandas as pd
+
+    table = pd.concat([pd.read_csv(path, sep="\t") for path in scores])
+    assert set(table["model"]) == {"wordfreq", "vectorsglove6B3d"}
+    sidecar = json.loads(next((out / "sub-01" / "func").glob("*_model-vectorsglove6B3d_layer-0_stat-r_statmap.json"))
+                         .read_text())
+    assert sidecar["Model"]["Id"] == f"vectors:{glove_file.resolve()}" and sidecar["Model"]["HiddenSize"] == 3
+
+
+def test_wordfreq_missing_says_which_extra(small_dataset, tmp_path, monkeypatch, capsys):
+    hide(monkeypatch, "wordfreq")
+    code = main([str(small_dataset), str(tmp_path / "out"), "participant", "--models", "wordfreq:fr"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 66 and "wordfreq" in line and "pip install 'bids_encoding[lowlevel]'" in line
