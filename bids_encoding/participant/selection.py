@@ -37,6 +37,19 @@ def collect_runs(config):
     return {key: [_with_confounds(run, config) for run in runs] for key, runs in selected.items()}
 
 
+def check_feature_inputs(specs, selected):
+    """A feature space whose input a run lacks stops the run before any work: ``phonemes`` needs word timings
+    with a phone tier."""
+    from bids_encoding.features.baselines import NEEDS_PHONES
+
+    for spec in (spec for spec in specs if spec.is_baseline and spec.location in NEEDS_PHONES):
+        for run in (run for runs in selected.values() for run in runs if "n_phones" not in run.words):
+            source = (run.word_source or {}).get("Annotation") or run.events_path
+            raise BadDataError(f"{source}: --models {spec.model_id} counts each word's phones, and these word "
+                               "timings have no phone tier: give TextGrids with a phone tier (as LeBel et al.'s, "
+                               f"--stimuli lebel), or leave {spec.model_id} out")
+
+
 def _with_confounds(run, config):
     """The run with its confounds (``--confounds``), once it is checked that enough scans are left."""
     trim = config.design.trim_start + config.design.trim_end

@@ -264,13 +264,28 @@ class DemoPreprocessedLayout(FmriprepLayout):
                    "DatasetType": "derivative", "GeneratedBy": [{"Name": "bids_encoding demo generator"}]}
 
 
+def phone_count(word):
+    """How many phones the synthetic TextGrids give a word: one per two letters, at least one."""
+    return max(1, sum(c.isalnum() for c in word) // 2)
+
+
+def _phones(start, stop, label):
+    """The phone intervals of one word interval (``sp`` for a silence or a mark)."""
+    if label in ("sp", "{br}", "sentence_start", "sentence_end"):
+        return [(start, stop, "sp")]
+    n = phone_count(label)
+    bounds = [start + (stop - start) * k / n for k in range(n + 1)]
+    return [(a, b, ("AH0", "T", "N", "IY1", "S")[k % 5]) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+
+
 LAYOUTS = {layout.name: layout for layout in (DemoLayout(), LeBelLayout(), LePetitPrinceLayout(), NarrativesLayout(),
                                                FmriprepLayout(), DemoPreprocessedLayout())}
 
 
 def _write_textgrid(path, words):
     """A long-format TextGrid with a phone tier and a word tier; silences are ``sp``, with a ``{br}`` breath and
-    ``sentence_start`` marks as in the LeBel TextGrids."""
+    ``sentence_start`` marks as in the LeBel TextGrids; each word is cut into ``phone_count(word)`` phones
+    (ARPAbet-like labels), silences are ``sp`` phones."""
     intervals, cursor = [], 0.0
     for i, (onset, duration, word) in enumerate(words[["onset", "duration", "word"]].itertuples(index=False)):
         if onset > cursor + 1e-6:
@@ -282,7 +297,8 @@ def _write_textgrid(path, words):
     intervals.insert(0, (0.0, intervals[0][0], "sentence_start")) if intervals[0][0] > 0 else None
     lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {end:.3f}",
              "tiers? <exists>", "size = 2", "item []:"]
-    tiers = [("phone", [(0.0, end, "")]), ("word", intervals)]
+    tiers = [("phone", [phone for start, stop, label in intervals for phone in _phones(start, stop, label)]),
+             ("word", intervals)]
     for number, (name, entries) in enumerate(tiers, start=1):
         lines += [f"    item [{number}]:", '        class = "IntervalTier"', f'        name = "{name}"',
                   "        xmin = 0", f"        xmax = {end:.3f}", f"        intervals: size = {len(entries)}"]

@@ -1,4 +1,5 @@
-"""Praat TextGrid word tiers (long and short text formats, parsed by praatio)."""
+"""Praat TextGrid word tiers (long and short text formats, parsed by praatio), with each word's number of phones
+where the grid has a phone tier (LeBel et al.'s TextGrids: ARPAbet phones beside the words)."""
 
 from bids_encoding.errors import BadDataError
 from bids_encoding.inputs.timings.base import WordTimings, read_text, word_table
@@ -6,6 +7,8 @@ from bids_encoding.inputs.timings.base import WordTimings, read_text, word_table
 # Labels that are not words, as the Huth lab's code drops them (LeBel et al. TextGrids).
 DEFAULT_NON_WORDS = ("sp", "", "#", "{br}", "{lg}", "{ls}", "{ns}", "{sl}", "sentence_start", "sentence_end")
 WORD_TIER_NAMES = ("word", "words", "mot", "mots")
+PHONE_TIER_NAMES = ("phone", "phones", "phoneme", "phonemes")
+NON_PHONES = ("sil", "spn")  # silence and spoken noise, beside the non-words
 
 
 def read_textgrid(path, tier=None, non_words=DEFAULT_NON_WORDS):
@@ -31,7 +34,19 @@ def read_textgrid(path, tier=None, non_words=DEFAULT_NON_WORDS):
     skip = {label.strip().lower() for label in non_words}
     kept = [entry for entry in chosen["entries"] if entry.label.strip().lower() not in skip]
     words = word_table([e.start for e in kept], [e.end for e in kept], [e.label for e in kept], path)
+    phone_tier = next((t for t in tiers if t["name"].strip().lower() in PHONE_TIER_NAMES and t is not chosen), None)
+    if phone_tier is not None:
+        words["n_phones"] = _phones_per_word(words, phone_tier["entries"], skip | set(NON_PHONES))
     return WordTimings(words, str(path), dropped=len(chosen["entries"]) - len(kept))
+
+
+def _phones_per_word(words, phones, skip):
+    """The number of phones whose midpoint falls within each word."""
+    import numpy as np
+
+    midpoints = np.sort([(float(p.start) + float(p.end)) / 2 for p in phones if p.label.strip().lower() not in skip])
+    return (np.searchsorted(midpoints, words["offset"].to_numpy(), side="left")
+            - np.searchsorted(midpoints, words["onset"].to_numpy(), side="left"))
 
 
 def _choose_tier(tiers, tier, path):
