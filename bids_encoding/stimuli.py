@@ -25,6 +25,8 @@ class Stimulus:
     phones : tuple of int or None
         Each word's number of phones, where the word timings have a phone tier (not part of the keys: the same
         words and timings come with the same phones).
+    language : str or None
+        The language the stimulus specification gives (``language`` of its ``[[stimulus]]`` entry).
     cache_key : str
         Hash of the words, timings and context: what makes two runs' features
         equal (feature cache, design matrices); the fingerprint when there is
@@ -36,6 +38,7 @@ class Stimulus:
     context_words: tuple | None = None
     cache_key: str = ""
     phones: tuple | None = None
+    language: str | None = None
 
     def __post_init__(self):
         if not self.cache_key:
@@ -60,8 +63,9 @@ def run_stimuli(runs, continuous=False):
         fingerprint = stimulus_fingerprint(heard)
         cache_key = stimulus_fingerprint(heard, context.cache_key) if context else fingerprint
         phones = tuple(int(n) for n in run.words["n_phones"]) if "n_phones" in run.words else None
+        language = (getattr(run, "word_source", None) or {}).get("Language")
         stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
-                                cache_key, phones))
+                                cache_key, phones, language))
         previous = stimuli[-1]
     return stimuli
 

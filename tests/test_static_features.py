@@ -209,3 +209,38 @@ def test_phonemes_on_the_lebel_layout_and_without_a_phone_tier(small_dataset, ti
                  "--skip-bids-validation"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 65 and "_events.tsv" in line and "no phone tier" in line
+
+
+def test_word_frequencies_take_the_language_of_the_stimulus_specification(tmp_path):
+    """Le Petit Prince in French, English and Chinese: the lpp preset gives each version's language, and wordfreq
+    without :LANG reads its words in it; a given :LANG wins."""
+    from wordfreq import zipf_frequency
+
+    from bids_encoding.inputs.timings.spec import StimulusSpec
+
+    entries = StimulusSpec.load("lpp").entries
+    assert {entry.match["task"]: entry.language for entry in entries} == {"lppEN": "en", "lppFR": "fr",
+                                                                           "lppCN": "zh"}
+    assert {entry.language for entry in StimulusSpec.load("lebel").entries} == {"en"}
+    spec = parse_model_spec("wordfreq")
+    french = baseline_features(spec, ["maison", "le"], language="fr")[0][:, 0]
+    np.testing.assert_allclose(french, [zipf_frequency("maison", "fr"), zipf_frequency("le", "fr")], atol=1e-5)
+    english = baseline_features(parse_model_spec("wordfreq:en"), ["maison"], language="fr")[0][0, 0]
+    assert english == pytest.approx(zipf_frequency("maison", "en"), abs=1e-5) and english < french[0]
+    custom = tmp_path / "spec.toml"
+    custom.write_text('[[stimulus]]\ntask = "*"\nlanguage = "de"\nannotation = "x/{task}.csv"\nformat = "table"\n')
+    assert StimulusSpec.load(str(custom)).entries[0].language == "de"
+
+
+def test_a_run_carries_its_language_to_its_stimulus(tmp_path, tiny_model):
+    from dataclasses import replace
+
+    from bids_encoding.inputs import load_layout, select_runs
+    from bids_encoding.stimuli import run_stimuli
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=2, seed=6)
+    runs = select_runs(load_layout(tmp_path / "bids", tmp_path / "index"), "01")["story"]
+    assert run_stimuli(runs)[0].language is None  # events.tsv: no specification, no language
+    stimulus = run_stimuli([replace(runs[0], word_source={"Language": "fr"})])[0]
+    assert stimulus.language == "fr" and stimulus.fingerprint == run_stimuli(runs)[0].fingerprint

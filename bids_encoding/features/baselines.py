@@ -5,7 +5,8 @@
   punctuation stripped), the same in every run and participant;
 - ``wordrate``: a constant 1 per word: after HRF convolution, the word rate;
 - ``wordlength``: the number of letters of each word;
-- ``wordfreq[:LANG]``: each word's Zipf frequency in language ``LANG`` (default ``en``; the ``wordfreq`` package);
+- ``wordfreq[:LANG]``: each word's Zipf frequency in language ``LANG`` (default: the stimulus specification's
+  ``language``, else ``en``; the ``wordfreq`` package);
 - ``vectors:FILE``: each word's static vector from a GloVe or word2vec text file (:mod:`.static`);
 - ``phonemes``: each word's number of phones (after HRF convolution, the phoneme rate), from a phone tier of the
   word timings (LeBel et al.'s TextGrids).
@@ -47,8 +48,8 @@ def _phonemes(words, spec, stimulus_seed, phones=None):
     return np.asarray(phones, dtype=float)[:, None]
 
 
-def _word_frequency(words, spec, stimulus_seed):
-    return word_frequencies(words, baseline_argument(spec) or "en")
+def _word_frequency(words, spec, stimulus_seed, language=None):
+    return word_frequencies(words, baseline_argument(spec) or language or "en")
 
 
 def _static_vectors(words, spec, stimulus_seed):
@@ -60,6 +61,7 @@ BASELINES = {"random:token": _random_token, "random:type": _random_type, "wordra
              "wordlength": _word_length, "wordfreq": _word_frequency, "vectors": _static_vectors,
              "phonemes": _phonemes}
 NEEDS_PHONES = {"phonemes"}  # the baselines that read each word's phones
+NEEDS_LANGUAGE = {"wordfreq"}  # the baselines that read the stimulus's language
 
 
 def baseline_argument(spec):
@@ -69,7 +71,7 @@ def baseline_argument(spec):
     return rest[1:] if rest.startswith(":") else None
 
 
-def baseline_features(spec, words, stimulus_seed=0, phones=None):
+def baseline_features(spec, words, stimulus_seed=0, phones=None, language=None):
     """Features of a baseline for one run's words.
 
     Parameters
@@ -81,6 +83,8 @@ def baseline_features(spec, words, stimulus_seed=0, phones=None):
         Mixed into ``random:token``'s seed so that runs differ.
     phones : sequence of int or None
         Each word's number of phones (``phonemes``).
+    language : str or None
+        The stimulus's language (``wordfreq`` without ``:LANG``).
 
     Returns
     -------
@@ -90,5 +94,6 @@ def baseline_features(spec, words, stimulus_seed=0, phones=None):
     if spec.location not in BASELINES:
         raise ValueError(f"unknown baseline {spec.location}: use one of {', '.join(BASELINES)}")
     function = BASELINES[spec.location]
-    arguments = {"phones": phones} if spec.location in NEEDS_PHONES else {}
+    arguments = {**({"phones": phones} if spec.location in NEEDS_PHONES else {}),
+                 **({"language": language} if spec.location in NEEDS_LANGUAGE else {})}
     return {0: function(words, spec, stimulus_seed, **arguments).astype(np.float32)}

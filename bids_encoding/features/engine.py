@@ -116,7 +116,7 @@ class FeatureExtractor:
         stimuli = {stimulus.cache_key: stimulus for stimulus in stimuli}
         info = self.model_info(spec)
         if spec.is_baseline:
-            features = {fp: baseline_features(spec, list(s.words), int(fp[:8], 16), s.phones)
+            features = {fp: baseline_features(spec, list(s.words), int(fp[:8], 16), s.phones, s.language)
                         for fp, s in stimuli.items()}
             return features, replace(info, layers=(0,))
         layers = resolve_layers(self.settings.layers, info.n_layers)

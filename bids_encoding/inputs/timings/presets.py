@@ -10,6 +10,7 @@ min_run_fraction = 0.5   # raw runs with a few dozen volumes (aborted) are left 
 _LPP_ENTRY = '''
 [[stimulus]]
 task = "lpp{lang}"
+language = "{code}"
 # times from the start of the section's audio; the preprocessed BOLD (derivatives/) starts with it
 annotation = "annotation/{lang}/lpp{lang}_word_information.csv"
 format = "lpp-csv"
@@ -17,9 +18,11 @@ origin = 0.0
 options = {{ section = "{{rank}}" }}   # section = the run's rank, not its scanner run label
 '''
 
+LPP_LANGUAGES = {"EN": "en", "FR": "fr", "CN": "zh"}
+
 PRESETS = {
-    "lpp": _LPP + "".join(_LPP_ENTRY.format(lang=lang) for lang in ("EN", "FR", "CN")),
-    **{f"lpp-{lang.lower()}": _LPP + _LPP_ENTRY.format(lang=lang) for lang in ("EN", "FR", "CN")},
+    "lpp": _LPP + "".join(_LPP_ENTRY.format(lang=lang, code=code) for lang, code in LPP_LANGUAGES.items()),
+    **{f"lpp-{lang.lower()}": _LPP + _LPP_ENTRY.format(lang=lang, code=code) for lang, code in LPP_LANGUAGES.items()},
     "narratives": '''
 description = "Narratives (ds002345): gentle alignments of each story; one run per task, tasks pooled"
 label = "narratives"
@@ -27,6 +30,7 @@ cv_unit = "stimulus"
 
 [[stimulus]]
 task = "*"
+language = "en"
 annotation = "stimuli/gentle/{task}/align.csv"
 format = "gentle-csv"
 # align.csv counts from the start of the audio file, which starts with the first events row naming it
@@ -41,6 +45,7 @@ cv_unit = "stimulus"
 
 [[stimulus]]
 task = "*"
+language = "en"
 annotation = "derivative/TextGrids/{task}.TextGrid"
 format = "textgrid"
 origin = 10.0   # the sound starts 10 s after the first volume

@@ -48,6 +48,7 @@ class StimulusEntry:
     origin: float | str = 0.0
     options: dict = field(default_factory=dict)
     match: dict = field(default_factory=dict)
+    language: str | None = None  # the stimuli's language (ISO 639: en, fr, zh), for language-specific features
 
     def matches(self, entities):
         return all(fnmatch.fnmatchcase(str(entities.get(key) or ""), str(pattern))
@@ -80,7 +81,7 @@ class StimulusSpec:
                 raise UsageError(f"stimulus specification {name}: format '{entry['format']}' is not one of "
                                  f"{', '.join(READERS)}")
             match = {key: entry.pop(key) for key in ENTITY_KEYS if key in entry}
-            extra = set(entry) - {"annotation", "format", "origin", "options"}
+            extra = set(entry) - {"annotation", "format", "origin", "options", "language"}
             if extra:
                 raise UsageError(f"stimulus specification {name}: [[stimulus]] {number} has unknown key(s) "
                                  f"{', '.join(sorted(extra))}")
@@ -90,7 +91,7 @@ class StimulusSpec:
                                  "or 'events-row:<trial_type>'")
             entries.append(StimulusEntry(entry["annotation"], entry["format"],
                                          float(origin) if isinstance(origin, (int, float)) else origin,
-                                         dict(entry.get("options", {})), match))
+                                         dict(entry.get("options", {})), match, entry.get("language")))
         if not entries:
             raise UsageError(f"stimulus specification {name} has no [[stimulus]] entry")
         cv_unit = data.get("cv_unit", "run")
@@ -144,9 +145,11 @@ class RunTimings:
     origin: float
     annotation: Path
     timings: WordTimings
+    language: str | None = None
 
     def record(self):
-        return {**self.timings.record(), "Origin": self.origin}
+        return {**self.timings.record(), "Origin": self.origin,
+                **({"Language": self.language} if self.language else {})}
 
 
 def run_timings(entry, bids_dir, entities, events_path=None):
@@ -175,7 +178,7 @@ def run_timings(entry, bids_dir, entities, events_path=None):
     words = timings.words.copy()
     words["onset"] += origin
     words["offset"] += origin
-    return RunTimings(words, timings.words, origin, path, timings)
+    return RunTimings(words, timings.words, origin, path, timings, entry.language)
 
 
 def events_origin(events_path, origin):
