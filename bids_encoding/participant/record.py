@@ -26,7 +26,7 @@ PARAMETER_COUNT = ("NumberOfParameters: the model as published, language-model h
                    "use it); WithoutHead: the transformer that gives the features; NonEmbedding: that transformer "
                    "without its embedding tables")
 # the fingerprint's fields that the sidecar holds under another name
-FINGERPRINT_IN_SIDECAR = {"Stimuli": "Runs", "Mask": "BOLD", "Features": "Features", "Runs": "Runs"}
+FINGERPRINT_IN_SIDECAR = {"Stimuli": "Runs", "Mask": "BOLD"}
 
 
 def model_record(spec, info, placement):

@@ -295,15 +295,20 @@ def _write_textgrid(path, words):
     end = cursor + 2.0
     intervals.append((cursor, end, "sentence_end"))
     intervals.insert(0, (0.0, intervals[0][0], "sentence_start")) if intervals[0][0] > 0 else None
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {end:.3f}",
-             "tiers? <exists>", "size = 2", "item []:"]
     tiers = [("phone", [phone for start, stop, label in intervals for phone in _phones(start, stop, label)]),
              ("word", intervals)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textgrid_text(tiers, end))
+
+
+def textgrid_text(tiers, end):
+    """A long-format Praat TextGrid of interval tiers ``[(name, [(start, stop, label), ...]), ...]``."""
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {end:.3f}",
+             "tiers? <exists>", f"size = {len(tiers)}", "item []:"]
     for number, (name, entries) in enumerate(tiers, start=1):
         lines += [f"    item [{number}]:", '        class = "IntervalTier"', f'        name = "{name}"',
                   "        xmin = 0", f"        xmax = {end:.3f}", f"        intervals: size = {len(entries)}"]
         for k, (start, stop, label) in enumerate(entries, start=1):
             lines += [f"        intervals [{k}]:", f"            xmin = {start:.3f}", f"            xmax = {stop:.3f}",
                       f'            text = "{label}"']
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"

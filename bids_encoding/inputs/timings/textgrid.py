@@ -1,6 +1,8 @@
 """Praat TextGrid word tiers (long and short text formats, parsed by praatio), with each word's number of phones
 where the grid has a phone tier (LeBel et al.'s TextGrids: ARPAbet phones beside the words)."""
 
+import numpy as np
+
 from bids_encoding.errors import BadDataError
 from bids_encoding.inputs.timings.base import WordTimings, read_text, word_table
 
@@ -42,8 +44,6 @@ def read_textgrid(path, tier=None, non_words=DEFAULT_NON_WORDS):
 
 def _phones_per_word(words, phones, skip):
     """The number of phones whose midpoint falls within each word."""
-    import numpy as np
-
     midpoints = np.sort([(float(p.start) + float(p.end)) / 2 for p in phones if p.label.strip().lower() not in skip])
     return (np.searchsorted(midpoints, words["offset"].to_numpy(), side="left")
             - np.searchsorted(midpoints, words["onset"].to_numpy(), side="left"))
