@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bids_encoding.design import Cleaning, DesignSettings
 from bids_encoding.features import FeatureSettings
+from bids_encoding.features.joint import JointSettings
 from bids_encoding.features.models import Placement
 from bids_encoding.inputs.confounds import ConfoundSettings
 from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
@@ -51,6 +52,8 @@ class ParticipantConfig(RunConfig):
     feature_cache: Path | None = None
     ffn_neurons: bool = False
     neurons: object = None  # NeuronSettings of the neurons-to-networks analysis (--neuron-patterns), or None
+    joint_models: tuple = ()  # --joint-model: ((label or None, (space, ...)), ...); their spaces join models
+    joint: JointSettings = field(default_factory=JointSettings)  # how joint models are fitted
     placement: Placement = field(default_factory=Placement)  # a model across devices (--device-map, ...)
     validate: bool = True
     recompute: bool = False  # fit again even what a complete, valid result in the output folder already holds

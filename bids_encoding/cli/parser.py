@@ -364,6 +364,22 @@ def build_parser():
                  "inter-subject correlation reads it instead of reading and cleaning every run again; costs "
                  "scans x voxels x 4 bytes per run on disk (docs/group.md)")
 
+    joint = parser.add_argument_group("joint models of several feature spaces (docs/joint.md)")
+    _option(joint, "--joint-model", action="append", default=[], metavar="[NAME=]SPACE+SPACE[+...]",
+            help="fit one encoding model of several feature spaces (--models entries joined by '+', e.g. "
+                 "gpt2+wordrate+phonemes; each is also fitted alone): the joint r and R², each space's split "
+                 "scores and unique variance; repeat for several joint models")
+    _option(joint, "--joint-solver", choices=("banded", "stacking"), default="banded",
+            help="banded ridge (one penalty per space and voxel, as himalaya's MultipleKernelRidgeCV) or stacked "
+                 "regression (convex weights of the spaces' predictions, Lin et al. 2024; Antonello et al.)")
+    _option(joint, "--joint-layer", type=_layer_or_best, default="best",
+            help="the layer of a joint model's language model: best (per outer fold, the layer whose own fit has "
+                 "the best mean inner-validation score) or an index (0 = embeddings)")
+    _option(joint, "--joint-candidates", type=_at_least(1), default=20,
+            help="banded ridge: candidate weightings of the spaces (random search; the first is uniform)")
+    _option(joint, "--no-unique-variance", action="store_true", default=False,
+            help="skip the fits of each joint model without each of its spaces (their unique variance)")
+
     neurons = parser.add_argument_group("neurons to brain networks (Sun et al. 2024; docs/neurons.md)")
     _option(neurons, "--neuron-patterns", type=_at_least(2), default=None, metavar="K",
             help="learn K temporal patterns of the models' feed-forward neurons (64 as reported), fit them as an "
@@ -641,6 +657,13 @@ def _confound_settings(args):
         raise UsageError(f"--confounds: {error}") from error
 
 
+def _layer_or_best(text):
+    """``best`` or a layer index >= 0."""
+    if text == "best" or (text.isdigit() and int(text) >= 0):
+        return text
+    raise argparse.ArgumentTypeError(f"{text}: best or a layer index (0 = embeddings)")
+
+
 def _placement(args, work_dir):
     from bids_encoding.features.models import Placement
 
@@ -657,6 +680,8 @@ def config_from_args(args):
     from bids_encoding.config import GroupConfig, ParticipantConfig, resolve_device
     from bids_encoding.design import Cleaning, DesignSettings
     from bids_encoding.features import FeatureSettings
+    from bids_encoding.features.joint import JointSettings, joint_entries, joint_specs
+    from bids_encoding.features.models import parse_model_spec
     from bids_encoding.inputs.timings.spec import StimulusSpec
     from bids_encoding.neurons.settings import NeuronSettings
     from bids_encoding.ridge import InnerCV
@@ -676,6 +701,9 @@ def config_from_args(args):
             resolve_layers(args.layers, 10 ** 6)
         except ValueError as error:
             raise UsageError(f"--layers: {error}") from error
+    joint = JointSettings(solver=args.joint_solver, layer=args.joint_layer, n_iter=args.joint_candidates,
+                          unique=not args.no_unique_variance)
+    joint_specs(joint_entries(args.joint_model), joint, parse_model_spec)  # one-line errors before any work
     bids_dir, output_dir, work_dir = _output_paths(args)
     if args.analysis_level == "group":
         return GroupConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
@@ -701,7 +729,8 @@ def config_from_args(args):
         epi_mask_cutoff=args.epi_mask_cutoff,
         confounds=_confound_settings(args),
         average=args.average_participants,
-        models=tuple(args.models),
+        models=tuple(dict.fromkeys([*args.models, *(space for _, spaces in joint_entries(args.joint_model)
+                                                     for space in spaces)])),
         device=resolve_device(args.device),
         dtype=args.dtype,
         validate=not args.skip_bids_validation,
@@ -714,6 +743,8 @@ def config_from_args(args):
                                n_permutations=args.neuron_permutations, sparsity=args.neuron_sparsity)
         if args.neuron_patterns else None,
         placement=_placement(args, work_dir),
+        joint_models=joint_entries(args.joint_model),
+        joint=joint,
         features=FeatureSettings(pooling=args.pooling, window=args.window_tokens, context=args.context_tokens,
                                  right_context=args.right_context_tokens, batch_size=args.batch_size,
                                  layers=tuple(args.layers) if args.layers else None,

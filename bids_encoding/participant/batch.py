@@ -52,6 +52,7 @@ class Batch:
                           for k in range(len(self.runs))]
         self.word_matrices = [config.design.word_matrix(run.words, run.n_scans, run.repetition_time)
                               for run in self.runs]
+        self.layer_validation = {}  # {model label: {layer: mean inner-validation score per outer fold}}
 
     def _folds(self):
         """``(n_folds, repeated_folds, test_fold)``: the outer folds fitted, those that test a repeated stimulus,
@@ -128,6 +129,7 @@ class Batch:
                 if checkpoint is not None:
                     checkpoint.save(layer, fit, best.state(), done)
                 progress.fitted(layer)
+            self.layer_validation.setdefault(spec.label, {})[layer] = np.nanmean(fit.validation, axis=1)
             self._write(spec, layer, fit, {subject: {**_with_forms(sidecar, fit.forms), "Layer": layer}
                                            for subject, sidecar in sidecars.items()}, columns)
         bar.close()
@@ -137,6 +139,26 @@ class Batch:
         best_sidecars = {subject: {**_with_forms(sidecar, fit.forms), "Layer": "best", "LayerChoice": LAYER_CHOICE}
                          for subject, sidecar in sidecars.items()}
         self._write(spec, "best", best_fit, best_sidecars, columns, best.most_chosen_layer(model_info.layers))
+        return sidecars
+
+    def fit_joint(self, spec, model_features, records):
+        """Fit a joint model (:class:`~bids_encoding.features.joint.JointSpec`) of spaces whose features are in
+        ``model_features`` (``{spec: (features, ModelInfo)}``); write its maps and score rows."""
+        from bids_encoding.participant.joint import JointModelFit, joint_maps, joint_rows
+
+        info = model_features[(spec.language_models or spec.spaces)[0]][1]
+        LOGGER.info("%s %s: joint model of %s (%s)", self.label, spec.label,
+                    ", ".join(space.label for space in spec.spaces), spec.settings.solver)
+        result = JointModelFit(self, spec, model_features).run()
+        sidecars = self.sidecars(spec, info, records)
+        columns = model_columns(spec, info)
+        for index, participant in enumerate(self.participants):
+            voxels = self.voxels(index)
+            sidecar = {**sidecars[participant.subject], "JointModel": spec.record(result.layers)}
+            for values, entities, description in joint_maps(result, spec):
+                participant.output.write_map(values[voxels], {**sidecar, "Description": description},
+                                             model=spec.label, **entities)
+            participant.rows.extend(joint_rows(result, spec, columns, voxels, participant.hemispheres))
         return sidecars
 
     def _write(self, spec, layer, fit, sidecars, columns, chosen_layers=None):
@@ -158,8 +180,8 @@ class Batch:
             return {}
         return {"AlphaPerFold": [float(value) for value in alpha[:, voxels.start]]}
 
-    def designs(self, features, layer):
-        """The design of each run at one layer, in the ridge's order."""
+    def designs(self, features, layer, space=None):
+        """The design of each run at one layer, in the ridge's order (``space``: the features' spec)."""
         config, sequence = self.config, self.sequence
         designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
                                             config.cleaning, run.confounds)

@@ -74,6 +74,7 @@ class FitRecord:
     left_out_runs: tuple
     sources: tuple
     average_of: tuple | None = None
+    joint: dict | None = None  # a joint model's spaces and solver (JointSpec.record)
     versions: dict = field(default_factory=computation_versions)
 
     @classmethod
@@ -104,6 +105,7 @@ class FitRecord:
             cross_validation={"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,
                               "Tasks": sorted({run.task for run in runs})},
             left_out_runs=tuple(sorted({name for run in runs for name in run.left_out})),
+            joint=spec.record() if spec.source == "joint" else None,
             sources=tuple([source_path(run.bold_path, config.bids_dir) for run in runs]
                           + sorted({source_path(run.events_path, config.bids_dir) for run in runs})))
 
@@ -126,7 +128,8 @@ class FitRecord:
                 "Runs": [dict(run) for run in self.runs], "LeftOutRuns": list(self.left_out_runs),
                 "CrossValidationUnit": self.cross_validation, "Sources": list(self.sources),
                 "SoftwareVersions": software_versions(), "ComputationVersions": self.versions,
-                **({"AverageOf": list(self.average_of)} if self.average_of else {})}
+                **({"AverageOf": list(self.average_of)} if self.average_of else {}),
+                **({"JointModel": self.joint} if self.joint else {})}
 
     def _hashed(self):
         payload = {
@@ -143,6 +146,8 @@ class FitRecord:
             "Significance": self.significance,
             "Neurons": self.neurons,
         }
+        if self.joint:
+            payload["JointModel"] = self.joint
         if self.procedure != "default":  # (payloads of the default keep their keys: their results stay valid)
             payload["Procedure"] = self.procedure
         return payload

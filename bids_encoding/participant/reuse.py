@@ -13,6 +13,7 @@ from bids_encoding.derivatives.resume import (
 )
 from bids_encoding.errors import BidsAppError
 from bids_encoding.features import parse_model_spec
+from bids_encoding.features.joint import is_joint
 from bids_encoding.participant.batch import build_ridge
 from bids_encoding.participant.record import FitRecord
 from bids_encoding.participant.selection import space_of
@@ -43,9 +44,10 @@ class FitPlan:
         self.removals_found = set()  # the --remove-models entries that named a committed result
 
     def _record(self, spec, runs, sequence, all_runs):
+        spaces = spec.spaces if is_joint(spec) else (spec,)
         return FitRecord.of(self.config, spec, runs, sequence, self.ridge,
-                            [self.extractor.record(spec, stimulus.cache_key) for stimulus in sequence.stimuli],
-                            all_runs)
+                            [self.extractor.record(space, stimulus.cache_key) for space in spaces
+                             for stimulus in sequence.stimuli], all_runs)
 
     def add(self, subject, task, runs, sequence, all_runs=None):
         """Describe every model's fit for one participant (``all_runs``: an average's members' runs); returns the
@@ -61,7 +63,11 @@ class FitPlan:
         self.fits[key] = {**{spec.label: scores_fit_entry(fingerprints[spec.label], spec.model_id)
                              for spec in self.specs},
                           **{label: committed[label] for label in retained}}
-        self.to_fit[key] = [spec for spec in self.specs if spec.label not in reusable]
+        to_fit = {spec for spec in self.specs if spec.label not in reusable}
+        for joint in [spec for spec in to_fit if is_joint(spec) and spec.settings.layer == "best"]:
+            to_fit.update(joint.language_models)  # their own fits choose the joint model's layer
+        self.to_fit[key] = [spec for spec in self.specs if spec in to_fit]
+        reusable -= {spec.label for spec in to_fit}
         self.kept[key] = sorted(reusable) + retained
         if removed and not self.to_fit[key]:
             self.pruned.append((subject, task, space_of(runs, self.config)))  # rewritten without them

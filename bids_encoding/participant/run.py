@@ -13,6 +13,7 @@ import numpy as np
 
 from bids_encoding.derivatives import ParticipantOutput, write_dataset_description
 from bids_encoding.errors import UsageError
+from bids_encoding.features.joint import is_joint
 from bids_encoding.participant.batch import Batch, build_ridge
 from bids_encoding.participant.preparation import AVERAGE_LABEL, average_participant, prepare_participant
 from bids_encoding.participant.record import FitRecord
@@ -58,8 +59,8 @@ def _participant_level(config):
     if config.average and AVERAGE_LABEL in {subject for subject, _ in selected}:
         raise UsageError(f"--average-participants writes sub-{AVERAGE_LABEL}, but the dataset has a participant "
                          f"labelled {AVERAGE_LABEL}: leave it out with --participant-label")
-    specs = model_specs(config.models)
-    check_feature_inputs(specs, selected)
+    specs = model_specs(config.models, config.joint_models, config.joint)
+    check_feature_inputs([spec for spec in specs if not is_joint(spec)], selected)
     if config.neurons:
         from bids_encoding.neurons.atlas import check_atlas
 
@@ -86,7 +87,8 @@ def _participant_level(config):
                            "task-%s with these scans: no average", members[0][0], task)
         elif plan.add(AVERAGE_LABEL, task, members[0][1], sequence, [run for _, runs in members for run in runs]):
             averages.append((task, members, sequence))
-    needed = {spec for specs_to_fit in plan.to_fit.values() for spec in specs_to_fit}
+    needed = {space for specs_to_fit in plan.to_fit.values() for spec in specs_to_fit
+              for space in (spec.spaces if is_joint(spec) else (spec,))}
     model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs if spec in needed}
     neurons = {spec: partial(extractor.neurons, spec) for spec in model_features
                if config.neurons and not spec.is_baseline}
@@ -147,6 +149,9 @@ def _fit_and_write(preparers, sequence, model_features, config, planned, neurons
         batch = Batch(prepared, sequence, config)
         batch.write_ceilings()
         for spec in planned.specs:
+            if is_joint(spec):
+                batch.fit_joint(spec, model_features, planned.records[spec])
+                continue
             sidecars = batch.fit_model(spec, model_features[spec], planned.records[spec],
                                        (planned.checkpoints or {}).get(spec))
             if config.neurons and spec in (neurons or {}):

@@ -97,14 +97,19 @@ def feature_extractor(config):
                             progress=config.progress, ffn_neurons=config.ffn_neurons, placement=config.placement)
 
 
-def model_specs(models):
-    """The parsed ``--models``; two that would share a file label stop the run."""
+def model_specs(models, joint_models=(), joint=None):
+    """The parsed ``--models``, then the ``--joint-model`` entries (``joint_models``, fitted with ``joint``, a
+    :class:`~bids_encoding.features.joint.JointSettings`); two that would share a file label stop the run."""
+    from bids_encoding.features.joint import joint_specs
+
     specs = [parse_model_spec(model) for model in models]
+    specs += joint_specs(joint_models, joint, parse_model_spec) if joint_models else []
     labels = [spec.label for spec in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise UsageError(f"models {', '.join(models)} share the file label(s) {', '.join(duplicates)}: "
-                         "give each model once, or rename a local directory")
+        raise UsageError(f"models {', '.join(spec.model_id for spec in specs)} share the file label(s) "
+                         f"{', '.join(duplicates)}: give each model once, rename a local directory, or give the "
+                         "joint model another label (name=SPACE+SPACE)")
     return specs
 
 

@@ -30,6 +30,7 @@ GRID_SHAPE = (19, 23, 19)
 GRID_ORIGIN = (-72.0, -104.0, -56.0)  # world coordinates of voxel (0, 0, 0); voxel i = 9 is x = 0
 BRAIN_CENTER, BRAIN_RADII = (0.0, -18.0, 14.0), (68.0, 86.0, 64.0)
 LEFT_CLUSTER, CLUSTER_RADIUS = (-56.0, -24.0, 0.0), 14.0
+AUDITORY_CENTER = (-44.0, -20.0, 16.0)  # the word-rate response (lowlevel_amplitude): both sides, partly in the LM's
 LABELS = {"null": 0, "left": 1, "right": 2}
 DROPOUT_CENTER, DROPOUT_RADIUS, DROPOUT_FACTOR = (-68.0, -24.0, -16.0), 26.0, 0.3  # head_tissue's signal loss
 ABORTED_SCANS = 24  # an aborted run: a few dozen volumes, no story
@@ -63,6 +64,9 @@ class GroundTruth:
     networks_file: str | None = None  # the generated network atlas (NIfTI; its TSV names the networks)
     neurons_file: str | None = None  # each planted neuron's group and network (TSV)
     network_amplitude: float = 0.0
+    lowlevel_amplitude: float = 0.0  # the word rate's response in bilateral auditory spheres
+    lowlevel_centers_mm: tuple | None = None
+    lowlevel_file: str | None = None  # their mask (the LM's spheres are in labels_file)
 
 
 def story_runs(n_runs, seed=0, words_per_second=2.5):
@@ -154,6 +158,12 @@ def _planted_groups(values, words, shift, repetition_time, n_scans):
                                        frame_times(n_scans, repetition_time)) @ values)
 
 
+def _residual(values, regressor):
+    """``values`` without what a least-squares fit on ``regressor`` and a constant explains."""
+    basis = np.hstack([np.ones((len(regressor), 1)), regressor])
+    return values - basis @ np.linalg.lstsq(basis, values, rcond=None)[0]
+
+
 def _write_network_atlas(truth_dir, affine, xyz, allowed, n_networks):
     """The generated atlas: network ``k`` (label k + 1) is a pair of spheres, ``NETWORKS``'s k-th centre and its
     mirror, inside ``allowed``. Writes ``networks_dseg.nii.gz`` and ``networks_dseg.tsv``; returns the masks."""
@@ -205,6 +215,11 @@ class SyntheticStudy:
         :func:`build_neuron_model`): the mean activation of group ``g``, convolved with the HRF, drives
         the ``g``-th network of a generated atlas (bilateral spheres; ``ground_truth/networks_dseg.nii.gz``
         and its TSV), with ``network_amplitude`` (0: a null dataset with the same atlas).
+    lowlevel_amplitude : float
+        The word rate (a 1 per word, convolved with the HRF as the pipeline does) drives bilateral auditory
+        spheres with this amplitude (``ground_truth/planted_lowlevel.nii.gz``); they overlap the language model's
+        left sphere in part. The language model's drive is then made orthogonal to the word rate in every run, so
+        that each sphere's variance belongs to one feature space (the joint models' split, ``--joint-model``).
     """
 
     n_participants: int = 3
@@ -224,6 +239,7 @@ class SyntheticStudy:
     neuron_groups: object = None
     neuron_layer: int = 1
     network_amplitude: float = 1.0
+    lowlevel_amplitude: float = 0.0
 
 
 def generate_dataset(root, model, study=None, **options):
@@ -244,7 +260,7 @@ def generate_dataset(root, model, study=None, **options):
     study = replace(study or SyntheticStudy(), **options)
     (n_participants, n_runs, repetition_time, seed, layer, n_components, amplitude_left, amplitude_right, noise_ar1,
      feature_settings, repeats, layout, motion_artifact, head_tissue, neuron_groups, neuron_layer,
-     network_amplitude) = (getattr(study, item.name) for item in fields(study))
+     network_amplitude, lowlevel_amplitude) = (getattr(study, item.name) for item in fields(study))
     root = Path(root)
     bids_dir, truth_dir = root / "bids", root / "ground_truth"
     if bids_dir.exists() and any(bids_dir.iterdir()):
@@ -290,6 +306,11 @@ def generate_dataset(root, model, study=None, **options):
     labels = np.zeros(GRID_SHAPE, dtype=np.uint8)
     labels[left], labels[right] = LABELS["left"], LABELS["right"]
     nib.Nifti1Image(labels, affine).to_filename(truth_dir / "planted_labels.nii.gz")
+    auditory_centers = (AUDITORY_CENTER, (-AUDITORY_CENTER[0], *AUDITORY_CENTER[1:]))
+    auditory = (_sphere(xyz, auditory_centers[0], CLUSTER_RADIUS) | _sphere(xyz, auditory_centers[1], CLUSTER_RADIUS)) \
+        & brain
+    if lowlevel_amplitude:
+        nib.Nifti1Image(auditory.astype(np.uint8), affine).to_filename(truth_dir / "planted_lowlevel.nii.gz")
     networks = None
     if group_drive is not None:
         networks = _write_network_atlas(truth_dir, affine, xyz, brain & ~(left | right), neuron_groups.max() + 1)
@@ -304,7 +325,8 @@ def generate_dataset(root, model, study=None, **options):
     (bids_dir / "README").write_text(
         "Synthetic dataset written by `bids_encoding demo`: participants listen to a story in "
         f"{n_runs} runs; BOLD in a left temporal sphere (and, weakly, its mirror) follows the features of "
-        f"{model}. Ground truth: ../ground_truth/.\n")
+        f"{model}" + ("; bilateral auditory spheres follow the word rate" if lowlevel_amplitude else "")
+        + ". Ground truth: ../ground_truth/.\n")
     pd.DataFrame({"participant_id": [f"sub-{subject}" for subject in subjects],
                   "age": rng.integers(20, 40, n_participants), "sex": rng.choice(["F", "M"], n_participants)}
                  ).to_csv(bids_dir / "participants.tsv", sep="\t", index=False)
@@ -346,6 +368,11 @@ def generate_dataset(root, model, study=None, **options):
                     signal[:, network] += network_amplitude * drive[:, [group]] * network_gains[group]
             if not run.aborted:
                 drive_components = next(planted)
+                if lowlevel_amplitude:
+                    rate = _planted_groups(np.ones((len(stories[run.story]), 1)), stories[run.story], scan_shift(run),
+                                           repetition_time, scans)
+                    drive_components = zscore(_residual(drive_components, rate))
+                    signal[:, auditory] += lowlevel_amplitude * rate
                 for mask, weights, amplitude in ((left, weights_left, amplitude_left),
                                                  (right, weights_right, amplitude_right)):
                     drive = drive_components @ weights
@@ -376,6 +403,9 @@ def generate_dataset(root, model, study=None, **options):
                         labels_file="planted_labels.nii.gz", layout=layout.name,
                         networks_file="networks_dseg.nii.gz" if networks is not None else None,
                         neurons_file="neuron_networks.tsv" if networks is not None else None,
-                        network_amplitude=network_amplitude if networks is not None else 0.0)
+                        network_amplitude=network_amplitude if networks is not None else 0.0,
+                        lowlevel_amplitude=lowlevel_amplitude,
+                        lowlevel_centers_mm=auditory_centers if lowlevel_amplitude else None,
+                        lowlevel_file="planted_lowlevel.nii.gz" if lowlevel_amplitude else None)
     _write_json(truth_dir / "ground_truth.json", {**asdict(truth), "feature_settings": asdict(feature_settings)})
     return truth
