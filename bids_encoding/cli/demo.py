@@ -69,6 +69,26 @@ def recovery_summary(output_dir, truth_dir, model_label):
     return summary
 
 
+DEMO_LOWLEVEL = 1.0  # the word rate's planted response (the joint model's split)
+
+
+def split_summary(output_dir, truth_dir, joint_label, model_label):
+    """Per participant, the fraction of voxels of each planted sphere given to its space by the joint model's
+    unique variance: ``{"language": ..., "wordrate": ...}`` (the language model's sphere outside the auditory
+    ones, and the auditory spheres outside it)."""
+    truth_dir = Path(truth_dir)
+    language = np.asarray(nib.load(truth_dir / "planted_labels.nii.gz").dataobj) == 1
+    auditory = np.asarray(nib.load(truth_dir / "planted_lowlevel.nii.gz").dataobj) == 1
+    summary = {}
+    for name, path in find_participants(output_dir, model=joint_label, desc="wordrate", stat="uniquer2",
+                                        suffix="statmap", extension=".nii.gz").items():
+        rate = np.asarray(nib.load(path).dataobj)
+        model = np.asarray(nib.load(path.with_name(str(name.with_(desc=model_label)))).dataobj)
+        summary[f"sub-{name.sub}"] = {"language": float((model > rate)[language & ~auditory].mean()),
+                                      "wordrate": float((rate > model)[auditory & ~language].mean())}
+    return summary
+
+
 def run_demo(argv):
     """Run the demo; return the exit code."""
     from bids_encoding.cli.run import run
@@ -93,18 +113,20 @@ def run_demo(argv):
     check_run(models)  # before the dataset is written: a missing package is said at once
     truth_file = truth_dir / "ground_truth.json"
     previous = json.loads(truth_file.read_text()) if truth_file.is_file() else {}
-    if previous.get("model") == args.model and previous.get("layout", "bids") == args.layout:
+    if (previous.get("model"), previous.get("layout", "bids"), previous.get("lowlevel_amplitude")) == (
+            args.model, args.layout, DEMO_LOWLEVEL):
         LOGGER.info("reusing the synthetic dataset in %s", bids_dir)
     else:
         LOGGER.info("writing the synthetic dataset to %s", bids_dir)
         try:
             generate_dataset(out_dir, args.model, n_participants=args.participants, n_runs=args.runs,
-                             seed=args.seed, layout=args.layout)
+                             seed=args.seed, layout=args.layout, lowlevel_amplitude=DEMO_LOWLEVEL)
         except FileExistsError as error:
             raise BidsAppError(f"{error}: choose an empty OUT_DIR", EXIT_CANNOT_CREATE) from error
     preset = LAYOUTS[args.layout].stimuli
     code = run(parse_args([str(bids_dir), str(output_dir), "participant", "--models", *models,
-                           "--device", args.device] + (["--stimuli", preset] if preset else [])
+                           "--joint-model", f"{args.model}+wordrate", "--device", args.device]
+                          + (["--stimuli", preset] if preset else [])
                           + ["-v"] * args.verbose))
     summary = recovery_summary(output_dir, truth_dir, spec.label)
     if not summary:
@@ -114,6 +136,10 @@ def run_demo(argv):
               f"planted right {values['right']:.3f}  null {values['null']:.3f}")
     recovered = sum(values["left"] > values["right"] > values["null"] for values in summary.values())
     print(f"planted recovery: left > right > null in {recovered} of {len(summary)} participants")
+    for subject, values in split_summary(output_dir, truth_dir, "joint" + spec.label, spec.label).items():
+        print(f"{subject}: joint model {spec.label}+wordrate, unique variance gives the language sphere to "
+              f"{spec.label} in {values['language']:.0%} of its voxels, the auditory spheres to the word rate in "
+              f"{values['wordrate']:.0%}")
     if code == 0:
         code = run(parse_args([str(bids_dir), str(output_dir), "group"] + ["-v"] * args.verbose))
         print(group_summary(output_dir / "group"))

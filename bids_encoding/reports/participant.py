@@ -71,12 +71,33 @@ def _model_block(output_dir, files, scores, label, template):
     return block
 
 
+def _joint_block(output_dir, files, scores, label, template):
+    """The split of a joint model: per space its split scores and unique variance (table), and on the brain."""
+    maps = {(name.desc, name.stat): path for name, path in files.items() if name.model == label
+            and name.layer is None and name.extension == ".nii.gz"}
+    sidecar = json.loads(maps[(None, "r")].with_name(maps[(None, "r")].name.replace(".nii.gz", ".json")).read_text())
+    rows = scores[scores["model"] == label].set_index(scores[scores["model"] == label]["layer"].astype(str))
+    spaces = []
+    for space in sidecar["JointModel"]["Spaces"]:
+        stat = "uniquer2" if (space["Label"], "uniquer2") in maps else "splitr2"
+        name, kind = model_display(space["Id"], space["Source"] == "baseline")
+        spaces.append({"label": space["Label"], "name": name, "kind": kind, "layer": space.get("Layer"),
+                       "row": rows.loc[space["Label"]].to_dict(), "stat": stat,
+                       "map": brain_map(nib.load(maps[(space["Label"], stat)]), template, cmap="viridis",
+                                        symmetric=False)})
+    return {"label": label, "sidecar": sidecar, "row": rows.loc["joint"].to_dict(), "spaces": spaces,
+            "solver": sidecar["JointModel"]["SolverDescription"],
+            "r_map": brain_map(nib.load(maps[(None, "r")]), template)}
+
+
 def _task_block(output_dir, scores_path, files):
     scores = pd.read_csv(scores_path, sep="\t")
     name = next(n for n, p in files.items() if p == scores_path)
     template = is_template_space(name.space)
-    labels = list(dict.fromkeys(scores["model"].astype(str)))
+    joint_labels = set(scores.loc[scores["layer"].astype(str) == "joint", "model"].astype(str))
+    labels = [label for label in dict.fromkeys(scores["model"].astype(str)) if label not in joint_labels]
     models = [_model_block(output_dir, files, scores, label, template) for label in labels]
+    joints = [_joint_block(output_dir, files, scores, label, template) for label in sorted(joint_labels)]
     first = models[0]["sidecar"]
     sidecar_path = next(path for n, path in files.items() if n.model == labels[0] and n.layer == "best"
                         and n.stat == "r" and n.extension == ".json")
@@ -94,7 +115,7 @@ def _task_block(output_dir, scores_path, files):
             "timeline": inline_svg(timeline),
             "mask": {"file": relative(mask_json, output_dir), "source": source.get("Source", "not recorded"),
                      "files": source.get("Files", []), "coverage": mask.get("LanguageROICoverage", {})},
-            "models": models,
+            "models": models, "joints": joints,
             # R² means little where alphas were chosen on r (predictions not scaled to the data): shown only when
             # they were chosen on R²
             "r2_shown": str((first.get("Ridge") or {}).get("AlphaScore", "")).lower().endswith(("r²", "r2")),
