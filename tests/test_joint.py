@@ -23,7 +23,7 @@ def _config(tmp_path, *options):
 
 def test_joint_spaces_join_the_models_once(tmp_path):
     config = _config(tmp_path, "--models", "wordrate", "--joint-model", "lm=gpt2+wordrate",
-                     "--joint-model", "gpt2+wordlength", "--joint-layer", "3", "--joint-solver", "stacking")
+                     "gpt2+wordlength", "--joint-layer", "3", "--joint-solver", "stacking")
     assert config.models == ("wordrate", "gpt2", "wordlength")
     assert config.joint_models == (("lm", ("gpt2", "wordrate")), (None, ("gpt2", "wordlength")))
     assert (config.joint.layer, config.joint.solver, config.joint.unique) == ("3", "stacking", True)
@@ -39,7 +39,7 @@ def test_joint_models_sharing_a_label_stop_the_run(tmp_path, capsys):
     (tmp_path / "bids").mkdir()
     (tmp_path / "bids" / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.10.0"}')
     code = main([str(tmp_path / "bids"), str(tmp_path / "out"), "participant", "--joint-model",
-                 "gpt2+wordrate", "--joint-model", "gpt2+wordlength", "--skip-bids-validation"])
+                 "gpt2+wordrate", "gpt2+wordlength", "--skip-bids-validation"])
     assert code == EXIT_USAGE
     assert "label jointgpt2" in capsys.readouterr().err
 

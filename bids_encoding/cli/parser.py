@@ -365,10 +365,10 @@ def build_parser():
                  "scans x voxels x 4 bytes per run on disk (docs/group.md)")
 
     joint = parser.add_argument_group("joint models of several feature spaces (docs/joint.md)")
-    _option(joint, "--joint-model", action="append", default=[], metavar="[NAME=]SPACE+SPACE[+...]",
-            help="fit one encoding model of several feature spaces (--models entries joined by '+', e.g. "
-                 "gpt2+wordrate+phonemes; each is also fitted alone): the joint r and R², each space's split "
-                 "scores and unique variance; repeat for several joint models")
+    _option(joint, "--joint-model", nargs="+", default=[], metavar="[NAME=]SPACE+SPACE[+...]",
+            help="encoding models of several feature spaces each (--models entries joined by '+', e.g. "
+                 "gpt2+wordrate+phonemes; each space is also fitted alone): the joint r and R², each space's split "
+                 "scores and unique variance")
     _option(joint, "--joint-solver", choices=("banded", "stacking"), default="banded",
             help="banded ridge (one penalty per space and voxel, as himalaya's MultipleKernelRidgeCV) or stacked "
                  "regression (convex weights of the spaces' predictions, Lin et al. 2024; Antonello et al.)")
