@@ -211,6 +211,22 @@ def test_the_lebel_preset_finds_each_storys_audio_and_frames_go_on_the_scan_cloc
     assert not design[:first].any() and design[first + 2:first + 10].any()
 
 
+def test_the_narratives_preset_takes_the_audio_of_the_events_at_the_origin(tmp_path):
+    """Narratives: events.tsv blocks name stimuli/<story>_audio.wav, which starts with the music block; the
+    gentle alignment counts from it, so the audio's first sample is at the run's origin."""
+    events = [{"onset": 4.5, "duration": 13.0, "trial_type": "music", "stim_file": "pieman_audio.wav"},
+              {"onset": 17.5, "duration": 40.0, "trial_type": "story", "stim_file": "pieman_audio.wav"}]
+    root = tiny_bids(tmp_path / "narratives", task="pieman", events=events, n_scans=30)
+    align = root / "stimuli" / "gentle" / "pieman" / "align.csv"
+    align.parent.mkdir(parents=True)
+    align.write_text("".join(f"{word},{word},{onset + 3:.2f},{onset + 3 + duration:.2f}\n"
+                             for onset, duration, word in WORDS))
+    selected = _runs(root, tmp_path, "--stimuli", "narratives", "--trim-scans", "0", "0")
+    (run,) = [run for runs in selected.values() for run in runs]
+    assert run.audio == root / "stimuli" / "pieman_audio.wav" and run.audio_source == "events.tsv stim_file"
+    assert run.audio_origin == run.origin == 4.5
+
+
 def test_the_lpp_preset_names_each_languages_audio():
     from bids_encoding.inputs.timings.spec import StimulusSpec, run_audio
 
