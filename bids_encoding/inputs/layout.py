@@ -28,7 +28,19 @@ LOGGER = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Run:
     """One BOLD run and the words heard during it; frozen: :func:`select_runs` builds it, and what later stages
-    find in it (:func:`with_notes`) makes a new one."""
+    find in it (:func:`with_notes`) makes a new one.
+
+    Clocks: ``words`` are on the scan's clock (seconds from the first volume), ``audio_words`` on the
+    annotation's (the words as the stimulus specification's annotation times them), and ``origin`` is where the
+    annotation's time 0 falls on the scan's clock (``words.onset = audio_words.onset + origin``; 0 for word events
+    read from events.tsv, already on the scan's clock). The annotations of the presets count from the start of
+    the stimulus audio (Le Petit Prince's sections, LeBel's stories; Narratives' ``events:story`` origin is the
+    first events row naming the story's audio file), so there ``origin`` is the time of the audio's first sample.
+    ``audio_origin`` says it for every run that has ``audio``: it is ``origin`` when the audio comes from the
+    specification's ``audio`` pattern, and the onset of the first events row naming it when it comes from the
+    events' ``stim_file`` (word events read from events.tsv have ``origin`` 0 while their audio may start later).
+    Acoustic frames (on the audio's clock) go on the scan's clock as ``onset + audio_origin``.
+    """
 
     subject: str
     task: str
@@ -48,6 +60,9 @@ class Run:
     repetition_time_source: str = "sidecar"  # or "NIfTI header" (a preprocessed run without its raw run)
     brain_mask: Path | None = None  # the derivative's own brain mask of this run
     confounds: object = field(default=None, repr=False)  # RunConfounds, when --confounds is given
+    audio: Path | None = None  # the stimulus audio (it may not exist: check_feature_inputs says so when needed)
+    audio_origin: float | None = None  # the scan time of the audio's first sample (see above)
+    audio_source: str | None = None  # where the audio was found: "events.tsv stim_file", "stimulus specification"
 
     @property
     def scan_duration(self):
@@ -326,7 +341,7 @@ def _check_words(run):
 
 def _words_from_spec(layout, runs, stimuli):
     """Read each run's words as the stimulus specification says; leave aborted runs out (logged, recorded)."""
-    from bids_encoding.inputs.timings.spec import run_timings
+    from bids_encoding.inputs.timings.spec import run_audio, run_timings
 
     kept, skipped = drop_aborted(runs, stimuli.min_run_fraction)
     unmatched, read = [], []
@@ -340,6 +355,7 @@ def _words_from_spec(layout, runs, stimuli):
             continue
         timings = run_timings(entry, layout.root, entities, run.events_path)
         left_out = tuple(run.left_out) + tuple(r.bold_path.name for r in skipped)
+        run = _with_audio(run, run_audio(layout.root, run.events_path, entry, entities, timings.origin))
         read.append(with_notes(replace(run, words=timings.words, audio_words=timings.audio_words,
                                        origin=timings.origin, left_out=left_out, events_path=timings.annotation,
                                        word_source={**timings.record(), "Annotation": str(timings.annotation),
@@ -349,6 +365,14 @@ def _words_from_spec(layout, runs, stimuli):
         raise BadDataError(f"stimulus specification {stimuli.name} says nothing about {', '.join(unmatched)}: "
                            "add a [[stimulus]] entry for them or choose other tasks with --task")
     return read
+
+
+def _with_audio(run, found):
+    """The run with its stimulus audio (``found``: :func:`~bids_encoding.inputs.timings.spec.run_audio`'s)."""
+    if found is None:
+        return run
+    path, onset, source = found
+    return replace(run, audio=path, audio_origin=onset, audio_source=source)
 
 
 def with_notes(run, notes):
@@ -497,6 +521,8 @@ def select_runs(layout, subject, task=None, stimuli=None, pool_label=None, query
         _leave_out_raw_only(raw_files, files, runs_by_task)
     for runs in runs_by_task.values():
         _check_repetition_times(runs)
+    from bids_encoding.inputs.timings.spec import run_audio
+
     for task_label, runs in runs_by_task.items():
         if stimuli is None:
             read = []
@@ -505,6 +531,7 @@ def select_runs(layout, subject, task=None, stimuli=None, pool_label=None, query
                     raise MissingInputError(f"no raw run of {run.bold_path} to take its word events from: add the "
                                             "raw run with its events.tsv, or give --stimuli")
                 timings = read_events(run.events_path)
+                run = _with_audio(run, run_audio(layout.root, run.events_path))
                 read.append(with_notes(replace(run, words=timings.words), timings.notes))
                 _check_words(read[-1])
             runs_by_task[task_label] = read

@@ -39,15 +39,43 @@ def collect_runs(config):
 
 def check_feature_inputs(specs, selected):
     """A feature space whose input a run lacks stops the run before any work: ``phonemes`` needs word timings
-    with a phone tier."""
+    with a phone tier; the acoustic spaces (``envelope``, ``mel``) need each run's stimulus audio, found and
+    readable."""
     from bids_encoding.features.baselines import NEEDS_PHONES
 
+    runs = [run for runs in selected.values() for run in runs]
     for spec in (spec for spec in specs if spec.is_baseline and spec.location in NEEDS_PHONES):
-        for run in (run for runs in selected.values() for run in runs if "n_phones" not in run.words):
+        for run in (run for run in runs if "n_phones" not in run.words):
             source = (run.word_source or {}).get("Annotation") or run.events_path
             raise BadDataError(f"{source}: --models {spec.model_id} counts each word's phones, and these word "
                                "timings have no phone tier: give TextGrids with a phone tier (as LeBel et al.'s, "
                                f"--stimuli lebel), or leave {spec.model_id} out")
+    for spec in (spec for spec in specs if spec.is_acoustic):
+        for run in runs:
+            _check_audio(spec, run)
+
+
+def _check_audio(spec, run):
+    """The run's stimulus audio is named, exists and is a sound file libsndfile reads (its header only)."""
+    if run.audio is None:
+        source = (run.word_source or {}).get("Annotation") or run.events_path
+        raise BadDataError(f"{source}: --models {spec.model_id} reads the stimulus audio of {run.bold_path.name}, "
+                           "and none is named: add a stim_file column (a file under stimuli/) to its events.tsv or "
+                           "an audio pattern to the stimulus specification's [[stimulus]] entry (docs/features.md), "
+                           f"or leave {spec.model_id} out")
+    if not run.audio.is_file():
+        raise BadDataError(f"{run.audio} (the audio of {run.bold_path.name}, from its {run.audio_source}) does not "
+                           f"exist: fetch it (datalad get), fix the {run.audio_source}, or leave {spec.model_id} out")
+    from bids_encoding import dependencies
+
+    if dependencies.installed("soundfile"):
+        import soundfile
+
+        try:
+            soundfile.info(str(run.audio))
+        except (RuntimeError, OSError) as error:
+            raise BadDataError(f"cannot read the audio file {run.audio} (for --models {spec.model_id}): "
+                               f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
 
 
 def _with_confounds(run, config):

@@ -11,8 +11,9 @@ A specification is a TOML file (or a built-in preset, :mod:`presets`)::
     format = "textgrid"      # a reader of bids_encoding.inputs.timings.READERS
     origin = 10.0            # the audio starts 10 s after the first volume
     options = { tier = "word" }
+    audio = "stimuli/{task}.wav"   # optional: the run's stimulus audio, relative to the BIDS root
 
-``annotation`` and string ``options`` take the placeholders ``{subject}``,
+``annotation``, ``audio`` and string ``options`` take the placeholders ``{subject}``,
 ``{task}``, ``{session}``, ``{run}`` and ``{rank}`` (the run's rank, from 1,
 among the participant's runs of the task ordered by their integer run label,
 aborted runs left out). ``origin`` is a number of seconds (0: the annotation
@@ -21,10 +22,16 @@ first events.tsv row that names the same ``stim_file`` as the first
 ``<trial_type>`` row (Narratives: the audio file starts with the music block,
 before the story block), or ``"events-row:<trial_type>"``: the onset of the
 first ``<trial_type>`` row itself (an annotation that counts from that block).
+
+A run's stimulus audio (:func:`run_audio`, for the acoustic feature spaces) is the ``stim_file`` its events.tsv
+names (BIDS: relative to the dataset's ``stimuli/`` folder), else the entry's ``audio`` pattern, else none. The
+annotation's times count from the start of that audio, so its first sample is at ``origin`` on the scan's clock;
+a ``stim_file`` starts at the onset of the first events row naming it.
 """
 
 import fnmatch
 import json
+import logging
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +42,7 @@ from bids_encoding.errors import BadDataError, MissingInputError, UsageError
 from bids_encoding.inputs.timings import READERS
 from bids_encoding.inputs.timings.base import WordTimings
 
+LOGGER = logging.getLogger(__name__)
 CV_UNITS = ("run", "stimulus")
 ENTITY_KEYS = ("task", "session", "run", "rank")
 
@@ -49,6 +57,7 @@ class StimulusEntry:
     options: dict = field(default_factory=dict)
     match: dict = field(default_factory=dict)
     language: str | None = None  # the stimuli's language (ISO 639: en, fr, zh), for language-specific features
+    audio: str | None = None  # the stimulus audio, relative to the BIDS root, with the annotation's placeholders
 
     def matches(self, entities):
         return all(fnmatch.fnmatchcase(str(entities.get(key) or ""), str(pattern))
@@ -81,7 +90,7 @@ class StimulusSpec:
                 raise UsageError(f"stimulus specification {name}: format '{entry['format']}' is not one of "
                                  f"{', '.join(READERS)}")
             match = {key: entry.pop(key) for key in ENTITY_KEYS if key in entry}
-            extra = set(entry) - {"annotation", "format", "origin", "options", "language"}
+            extra = set(entry) - {"annotation", "format", "origin", "options", "language", "audio"}
             if extra:
                 raise UsageError(f"stimulus specification {name}: [[stimulus]] {number} has unknown key(s) "
                                  f"{', '.join(sorted(extra))}")
@@ -91,7 +100,8 @@ class StimulusSpec:
                                  "or 'events-row:<trial_type>'")
             entries.append(StimulusEntry(entry["annotation"], entry["format"],
                                          float(origin) if isinstance(origin, (int, float)) else origin,
-                                         dict(entry.get("options", {})), match, entry.get("language")))
+                                         dict(entry.get("options", {})), match, entry.get("language"),
+                                         entry.get("audio")))
         if not entries:
             raise UsageError(f"stimulus specification {name} has no [[stimulus]] entry")
         cv_unit = data.get("cv_unit", "run")
@@ -200,6 +210,67 @@ def events_origin(events_path, origin):
     stim_file = chosen["stim_file"].iloc[0]
     first = events[events["stim_file"] == stim_file].iloc[0]
     return float(first["onset"])
+
+
+def run_audio(bids_dir, events_path=None, entry=None, entities=None, origin=0.0):
+    """Where a run's stimulus audio is, and when its first sample plays on the scan's clock.
+
+    Parameters
+    ----------
+    bids_dir : Path
+    events_path : Path or None
+        The run's events.tsv: its ``stim_file`` column comes first.
+    entry : StimulusEntry or None
+        Its ``audio`` pattern comes next (filled as the annotation's).
+    entities : dict or None
+        The run's entities (``subject``, ``task``, ``session``, ``run``, ``rank``) for the pattern.
+    origin : float
+        Where the entry's annotation puts its time 0 on the scan's clock: the audio's start with the pattern.
+
+    Returns
+    -------
+    (Path, float, str) or None
+        The audio file (it may not exist: the check before any work names it), the scan time of its first
+        sample, and where it was found (``events.tsv stim_file`` or ``stimulus specification``).
+    """
+    trial_type = None
+    if entry is not None and isinstance(entry.origin, str) and entry.origin.startswith("events:"):
+        trial_type = entry.origin.partition(":")[2]  # the audio whose start is the origin
+    found = events_audio(events_path, trial_type) if events_path is not None else None
+    if found is not None:
+        name, onset = found
+        return Path(bids_dir) / "stimuli" / name, onset, "events.tsv stim_file"
+    if entry is not None and entry.audio:
+        values = {key: "" if value is None else value for key, value in (entities or {}).items()}
+        return Path(bids_dir) / _fill(entry.audio, values), float(origin), "stimulus specification"
+    return None
+
+
+def events_audio(events_path, trial_type=None):
+    """``(stim_file, onset)``: the audio an events.tsv names and the onset of the first row naming it, or ``None``
+    (no ``stim_file`` column, or only ``n/a``). Several files (Narratives' ``schema`` runs: two stories) give the
+    one of the first ``trial_type`` row when given, else none of them (logged). Rows other than word rows are
+    preferred for the onset: a word's onset is not when its audio file starts."""
+    try:
+        events = pd.read_csv(events_path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError):
+        return None  # reading the words reports an unreadable file
+    if "stim_file" not in events.columns or "onset" not in events.columns:
+        return None
+    named = events[~events["stim_file"].str.strip().isin(["", "n/a"])]
+    if "trial_type" in named.columns and (named["trial_type"] != "word").any():
+        named = named[named["trial_type"] != "word"]
+    files = list(dict.fromkeys(named["stim_file"]))
+    if trial_type is not None and "trial_type" in named.columns and (named["trial_type"] == trial_type).any():
+        files = [named.loc[named["trial_type"] == trial_type, "stim_file"].iloc[0]]
+    if not files:
+        return None
+    if len(files) > 1:
+        LOGGER.warning("%s names several audio files (%s): no single audio for the run",
+                                            events_path, ", ".join(files))
+        return None
+    onset = pd.to_numeric(named.loc[named["stim_file"] == files[0], "onset"], errors="coerce").dropna()
+    return (files[0], float(onset.iloc[0])) if len(onset) else None
 
 
 def _fill(template, values):
