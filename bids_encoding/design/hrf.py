@@ -28,6 +28,22 @@ def word_response_matrix(onsets, durations, times, hrf_model="glover", oversampl
     return np.stack(columns, axis=1)
 
 
+def event_regressors(onsets, durations, values, times, hrf_model="glover", oversampling=50):
+    """HRF response at ``times`` to events of amplitudes ``values`` ``(n_events, n_dims)``: one
+    ``compute_regressor`` call per dimension; equal to ``word_response_matrix(...) @ values``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_scans, n_dims)``.
+    """
+    from nilearn.glm.first_level import compute_regressor
+
+    onsets, durations = np.asarray(onsets, dtype=float), np.asarray(durations, dtype=float)
+    return np.stack([compute_regressor(np.vstack([onsets, durations, column]), hrf_model, times,
+                                       oversampling=oversampling)[0][:, 0] for column in np.asarray(values).T], axis=1)
+
+
 def hrf_word_matrix(words, times, repetition_time, settings):
     return word_response_matrix(words["onset"], words["duration"], times, settings.hrf_model, settings.oversampling)
 

@@ -76,8 +76,23 @@ class DesignSettings:
         times = frame_times(n_scans, repetition_time, self.frame_time_offset)
         return design_kind(self.kind).word_matrix(words, times, repetition_time, self)
 
+    def resampled(self, events, values, n_scans, repetition_time):
+        """``word_matrix(events, ...) @ values``: features of many events with few dimensions (audio frames) at the
+        scan times. With the HRF design, one convolution per dimension with the values as the events' amplitudes
+        (nilearn's ``compute_regressor`` is linear in them) instead of one per event: 2,250 frames of one
+        dimension took 19 s one event at a time."""
+        values = np.asarray(values, dtype=np.float64)
+        if self.kind != "hrf" or values.shape[1] >= len(events):
+            return self.word_matrix(events, n_scans, repetition_time) @ values
+        from bids_encoding.design.hrf import event_regressors
+
+        times = frame_times(n_scans, repetition_time, self.frame_time_offset)
+        return event_regressors(events["onset"], events["duration"], values, times, self.hrf_model,
+                                self.oversampling)
+
     def regressors(self, features, matrix, repetition_time, cleaning=None, confounds=None):
-        """Regressors of one run from its word features and :meth:`word_matrix`.
+        """Regressors of one run from its word features and :meth:`word_matrix` (``matrix=None``: ``features`` are
+        already at the scan times, :meth:`resampled`).
 
         The whole run is resampled (and expanded: FIR delays), then trimmed,
         then cleaned as the BOLD (``cleaning``, a :class:`Cleaning`: detrend,
@@ -85,7 +100,8 @@ class DesignSettings:
         (:class:`~bids_encoding.inputs.confounds.RunConfounds`) applies to a
         design: the cosines and the censored scans.
         """
-        design = matrix @ np.asarray(features, dtype=np.float64)
+        design = np.asarray(features, dtype=np.float64) if matrix is None else matrix @ np.asarray(features,
+                                                                                                 dtype=np.float64)
         if not self.delays_across_runs:
             design = design_kind(self.kind).expand(design, self)
         return (cleaning or Cleaning()).design_run(design, repetition_time, self.trim_start, self.trim_end,

@@ -115,9 +115,8 @@ class FeatureExtractor:
             Model size, layers and the window plan (for sidecars and tables).
         """
         stimuli = {stimulus.cache_key: stimulus for stimulus in stimuli}
-        if spec.is_acoustic:
-            raise UsageError(f"--models {spec.model_id}: an acoustic space gives features per audio frame, not per "
-                             "word; the word-level fits do not take it (FeatureExtractor.acoustic gives its frames)")
+        if spec.is_acoustic:  # per audio frame: {cache_key: (frames, values)}
+            return self.acoustic(spec, stimuli.values())
         info = self.model_info(spec)
         if spec.is_baseline:
             features = {fp: baseline_features(spec, list(s.words), int(fp[:8], 16), s.phones, s.language)

@@ -124,7 +124,7 @@ class Batch:
             fit = finished.get(layer)
             if fit is None:
                 bar.set_postfix_str(f"layer {layer}")
-                fit = self.fit_layer(features, layer, best, lambda: bar.update(1))
+                fit = self.fit_layer(features, layer, best, lambda: bar.update(1), spec)
                 done.append(layer)
                 if checkpoint is not None:
                     checkpoint.save(layer, fit, best.state(), done)
@@ -181,11 +181,20 @@ class Batch:
         return {"AlphaPerFold": [float(value) for value in alpha[:, voxels.start]]}
 
     def designs(self, features, layer, space=None):
-        """The design of each run at one layer, in the ridge's order (``space``: the features' spec)."""
+        """The design of each run at one layer, in the ridge's order (``space``: the features' spec; an acoustic
+        space's features are ``(frames, values)`` per stimulus, its frames on the audio's clock)."""
         config, sequence = self.config, self.sequence
-        designs = [config.design.regressors(features[stimulus.cache_key][layer], matrix, run.repetition_time,
-                                            config.cleaning, run.confounds)
-                   for stimulus, matrix, run in zip(sequence.stimuli, self.word_matrices, self.runs)]
+        if space is not None and space.is_acoustic:
+            values = [config.design.resampled(frames.assign(onset=frames["onset"] + run.audio_origin), frame_values,
+                                              run.n_scans, run.repetition_time)
+                      for (frames, frame_values), run in ((features[s.cache_key], run) for s, run in
+                                                          zip(sequence.stimuli, self.runs))]
+            matrices = [None] * len(self.runs)
+        else:
+            values = [features[stimulus.cache_key][layer] for stimulus in sequence.stimuli]
+            matrices = self.word_matrices
+        designs = [config.design.regressors(run_values, matrix, run.repetition_time, config.cleaning, run.confounds)
+                   for run_values, matrix, run in zip(values, matrices, self.runs)]
         if self.test_fold is not None:  # the training runs in the ridge's order (stimulus groups), then the test runs
             groups = sequence.groups
             train_runs = [run for fold, group in enumerate(groups) if fold != self.test_fold for run in group]
@@ -194,11 +203,12 @@ class Batch:
             raise ValueError("delays across the stacked training runs need a fixed test stimulus (test_stimulus)")
         return designs
 
-    def fit_layer(self, features, layer, best, progress=None):
-        """Fit one layer (nested CV) and add it to ``best``: its :class:`LayerFit`."""
+    def fit_layer(self, features, layer, best, progress=None, space=None):
+        """Fit one layer (nested CV) and add it to ``best``: its :class:`LayerFit` (``space``: the features'
+        spec, see :meth:`designs`)."""
         config, sequence = self.config, self.sequence
         try:
-            result = self.ridge.fit_score(self.designs(features, layer), self.responses, sequence.keys,
+            result = self.ridge.fit_score(self.designs(features, layer, space), self.responses, sequence.keys,
                                           keep_predictions=self.tested, progress=progress,
                                           voxel_groups=[p.n_voxels for p in self.participants],
                                           folds=None if self.test_fold is None else [self.test_fold])

@@ -100,7 +100,8 @@ class FitRecord:
             runs=tuple(run_record(run, key, config) for run, key in zip(runs, sequence.keys)),
             run_files=tuple((file_state(run.bold_path), file_state(run.events_path), run.n_scans,
                              run.repetition_time, run.origin, file_state(getattr(run.confounds, "path", None)),
-                             file_state(run.brain_mask)) for run in all_runs or runs),
+                             file_state(run.brain_mask), *((file_state(run.audio), run.audio_origin) if run.audio
+                                                           else ())) for run in all_runs or runs),
             stimuli=tuple(sequence.keys),
             cross_validation={"Unit": config.cv_unit or "run", "StimulusSpecification": config.stimuli,
                               "Tasks": sorted({run.task for run in runs})},

@@ -144,7 +144,7 @@ def model_specs(models, joint_models=(), joint=None):
 def stimulus_signature(runs, sequence, config, censoring=True):
     """What must match for participants to share a design matrix: features (cache keys), scans, and what of
     the confounds the design gets (cosines and, with ``censoring``, the censored scans)."""
-    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time, run.origin,
+    return tuple((stimulus.cache_key, run.n_scans, run.repetition_time, run.origin, str(run.audio), run.audio_origin,
                   run.confounds.signature(*kept_window(run, config), censoring) if run.confounds is not None
                   else None)
                  for stimulus, run in zip(sequence.stimuli, runs))

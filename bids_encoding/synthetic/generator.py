@@ -158,6 +158,38 @@ def _planted_groups(values, words, shift, repetition_time, n_scans):
                                        frame_times(n_scans, repetition_time)) @ values)
 
 
+AUDIO_RATE = 16000
+
+
+def _write_audio(bids_dir, stories, runs, layout, rng):
+    """Each run's story as sound, and a ``story`` row naming it in the run's events (the ``bids`` layout)."""
+    import soundfile
+
+    if layout.name != "bids":
+        raise ValueError("audio=True writes the bids layout's events; use layout='bids'")
+    (bids_dir / "stimuli").mkdir(exist_ok=True)
+    sidecar = json.loads((bids_dir / "task-story_events.json").read_text())
+    sidecar["trial_type"]["Levels"]["story"] = "the story's sound, from its start (stim_file)"
+    sidecar["stim_file"] = {"Description": "The sound file in stimuli/"}
+    _write_json(bids_dir / "task-story_events.json", sidecar)
+    for k, run in enumerate(runs, start=1):
+        words = stories[run.story]
+        end = float(words["onset"].iloc[-1] + words["duration"].iloc[-1]) + 1.0
+        time = np.arange(int(end * AUDIO_RATE)) / AUDIO_RATE
+        loudness = np.zeros_like(time)
+        for onset, duration, gain in zip(words["onset"], words["duration"], rng.uniform(0.2, 1.0, len(words))):
+            loudness[int(onset * AUDIO_RATE):int((onset + duration) * AUDIO_RATE)] = gain
+        voice = sum(np.sin(2 * np.pi * 140.0 * harmonic * time) / harmonic for harmonic in range(1, 6))
+        sound = 0.3 * loudness * voice + 0.001 * rng.standard_normal(len(time))
+        name = f"story_run-{k}.wav"
+        soundfile.write(bids_dir / "stimuli" / name, sound.astype(np.float32), AUDIO_RATE, subtype="PCM_16")
+        events_path = bids_dir / f"task-story_run-{k}_events.tsv"
+        events = pd.read_csv(events_path, sep="\t")
+        story = pd.DataFrame({"onset": [layout.audio_lead + run.origin], "duration": [end], "trial_type": ["story"],
+                              "word": ["n/a"], "stim_file": [name]})
+        pd.concat([story, events.assign(stim_file="n/a")]).to_csv(events_path, sep="\t", index=False)
+
+
 def _residual(values, regressor):
     """``values`` without what a least-squares fit on ``regressor`` and a constant explains."""
     basis = np.hstack([np.ones((len(regressor), 1)), regressor])
@@ -215,6 +247,10 @@ class SyntheticStudy:
         :func:`build_neuron_model`): the mean activation of group ``g``, convolved with the HRF, drives
         the ``g``-th network of a generated atlas (bilateral spheres; ``ground_truth/networks_dseg.nii.gz``
         and its TSV), with ``network_amplitude`` (0: a null dataset with the same atlas).
+    audio : bool
+        Write each story's sound (``stimuli/story_run-<k>.wav``, 16 kHz: a voiced burst per word, of a loudness
+        drawn per word, silence between) and name it in the events (a ``story`` row with its ``stim_file``):
+        the acoustic feature spaces (``envelope``, ``mel``) read it. The ``bids`` layout only.
     lowlevel_amplitude : float
         The word rate (a 1 per word, convolved with the HRF as the pipeline does) drives bilateral auditory
         spheres with this amplitude (``ground_truth/planted_lowlevel.nii.gz``); they overlap the language model's
@@ -240,6 +276,7 @@ class SyntheticStudy:
     neuron_layer: int = 1
     network_amplitude: float = 1.0
     lowlevel_amplitude: float = 0.0
+    audio: bool = False
 
 
 def generate_dataset(root, model, study=None, **options):
@@ -260,7 +297,7 @@ def generate_dataset(root, model, study=None, **options):
     study = replace(study or SyntheticStudy(), **options)
     (n_participants, n_runs, repetition_time, seed, layer, n_components, amplitude_left, amplitude_right, noise_ar1,
      feature_settings, repeats, layout, motion_artifact, head_tissue, neuron_groups, neuron_layer,
-     network_amplitude, lowlevel_amplitude) = (getattr(study, item.name) for item in fields(study))
+     network_amplitude, lowlevel_amplitude, audio) = (getattr(study, item.name) for item in fields(study))
     root = Path(root)
     bids_dir, truth_dir = root / "bids", root / "ground_truth"
     if bids_dir.exists() and any(bids_dir.iterdir()):
@@ -395,6 +432,8 @@ def generate_dataset(root, model, study=None, **options):
 
     layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
                           runs_by_subject)
+    if audio:
+        _write_audio(bids_dir, stories, runs_by_subject[subjects[0]], layout, np.random.default_rng(seed + 3000))
     truth = GroundTruth(model=model, layer=int(layer), n_components=n_components,
                         amplitude_left=amplitude_left, amplitude_right=amplitude_right, noise_ar1=noise_ar1,
                         left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,
