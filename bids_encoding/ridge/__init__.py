@@ -6,6 +6,8 @@ EXPORTS = {
     "DEFAULT_ALPHAS": "cv",
     "InnerCV": "cv",
     "pearson_r": "scoring",
+    "BandedResult": "result",
+    "BandedRidgeCV": "banded",
     "CVResult": "result",
     "NestedRidgeCV": "solver",
 }

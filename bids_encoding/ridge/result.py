@@ -58,3 +58,40 @@ class TestedBlock:
     prediction: np.ndarray | None = None
     target: np.ndarray | None = None
 
+
+
+@dataclass
+class BandedResult(CVResult):
+    """Outcome of nested cross-validation of a banded ridge (:class:`~bids_encoding.ridge.banded.BandedRidgeCV`).
+
+    The :class:`CVResult` attributes mean the same for the joint model (all feature spaces; ``alpha``: the
+    chosen alpha of the kernel ``Σ_i γ_i X_i X_iᵀ``), plus:
+
+    Attributes
+    ----------
+    split_r, split_r2 : numpy.ndarray ``(n_spaces, n_folds, n_voxels)``
+        Each feature space's share of the held-out r and R² (:func:`~bids_encoding.ridge.scoring.correlation_split`,
+        :func:`~bids_encoding.ridge.scoring.r2_split`: himalaya's ``correlation_score_split`` and
+        ``r2_score_split``); they add up to ``test_r`` and, for a centred target, ``test_r2``.
+    gammas : numpy.ndarray ``(n_folds, n_spaces, n_voxels)``
+        The chosen kernel weights (on the simplex) in each outer fold.
+    """
+
+    split_r: np.ndarray | None = None
+    split_r2: np.ndarray | None = None
+    gammas: np.ndarray | None = None
+
+    @property
+    def penalties(self):
+        """Each space's ridge penalty ``(n_folds, n_spaces, n_voxels)``: ``alpha / gamma_i``, the ``λ_i`` of
+        ``|y - Σ_i X_i b_i|² + Σ_i λ_i |b_i|²``; ``inf`` for a space of weight 0. It is ``exp(-deltas_)`` of
+        himalaya's ``MultipleKernelRidgeCV`` (``deltas_ = log(gamma / alpha)``, ``(n_spaces, n_voxels)``, one fold)."""
+        with np.errstate(divide="ignore"):
+            return self.alpha[:, None, :] / self.gammas
+
+    def fold(self, fold):
+        """This result restricted to one computed outer fold (``fit_score(..., folds=[fold])``)."""
+        one = slice(fold, fold + 1)
+        return BandedResult(*(getattr(self, name)[one] for name in ("test_r", "test_r2", "validation_score", "alpha")),
+                            predictions=self.predictions, targets=self.targets, forms=self.forms,
+                            split_r=self.split_r[:, one], split_r2=self.split_r2[:, one], gammas=self.gammas[one])
