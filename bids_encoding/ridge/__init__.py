@@ -8,6 +8,8 @@ EXPORTS = {
     "pearson_r": "scoring",
     "CVResult": "result",
     "NestedRidgeCV": "solver",
+    "StackedResult": "result",
+    "StackedRidgeCV": "stacking",
 }
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)
