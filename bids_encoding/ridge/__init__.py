@@ -10,6 +10,8 @@ EXPORTS = {
     "BandedRidgeCV": "banded",
     "CVResult": "result",
     "NestedRidgeCV": "solver",
+    "StackedResult": "result",
+    "StackedRidgeCV": "stacking",
 }
 __all__ = sorted(EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -95,3 +95,45 @@ class BandedResult(CVResult):
         return BandedResult(*(getattr(self, name)[one] for name in ("test_r", "test_r2", "validation_score", "alpha")),
                             predictions=self.predictions, targets=self.targets, forms=self.forms,
                             split_r=self.split_r[:, one], split_r2=self.split_r2[:, one], gammas=self.gammas[one])
+
+
+@dataclass
+class StackedResult(CVResult):
+    """Outcome of stacked regression (:class:`~bids_encoding.ridge.stacking.StackedRidgeCV`).
+
+    The inherited fields describe the stacked model: ``test_r`` and ``test_r2`` of the weighted sum of the
+    spaces' test predictions, ``validation_score`` the score (r or R², the ridge's ``alpha_score``) of the
+    weighted sum of the spaces' held-out predictions on the training runs, averaged over the held-out
+    training stimuli (the weights were fitted on these predictions: optimistic, but never the test data),
+    ``alpha`` the alpha of the space with the largest weight (each space's own alphas are ``space_alpha``),
+    ``predictions`` and ``targets`` the stacked test predictions and their targets.
+
+    Attributes
+    ----------
+    weights : numpy.ndarray ``(n_folds, n_spaces, n_voxels)``
+        Each voxel's convex weights (non-negative, summing to 1) in each outer fold.
+    space_r, space_r2 : numpy.ndarray ``(n_spaces, n_folds, n_voxels)``
+        Test r and R² of each space fitted alone.
+    space_alpha : numpy.ndarray ``(n_spaces, n_folds, n_voxels)``
+        Alpha of each space fitted alone on the outer fold's training runs.
+    description : dict
+        What the sidecars say of the method (:meth:`record`).
+    """
+
+    weights: np.ndarray | None = None
+    space_r: np.ndarray | None = None
+    space_r2: np.ndarray | None = None
+    space_alpha: np.ndarray | None = None
+    description: dict = field(default_factory=dict)
+
+    def fold(self, fold):
+        """This result restricted to one computed outer fold (``fit_score(..., folds=[fold])``)."""
+        base = CVResult.fold(self, fold)
+        per_space = {name: getattr(self, name)[:, fold:fold + 1] for name in ("space_r", "space_r2", "space_alpha")}
+        return StackedResult(base.test_r, base.test_r2, base.validation_score, base.alpha,
+                             predictions=self.predictions, targets=self.targets, forms=self.forms,
+                             weights=self.weights[fold:fold + 1], description=self.description, **per_space)
+
+    def record(self):
+        """JSON-able description of the method, for the sidecars."""
+        return dict(self.description)
