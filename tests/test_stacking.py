@@ -84,6 +84,9 @@ def test_planted_truth_gets_its_space():
     assert (result.mean_r > best - 0.02).all()
     assert len(result.predictions) == n_runs and result.predictions[0].shape == (n_scans, n_voxels)
     np.testing.assert_allclose(correlation(result.predictions[2], result.targets[2]), result.test_r[2], atol=1e-5)
+    # the split scores: the spaces' weighted parts add up to the stacked r, and each voxel's own space has the most
+    np.testing.assert_allclose(result.split_r.sum(axis=0), result.test_r, atol=1e-5)
+    assert (result.split_r2.mean(axis=1).argmax(axis=0) == driven).mean() >= 0.95
 
 
 def test_simplex_weights_against_scipy():

@@ -116,6 +116,9 @@ class StackedResult(CVResult):
         Test r and R² of each space fitted alone.
     space_alpha : numpy.ndarray ``(n_spaces, n_folds, n_voxels)``
         Alpha of each space fitted alone on the outer fold's training runs.
+    split_r, split_r2 : numpy.ndarray ``(n_spaces, n_folds, n_voxels)``
+        Each space's share of the stacked test r and R² (its weighted prediction's part, as
+        :attr:`BandedResult.split_r`).
     description : dict
         What the sidecars say of the method (:meth:`record`).
     """
@@ -124,12 +127,15 @@ class StackedResult(CVResult):
     space_r: np.ndarray | None = None
     space_r2: np.ndarray | None = None
     space_alpha: np.ndarray | None = None
+    split_r: np.ndarray | None = None
+    split_r2: np.ndarray | None = None
     description: dict = field(default_factory=dict)
 
     def fold(self, fold):
         """This result restricted to one computed outer fold (``fit_score(..., folds=[fold])``)."""
         base = CVResult.fold(self, fold)
-        per_space = {name: getattr(self, name)[:, fold:fold + 1] for name in ("space_r", "space_r2", "space_alpha")}
+        per_space = {name: getattr(self, name)[:, fold:fold + 1] for name in ("space_r", "space_r2", "space_alpha",
+                                                                               "split_r", "split_r2")}
         return StackedResult(base.test_r, base.test_r2, base.validation_score, base.alpha,
                              predictions=self.predictions, targets=self.targets, forms=self.forms,
                              weights=self.weights[fold:fold + 1], description=self.description, **per_space)

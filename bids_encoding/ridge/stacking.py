@@ -28,7 +28,7 @@ import torch
 from bids_encoding.ridge.cv import split_one_stimulus, training_layout
 from bids_encoding.ridge.kernels import SCORES_OF_PREDICTIONS
 from bids_encoding.ridge.result import StackedResult
-from bids_encoding.ridge.scoring import pearson_r, r2_score
+from bids_encoding.ridge.scoring import correlation_split, pearson_r, r2_score, r2_split
 from bids_encoding.ridge.solver import NestedRidgeCV
 from bids_encoding.stimuli import stimulus_groups
 
@@ -185,6 +185,7 @@ class StackedRidgeCV:
                                space_r=np.stack([space.test_r for space in spaces]),
                                space_r2=np.stack([space.test_r2 for space in spaces]),
                                space_alpha=np.stack([space.alpha for space in spaces]),
+                               split_r=np.full(shape, np.nan, np.float32), split_r2=np.full(shape, np.nan, np.float32),
                                forms=spaces[0].forms, description=self.record())
         computed = range(len(groups)) if folds is None else sorted(folds)
         for index, fold in enumerate(computed):
@@ -196,6 +197,10 @@ class StackedRidgeCV:
             target = torch.as_tensor(spaces[0].targets[index], dtype=torch.float64)
             result.test_r[fold] = pearson_r(stacked, target).numpy()
             result.test_r2[fold] = r2_score(stacked, target).numpy()
+            parts = torch.stack([torch.as_tensor(space.predictions[index], dtype=torch.float64)
+                                 * torch.as_tensor(weights[:, s]) for s, space in enumerate(spaces)])
+            result.split_r[:, fold] = correlation_split(target, parts).numpy()
+            result.split_r2[:, fold] = r2_split(target, parts).numpy()
             if keep_predictions:
                 result.predictions.append(stacked.numpy().astype(np.float32))
                 result.targets.append(spaces[0].targets[index])
