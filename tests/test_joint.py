@@ -52,10 +52,10 @@ def test_bad_joint_layer_is_refused_by_the_parser(tmp_path):
 @pytest.fixture(scope="module")
 def split_run(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("joint")
-    generate_dataset(root, str(tiny_model), n_participants=2, n_runs=4, seed=3, lowlevel_amplitude=1.0)
+    generate_dataset(root, str(tiny_model), n_participants=1, n_runs=4, seed=3, lowlevel_amplitude=1.0)
     output_dir = root / "derivatives"
     code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model), "--device", "cpu",
-                 "--joint-model", f"{tiny_model}+wordrate", "--pvalue-method", "none", "--joint-candidates", "10"])
+                 "--joint-model", f"{tiny_model}+wordrate", "--pvalue-method", "none", "--joint-candidates", "5"])
     return root, output_dir, code
 
 
@@ -72,26 +72,33 @@ def test_planted_split_gives_each_region_to_its_space(split_run, tiny_model):
     lm_region = np.asarray(nib.load(truth / "planted_labels.nii.gz").dataobj) == 1
     auditory = np.asarray(nib.load(truth / "planted_lowlevel.nii.gz").dataobj) == 1
     label, joint = model_label(str(tiny_model)), "joint" + model_label(str(tiny_model))
-    for subject in ("01", "02"):
-        unique = {space: np.asarray(nib.load(_statmap(output_dir, subject, joint, desc=space,
-                                                      stat="uniquer2")).dataobj)
-                  for space in (label, "wordrate")}
-        dominant_lm = unique[label] > unique["wordrate"]
-        only_lm, only_auditory = lm_region & ~auditory, auditory & ~lm_region
-        assert dominant_lm[only_lm].mean() >= 0.9
-        assert (~dominant_lm[only_auditory]).mean() >= 0.9
-        split = {space: np.asarray(nib.load(_statmap(output_dir, subject, joint, desc=space,
-                                                     stat="splitr2")).dataobj) for space in (label, "wordrate")}
-        assert (split[label] > split["wordrate"])[only_lm].mean() >= 0.9
-        assert (split["wordrate"] > split[label])[only_auditory].mean() >= 0.9
-        joint_r2 = np.asarray(nib.load(_statmap(output_dir, subject, joint, stat="r2")).dataobj)
-        alone = np.asarray(nib.load(_statmap(output_dir, subject, label, layer="best", stat="r2")).dataobj)
-        assert np.nanmean(joint_r2[only_auditory]) > np.nanmean(alone[only_auditory]) + 0.05
+    mask = np.asarray(nib.load(output_dir / "sub-01" / "func" /
+                               "sub-01_task-story_space-orig_desc-brain_mask.nii.gz").dataobj) > 0
+    only_lm, only_auditory = lm_region & ~auditory & mask, auditory & ~lm_region & mask
+    assert only_lm.sum() >= 10 and only_auditory.sum() >= 10
+    unique = {space: np.asarray(nib.load(_statmap(output_dir, "01", joint, desc=space,
+                                                  stat="uniquer2")).dataobj)
+              for space in (label, "wordrate")}
+    dominant_lm = unique[label] > unique["wordrate"]
+    assert dominant_lm[only_lm].mean() >= 0.9
+    assert (~dominant_lm[only_auditory]).mean() >= 0.9
+    split = {space: np.asarray(nib.load(_statmap(output_dir, "01", joint, desc=space,
+                                                 stat="splitr2")).dataobj) for space in (label, "wordrate")}
+    assert (split[label] > split["wordrate"])[only_lm].mean() >= 0.9
+    assert (split["wordrate"] > split[label])[only_auditory].mean() >= 0.9
+    joint_r2 = np.asarray(nib.load(_statmap(output_dir, "01", joint, stat="r2")).dataobj)
+    alone = np.asarray(nib.load(_statmap(output_dir, "01", label, layer="best", stat="r2")).dataobj)
+    assert np.nanmean(joint_r2[only_auditory]) > np.nanmean(alone[only_auditory]) + 0.05
 
 
 def test_joint_sidecars_and_scores(split_run, tiny_model):
     _, output_dir, _ = split_run
     label, joint = model_label(str(tiny_model)), "joint" + model_label(str(tiny_model))
+    penalties = {space: np.asarray(nib.load(_statmap(output_dir, "01", joint, desc=space, stat="penalty")).dataobj)
+                 for space in (label, "wordrate")}
+    mask = penalties[label] > 0
+    assert np.isfinite(penalties[label][mask]).all() and (penalties["wordrate"][mask] > 0).all()
+    assert not np.allclose(penalties[label][mask], penalties["wordrate"][mask])  # one penalty per space and voxel
     path = _statmap(output_dir, "01", joint, desc="wordrate", stat="penalty")
     sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
     spaces = sidecar["JointModel"]["Spaces"]
@@ -108,3 +115,30 @@ def test_joint_sidecars_and_scores(split_run, tiny_model):
 def test_joint_outputs_are_valid_bids(split_run):
     _, output_dir, _ = split_run
     assert validator_errors(output_dir) == []
+
+
+def test_stacked_joint_model_weights_each_region_to_its_space(split_run, tiny_model):
+    """--joint-solver stacking on the same data: convex weights per voxel, the planted spheres weighted to their
+    spaces, and the sidecar names the method."""
+    root, _, _ = split_run
+    output_dir = root / "stacked"
+    code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model), "--device", "cpu",
+                 "--joint-model", f"lm={tiny_model}+wordrate", "--joint-solver", "stacking", "--joint-layer", "1",
+                 "--no-unique-variance", "--pvalue-method", "none"])
+    assert code == 0
+    label = model_label(str(tiny_model))
+    weights = {space: np.asarray(nib.load(_statmap(output_dir, "01", "lm", desc=space, stat="weight")).dataobj)
+               for space in (label, "wordrate")}
+    mask = np.asarray(nib.load(output_dir / "sub-01" / "func" /
+                               "sub-01_task-story_space-orig_desc-brain_mask.nii.gz").dataobj) > 0
+    np.testing.assert_allclose((weights[label] + weights["wordrate"])[mask], 1, atol=1e-5)
+    truth = root / "ground_truth"
+    lm_region = np.asarray(nib.load(truth / "planted_labels.nii.gz").dataobj) == 1
+    auditory = np.asarray(nib.load(truth / "planted_lowlevel.nii.gz").dataobj) == 1
+    assert (weights[label] > 0.5)[lm_region & ~auditory & mask].mean() >= 0.9
+    assert (weights["wordrate"] > 0.5)[auditory & ~lm_region & mask].mean() >= 0.9
+    assert not _statmap(output_dir, "01", "lm", desc=label, stat="uniquer2").exists()
+    path = _statmap(output_dir, "01", "lm", stat="r")
+    sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+    assert sidecar["JointModel"]["Solver"] == "stacking"
+    assert sidecar["JointModel"]["Spaces"][0]["Layer"] == [1, 1, 1, 1]

@@ -92,7 +92,8 @@ class JointSpec:
         ``layers``: ``{space label: layer per outer fold}`` once chosen."""
         return {"Label": self.label, "Spaces": [{"Label": space.label, "Id": space.model_id,
                                                   "Revision": space.revision, "Source": space.source,
-                                                  **({"Layer": layers[space.label]} if layers else {})}
+                                                  **({"Layer": layers[space.label]} if space.label in (layers or {})
+                                                     else {})}
                                                  for space in self.spaces],
                 **self.settings.record()}
 

@@ -50,7 +50,7 @@ class JointResult:
         return None if self.unique_r2 is None else self.fit.test_r2 - self.unique_r2.sum(axis=0)
 
     def space_weights(self):
-        """``(name, description, (n_spaces, n_folds, n_voxels))``: each space's penalty (banded ridge) or
+        """``(name, description, (n_folds, n_spaces, n_voxels))``: each space's penalty (banded ridge) or
         stacking weight."""
         if hasattr(self.fit, "weights"):
             return "weight", "Stacking weight of the space's prediction (mean over outer folds)", self.fit.weights
@@ -159,7 +159,7 @@ def joint_maps(result, spec):
                   "r add up to the joint r (himalaya's correlation_score_split); mean over outer folds"),
                  (result.fit.split_r2[index].mean(axis=0), {**desc, "stat": "splitr2"}, "The space's split R²: its "
                   "part of the joint R² (himalaya's r2_score_split); mean over outer folds"),
-                 (_fold_mean(weights[index], stat), {**desc, "stat": stat}, description)]
+                 (_fold_mean(weights[:, index], stat), {**desc, "stat": stat}, description)]
         if result.unique_r2 is not None:
             maps.append((result.unique_r2[index].mean(axis=0), {**desc, "stat": "uniquer2"}, "The space's unique "
                          "variance: the joint R² minus the R² of the joint model without it; mean over outer folds"))

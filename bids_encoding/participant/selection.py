@@ -130,7 +130,7 @@ def model_specs(models, joint_models=(), joint=None):
     :class:`~bids_encoding.features.joint.JointSettings`); two that would share a file label stop the run."""
     from bids_encoding.features.joint import joint_specs
 
-    specs = [parse_model_spec(model) for model in models]
+    specs = list(dict.fromkeys(parse_model_spec(model) for model in models))  # one model named twice: once
     specs += joint_specs(joint_models, joint, parse_model_spec) if joint_models else []
     labels = [spec.label for spec in specs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})

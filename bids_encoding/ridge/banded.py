@@ -119,7 +119,9 @@ class BandedRidgeCV:
         self._nested = NestedRidgeCV(self.alphas, inner_cv, alpha_score=alpha_score, compute=compute)
 
     def candidates(self, n_spaces):
-        """The candidate kernel weights ``(n_candidates, n_spaces)``."""
+        """The candidate kernel weights ``(n_candidates, n_spaces)``; one space has the one weight 1 (a ridge)."""
+        if np.ndim(self.n_iter) == 0 and n_spaces == 1:
+            return np.ones((1, 1))
         if np.ndim(self.n_iter) == 0:
             return dirichlet_gammas(int(self.n_iter), n_spaces, self.concentration, self.seed)
         gammas = np.asarray(self.n_iter, dtype=np.float64)
