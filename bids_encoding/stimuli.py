@@ -23,8 +23,8 @@ class Stimulus:
         same stimulus (cross-validation groups, noise ceilings).
     words : tuple of str
     context_words : tuple of str or None
-    phones : tuple of int or None
-        Each word's number of phones, where the word timings have a phone tier (not part of the keys: the same
+    phones : tuple of tuple of str or None
+        Each word's phones (their labels), where the word timings have a phone tier (not part of the keys: the same
         words and timings come with the same phones).
     language : str or None
         The language the stimulus specification gives (``language`` of its ``[[stimulus]]`` entry).
@@ -74,7 +74,8 @@ def run_stimuli(runs, continuous=False):
         heard = run.words if audio_words is None else audio_words  # on the audio's clock: one story, one key
         fingerprint = stimulus_fingerprint(heard)
         cache_key = stimulus_fingerprint(heard, context.cache_key) if context else fingerprint
-        phones = tuple(int(n) for n in run.words["n_phones"]) if "n_phones" in run.words else None
+        phones = tuple(tuple(str(labels).split()) for labels in run.words["phones"].fillna("")) \
+            if "phones" in run.words else None
         language = (getattr(run, "word_source", None) or {}).get("Language")
         stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
                                 cache_key, phones, language, getattr(run, "audio", None)))

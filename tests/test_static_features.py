@@ -10,7 +10,7 @@ from test_dependencies import hide, one_error_line
 from bids_encoding.cli import main
 from bids_encoding.errors import BadDataError, MissingInputError, UsageError
 from bids_encoding.features import parse_model_spec
-from bids_encoding.features.baselines import baseline_features
+from bids_encoding.features.baselines import ARPABET, baseline_features
 from bids_encoding.features.static import load_vectors
 from bids_encoding.synthetic.layouts import textgrid_text
 
@@ -126,8 +126,18 @@ def test_phonemes_count_each_words_phones_in_a_textgrid_phone_tier(tmp_path):
     path.write_text(LEBEL_TEXTGRID)
     words = read_textgrid(path).words
     assert list(words["word"]) == ["the", "cat"] and list(words["n_phones"]) == [2, 3]
-    features = baseline_features(parse_model_spec("phonemes"), list(words["word"]), phones=words["n_phones"])[0]
+    assert list(words["phones"]) == ["DH AH0", "K AE1 T"]
+    phones = [labels.split() for labels in words["phones"]]
+    features = baseline_features(parse_model_spec("phonemes"), list(words["word"]), phones=phones)[0]
     np.testing.assert_array_equal(features[:, 0], [2, 3])
+    # the phoneme identities: each word's count of each ARPAbet phoneme, stress dropped
+    spec = parse_model_spec("phonemes:arpabet")
+    identities = baseline_features(spec, list(words["word"]), phones=phones)[0]
+    assert identities.shape == (2, 39) and spec.dim == 39 and spec.label == "phonemesarpabet"
+    assert {ARPABET[k]: identities[1, k] for k in np.flatnonzero(identities[1])} == {"K": 1, "AE": 1, "T": 1}
+    assert identities[0, ARPABET.index("DH")] == 1 and identities[0].sum() == 2
+    with pytest.raises(UsageError, match="phonemes:arpabet"):
+        parse_model_spec("phonemes:ipa")
 
 
 def test_phonemes_on_the_lebel_layout_and_without_a_phone_tier(small_dataset, tiny_model, tmp_path, capsys):

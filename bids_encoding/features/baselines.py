@@ -9,7 +9,8 @@
   ``language``, else ``en``; the ``wordfreq`` package);
 - ``vectors:FILE``: each word's static vector from a GloVe or word2vec text file (:mod:`.static`);
 - ``phonemes``: each word's number of phones (after HRF convolution, the phoneme rate), from a phone tier of the
-  word timings (LeBel et al.'s TextGrids).
+  word timings (LeBel et al.'s TextGrids); ``phonemes:arpabet``: each word's count of each of the 39 ARPAbet
+  phonemes (the phoneme identities, as the Huth lab's phoneme features).
 """
 
 import hashlib
@@ -19,6 +20,9 @@ import numpy as np
 from bids_encoding.features.static import word_frequencies, word_type, word_vectors
 
 BASELINE_SEED = 0
+# the 39 phonemes of CMUdict's ARPAbet (the phone tiers of LeBel et al.'s TextGrids), without stress
+ARPABET = ("AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH", "IY", "JH",
+           "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V", "W", "Y", "Z", "ZH")
 
 
 def _type_vector(kind, dim, seed):
@@ -45,7 +49,22 @@ def _word_length(words, spec, stimulus_seed):
 def _phonemes(words, spec, stimulus_seed, phones=None):
     if phones is None:
         raise ValueError("phonemes: the word timings carry no phone tier")
-    return np.asarray(phones, dtype=float)[:, None]
+    if baseline_argument(spec) == "arpabet":
+        return phoneme_counts(phones)
+    return np.array([[len(labels)] for labels in phones], dtype=float)
+
+
+def phoneme_counts(phones):
+    """``(n_words, 39)``: how often each ARPAbet phoneme (:data:`ARPABET`, stress digits dropped) occurs in each
+    word's phones; other labels are not counted."""
+    index = {phoneme: column for column, phoneme in enumerate(ARPABET)}
+    counts = np.zeros((len(phones), len(ARPABET)))
+    for row, labels in enumerate(phones):
+        for label in labels:
+            column = index.get(label.upper().rstrip("012"))
+            if column is not None:
+                counts[row, column] += 1
+    return counts
 
 
 def _word_frequency(words, spec, stimulus_seed, language=None):
@@ -81,8 +100,8 @@ def baseline_features(spec, words, stimulus_seed=0, phones=None, language=None):
     words : list of str
     stimulus_seed : int
         Mixed into ``random:token``'s seed so that runs differ.
-    phones : sequence of int or None
-        Each word's number of phones (``phonemes``).
+    phones : sequence of sequences of str or None
+        Each word's phones (``phonemes``).
     language : str or None
         The stimulus's language (``wordfreq`` without ``:LANG``).
 

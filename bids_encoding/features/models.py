@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bids_encoding.errors import MissingInputError, UsageError
 from bids_encoding.features.acoustic import ACOUSTIC
-from bids_encoding.features.baselines import BASELINES
+from bids_encoding.features.baselines import ARPABET, BASELINES
 from bids_encoding.features.static import HDF5_SUFFIXES, PACKAGED_VECTORS, vectors_dimension
 
 LOGGER = logging.getLogger(__name__)
@@ -194,6 +194,11 @@ def _baseline_spec(text):
         if len(parts) > 2 or (len(parts) == 2 and not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]+)?", parts[1])):
             raise UsageError(f"'{text}': write wordfreq or wordfreq:LANG with LANG a language code (en, fr, zh)")
         return ModelSpec(text, None, "baseline", "wordfreq", dim=1)
+    if parts[0] == "phonemes" and len(parts) > 1:
+        if text != "phonemes:arpabet":
+            raise UsageError(f"'{text}': write phonemes (each word's number of phones) or phonemes:arpabet (each "
+                             "word's count of each ARPAbet phoneme)")
+        return ModelSpec(text, None, "baseline", "phonemes", dim=len(ARPABET))
     name = ":".join(parts[:2]) if parts[0] == "random" else text
     if name not in BASELINES or len(parts) > 3:
         raise UsageError(f"unknown baseline '{text}': use one of {', '.join(BASELINES)} (random ones take :DIM)")
@@ -213,7 +218,7 @@ def parse_model_spec(text):
     -------
     ModelSpec
     """
-    if text.startswith(("random:", "wordfreq:", "vectors:", *(f"{name}:" for name in ACOUSTIC))) \
+    if text.startswith(("random:", "wordfreq:", "vectors:", "phonemes:", *(f"{name}:" for name in ACOUSTIC))) \
             or text in BASELINES or text in ACOUSTIC:
         return _baseline_spec(text)
     if text.startswith("untrained:"):

@@ -7,6 +7,18 @@ from pathlib import Path
 from bids_encoding.reports.style import model_name, parameters
 
 REFERENCES = {
+    "dupre2022": ("Dupré la Tour, T., Eickenberg, M., Nunez-Elizalde, A. O., & Gallant, J. L. (2022). Feature-space "
+                  "selection with banded ridge regression. NeuroImage, 264, 119728.",
+                  "@article{dupre2022,\n  author = {Dupr{\\'e} la Tour, Tom and Eickenberg, Michael and "
+                  "Nunez-Elizalde, Anwar O. and Gallant, Jack L.},\n  title = {Feature-space selection with banded "
+                  "ridge regression},\n  journal = {NeuroImage},\n  volume = {264},\n  pages = {119728},\n"
+                  "  year = {2022}\n}"),
+    "lin2024": ("Lin, R., Naselaris, T., Kay, K., & Wehbe, L. (2024). Stacked regressions and structured variance "
+                "partitioning for interpretable brain maps. NeuroImage, 298, 120772.",
+                "@article{lin2024,\n  author = {Lin, Ruogu and Naselaris, Thomas and Kay, Kendrick and Wehbe, "
+                "Leila},\n  title = {Stacked regressions and structured variance partitioning for interpretable "
+                "brain maps},\n  journal = {NeuroImage},\n  volume = {298},\n  pages = {120772},\n"
+                "  year = {2024}\n}"),
     "bonnasse2024": ("Bonnasse-Gahot, L., & Pallier, C. (2024). fMRI predictors based on language models of "
                      "increasing complexity recover brain left lateralization. arXiv:2405.17992.",
                      "@article{bonnasse2024,\n  author = {Bonnasse-Gahot, Laurent and Pallier, Christophe},\n"
@@ -198,8 +210,33 @@ def _ridge(sidecar):
 PRESET_AUTHORS = {"bonnasse2024": "Bonnasse-Gahot & Pallier (2024)", "antonello2023": "Antonello, Vaidya & Huth (2023)"}
 
 
-def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=False):
-    """The methods text (Markdown) and the reference keys it cites, from one best-layer sidecar per model."""
+def _joint_models(joints):
+    """The joint models' paragraph and citations, from one sidecar (``JointModel``) per joint model."""
+    described, cites = [], []
+    for sidecar in joints:
+        joint = sidecar["JointModel"]
+        spaces = ", ".join(space["Label"] for space in joint["Spaces"])
+        if joint["Solver"] == "banded":
+            how = (f"banded ridge regression (Dupré la Tour et al., 2022): one penalty per space and voxel, chosen "
+                   f"with the alpha by the same nested cross-validation among {joint.get('Candidates')} candidate "
+                   "weightings of the spaces' kernels (random search, the first uniform)")
+            cites.append("dupre2022")
+        else:
+            how = ("stacked regression (Lin et al., 2024): per voxel, convex weights of the spaces' predictions, "
+                   "chosen on their held-out predictions inside the training runs")
+            cites.append("lin2024")
+        described.append(f"{joint['Label']} ({spaces}) by {how}")
+    unique = any(sidecar["JointModel"].get("UniqueVariance") for sidecar in joints)
+    text = ("**Joint models.** Several feature spaces were fitted in one encoding model: " + "; ".join(described)
+            + ". Each space's split correlation and split R² are its part of the joint prediction's scores "
+              "(Dupré la Tour et al., 2022)" + ("; its unique variance is the joint R² minus the R² of the joint "
+                                                "model without it" if unique else "") + ".")
+    return text, ["dupre2022"] + cites
+
+
+def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=False, joints=()):
+    """The methods text (Markdown) and the reference keys it cites, from one best-layer sidecar per model (and one
+    sidecar per joint model, ``joints``)."""
     sidecars = sorted(sidecars, key=lambda s: (s["Model"].get("Source") == "baseline",
                                                bool(s["Model"].get("Untrained"))))
     first = sidecars[0]
@@ -225,6 +262,10 @@ def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=F
         paragraphs.insert(1, f"**Procedure.** Every step followed the code of {authors} ({preset['Follows']}), "
                              f"as bids_encoding's preset '{preset['Name']}': {steps}.")
     cites = ["transformers", "pybids"] + design_cite + cleaning_cite + ridge_cite
+    if joints:
+        text, joint_cites = _joint_models(joints)
+        paragraphs.append(text)
+        cites += joint_cites
     if ceiling:
         paragraphs.append("**Noise ceiling.** Where a stimulus was heard more than once, the noise ceiling CC_max "
                           "was computed from the repeats and r was normalized by it (Schoppe et al., 2016).")

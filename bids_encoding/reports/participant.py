@@ -138,12 +138,15 @@ def write_participant_report(output_dir, subject, warnings=(), failure=None, log
         files = find(scores_path.parent, sub=subject)
         tasks.append(_task_block(output_dir, scores_path, files))
     sidecars = tasks[0]["sidecars"] if tasks else []
-    text, cites = methods(sidecars, ceiling=any(t["ceiling_map"] for t in tasks)) if sidecars else ("", [])
+    joints = [joint["sidecar"] for t in tasks for joint in t["joints"]]
+    text, cites = methods(sidecars, ceiling=any(t["ceiling_map"] for t in tasks), joints=joints) if sidecars \
+        else ("", [])
     versions = sidecars[0].get("SoftwareVersions", {}) if sidecars else {}
     if failure is not None:
         failure = {**failure, "participant_results": bool(tasks)}
     sections = [(f"data-{t['task']}", f"Data ({t['task']})") for t in tasks] + \
         [(f"models-{t['task']}", f"Models ({t['task']})") for t in tasks] + \
+        [(f"joint-{t['task']}-{j['label']}", f"Joint model {j['label']}") for t in tasks for j in t["joints"]] + \
         [("warnings", "Warnings"), ("methods", "Methods")]
     return render("participant.html.j2", report_path(output_dir, subject), title=f"sub-{subject}",
                   subject=subject, tasks=tasks, warnings=list(warnings), failure=failure, versions=versions,

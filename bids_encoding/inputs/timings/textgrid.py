@@ -38,15 +38,19 @@ def read_textgrid(path, tier=None, non_words=DEFAULT_NON_WORDS):
     words = word_table([e.start for e in kept], [e.end for e in kept], [e.label for e in kept], path)
     phone_tier = next((t for t in tiers if t["name"].strip().lower() in PHONE_TIER_NAMES and t is not chosen), None)
     if phone_tier is not None:
-        words["n_phones"] = _phones_per_word(words, phone_tier["entries"], skip | set(NON_PHONES))
+        words["phones"] = _phones_per_word(words, phone_tier["entries"], skip | set(NON_PHONES))
+        words["n_phones"] = [len(phones.split()) for phones in words["phones"]]
     return WordTimings(words, str(path), dropped=len(chosen["entries"]) - len(kept))
 
 
 def _phones_per_word(words, phones, skip):
-    """The number of phones whose midpoint falls within each word."""
-    midpoints = np.sort([(float(p.start) + float(p.end)) / 2 for p in phones if p.label.strip().lower() not in skip])
-    return (np.searchsorted(midpoints, words["offset"].to_numpy(), side="left")
-            - np.searchsorted(midpoints, words["onset"].to_numpy(), side="left"))
+    """The phones whose midpoint falls within each word, their labels joined by spaces."""
+    kept = sorted(((float(p.start) + float(p.end)) / 2, p.label.strip()) for p in phones
+                  if p.label.strip().lower() not in skip)
+    midpoints = np.array([midpoint for midpoint, _ in kept])
+    starts = np.searchsorted(midpoints, words["onset"].to_numpy(), side="left")
+    stops = np.searchsorted(midpoints, words["offset"].to_numpy(), side="left")
+    return [" ".join(label for _, label in kept[start:stop]) for start, stop in zip(starts, stops)]
 
 
 def _choose_tier(tiers, tier, path):
