@@ -39,6 +39,9 @@ class JointSettings:
         Banded ridge: seed of the candidates.
     unique : bool
         Fit the joint model without each space in turn: each space's unique variance (k more fits).
+    score : str
+        The validation score that chooses the penalties: R², so that the predictions are on the data's scale
+        (split R² and unique variance mean nothing otherwise), whatever ``--alpha-score`` the models alone use.
     """
 
     solver: str = "banded"
@@ -46,12 +49,14 @@ class JointSettings:
     n_iter: int = 20
     seed: int = 0
     unique: bool = True
+    score: str = "r2"
 
     def record(self):
         return {"Solver": self.solver, "SolverDescription": JOINT_SOLVERS[self.solver], "LanguageModelLayer": (
             "per outer fold, the layer with the best mean inner-validation score of the model's own fit"
             if self.layer == "best" else int(self.layer)),
             **({"Candidates": self.n_iter, "Seed": self.seed} if self.solver == "banded" else {}),
+            "PenaltyScore": f"{self.score} on the inner validation data",
             "UniqueVariance": "the joint model's R² minus that of the joint model without the space (one more "
                               "fit per space)" if self.unique else None}
 

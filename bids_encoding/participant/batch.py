@@ -3,6 +3,7 @@ design per layer, so everything that depends on the design alone is computed onc
 
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -149,7 +150,10 @@ class Batch:
         info = model_features[(spec.language_models or spec.spaces)[0]][1]
         LOGGER.info("%s %s: joint model of %s (%s)", self.label, spec.label,
                     ", ".join(space.label for space in spec.spaces), spec.settings.solver)
-        result = JointModelFit(self, spec, model_features).run()
+        # penalties chosen on R² (JointSettings.score): split R² and unique variance need predictions on the data's
+        # scale, which alphas chosen on r (--alpha-score r) do not give
+        ridge = build_ridge(replace(self.config, alpha_score=spec.settings.score))
+        result = JointModelFit(self, spec, model_features, ridge).run()
         sidecars = self.sidecars(spec, info, records)
         columns = model_columns(spec, info)
         for index, participant in enumerate(self.participants):

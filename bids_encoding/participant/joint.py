@@ -13,16 +13,17 @@ from bids_encoding.participant.outputs import score_row
 LOGGER = logging.getLogger(__name__)
 
 
-def joint_solver(config, ridge):
-    """The estimator of ``config.joint.solver``, with the ridge's alphas, inner CV and compute settings."""
-    if config.joint.solver == "stacking":
+def joint_solver(settings, ridge):
+    """The estimator of ``settings.solver`` (:class:`JointSettings`), with the alphas, inner CV, validation score
+    and compute settings of ``ridge`` (a :class:`NestedRidgeCV`)."""
+    if settings.solver == "stacking":
         from bids_encoding.ridge.stacking import StackedRidgeCV
 
         return StackedRidgeCV(ridge)
     from bids_encoding.ridge.banded import BandedRidgeCV
 
-    return BandedRidgeCV(ridge.alphas, n_iter=config.joint.n_iter, inner_cv=ridge.inner_cv,
-                         alpha_score=ridge.alpha_score, compute=ridge.compute, seed=config.joint.seed)
+    return BandedRidgeCV(ridge.alphas, n_iter=settings.n_iter, inner_cv=ridge.inner_cv,
+                         alpha_score=ridge.alpha_score, compute=ridge.compute, seed=settings.seed)
 
 
 @dataclass
@@ -67,11 +68,13 @@ class JointModelFit:
     spec : JointSpec
     model_features : dict
         ``{space spec: (features, ModelInfo)}`` of every space.
+    ridge : NestedRidgeCV
+        Its alphas, inner CV, validation score and compute settings are the joint solver's.
     """
 
-    def __init__(self, batch, spec, model_features):
+    def __init__(self, batch, spec, model_features, ridge):
         self.batch, self.spec, self.model_features = batch, spec, model_features
-        self.solver = joint_solver(batch.config, batch.ridge)
+        self.solver = joint_solver(spec.settings, ridge)
 
     def layers(self):
         """``{space label: [layer per outer fold]}``: ``--joint-layer``, or per fold the layer whose own fit
