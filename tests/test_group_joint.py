@@ -147,3 +147,44 @@ def test_group_joint_outputs_are_valid_and_reported(grouped):
     assert "jointsmall" in text and "wordrate" in text and "unique R²" in text
     assert assert_numbers_match_their_sources(report, grouped) > 20
     assert text.count("data-file=\"group/task-story_space-MNI152NLin2009cAsym_jointmodels.tsv\"") >= 8
+
+
+@pytest.fixture(scope="module")
+def end_to_end(tmp_path_factory, tiny_model):
+    """The participant level's joint models on the demo generator's data (word rate and the tiny model planted in
+    their own regions), two joint models of language models of two sizes, then the group level."""
+    from conftest import build_tiny_gpt2
+
+    from bids_encoding.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("jointe2e")
+    bigger = build_tiny_gpt2(root / "bigger", n_embd=48, n_layer=3, seed=7)
+    generate_dataset(root, str(tiny_model), n_participants=3, n_runs=3, seed=3, lowlevel_amplitude=1.0)
+    out = root / "out"
+    assert main([str(root / "bids"), str(out), "participant", "--models", str(tiny_model), str(bigger),
+                 "--joint-model", f"small={tiny_model}+wordrate", f"large={bigger}+wordrate", "--joint-candidates",
+                 "3", "--pvalue-method", "none", "--device", "cpu", "--alphas", "10", "100", "1000", "10000"]) == 0
+    assert main([str(root / "bids"), str(out), "group", "--group-bootstraps", "50"]) == 0
+    return root, out
+
+
+@pytest.mark.slow
+def test_end_to_end_unique_r2_t_maps_find_the_planted_regions(end_to_end, tiny_model):
+    from bids_encoding.features.models import model_label
+
+    root, out = end_to_end
+    truth = root / "ground_truth"
+    lm_region = _image(truth / "planted_labels.nii.gz") == 1
+    rate_region = _image(truth / "planted_lowlevel.nii.gz") == 1
+    prefix = out / "group" / "task-story_space-orig"
+    mask = _image(f"{prefix}_desc-symmetric_mask.nii.gz") > 0
+    lm_t = _image(f"{prefix}_model-small_desc-{model_label(str(tiny_model))}unique_stat-t_statmap.nii.gz")
+    rate_t = _image(f"{prefix}_model-small_desc-wordrateunique_stat-t_statmap.nii.gz")
+    only_lm, only_rate = lm_region & ~rate_region & mask, rate_region & ~lm_region & mask
+    assert only_lm.sum() >= 10 and only_rate.sum() >= 10
+    assert (lm_t[only_lm] > 0).mean() >= 0.9 and (rate_t[only_rate] > 0).mean() >= 0.9
+    scores = pd.read_csv(f"{prefix}_jointscores.tsv", sep="\t")
+    assert set(scores["model"]) == {"small", "large"} and scores["unique_r2"].notna().all()
+    fits = pd.read_csv(f"{prefix}_jointfits.tsv", sep="\t")
+    assert set(fits[fits["level"] == "group"]["models"]) == {"large+small"}
+    assert [error for error in validator_errors(out) if error[2].startswith("/group")] == []

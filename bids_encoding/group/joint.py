@@ -9,7 +9,7 @@ of the language model's unique R² over its size, across joint models that share
 import numpy as np
 import pandas as pd
 
-from bids_encoding.group.scaling import scaling_table
+from bids_encoding.group.scaling import FIT_COLUMNS, scaling_table
 from bids_encoding.group.scores import roi_sides
 from bids_encoding.group.second_level import nanmean, one_sample_t, t_masks
 from bids_encoding.hemispheres import hemisphere_scores, mirror_difference
@@ -169,5 +169,5 @@ def joint_scaling(scores, n_bootstraps):
         fit = fit[fit["family"] == "all"]
         fits.append(fit.assign(lowlevel=lowlevel, models="+".join(models)))
         entered[lowlevel] = models
-    columns = list(scaling_table(language.iloc[:0], [], [], 1).columns) + ["lowlevel", "models"]
+    columns = FIT_COLUMNS + ["lowlevel", "models"]
     return (pd.concat(fits, ignore_index=True) if fits else pd.DataFrame(columns=columns)), entered
