@@ -136,6 +136,24 @@ def check_consistency(results):
                                        f"{reference.subject} with {theirs.get(package)} "
                                        f"({result.best_r[label].name}): rerun them with one environment "
                                        "(one container image)")
+        _check_joint(result, reference)
+
+
+def _check_joint(result, reference):
+    """A joint model must have the same spaces and settings for every participant (the layers each outer fold
+    chose may differ)."""
+    for label, sidecar in result.joint_sidecars.items():
+        other = reference.joint_sidecars.get(label)
+        if other is not None and _joint_setup(sidecar) != _joint_setup(other):
+            raise BadDataError(f"joint model {label}: its spaces or settings differ between sub-{result.subject} "
+                               f"and sub-{reference.subject} (JointModel in the sidecars): rerun them alike")
+
+
+def _joint_setup(sidecar):
+    record = dict(sidecar.get("JointModel", {}))
+    record["Spaces"] = [{key: value for key, value in space.items() if key != "Layer"}
+                        for space in record.get("Spaces", [])]
+    return record
 
 
 def _comparable(sidecar, section):
