@@ -549,11 +549,11 @@ class _RecordedOutput:
 
 
 def _fdr_maps(maps, mask):
-    from bids_encoding.group.second_level import _one_sample_t
+    from bids_encoding.group.second_level import one_sample_t
 
     output = _RecordedOutput()
     affine = np.eye(4)
-    _one_sample_t(output, maps, nib.Nifti1Image(mask.astype(np.uint8), affine), affine, "m", "x", "test")
+    one_sample_t(output, maps, nib.Nifti1Image(mask.astype(np.uint8), affine), affine, "m", "x", "test")
     return output.images["x"][0], output.images["xfdr05"]
 
 

@@ -138,6 +138,21 @@ def best_layer_sidecars(folder):
     return list(find(folder, layer="best", desc=None, stat="r", suffix="statmap", extension=".json").values())
 
 
+def joint_model_maps(files):
+    """The joint models' maps (``--joint-model``) among ``files`` (``{DerivativeName: Path}``, as :func:`find`
+    gives them): ``{model: {(desc, stat): path}}``. A joint model is a ``model-`` with a ``stat-r`` map that has
+    neither ``layer-`` nor ``desc-`` (a single model's maps have a ``layer-``); its per-space maps carry the
+    space's label as ``desc-``.
+    """
+    joint = {name.model for name in files if name.model and name.layer is None and name.desc is None
+             and (name.stat, name.suffix, name.extension) == ("r", "statmap", ".nii.gz")}
+    maps = {model: {} for model in sorted(joint)}
+    for name, path in files.items():
+        if name.model in joint and name.layer is None and (name.suffix, name.extension) == ("statmap", ".nii.gz"):
+            maps[name.model][(name.desc, name.stat)] = path
+    return maps
+
+
 def report_path(output_dir, subject=None):
     """The HTML report at the output root: ``sub-<subject>.html``, or ``group.html`` without a subject."""
     return Path(output_dir) / ("group.html" if subject is None else f"sub-{subject}.html")

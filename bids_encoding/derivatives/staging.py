@@ -367,9 +367,9 @@ class GroupOutput(StagedOutput):
     def __init__(self, output_dir, task, space):
         super().__init__(output_dir, "group", {"task": task, "space": space})
 
-    def table(self, frame, suffix, description, **entities):
+    def table(self, frame, suffix, description, extra=None, **entities):
         self.write_table(frame, self.name(suffix, ".tsv", **entities),
-                         {"Description": description, "SoftwareVersions": software_versions()})
+                         {"Description": description, **(extra or {}), "SoftwareVersions": software_versions()})
 
     def image(self, data, affine, suffix, description, extra=None, **entities):
         self.write_image(nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine),

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from bids_encoding.derivatives.names import AVERAGE_LABEL, DerivativeName, find, find_participants
+from bids_encoding.derivatives.names import AVERAGE_LABEL, DerivativeName, find, find_participants, joint_model_maps
 from bids_encoding.errors import BadDataError, MissingInputError
 
 # Sidecar sections that must match across participants for their results to be compared.
@@ -29,6 +29,8 @@ class ParticipantResult:
     best_layer_maps: dict = field(default_factory=dict)  # model label -> chosen-layer map path (or None)
     sidecars: dict = field(default_factory=dict)  # model label -> sidecar of the best-layer r map
     ceiling_path: Path = None  # CC_max map, when the participant heard repeated stimuli
+    joint: dict = field(default_factory=dict)  # joint model label -> {(desc, stat): map path} (desc: the space)
+    joint_sidecars: dict = field(default_factory=dict)  # joint model label -> sidecar of its stat-r map
     _r_maps: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -49,6 +51,18 @@ class ParticipantResult:
             values = np.asarray(nib.load(self.best_r[label]).dataobj, dtype=float)
             self._r_maps[label] = np.where(self.own_mask, values, np.nan)
         return self._r_maps[label]
+
+    def joint_map(self, model, space, stat):
+        """A joint model's map of one space (``stat``: ``uniquer2``, ``splitr``, ``splitr2``), NaN outside the
+        participant's own mask; ``None`` when the participant has none."""
+        key = (model, space, stat)
+        path = self.joint.get(model, {}).get((space, stat))
+        if path is None:
+            return None
+        if key not in self._r_maps:
+            values = np.asarray(nib.load(path).dataobj, dtype=float)
+            self._r_maps[key] = np.where(self.own_mask, values, np.nan)
+        return self._r_maps[key]
 
 
 def collect(output_dir, task=None, participant_labels=None):
@@ -75,6 +89,9 @@ def collect(output_dir, task=None, participant_labels=None):
                 result.best_r[name.model] = path
                 result.best_layer_maps[name.model] = files.get(name.with_(stat="layer"))
                 result.sidecars[name.model] = json.loads(sidecar_of(path).read_text())
+        for model, maps in joint_model_maps(files).items():
+            result.joint[model] = maps
+            result.joint_sidecars[model] = json.loads(sidecar_of(maps[(None, "r")]).read_text())
         results.append(result)
     if not results:
         raise MissingInputError(
@@ -119,6 +136,24 @@ def check_consistency(results):
                                        f"{reference.subject} with {theirs.get(package)} "
                                        f"({result.best_r[label].name}): rerun them with one environment "
                                        "(one container image)")
+        _check_joint(result, reference)
+
+
+def _check_joint(result, reference):
+    """A joint model must have the same spaces and settings for every participant (the layers each outer fold
+    chose may differ)."""
+    for label, sidecar in result.joint_sidecars.items():
+        other = reference.joint_sidecars.get(label)
+        if other is not None and _joint_setup(sidecar) != _joint_setup(other):
+            raise BadDataError(f"joint model {label}: its spaces or settings differ between sub-{result.subject} "
+                               f"and sub-{reference.subject} (JointModel in the sidecars): rerun them alike")
+
+
+def _joint_setup(sidecar):
+    record = dict(sidecar.get("JointModel", {}))
+    record["Spaces"] = [{key: value for key, value in space.items() if key != "Layer"}
+                        for space in record.get("Spaces", [])]
+    return record
 
 
 def _comparable(sidecar, section):

@@ -11,6 +11,14 @@ from bids_encoding.derivatives.sidecars import mask_record
 from bids_encoding.derivatives.staging import GroupOutput, write_dataset_description
 from bids_encoding.group import figures
 from bids_encoding.group.collect import check_consistency, collect, model_table
+from bids_encoding.group.joint import (
+    joint_group_maps,
+    joint_models,
+    joint_roi_scores,
+    joint_scaling,
+    joint_scores,
+    joint_summary,
+)
 from bids_encoding.group.neurons import MEASURES as NEURON_MEASURES
 from bids_encoding.group.neurons import neuron_tables
 from bids_encoding.group.reliability import reliable_voxels
@@ -151,6 +159,7 @@ def _task_level(config, members, output, average=None):
         output.table(roi_scaling(atlas_rois, models), "roifits", "Per region: correlation of group-mean L - R "
                      "with log10(parameters), trained models", atlas=atlas)
     group_maps(output, members, models, mask, left, mirror, affine)
+    _joint_outputs(config, output, members, (mask, left, mirror, affine), rois)
     _figures(output, trained, fits, scores, roi_table)
     _neuron_outputs(config, output, members, models)
     if average is not None:
@@ -161,6 +170,36 @@ def _task_level(config, members, output, average=None):
     slope = f"{group_fit['slope'].iloc[0]:.4f} r per decade" if not group_fit.empty else "n/a"
     return (f"task-{members[0].task}: {len(members)} participant(s), {len(models)} model(s), scaling slope {slope}, "
             f"mean L-R {scores['l_minus_r'].mean():.4f}")
+
+
+def _joint_outputs(config, output, members, geometry, rois):
+    """The joint models' tables (per participant, space and ROI), group maps per space, and the scaling of the
+    language model's unique R² over its size (docs/group.md "Joint models")."""
+    models = joint_models(members)
+    if not models:
+        return
+    mask, left, mirror, _ = geometry
+    scores = joint_scores(members, models, mask, left, mirror)
+    output.table(scores, "jointscores", "Joint models: per participant, joint model and space, the means over the "
+                 "symmetric mask of the space's unique R², split r and split R², and its unique R² on the left, the "
+                 "right (mirror voxels) and left - right", {"JointModels": {
+                     label: {"Spaces": about["spaces"], "LanguageModel": about["language"],
+                             "ModelId": about["model"]["Id"]} for label, about in models.items()}})
+    output.table(joint_summary(scores), "jointmodels", "Joint models: per joint model and space, the mean over "
+                 "participants and its standard error of the unique R², split r, split R² and left - right unique R²")
+    output.table(joint_roi_scores(members, rois, mask), "jointrois", "Joint models: per participant, joint model, "
+                 "space and language ROI (10 mm spheres, left and mirrored right), the space's mean unique R²")
+    joint_group_maps(output, members, models, geometry, is_template_space(members[0].space))
+    fits, entered = joint_scaling(scores, config.n_bootstraps)
+    output.table(fits, "jointfits", "Joint models: the language model's unique R² (and split R²) = intercept + "
+                 "slope x log10(parameters), across the joint models with the same other spaces (lowlevel) and "
+                 "language models of at least two sizes; per participant and group (bootstrap CI over "
+                 "participants)", {"JointModels": entered})
+    for index, (lowlevel, joint) in enumerate(sorted(entered.items())):
+        language = scores[scores["language"] & scores["model"].isin(joint)]
+        figures.scaling_figure(language, fits[fits["lowlevel"] == lowlevel], ["unique_r2", "split_r2"],
+                               output.figure(desc="jointscaling" + (str(index + 1) if index else "")),
+                               ylabel="R² on held-out data")
 
 
 def _average_outputs(config, output, average, models, mask, left, mirror, reliable):

@@ -88,19 +88,24 @@ def parcel_scores(results, parcels, mask):
 
 
 def roi_scores(results, rois, mask):
+    """Left, right and L - R best-layer r per participant, model and ROI (``rois``: ``{name_L, name_R: mask}``)."""
+    return pd.DataFrame([{"participant": f"sub-{result.subject}", "model": label, **row}
+                         for result in results for label in result.best_r
+                         for row in roi_sides(result.r_map(label), rois, mask)], columns=ROI_COLUMNS)
+
+
+def roi_sides(values, rois, mask):
+    """Per ROI found on both sides inside ``mask``: the mean of ``values`` on the left, on the right, L - R and
+    the voxel counts, as rows (dicts with ``roi``)."""
     rows = []
-    for result in results:
-        for label in result.best_r:
-            r_map = result.r_map(label)
-            for name in sorted({key.rsplit("_", 1)[0] for key in rois}):
-                left, right = rois[f"{name}_L"] & mask, rois[f"{name}_R"] & mask
-                if not left.any() or not right.any():
-                    continue
-                left_r, right_r = float(np.nanmean(r_map[left])), float(np.nanmean(r_map[right]))
-                rows.append({"participant": f"sub-{result.subject}", "model": label, "roi": name,
-                             "left": left_r, "right": right_r, "l_minus_r": left_r - right_r,
-                             "n_voxels_left": int(left.sum()), "n_voxels_right": int(right.sum())})
-    return pd.DataFrame(rows, columns=ROI_COLUMNS)
+    for name in sorted({key.rsplit("_", 1)[0] for key in rois}):
+        left, right = rois[f"{name}_L"] & mask, rois[f"{name}_R"] & mask
+        if not left.any() or not right.any():
+            continue
+        left_r, right_r = float(np.nanmean(values[left])), float(np.nanmean(values[right]))
+        rows.append({"roi": name, "left": left_r, "right": right_r, "l_minus_r": left_r - right_r,
+                     "n_voxels_left": int(left.sum()), "n_voxels_right": int(right.sum())})
+    return rows
 
 
 def roi_scaling(roi_table, models):

@@ -9,7 +9,7 @@ import pandas as pd
 from bids_encoding.hemispheres import mirror_difference
 
 
-def _one_sample_t(output, maps, mask_img, affine, model, desc, description):
+def one_sample_t(output, maps, mask_img, affine, model, desc, description):
     """Second-level one-sample t map over participants (nilearn), and its FDR-thresholded version.
 
     nilearn's FDR (``threshold_stats_img``) reads its input as a z map; a t map of few participants has far heavier
@@ -42,11 +42,21 @@ def _one_sample_t(output, maps, mask_img, affine, model, desc, description):
                  model=model, desc=f"{desc}fdr05", stat="t")
 
 
-def _nanmean(maps):
+def nanmean(maps):
     """Mean over participants of the values they have (NaN where none has one), without numpy's warning."""
     stacked = np.asarray(maps, dtype=float)
     count = np.sum(~np.isnan(stacked), axis=0)
     return np.where(count > 0, np.nansum(stacked, axis=0) / np.maximum(count, 1), np.nan)
+
+
+def t_masks(results, mask, left, mirror, affine):
+    """The t maps' masks, as images: the voxels of ``mask`` every participant has, and the left ones among them
+    whose mirror every participant has too (for L - R)."""
+    everyone = mask & np.logical_and.reduce([r.own_mask for r in results])
+    complete_left = left & everyone & everyone.ravel()[np.maximum(mirror, 0)].reshape(mask.shape) & \
+        (mirror >= 0).reshape(mask.shape)
+    return (nib.Nifti1Image(everyone.astype(np.uint8), affine),
+            nib.Nifti1Image(complete_left.astype(np.uint8), affine))
 
 
 def group_maps(output, results, models, mask, left, mirror, affine):
@@ -55,23 +65,19 @@ def group_maps(output, results, models, mask, left, mirror, affine):
     Means are over the participants who have the voxel (a group mask wider than the intersection); t maps
     are computed where every participant has the voxel and its mirror.
     """
-    everyone = mask & np.logical_and.reduce([r.own_mask for r in results])
-    complete_left = left & everyone & everyone.ravel()[np.maximum(mirror, 0)].reshape(mask.shape) & \
-        (mirror >= 0).reshape(mask.shape)
-    mask_img = nib.Nifti1Image(everyone.astype(np.uint8), affine)
-    left_img = nib.Nifti1Image(complete_left.astype(np.uint8), affine)
+    mask_img, left_img = t_masks(results, mask, left, mirror, affine)
     maps_by_model = {label: {r.subject: np.where(mask, r.r_map(label), 0.0) for r in results if label in r.best_r}
                      for label in models["model"]}
     for label, by_participant in maps_by_model.items():
         maps = list(by_participant.values())
-        output.image(np.nan_to_num(mirror_difference(_nanmean(maps), left, mirror)), affine, "statmap",
+        output.image(np.nan_to_num(mirror_difference(nanmean(maps), left, mirror)), affine, "statmap",
                      "Group-mean best-layer r minus its mirror image (left voxels; right and midline 0)",
                      model=label, desc="LminusR", stat="r")
         if len(maps) < 2:
             continue
-        _one_sample_t(output, [np.arctanh(np.clip(np.nan_to_num(m), -0.999, 0.999)) for m in maps], mask_img, affine,
+        one_sample_t(output, [np.arctanh(np.clip(np.nan_to_num(m), -0.999, 0.999)) for m in maps], mask_img, affine,
                       label, "", "One-sample t of Fisher-z best-layer r over participants")
-        _one_sample_t(output, [np.nan_to_num(mirror_difference(m, left, mirror)) for m in maps], left_img, affine,
+        one_sample_t(output, [np.nan_to_num(mirror_difference(m, left, mirror)) for m in maps], left_img, affine,
                       label, "LminusR", "One-sample t of r minus its mirror image over participants")
     trained = models[~models["baseline"]]
     if trained["n_params"].nunique() < 2:
@@ -84,11 +90,11 @@ def group_maps(output, results, models, mask, left, mirror, affine):
         return
     slopes = [sum(c * maps_by_model[label][subject] for c, label in zip(centered, trained["model"]))
               / (centered ** 2).sum() for subject in complete]
-    output.image(np.nan_to_num(_nanmean(slopes)) * mask, affine, "statmap",
+    output.image(np.nan_to_num(nanmean(slopes)) * mask, affine, "statmap",
                  "Voxel-wise slope of best-layer r on log10(parameters), mean over participants (trained models)",
                  {"Models": list(trained["model_id"]), "Participants": [f"sub-{s}" for s in complete]}, stat="slope")
     if len(slopes) >= 2:
-        _one_sample_t(output, [np.nan_to_num(s) for s in slopes], mask_img, affine, None, "slope",
+        one_sample_t(output, [np.nan_to_num(s) for s in slopes], mask_img, affine, None, "slope",
                       "One-sample t of the participants' voxel-wise scaling slopes")
 
 

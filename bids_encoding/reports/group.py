@@ -58,10 +58,11 @@ def _task_block(output_dir, group_dir, task, space, files):
                       & fits["measure"].isin(FIT_MEASURES)]
         group_fits = chosen.to_dict("records")
     names = {} if models is None else model_names(models)
+    joint = _joint_block(output_dir, files, figures, template)
     maps = []
     for name, path in files.items():
-        if name.extension != ".nii.gz" or name.suffix != "statmap":
-            continue
+        if name.extension != ".nii.gz" or name.suffix != "statmap" or name.model in joint["names"]:
+            continue  # the joint models' maps are in their own section
         if name.stat == "t" and not (name.desc or "").endswith("fdr05"):
             continue  # the t maps are shown thresholded
         caption = f"{names.get(name.model, name.model) + ': ' if name.model else ''}{_caption(name)}"
@@ -99,7 +100,35 @@ def _task_block(output_dir, group_dir, task, space, files):
             "neuronscaling": inline_svg(figures["neuronscaling"]) if "neuronscaling" in figures else None,
             "neuronnetworks": neuron_figures,
             "maps": maps,
+            "joint": joint,
             "mask": json.loads(mask_json.read_text()) if mask_json else {}}
+
+
+def _joint_block(output_dir, files, figures, template):
+    """The joint models' section: per joint model, each space's mean unique R², split r and split R² (from
+    ``_jointmodels.tsv``) and the group t map of its unique R²; the scaling of the language model's unique R²
+    (``_jointfits.tsv`` and its figures)."""
+    summary, summary_path = _table(files, "jointmodels")
+    fits, fits_path = _table(files, "jointfits")
+    block = {"names": set(), "models": [], "fits": [], "scaling": [],
+             "file": relative(summary_path, output_dir) if summary_path else None,
+             "fits_file": relative(fits_path, output_dir) if fits_path else None}
+    if summary is None:
+        return block
+    t_maps = {(name.model, name.desc): path for name, path in files.items()
+              if name.stat == "t" and name.extension == ".nii.gz" and name.suffix == "statmap"}
+    for model, rows in summary.groupby("model", sort=False):
+        block["names"].add(model)
+        spaces = rows.to_dict("records")
+        for row in spaces:
+            path = t_maps.get((model, f"{row['space']}unique"))
+            row["image"] = brain_map(nib.load(path), template) if path is not None else None
+        block["models"].append({"model": model, "spaces": spaces})
+    if fits is not None and not fits.empty:
+        block["fits"] = fits[fits["level"] == "group"].to_dict("records")
+    block["scaling"] = [inline_svg(path) for desc, path in sorted(figures.items())
+                        if desc and desc.startswith("jointscaling")]
+    return block
 
 
 def _caption(name):
