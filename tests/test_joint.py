@@ -142,3 +142,16 @@ def test_stacked_joint_model_weights_each_region_to_its_space(split_run, tiny_mo
     sidecar = json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
     assert sidecar["JointModel"]["Solver"] == "stacking"
     assert sidecar["JointModel"]["Spaces"][0]["Layer"] == [1, 1, 1, 1]
+
+
+def test_a_rerun_keeps_the_joint_model(split_run, tiny_model, capsys):
+    """The same command again: the joint model's fingerprint matches, its files are kept, nothing is refitted."""
+    root, output_dir, _ = split_run
+    path = _statmap(output_dir, "01", "joint" + model_label(str(tiny_model)), stat="r2")
+    before = path.stat().st_ino, path.read_bytes()
+    capsys.readouterr()
+    code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model), "--device", "cpu",
+                 "--joint-model", f"{tiny_model}+wordrate", "--pvalue-method", "none", "--joint-candidates", "5"])
+    assert code == 0
+    assert "1 already complete" in capsys.readouterr().out
+    assert (path.stat().st_ino, path.read_bytes()) == before
