@@ -153,5 +153,5 @@ def test_a_rerun_keeps_the_joint_model(split_run, tiny_model, capsys):
     code = main([str(root / "bids"), str(output_dir), "participant", "--models", str(tiny_model), "--device", "cpu",
                  "--joint-model", f"{tiny_model}+wordrate", "--pvalue-method", "none", "--joint-candidates", "5"])
     assert code == 0
-    assert "1 already complete" in capsys.readouterr().out
+    assert "1 already complete" in capsys.readouterr().err
     assert (path.stat().st_ino, path.read_bytes()) == before
