@@ -11,6 +11,15 @@ Usage::
 
     python benchmarks/bench_ridge.py --n-voxels 20000 [--device cpu|cuda] [--participants 3]
 
+Banded ridge (``--banded a|b``): (a) 9 runs × 310 scans, a 768-feature space and three 1-column spaces; (b) 9 runs
+× 278 scans, 5,120 + 3 one-column spaces; nested leave-one-run-out outer × inner, ``--n-iter`` Dirichlet gammas
+(the first uniform) and 13 alphas, ours (BandedRidgeCV) vs himalaya's MultipleKernelRidgeCV (random search over the
+same gammas, precomputed linear kernels, one fit per outer fold with the inner splits as ``cv``, then the held-out
+run predicted), one after the other in the same process; ``--outer-folds K`` computes the first K outer folds only
+(both sides)::
+
+    python benchmarks/bench_ridge.py --banded a --n-voxels 2000 --n-iter 20 [--outer-folds 2]
+
 The LAST line printed is
 ``ratio=<himalaya time / our time> alpha_agreement=<fraction> max_abs_r_diff=<value>``
 (r difference over the voxels whose alphas agree). Results are appended to
@@ -70,6 +79,71 @@ def himalaya_nested(x_runs, y_runs, alphas, device, kernel=False):
     return np.array(test_r), np.array(chosen)
 
 
+def himalaya_banded(x_runs, y_runs, bands, gammas, alphas, device, folds):
+    """himalaya's MultipleKernelRidgeCV (random search over ``gammas``, precomputed linear kernels, float32) per
+    outer fold in ``folds``, inner leave-one-run-out: held-out r, penalties exp(-deltas_) (folds, spaces, voxels)."""
+    from himalaya.backend import set_backend
+    from himalaya.kernel_ridge import MultipleKernelRidgeCV
+    from himalaya.scoring import correlation_score
+
+    backend = set_backend("torch_cuda" if device.startswith("cuda") else "torch")
+    n = len(x_runs[0])
+    test_r, penalties = [], []
+    for test in folds:
+        train = [i for i in range(len(x_runs)) if i != test]
+        rows = np.arange(n * len(train))
+        inner = [(rows[rows // n != k], rows[rows // n == k]) for k in range(len(train))]
+        x_train = np.concatenate([x_runs[i] for i in train])
+        kernels = np.stack([x_train[:, b] @ x_train[:, b].T for b in bands])
+        model = MultipleKernelRidgeCV(kernels="precomputed", solver="random_search", cv=inner, solver_params=dict(
+            n_iter=gammas, alphas=alphas, score_func=correlation_score, local_alpha=True, progress_bar=False,
+            n_targets_batch=2000, n_targets_batch_refit=2000))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(kernels, np.concatenate([y_runs[i] for i in train]))
+        prediction = model.predict(np.stack([x_runs[test][:, b] @ x_train[:, b].T for b in bands]))
+        test_r.append(correlation(backend.to_numpy(prediction), y_runs[test]))
+        penalties.append(np.exp(-backend.to_numpy(model.deltas_)))
+    return np.array(test_r), np.array(penalties)
+
+
+BANDED_SHAPES = {"a": (9, 310, 768), "b": (9, 278, 5120)}
+
+
+def banded(args):
+    """``--banded``: ours vs himalaya's MultipleKernelRidgeCV on one shape."""
+    from bids_encoding.ridge.banded import BandedRidgeCV, dirichlet_gammas
+
+    n_runs, n_scans, n_wide = BANDED_SHAPES[args.banded]
+    x_runs, y_runs = regression_runs(0, n_runs, n_scans, n_wide + 3, args.n_voxels)
+    bands = [slice(0, n_wide)] + [slice(n_wide + k, n_wide + k + 1) for k in range(3)]
+    alphas = np.logspace(1, 7, args.n_alphas)
+    gammas = dirichlet_gammas(args.n_iter, len(bands), seed=0)
+    folds = list(range(args.outer_folds or n_runs))
+    solver = BandedRidgeCV(alphas, n_iter=gammas, compute=Compute(device=args.device))
+    solver.fit_score([x[:40] for x in x_runs[:3]], bands, [y[:40, :64] for y in y_runs[:3]], folds=[0])  # warm-up
+    ours, our_time = timed(lambda: solver.fit_score(x_runs, bands, y_runs, folds=folds), args.device)
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": args.device, "banded": args.banded,
+              "threads": torch.get_num_threads(), "n_runs": n_runs, "n_scans": n_scans,
+              "n_features": [n_wide, 1, 1, 1], "n_iter": args.n_iter, "n_alphas": args.n_alphas,
+              "n_voxels": args.n_voxels, "outer_folds": len(folds), "ours_seconds": round(our_time, 2)}
+    print(f"ours: {our_time:.1f} s")
+    if args.skip_himalaya:
+        print(json.dumps(result))
+        return
+    (their_r, their_penalties), their_time = timed(
+        lambda: himalaya_banded(x_runs, y_runs, bands, gammas, alphas, args.device, folds), args.device)
+    same = np.isclose(ours.penalties[folds], their_penalties, rtol=1e-4).all(axis=1)
+    result.update(himalaya_estimator="MultipleKernelRidgeCV (random_search, precomputed linear kernels)",
+                  himalaya_seconds=round(their_time, 2), ratio=round(their_time / our_time, 2),
+                  choice_agreement=float(same.mean()),
+                  max_abs_r_diff=float(np.abs(ours.test_r[folds] - their_r)[same].max()))
+    append_result(RESULTS, result)
+    print(f"himalaya MultipleKernelRidgeCV (torch backend): {their_time:.1f} s")
+    print(f"ratio={result['ratio']} choice_agreement={result['choice_agreement']:.5f} "
+          f"max_abs_r_diff={result['max_abs_r_diff']:.2e}")
+
+
 def timed(function, device):
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -97,7 +171,13 @@ def main():
                         help="also time the other form (primal vs dual) on the same data")
     parser.add_argument("--mem", default=None, help="memory budget of our fit, e.g. 16GB")
     parser.add_argument("--skip-himalaya", action="store_true")
+    parser.add_argument("--banded", choices=sorted(BANDED_SHAPES), default=None,
+                        help="banded ridge at shape a or b (see above) instead of the one-space ridge")
+    parser.add_argument("--n-iter", type=int, default=20, help="gammas of the banded ridge")
+    parser.add_argument("--outer-folds", type=int, default=None, help="banded: the first K outer folds only")
     args = parser.parse_args()
+    if args.banded:
+        return banded(args)
 
     alphas = np.logspace(1, 7, args.n_alphas)
     x_runs, y_runs = regression_runs(0, args.n_runs, args.n_scans, args.n_features, args.n_voxels)

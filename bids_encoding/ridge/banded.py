@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from bids_encoding.ridge.cv import ALPHA_SCORE_NAMES, DEFAULT_ALPHAS, InnerCV, split_one_stimulus, training_layout
-from bids_encoding.ridge.dual import Deletion, Split, rows_of
+from bids_encoding.ridge.dual import Deletion, rows_of
+from bids_encoding.ridge.kernels import SCORES_OF_PREDICTIONS
 from bids_encoding.ridge.memory import Compute
 from bids_encoding.ridge.result import BandedResult
 from bids_encoding.ridge.scoring import correlation_split, pearson_r, r2_score, r2_split
@@ -77,6 +78,74 @@ class _KernelFit(Deletion):
         self.n_rows, self.rank = self.eigenvectors.shape
         self.dtype = dtype
         self.full_hat = True
+
+    def operators(self, deletions):
+        """:meth:`Deletion.operators`, the same float64 algebra batched over the deletions that share their rest
+        ``R`` and size (a fold's inner splits): per alpha and group, ONE batched factorisation of the Schur
+        complements and one solve ``S⁻¹ [I, -A_VR A_RR⁻¹]`` instead of one chain of small calls per split
+        (measured: docs/performance.md, "Banded ridge")."""
+        ops = [torch.empty((len(self.alphas64), len(rows), len(g)), dtype=self.dtype,
+                           device=self.eigenvectors.device) for rows, g in deletions]
+        groups = {}
+        for index, (rows, g) in enumerate(deletions):
+            groups.setdefault((tuple(np.asarray(g)[len(rows):].tolist()), len(rows)), []).append(index)
+        device = self.eigenvectors64.device
+        for a, shrinkage in enumerate(self.shrinkage):
+            block = self._complement_blocks(shrinkage)
+            for (rest, n_rows), indices in groups.items():
+                rows = [rows_of(deletions[index][0], device) for index in indices]
+                a_vv = torch.stack([block(r, r) for r in rows])
+                identity = torch.eye(n_rows, dtype=a_vv.dtype, device=device).expand_as(a_vv)
+                if rest:
+                    rest = rows_of(rest, device)
+                    rest_factor = torch.linalg.cholesky(block(rest, rest))
+                    a_rv = torch.stack([block(rest, r) for r in rows])
+                    weights = torch.cholesky_solve(a_rv, rest_factor).mT  # A_VR A_RR⁻¹
+                    factor = torch.linalg.cholesky(a_vv - weights @ a_rv)
+                    # one solve S⁻¹ [I, -W]: torch's (batched) cholesky_inverse then a product was 2.6x slower here
+                    op = torch.cholesky_solve(torch.cat([identity, -weights], dim=2), factor)
+                else:
+                    op = torch.cholesky_solve(identity, torch.linalg.cholesky(a_vv))
+                op[:, :, :n_rows] -= identity
+                for index, one in zip(indices, op):
+                    ops[index][a] = one.to(self.dtype)
+            del block
+        return ops
+
+
+class _FoldSplits:
+    """A fold's inner splits of one size (the validation rows ``V``, then ``G``'s rest), scored together: per
+    alpha, one batched product gives every split's validation predictions (:meth:`Split.predict`) and one pass
+    their Pearson r (sums of ``p y_c``, ``p`` and ``p²`` in float64, so no centred copy of ``p``), instead of a
+    chain of small calls per split (measured: docs/performance.md, "Banded ridge")."""
+
+    def __init__(self, deletions, ops, device):
+        self.n_rows = len(deletions[0][0])
+        self.rows = torch.as_tensor(np.stack([rows for rows, _ in deletions]), device=device)
+        self.held = torch.as_tensor(np.stack([g[len(rows):] for rows, g in deletions]), device=device)
+        self.ops = torch.stack(ops, dim=1)  # (n_alphas, n_splits, |V|, |G|)
+
+    def targets(self, y, alpha_score):
+        """The validation responses ``(n_splits, |V|, n_voxels)`` (centred for ``r``) and their sums of squares
+        about the mean."""
+        y_val = y[self.rows]
+        centred = y_val - y_val.mean(dim=1, keepdim=True)
+        return centred if alpha_score == "r" else y_val, (centred.double() ** 2).sum(dim=1)
+
+    def score(self, fitted, residual, a, target, alpha_score):
+        """The summed validation score of the splits at alpha ``a`` ``(n_voxels,)``, float64."""
+        y_val, total = target
+        rest = torch.cat([residual[self.rows], residual[self.held]], dim=1)  # (n_splits, |G|, n_voxels)
+        prediction = torch.baddbmm(fitted[self.rows], self.ops[a], rest, alpha=-1)
+        if alpha_score in SCORES_OF_PREDICTIONS:
+            return SCORES_OF_PREDICTIONS[alpha_score](prediction, y_val, total).sum(dim=0)
+        numerator = torch.linalg.vecdot(prediction, y_val, dim=1).double()
+        sums = prediction.sum(dim=1, dtype=torch.float64)
+        squares = torch.linalg.vector_norm(prediction, dim=1, dtype=torch.float64) ** 2
+        variance = (squares - sums ** 2 / self.n_rows).clamp_min(0)
+        denominator = torch.sqrt(variance * total)
+        r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
+        return r.sum(dim=0)
 
 
 class BandedRidgeCV:
@@ -219,23 +288,28 @@ class BandedRidgeCV:
             blocks = [slice(start, min(start + block, n_voxels)) for start in range(0, n_voxels, block)]
             for batch in self.compute.operator_batches(plans, room, len(self.alphas)):
                 flat = iter(fit.operators([deletion for plan in batch for deletion in plan[3]]))
-                work = [(plan, [next(flat) for _ in plan[3]],
-                         [Split(rows, g[len(rows):], device) for rows, g in plan[3][:-1]]) for plan in batch]
+                work = []
+                for plan in batch:
+                    ops = [next(flat) for _ in plan[3]]
+                    sizes = {}
+                    for index, (rows, g) in enumerate(plan[3][:-1]):
+                        sizes.setdefault((len(rows), len(g)), []).append(index)
+                    work.append((plan, ops[-1:], [_FoldSplits([plan[3][i] for i in indices], [ops[i] for i in indices],
+                                                         device) for indices in sizes.values()]))
                 for voxels in blocks:
                     y = torch.cat([self._nested._columns(r, voxels) for r in responses])
                     z, outside = fit.rotate(y)
-                    targets = [[split.targets(y) for split in splits] for _, _, splits in work]
+                    targets = [[split.targets(y, self.alpha_score) for split in splits] for _, _, splits in work]
                     scores = [torch.zeros((len(alphas), y.shape[1]), dtype=torch.float64, device=device)
                               for _ in work]
                     for a, direction in enumerate(fit.directions(z, outside, y)):
                         fitted, residual = fit.full_fit(z, outside, a, y, direction)
-                        for (_, ops, splits), fold_targets, fold_scores in zip(work, targets, scores):
-                            for split, op, target in zip(splits, ops, fold_targets):
-                                fold_scores[a] += split.score(split.predict(fitted, residual, op[a]), target,
-                                                              self.alpha_score)
-                    for (plan, ops, splits), fold_scores in zip(work, scores):
+                        for (_, _, splits), fold_targets, fold_scores in zip(work, targets, scores):
+                            for split, target in zip(splits, fold_targets):
+                                fold_scores[a] += split.score(fitted, residual, a, target, self.alpha_score)
+                    for (plan, ops, _), fold_scores in zip(work, scores):
                         width = voxels.stop - voxels.start
-                        mean = fold_scores[:, :width] / len(splits)
+                        mean = fold_scores[:, :width] / (len(plan[3]) - 1)
                         choice = (mean + slope[:, None]).argmax(dim=0)
                         value = (mean + slope[:, None]).gather(0, choice[None])[0]
                         fold = state[plan[0]]
