@@ -7,9 +7,10 @@ import torch
 from scipy.optimize import minimize
 
 from bids_encoding.ridge import InnerCV, NestedRidgeCV, StackedResult, StackedRidgeCV
+from bids_encoding.ridge.bands import check_bands
 from bids_encoding.ridge.memory import Compute
 from bids_encoding.ridge.scoring import correlation, zscore
-from bids_encoding.ridge.stacking import check_bands, simplex_weights
+from bids_encoding.ridge.stacking import simplex_weights
 
 # stacking-fmri's per-space fits: alphas 10^-6 .. 10^9 chosen per voxel by 5-fold KFold on the validation R²
 STACKING_FMRI_RIDGE = dict(alphas=[10.0 ** i for i in range(-6, 10)], inner_cv=InnerCV("chunks", n_chunks=5),

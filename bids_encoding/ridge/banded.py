@@ -16,6 +16,7 @@ training scans come from the same deletion, and give each space's share of the h
 import numpy as np
 import torch
 
+from bids_encoding.ridge.bands import check_bands
 from bids_encoding.ridge.cv import ALPHA_SCORE_NAMES, DEFAULT_ALPHAS, InnerCV, split_one_stimulus, training_layout
 from bids_encoding.ridge.dual import Deletion, rows_of
 from bids_encoding.ridge.kernels import SCORES_OF_PREDICTIONS
@@ -38,24 +39,6 @@ def dirichlet_gammas(n_iter, n_spaces, concentration=(0.1, 1.0), seed=0):
     gammas = np.swapaxes(np.stack(draws), 0, 1).reshape(-1, n_spaces)[:n_iter]
     gammas[0] = 1 / n_spaces
     return gammas
-
-
-def check_bands(bands, n_features):
-    """The bands as ``slice(start, stop)``; ValueError unless they cover the ``n_features`` columns once each."""
-    count = np.zeros(n_features, dtype=int)
-    checked = []
-    for band in bands:
-        if not isinstance(band, slice) or band.step not in (None, 1):
-            raise ValueError(f"bands must be slices of consecutive columns, not {band!r}")
-        start, stop, _ = band.indices(n_features)
-        if stop <= start or (band.stop is not None and band.stop > n_features):
-            raise ValueError(f"band {band!r} selects no columns, or columns beyond the design's {n_features}")
-        count[start:stop] += 1
-        checked.append(slice(start, stop))
-    if len(checked) < 1 or (count != 1).any():
-        raise ValueError(f"the bands must cover each of the design's {n_features} columns exactly once: "
-                         f"{int((count == 0).sum())} columns in no band, {int((count > 1).sum())} in several")
-    return checked
 
 
 class _KernelFit(Deletion):
@@ -321,7 +304,7 @@ class BandedRidgeCV:
                             fold.validation_score[columns] = mean.gather(0, choice[None])[0][improved].cpu().numpy()
                             fold.gamma[:, columns] = gamma[:, None]
                             fold.alpha[columns] = alphas[choice[improved]].cpu().numpy()
-                            self._refit(fit, gamma64, plan, ops[-1], y, z, outside, improved, choice[improved],
+                            self._refit(fit, gamma64, plan, ops[-1], (y, z, outside), (improved, choice[improved]),
                                         fold, columns)
         result = BandedResult(*(np.full((len(groups), n_voxels), np.nan, np.float32) for _ in range(4)),
                               split_r=np.full((len(bands), len(groups), n_voxels), np.nan, np.float32),
@@ -352,14 +335,16 @@ class BandedRidgeCV:
         rows = features[test_rows] @ features.T
         return lambda w: rows @ w
 
-    def _refit(self, fit, gamma, plan, op_held, y, z, outside, columns, choice, fold, voxels):
-        """Refit on the outer fold's training scans at each improved voxel's alpha (index ``choice``) and score the
-        held-out stimulus, jointly and per space.
+    def _refit(self, fit, gamma, plan, op_held, block, improved, fold, voxels):
+        """Refit on the outer fold's training scans at each improved voxel's alpha and score the held-out stimulus,
+        jointly and per space. ``block``: the voxel block's ``(y, z, outside)`` (targets and their rotation);
+        ``improved``: ``(columns, choice)``, the improved voxels among the block's and their alphas' indices.
 
         The held-out prediction is Deletion's ``ŷ_H = ŷ_H(all) - M_H r_H``; the fold's dual weights are those of
         the all-scans fit to ``y`` with ``y_H`` replaced by ``ŷ_H`` (block inversion of ``K + αI``: they are 0 on
         the held-out scans), ``F diag(1 / (λ + α)) Fᵀ y*``, and give each space's prediction ``γ_i K_i[test] w``."""
         _, test_group, held, _, predictors = plan
+        (y, z, outside), (columns, choice) = block, improved
         held_rows = rows_of(held, y.device)
         y, z = y[:, columns], z[:, columns]
         outside = outside[:, columns] if outside is not None else None

@@ -25,6 +25,7 @@ from itertools import combinations
 import numpy as np
 import torch
 
+from bids_encoding.ridge.bands import check_bands
 from bids_encoding.ridge.cv import split_one_stimulus, training_layout
 from bids_encoding.ridge.kernels import SCORES_OF_PREDICTIONS
 from bids_encoding.ridge.result import StackedResult
@@ -91,28 +92,6 @@ def simplex_weights(gram, tolerance=1e-9):
     return weights.reshape(*batch, n_spaces)
 
 
-def check_bands(bands, n_features):
-    """The bands as ``slice(start, stop)`` within ``n_features`` columns; ``ValueError`` unless they are
-    between 1 and ``MAX_SPACES`` non-empty, non-overlapping slices of step 1."""
-    if not isinstance(bands, (list, tuple)) or not 1 <= len(bands) <= MAX_SPACES:
-        raise ValueError(f"bands must be a list of 1 to {MAX_SPACES} slices, one per feature space")
-    checked, used = [], np.zeros(n_features, dtype=bool)
-    for band in bands:
-        if not isinstance(band, slice):
-            raise ValueError(f"a band must be a slice of the design's columns, not {band!r}")
-        if band.step not in (None, 1) or any(b is not None and not 0 <= b <= n_features
-                                             for b in (band.start, band.stop)):
-            raise ValueError(f"band {band} is not a slice of step 1 within the design's {n_features} columns")
-        start, stop, _ = band.indices(n_features)
-        if stop <= start:
-            raise ValueError(f"band {band} selects no column")
-        if used[start:stop].any():
-            raise ValueError(f"band {band} overlaps another band")
-        used[start:stop] = True
-        checked.append(slice(start, stop))
-    return checked
-
-
 class StackedRidgeCV:
     """Stacked regression of feature spaces, each a voxel-wise ridge with nested cross-validation.
 
@@ -169,7 +148,7 @@ class StackedRidgeCV:
         """
         if len(designs) != len(responses) or not designs:
             raise ValueError("one response per design, and at least one run")
-        bands = check_bands(bands, designs[0].shape[1])
+        bands = check_bands(bands, designs[0].shape[1], MAX_SPACES)
         keys = list(range(len(designs))) if stimulus_keys is None else list(stimulus_keys)
         groups = stimulus_groups(keys)
         if len(groups) == 1:  # the ridge's outer folds of a single stimulus, made once for all spaces
