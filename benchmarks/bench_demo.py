@@ -33,10 +33,10 @@ from _results import append_result
 RESULTS = Path(__file__).parent / "results" / "bench_demo.jsonl"
 
 
-def git_commit():
+def git_commit(folder=Path(__file__).parent):
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
+                              cwd=folder, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -54,7 +54,7 @@ def plan_fit_seconds(demo_dir):
                   if " participant " in path.read_text().splitlines()[0])  # "# effective configuration of: ..."
     plan = subprocess.run([sys.executable, "-m", "bids_encoding", str(demo_dir / "bids"), str(demo_dir / "plan"),
                            "participant", "--config-file", str(config), "--plan", "--skip-bids-validation"],
-                          check=True, capture_output=True, text=True).stdout
+                          check=True, capture_output=True, text=True, cwd=demo_dir).stdout
     hours, minutes, seconds = re.search(r"fits: \S+ per participant, (\d+):(\d+):(\d+) in all", plan).groups()
     return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
 
@@ -67,13 +67,18 @@ def main():
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
+            # run from the temporary folder: `python -m` puts the working directory first on sys.path, so a
+            # checkout as the working directory would be imported instead of the code PYTHONPATH names
             demo = subprocess.run([sys.executable, "-m", "bids_encoding", "demo", str(Path(folder) / "demo"),
-                                   "--device", "cpu"], check=True, capture_output=True, text=True)
+                                   "--device", "cpu"], check=True, capture_output=True, text=True, cwd=folder)
             walls.append(time.perf_counter() - start)
             measured.append(fit_seconds_logged(demo.stderr))
             planned.append(plan_fit_seconds(Path(folder) / "demo"))
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kilobytes on Linux
-    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(), "machine": platform.machine(),
+    package = subprocess.run([sys.executable, "-c", "import bids_encoding; print(bids_encoding.__file__)"],
+                             capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout.strip()
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "commit": git_commit(Path(package).parent), "package": package,
+              "machine": platform.machine(),
               "cpus": os.cpu_count(), "repeats": args.repeats, "wall_seconds": [round(w, 1) for w in walls],
               "best_wall_seconds": round(min(walls), 1), "peak_rss_mb": round(peak_mb),
               "plan_fit_seconds": planned, "measured_fit_seconds": measured,
