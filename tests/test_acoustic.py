@@ -282,3 +282,16 @@ def test_h5py_missing_says_which_extra(tmp_path, monkeypatch, capsys):
                  f"vectors:{path}"])
     line = one_error_line(capsys.readouterr().err)
     assert code == 66 and "pip install 'bids_encoding[english1000]'" in line
+
+
+def test_an_acoustic_space_is_fitted_from_the_generated_sound(tmp_path, tiny_model):
+    """The generator's sound (audio=True, a stim_file row per run): --models envelope reaches the fits."""
+    from bids_encoding.cli import main
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=3, audio=True)
+    output_dir = tmp_path / "out"
+    assert main([str(tmp_path / "bids"), str(output_dir), "participant", "--models", "envelope", "--device", "cpu",
+                 "--pvalue-method", "none"]) == 0
+    assert (output_dir / "sub-01" / "func" /
+            "sub-01_task-story_space-orig_model-envelope_layer-best_stat-r_statmap.nii.gz").is_file()

@@ -191,8 +191,8 @@ class Batch:
         if space is not None and space.is_acoustic:
             values = [config.design.resampled(frames.assign(onset=frames["onset"] + run.audio_origin), frame_values,
                                               run.n_scans, run.repetition_time)
-                      for (frames, frame_values), run in ((features[s.cache_key], run) for s, run in
-                                                          zip(sequence.stimuli, self.runs))]
+                      for (frames, frame_values), run in zip((features[s.cache_key] for s in sequence.stimuli),
+                                                             self.runs)]
             matrices = [None] * len(self.runs)
         else:
             values = [features[stimulus.cache_key][layer] for stimulus in sequence.stimuli]
