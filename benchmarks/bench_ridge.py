@@ -28,6 +28,7 @@ The LAST line printed is
 
 import argparse
 import json
+import os
 import platform
 import resource
 import time
@@ -131,8 +132,10 @@ def banded(args):
     if args.skip_himalaya:
         print(json.dumps(result))
         return
+    result["load_average_after_ours"] = [round(v, 2) for v in os.getloadavg()]
     (their_r, their_penalties), their_time = timed(
         lambda: himalaya_banded(x_runs, y_runs, bands, gammas, alphas, args.device, folds), args.device)
+    result["load_average_after_himalaya"] = [round(v, 2) for v in os.getloadavg()]
     same = np.isclose(ours.penalties[folds], their_penalties, rtol=1e-4).all(axis=1)
     result.update(himalaya_estimator="MultipleKernelRidgeCV (random_search, precomputed linear kernels)",
                   himalaya_seconds=round(their_time, 2), ratio=round(their_time / our_time, 2),

@@ -50,6 +50,7 @@ class ModelPlan:
     baseline: bool = False  # computed on the fly, never cached
     neuron_seconds: float = 0.0  # the neuron analysis (--neuron-patterns), per batch of participants
     layer_seconds: float = 0.0  # per participant, every chosen layer: design, scores, p-values, maps
+    joint: bool = False  # a joint model (--joint-model): hidden_size is its columns, delays included
 
     def fit_seconds(self, ridge_rate):
         return self.fit_flop / ridge_rate + self.neuron_seconds + self.layer_seconds
@@ -111,6 +112,22 @@ def ridge_flop(n_scans, n_features, n_voxels, n_folds, n_alphas, n_permutations=
         + n_permutations * 2 * n_scans * n_voxels
 
 
+def joint_flop(n_scans, widths, n_voxels, n_folds, n_alphas, settings):
+    """Operations of one joint model's fits (:class:`~bids_encoding.features.joint.JointSettings`) for spaces of
+    ``widths`` columns: banded ridge, one dual-form ridge of all the columns per candidate kernel weight (one
+    candidate for a single space); stacking, each space's own ridge. With unique variance, the same again for the
+    spaces without each space in turn (``k`` more fits)."""
+    def solver(kept):
+        if settings.solver == "stacking":
+            return sum(ridge_flop(n_scans, width, n_voxels, n_folds, n_alphas) for width in kept)
+        candidates = settings.n_iter if len(kept) > 1 else 1
+        return candidates * sum(ridge_products(n_scans, sum(kept), n_voxels, n_folds, n_alphas, form="dual"))
+
+    fits = [list(widths)] + ([list(widths[:i]) + list(widths[i + 1:]) for i in range(len(widths))]
+                             if settings.unique else [])
+    return sum(solver(kept) for kept in fits), len(fits)
+
+
 def _neuron_seconds(config, info, n_layers, n_scans, n_folds, threads, spec):
     """Seconds of the neuron analysis of one model (0 without --neuron-patterns), from its measured rate."""
     if not config.neurons or spec.is_baseline:
@@ -123,6 +140,25 @@ def _layer_seconds(n_voxels, n_scans, threads, device):
     """Seconds of one layer's work beyond the ridge's arithmetic (design, scores, p-values, maps), from the rate
     measured on the demo (CPU; on a GPU the same CPU-side work is assumed)."""
     return LAYER_THREAD_SECONDS_PER_VOXEL_SCAN * n_voxels * n_scans / (2 if device == "cuda" else threads)
+
+
+def _joint_plans(config, extractor, shape, fitted_share, threads, device):
+    """A :class:`ModelPlan` per joint model (``--joint-model``): its fits (:func:`joint_flop`); its spaces'
+    features and own fits are the models' rows."""
+    from bids_encoding.features import parse_model_spec
+    from bids_encoding.features.joint import joint_specs
+
+    n_scans, n_voxels, n_folds, delays = shape
+    plans = []
+    for spec in joint_specs(config.joint_models, config.joint, parse_model_spec):
+        infos = [extractor.model_info(space) for space in spec.spaces]
+        widths = [info.hidden_size * (1 if space.is_baseline else delays) for space, info in zip(spec.spaces, infos)]
+        flop, n_fits = joint_flop(n_scans, widths, n_voxels, n_folds, len(config.alphas), config.joint)
+        plans.append(ModelPlan(spec.label, sum(info.n_params for info in infos), 1, sum(widths), 0, 0.0,
+                               fitted_share * flop, True,
+                               layer_seconds=n_fits * _layer_seconds(n_voxels, n_scans, threads, device),
+                               joint=True))
+    return plans
 
 
 def _hours(seconds):
@@ -169,10 +205,11 @@ def plan_participant_level(config, selected):
                                 spec.is_baseline,
                                 _neuron_seconds(config, info, len(layers), n_scans, n_folds, threads, spec),
                                 len(layers) * _layer_seconds(n_voxels, n_scans, threads, device)))
+    models += _joint_plans(config, extractor, (n_scans, n_voxels, n_folds, delays), fitted_share, threads, device)
     participants = sorted({subject for subject, _ in selected})
     itemsize = 2 if str(extractor.dtype) in ("bfloat16", "float16") else 4
     weights = max((m.n_params * itemsize for m in models if m.cached < len(stimuli) and not m.baseline), default=0)
-    widest = max(m.hidden_size * delays for m in models)
+    widest = max(m.hidden_size * (1 if m.joint else delays) for m in models)
     data = 2 * 4 * n_scans * n_voxels  # the cleaned BOLD and one copy, float32
     fixed, per_voxel = working_memory(n_scans, widest, n_scans / n_folds, n_scans / n_folds, len(config.alphas))
     ridge = config.mem or fixed + per_voxel * min(n_voxels, Compute(device=device).max_block)

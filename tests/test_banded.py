@@ -37,14 +37,17 @@ def himalaya_fold(x_runs, y_runs, bands, gammas, test=0):
     return np.exp(-np.asarray(model.deltas_)), split
 
 
-@pytest.mark.parametrize("n_wide", [30, 200])  # fewer features than scans (thin SVD), more (kernel eigh)
-def test_matches_himalaya(n_wide):
+# fewer features than scans (thin SVD), more (kernel eigh); a second wide space (its share through its test rows'
+# projection rather than factored), the widest not first
+@pytest.mark.parametrize("widths", [(30, 1, 1), (200, 1, 1), (60, 200, 1)])
+def test_matches_himalaya(widths):
     pytest.importorskip("himalaya")
     from himalaya.kernel_ridge._random_search import generate_dirichlet_samples
     from himalaya.scoring import correlation_score_split, r2_score_split
 
-    x_runs, y_runs = regression_runs(0, 3, 60, n_wide + 2, 300)
-    bands = [slice(0, n_wide), slice(n_wide, n_wide + 1), slice(n_wide + 1, n_wide + 2)]
+    x_runs, y_runs = regression_runs(0, 3, 60, sum(widths), 300)
+    edges = np.cumsum((0,) + widths)
+    bands = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
     gammas = dirichlet_gammas(6, 3, seed=0)
     theirs = generate_dirichlet_samples(6, 3, [0.1, 1.0], random_state=0)
     theirs[0] = 1 / 3

@@ -106,3 +106,34 @@ def test_the_plan_counts_what_a_procedure_changes(small_dataset, tiny_model, tmp
     assert f"{int(37 * 46 * 38 * 0.35)} voxels (estimated on the procedure's grid)" in capsys.readouterr().out
     assert main([*arguments, "--procedure", "antonello2023"]) == 0
     assert "3 outer folds (one fitted: a fixed test stimulus)" in capsys.readouterr().out
+
+
+def test_the_plan_counts_the_joint_models_fits(small_dataset, tiny_model, tmp_path, capsys):
+    """--joint-model adds a row: the banded ridge's candidates times a dual-form ridge of all the columns, and the
+    fits without each space (unique variance) unless --no-unique-variance."""
+    from bids_encoding.features.joint import JointSettings
+    from bids_encoding.plan import joint_flop, ridge_products
+
+    settings = JointSettings(n_iter=5)
+    n, v, folds, alphas = 900, 1000, 3, 4
+    dual = {width: sum(ridge_products(n, width, v, folds, alphas, form="dual")) for width in (32, 33, 2, 1)}
+    flop, fits = joint_flop(n, [32, 1], v, folds, alphas, settings)
+    assert fits == 3 and flop == pytest.approx(5 * dual[33] + dual[1] + dual[32])
+    assert joint_flop(n, [32, 1], v, folds, alphas, JointSettings(n_iter=5, unique=False)) == (5 * dual[33], 1)
+    stacked = joint_flop(n, [32, 1], v, folds, alphas, JointSettings(solver="stacking", unique=False))[0]
+    assert stacked == pytest.approx(ridge_flop(n, 32, v, folds, alphas) + ridge_flop(n, 1, v, folds, alphas))
+
+    arguments = [str(small_dataset), str(tmp_path / "out"), "participant", "--models", str(tiny_model),
+                 "--device", "cpu", "--nprocs", "2", "--plan"]
+    assert main(arguments) == 0
+    alone = capsys.readouterr().out
+    assert main([*arguments, "--joint-model", f"lm={tiny_model}+wordrate"]) == 0
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if line.startswith("lm ")).split()
+    assert row[3] == "33" and row[4:6] == ["-", "-"]  # 32 + 1 columns; no features of its own
+    assert row[6] != "0:00:00"
+    assert any(line.startswith("wordrate") for line in printed.splitlines())  # its spaces fitted alone too
+
+    def total(text):
+        return next(line for line in text.splitlines() if line.startswith("fits:")).split()[1]
+    assert total(printed) > total(alone)

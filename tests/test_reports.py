@@ -157,6 +157,13 @@ def test_boilerplate_only_fits_nothing(reported, tmp_path, tiny_model):
     out = tmp_path / "boilerplate"
     assert main([str(root / "bids"), str(out), "participant", "--models", str(tiny_model), "--boilerplate-only"]) == 0
     assert "Language models" in (out / "logs" / "CITATION.md").read_text()
+    assert "Joint models" not in (out / "logs" / "CITATION.md").read_text()
+    assert not list(out.glob("sub-*/func/*"))
+    assert main([str(root / "bids"), str(out), "participant", "--joint-model", f"lm={tiny_model}+wordrate",
+                 "--joint-solver", "stacking", "--boilerplate-only"]) == 0
+    methods = (out / "logs" / "CITATION.md").read_text()
+    assert "Several feature spaces were fitted in one encoding model: lm (tinygpt2, wordrate) by stacked" in methods
+    assert "Lin, R." in methods or "Lin et al" in methods
     assert not list(out.glob("sub-*/func/*"))
 
 

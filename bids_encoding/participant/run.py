@@ -236,5 +236,8 @@ def boilerplate_only(config):
                 {**record.features, "window": window,
                  "context": record.features["context"] or (window // 2 if window else None)})
         described.append(record.methods())
-    write_boilerplate(config.output_dir / "logs", described, n_participants=len({s for s, _ in selected}))
+    joints = [{"JointModel": spec.record()} for spec in model_specs(config.models, config.joint_models, config.joint)
+              if is_joint(spec)]
+    write_boilerplate(config.output_dir / "logs", described, n_participants=len({s for s, _ in selected}),
+                      joints=joints)
     return f"methods boilerplate written to {config.output_dir / 'logs' / 'CITATION.md'} (nothing fitted)"

@@ -97,16 +97,21 @@ class _KernelFit(Deletion):
 
 
 class _FoldSplits:
-    """A fold's inner splits of one size (the validation rows ``V``, then ``G``'s rest), scored together: per
-    alpha, one batched product gives every split's validation predictions (:meth:`Split.predict`) and one pass
-    their Pearson r (sums of ``p y_c``, ``p`` and ``p²`` in float64, so no centred copy of ``p``), instead of a
+    """A fold's inner splits of one size (the validation rows ``V``, then the fold's held-out rows ``H``), scored
+    together: per alpha, one batched product of the ``V`` blocks and one product of the ``H`` blocks stacked (``H`` is
+    the same for every split) give every split's validation predictions, and one pass their Pearson r, instead of a
     chain of small calls per split (measured: docs/performance.md, "Banded ridge")."""
 
     def __init__(self, deletions, ops, device):
-        self.n_rows = len(deletions[0][0])
+        self.n_splits, self.n_rows = len(deletions), len(deletions[0][0])
+        held = {tuple(g[self.n_rows:]) for _, g in deletions}
+        if len(held) != 1:
+            raise ValueError("a fold's inner splits must share the held-out rows")
         self.rows = torch.as_tensor(np.stack([rows for rows, _ in deletions]), device=device)
-        self.held = torch.as_tensor(np.stack([g[len(rows):] for rows, g in deletions]), device=device)
-        self.ops = torch.stack(ops, dim=1)  # (n_alphas, n_splits, |V|, |G|)
+        self.held = rows_of(list(held.pop()), device)
+        ops = torch.stack(ops, dim=1)  # (n_alphas, n_splits, |V|, |G|)
+        self.ops_rows = ops[..., :self.n_rows].contiguous()
+        self.ops_held = ops[..., self.n_rows:].reshape(len(ops), self.n_splits * self.n_rows, -1)
 
     def targets(self, y, alpha_score):
         """The validation responses ``(n_splits, |V|, n_voxels)`` (centred for ``r``) and their sums of squares
@@ -118,13 +123,16 @@ class _FoldSplits:
     def score(self, fitted, residual, a, target, alpha_score):
         """The summed validation score of the splits at alpha ``a`` ``(n_voxels,)``, float64."""
         y_val, total = target
-        rest = torch.cat([residual[self.rows], residual[self.held]], dim=1)  # (n_splits, |G|, n_voxels)
-        prediction = torch.baddbmm(fitted[self.rows], self.ops[a], rest, alpha=-1)
+        prediction = torch.baddbmm(fitted[self.rows], self.ops_rows[a], residual[self.rows], alpha=-1)
+        flat = prediction.view(self.n_splits * self.n_rows, -1)
+        flat.addmm_(self.ops_held[a], residual[self.held], alpha=-1)
         if alpha_score in SCORES_OF_PREDICTIONS:
             return SCORES_OF_PREDICTIONS[alpha_score](prediction, y_val, total).sum(dim=0)
+        # float32 sums over |V| rows (the alpha and gamma choices then agree with himalaya's float32 as before;
+        # a float64 copy of the predictions cost 15% of a shape-(b) fit)
         numerator = torch.linalg.vecdot(prediction, y_val, dim=1).double()
-        sums = prediction.sum(dim=1, dtype=torch.float64)
-        squares = torch.linalg.vector_norm(prediction, dim=1, dtype=torch.float64) ** 2
+        sums = prediction.sum(dim=1).double()
+        squares = torch.linalg.vecdot(prediction, prediction, dim=1).double()
         variance = (squares - sums ** 2 / self.n_rows).clamp_min(0)
         denominator = torch.sqrt(variance * total)
         r = torch.where(denominator > 0, numerator / denominator.clamp_min(1e-300), torch.zeros_like(numerator))
@@ -251,9 +259,7 @@ class BandedRidgeCV:
             held = np.concatenate([run_rows[run] for run in test_group])
             deletions = [(train_index[rows], np.concatenate([train_index[rows], held]))
                          for rows in inner_cv.validation_sets(group_rows, len(train_index))] + [(held, held)]
-            test_rows = run_rows[test_group[0]]
-            plans.append((fold, test_group, held, deletions, [self._space_predictor(x, band, test_rows)
-                                                               for band in bands]))
+            plans.append((fold, test_group, held, deletions, run_rows[test_group[0]]))
         state = {plan[0]: _FoldState(len(plan[2]) // len(plan[1]), len(bands), n_voxels, keep) for plan in plans}
         max_group = max(len(g) for plan in plans for _, g in plan[3])
         copied_rows = sum(len(rows) for plan in plans for rows, _ in plan[3][:-1]
@@ -265,6 +271,7 @@ class BandedRidgeCV:
                 fit = _KernelFit(alphas, dtype, features=x * scale)
             else:
                 fit = _KernelFit(alphas, dtype, kernel=sum(g * k for g, k in zip(gamma64, kernels)))
+            shares = _SpaceShares(x, bands, gamma64, fit.eigenvectors64)
             fit.full_hat = self.compute.room_for_hat(fit.n_rows)
             block, room = self.compute.dual_block_size(fit, (max_group, n_voxels, len(plans), copied_rows, 0),
                                                        len(self.alphas))
@@ -304,7 +311,7 @@ class BandedRidgeCV:
                             fold.validation_score[columns] = mean.gather(0, choice[None])[0][improved].cpu().numpy()
                             fold.gamma[:, columns] = gamma[:, None]
                             fold.alpha[columns] = alphas[choice[improved]].cpu().numpy()
-                            self._refit(fit, gamma64, plan, ops[-1], (y, z, outside), (improved, choice[improved]),
+                            self._refit(fit, shares, plan, ops[-1], (y, z, outside), (improved, choice[improved]),
                                         fold, columns)
         result = BandedResult(*(np.full((len(groups), n_voxels), np.nan, np.float32) for _ in range(4)),
                               split_r=np.full((len(bands), len(groups), n_voxels), np.nan, np.float32),
@@ -324,26 +331,18 @@ class BandedRidgeCV:
                 progress()
         return result
 
-    def _space_predictor(self, x, band, test_rows):
-        """A function of the dual weights ``w`` (all rows) giving ``X_i[test] X_iᵀ w`` (float64): through the
-        space's kernel rows or its features, whichever costs less."""
-        features, n_test, n_rows = x[:, band], len(test_rows), len(x)
-        test_rows = torch.as_tensor(test_rows, device=x.device)
-        if features.shape[1] * (n_rows + n_test) < n_test * n_rows:
-            test = features[test_rows]
-            return lambda w: test @ (features.T @ w)
-        rows = features[test_rows] @ features.T
-        return lambda w: rows @ w
-
-    def _refit(self, fit, gamma, plan, op_held, block, improved, fold, voxels):
+    def _refit(self, fit, shares, plan, op_held, block, improved, fold, voxels):
         """Refit on the outer fold's training scans at each improved voxel's alpha and score the held-out stimulus,
         jointly and per space. ``block``: the voxel block's ``(y, z, outside)`` (targets and their rotation);
         ``improved``: ``(columns, choice)``, the improved voxels among the block's and their alphas' indices.
 
-        The held-out prediction is Deletion's ``ŷ_H = ŷ_H(all) - M_H r_H``; the fold's dual weights are those of
+        The held-out prediction is Deletion's ``ŷ_H = ŷ_H(all) - M_H r_H``. The fold's dual weights are those of
         the all-scans fit to ``y`` with ``y_H`` replaced by ``ŷ_H`` (block inversion of ``K + αI``: they are 0 on
-        the held-out scans), ``F diag(1 / (λ + α)) Fᵀ y*``, and give each space's prediction ``γ_i K_i[test] w``."""
-        _, test_group, held, _, predictors = plan
+        the held-out scans), ``w = F c`` with ``c = diag(1 / (λ + α)) Fᵀ y*`` and ``Fᵀ y* = z + F_Hᵀ (ŷ_H - y_H)``:
+        a correction of the block's eigen-coordinates on the held-out rows only, from which
+        :class:`_SpaceShares` gives each space's prediction ``γ_i K_i[test] w``. (Forming ``w`` on all scans cost
+        ``2 n r`` per voxel, 70% of a shape-(b) fit; measured: docs/performance.md, "Banded ridge".)"""
+        _, test_group, held, _, test_rows = plan
         (y, z, outside), (columns, choice) = block, improved
         held_rows = rows_of(held, y.device)
         y, z = y[:, columns], z[:, columns]
@@ -353,16 +352,12 @@ class BandedRidgeCV:
         for a in choice.unique():
             picked = choice == a
             prediction[:, picked] -= op_held[a] @ residual[:, picked]
-        # the fold's fit is the all-scans fit of y with the held-out scans replaced by its predictions (they have
-        # weight 0); float64, in the kernel's span (the part outside it is in every space's null space)
-        imputed = y.double()
-        imputed[held_rows] = prediction.double()
-        shrinkage = fit.shrinkage[choice].T  # (rank, voxels)
-        weights = fit.eigenvectors64 @ ((1 - shrinkage) * (fit.eigenvectors64.T @ imputed))
-        weights /= fit.alphas64[choice]
+        # the correction is small next to z: float32 is enough (split r to 1e-4 of himalaya's float64, tested)
+        coordinates = z.double() + (fit.eigenvectors[held_rows].T @ (prediction - y[held_rows])).double()
+        coefficients = coordinates / (fit.eigenvalues[:, None] + fit.alphas64[choice][None, :])
         n_test = len(held) // len(test_group)
         joint = prediction[:n_test]
-        split = torch.stack([g * predict(weights) for g, predict in zip(gamma, predictors)])
+        split = shares(test_rows, coefficients, joint)
         target = y[held_rows].reshape(len(test_group), n_test, -1).mean(dim=0)
         fold.test_r[voxels] = pearson_r(joint, target).cpu().numpy()
         fold.test_r2[voxels] = r2_score(joint, target).cpu().numpy()
@@ -371,6 +366,33 @@ class BandedRidgeCV:
         if fold.prediction is not None:
             fold.prediction[:, voxels] = joint.cpu().numpy()
             fold.target[:, voxels] = target.cpu().numpy()
+
+
+class _SpaceShares:
+    """Each space's share ``γ_i X_i[test] X_iᵀ w`` of a fold's held-out prediction, from the dual weights in
+    eigen-coordinates ``w = F c`` (float64): ``γ_i X_i[test] (X_iᵀ F) c`` for every space but the widest, whose
+    share is the joint prediction minus theirs (``Σ_i γ_i K_i w = K_γ w``), so the widest space's features are never
+    multiplied per voxel."""
+
+    def __init__(self, x, bands, gamma, eigenvectors):
+        self.x, self.bands, self.gamma = x, bands, gamma
+        self.widest = int(np.argmax([band.stop - band.start for band in bands]))
+        self.projections = {i: x[:, band].T @ eigenvectors for i, band in enumerate(bands) if i != self.widest}
+
+    def __call__(self, test_rows, coefficients, joint):
+        """The shares ``(n_spaces, n_test, n_voxels)`` (float64) of the test rows, given ``c`` ``(rank, n_voxels)``
+        and the joint prediction."""
+        rank, n_test = coefficients.shape[0], len(test_rows)
+        rows = torch.as_tensor(test_rows, device=coefficients.device)
+        shares = [None] * len(self.bands)
+        for i, projection in self.projections.items():
+            test = self.x[rows][:, self.bands[i]]
+            if test.shape[1] * (rank + n_test) < n_test * rank:
+                shares[i] = self.gamma[i] * (test @ (projection @ coefficients))
+            else:
+                shares[i] = self.gamma[i] * ((test @ projection) @ coefficients)
+        shares[self.widest] = joint.double() - sum(share for share in shares if share is not None)
+        return torch.stack(shares)
 
 
 class _FoldState:
