@@ -10,6 +10,7 @@ from bids_encoding.design import Cleaning, DesignSettings
 from bids_encoding.features import FeatureSettings
 from bids_encoding.features.joint import JointSettings
 from bids_encoding.features.models import Placement
+from bids_encoding.features.speech import SpeechSettings
 from bids_encoding.inputs.confounds import ConfoundSettings
 from bids_encoding.inputs.masks import DEFAULT_EPI_LOWER_CUTOFF
 from bids_encoding.ridge import DEFAULT_ALPHAS, InnerCV
@@ -51,6 +52,7 @@ class ParticipantConfig(RunConfig):
     trust_remote_code: bool = False
     feature_cache: Path | None = None
     ffn_neurons: bool = False
+    speech: SpeechSettings = field(default_factory=SpeechSettings)  # speech models' frames (--speech-mode)
     neurons: object = None  # NeuronSettings of the neurons-to-networks analysis (--neuron-patterns), or None
     joint_models: tuple = ()  # --joint-model: ((label or None, (space, ...)), ...); their spaces join models
     joint: JointSettings = field(default_factory=JointSettings)  # how joint models are fitted

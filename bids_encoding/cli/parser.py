@@ -296,6 +296,10 @@ def build_parser():
     _option(models, "--ffn-neurons", action="store_true", default=False,
             help="also cache each layer's feed-forward activations per word (input of the block's second "
                  "feed-forward linear layer) for neuron-to-network analyses")
+    _option(models, "--speech-mode", choices=("window", "chunked"), default="window",
+            help="speech models (HuBERT, WavLM, wav2vec 2.0, Whisper): window = Antonello et al.'s causal 16.1 s "
+                 "window per 0.1 s frame (each frame sees its past only); chunked = one pass per 10 s of frames "
+                 "with 16 s of audio before (much cheaper; frames also see the rest of their chunk)")
     _option(models, "--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
             help="model dtype (auto: bfloat16 on a GPU that supports it, else float32)")
 
@@ -682,6 +686,7 @@ def config_from_args(args):
     from bids_encoding.features import FeatureSettings
     from bids_encoding.features.joint import JointSettings, joint_entries, joint_specs
     from bids_encoding.features.models import parse_model_spec
+    from bids_encoding.features.speech import SpeechSettings
     from bids_encoding.inputs.timings.spec import StimulusSpec
     from bids_encoding.neurons.settings import NeuronSettings
     from bids_encoding.ridge import InnerCV
@@ -739,6 +744,7 @@ def config_from_args(args):
         trust_remote_code=args.trust_remote_code,
         feature_cache=args.feature_cache.resolve() if args.feature_cache else None,
         ffn_neurons=args.ffn_neurons or bool(args.neuron_patterns),
+        speech=SpeechSettings(mode=args.speech_mode),
         neurons=NeuronSettings(n_patterns=args.neuron_patterns, method=args.neuron_method, atlas=args.network_atlas,
                                n_permutations=args.neuron_permutations, sparsity=args.neuron_sparsity)
         if args.neuron_patterns else None,

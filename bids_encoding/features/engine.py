@@ -7,8 +7,9 @@ from bids_encoding.errors import UsageError
 from bids_encoding.features.baselines import baseline_features
 from bids_encoding.features.cache import FeatureCache
 from bids_encoding.features.extract import extract_word_features
-from bids_encoding.features.models import Placement, load_model, parameter_counts, resolve_dtype
+from bids_encoding.features.models import Placement, load_config, load_model, parameter_counts, resolve_dtype
 from bids_encoding.features.settings import FeatureSettings, resolve_layers
+from bids_encoding.features.speech import SPEECH_CODE_VERSION, SpeechSettings, is_speech_config
 
 LOGGER = logging.getLogger(__name__)
 # Bump when the features change for the same model and settings: the feature cache and reruns compute them
@@ -37,6 +38,8 @@ class ModelInfo:
         The window plan of the extraction (``None`` for baselines).
     ffn_module : str or None
         The feed-forward layer whose input gives the neurons (``--ffn-neurons``).
+    speech : dict or None
+        A speech model's frame settings (:meth:`~bids_encoding.features.speech.SpeechSettings.record`).
     """
 
     n_params: int
@@ -52,6 +55,7 @@ class ModelInfo:
     context: int | None = None
     right_context: int | None = None
     ffn_module: str | None = None
+    speech: dict | None = None
 
 
 class FeatureExtractor:
@@ -71,7 +75,14 @@ class FeatureExtractor:
         Also cache the feed-forward activations of every chosen layer.
     placement : Placement
         Models across devices, offloaded or quantized (accelerate, bitsandbytes).
+
+    Attributes
+    ----------
+    speech_settings : SpeechSettings
+        How speech models' frames are computed (``--speech-mode``).
     """
+
+    speech_settings = SpeechSettings()
 
     def __init__(self, cache, settings=FeatureSettings(), device="cpu", dtype=None, trust_remote_code=False,
                  progress=True, ffn_neurons=False, placement=Placement()):
@@ -83,6 +94,7 @@ class FeatureExtractor:
         self.progress = progress
         self.ffn_neurons = ffn_neurons
         self.placement = placement
+        self._speech = {}
 
     def model_info(self, spec):
         """:class:`ModelInfo` of a model read from its config alone (no weights; no layers or plan yet)."""
@@ -91,13 +103,36 @@ class FeatureExtractor:
                              hidden_size=spec.dim, max_tokens=None, model_type="baseline", dtype="float32")
         return ModelInfo(**parameter_counts(spec, self.trust_remote_code), dtype=self.dtype)
 
+    def is_speech(self, spec):
+        """Whether ``spec`` is a speech model (:func:`~bids_encoding.features.speech.is_speech_config`), from its
+        config (read once)."""
+        if spec.is_baseline:
+            return False
+        if spec not in self._speech:
+            self._speech[spec] = is_speech_config(load_config(spec, self.trust_remote_code))
+        return self._speech[spec]
+
     def record(self, spec, fingerprint, what="hidden_states"):
+        if self.is_speech(spec):
+            return {"what": "speech", "model_id": spec.model_id, "model_revision": spec.revision,
+                    "model_source": spec.source, "untrained": spec.untrained, "dtype": self.dtype,
+                    "speech": self.speech_settings.record(), "speech_code": SPEECH_CODE_VERSION}
         return {
             "what": what, "stimulus": fingerprint, "model_id": spec.model_id, "model_revision": spec.revision,
             "model_source": spec.source, "model_label": spec.label, "untrained": spec.untrained,
             "dtype": self.dtype, "features": self.settings.cache_record(), "feature_code": FEATURE_CODE_VERSION,
             **({"quantization": self.placement.quantize} if self.placement.quantize else {}),
         }
+
+    def cached(self, spec, stimulus, layers):
+        """Whether the cache holds ``spec``'s features of ``stimulus`` at ``layers`` (a speech model's are keyed by
+        the audio's content, the others' by the words)."""
+        if self.is_speech(spec):
+            from bids_encoding.features.speech import speech_record
+
+            return stimulus.audio is not None and self.cache.has(
+                speech_record(spec, stimulus.audio, self.speech_settings, self.dtype), layers)
+        return self.cache.has(self.record(spec, stimulus.cache_key), layers)
 
     def features(self, spec, stimuli):
         """Features of each stimulus for one model.
@@ -117,6 +152,8 @@ class FeatureExtractor:
         stimuli = {stimulus.cache_key: stimulus for stimulus in stimuli}
         if spec.is_acoustic:  # per audio frame: {cache_key: (frames, values)}
             return self.acoustic(spec, stimuli.values())
+        if self.is_speech(spec):  # per audio frame: {cache_key: (frames, {layer: values})}
+            return self.speech(spec, stimuli.values())
         info = self.model_info(spec)
         if spec.is_baseline:
             features = {fp: baseline_features(spec, list(s.words), int(fp[:8], 16), s.phones, s.language)
@@ -174,6 +211,37 @@ class FeatureExtractor:
                 raise UsageError(f"--models {spec.model_id}: a stimulus has no audio (check_feature_inputs first)")
             features[stimulus.cache_key] = acoustic_features(spec, stimulus.audio, self.cache)
         return features, replace(self.model_info(spec), layers=(0,))
+
+    def speech(self, spec, stimuli):
+        """Frames of every chosen layer of a speech model for each stimulus, from its audio, through the cache.
+
+        Returns
+        -------
+        features : dict
+            ``{cache_key: (frames, {layer: values})}`` (:func:`~bids_encoding.features.speech.speech_features`).
+        info : ModelInfo
+        """
+        import torch
+
+        from bids_encoding.features.speech import SpeechModel, speech_features
+
+        info = self.model_info(spec)
+        layers = resolve_layers(self.settings.layers, info.n_layers)
+        loaded = []
+
+        def load():
+            if not loaded:
+                LOGGER.info("loading speech model %s (%s)", spec.model_id, spec.location)
+                loaded.append(SpeechModel.load(spec, self.device, getattr(torch, self.dtype), self.trust_remote_code))
+            return loaded[0]
+
+        features = {}
+        for stimulus in {stimulus.cache_key: stimulus for stimulus in stimuli}.values():
+            if stimulus.audio is None:
+                raise UsageError(f"--models {spec.model_id}: a stimulus has no audio (check_feature_inputs first)")
+            features[stimulus.cache_key] = speech_features(load, spec, stimulus.audio, self.speech_settings, layers,
+                                                           self.cache, self.dtype)
+        return features, replace(info, layers=tuple(layers), speech=self.speech_settings.record())
 
     def neurons(self, spec, fingerprint, layers):
         """Cached feed-forward activations ``{layer: (n_words, d_ff)}`` of one stimulus (after :meth:`features`)."""

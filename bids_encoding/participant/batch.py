@@ -125,7 +125,7 @@ class Batch:
             fit = finished.get(layer)
             if fit is None:
                 bar.set_postfix_str(f"layer {layer}")
-                fit = self.fit_layer(features, layer, best, lambda: bar.update(1), spec)
+                fit = self.fit_layer(features, layer, best, lambda: bar.update(1))
                 done.append(layer)
                 if checkpoint is not None:
                     checkpoint.save(layer, fit, best.state(), done)
@@ -184,15 +184,18 @@ class Batch:
             return {}
         return {"AlphaPerFold": [float(value) for value in alpha[:, voxels.start]]}
 
-    def designs(self, features, layer, space=None):
-        """The design of each run at one layer, in the ridge's order (``space``: the features' spec; an acoustic
-        space's features are ``(frames, values)`` per stimulus, its frames on the audio's clock)."""
+    def designs(self, features, layer):
+        """The design of each run at one layer, in the ridge's order. Features per word are ``{layer: values}``
+        per stimulus; per audio frame (acoustic spaces, speech models), ``(frames, values)`` or ``(frames, {layer:
+        values})``, the frames on the audio's clock."""
         config, sequence = self.config, self.sequence
-        if space is not None and space.is_acoustic:
-            values = [config.design.resampled(frames.assign(onset=frames["onset"] + run.audio_origin), frame_values,
-                                              run.n_scans, run.repetition_time)
-                      for (frames, frame_values), run in zip((features[s.cache_key] for s in sequence.stimuli),
-                                                             self.runs)]
+        if isinstance(features[sequence.stimuli[0].cache_key], tuple):  # audio frames: acoustic spaces, speech
+            values = []
+            for stimulus, run in zip(sequence.stimuli, self.runs):
+                frames, frame_values = features[stimulus.cache_key]
+                frame_values = frame_values[layer] if isinstance(frame_values, dict) else frame_values
+                values.append(config.design.resampled(frames.assign(onset=frames["onset"] + run.audio_origin),
+                                                      frame_values, run.n_scans, run.repetition_time))
             matrices = [None] * len(self.runs)
         else:
             values = [features[stimulus.cache_key][layer] for stimulus in sequence.stimuli]
@@ -207,12 +210,12 @@ class Batch:
             raise ValueError("delays across the stacked training runs need a fixed test stimulus (test_stimulus)")
         return designs
 
-    def fit_layer(self, features, layer, best, progress=None, space=None):
-        """Fit one layer (nested CV) and add it to ``best``: its :class:`LayerFit` (``space``: the features'
-        spec, see :meth:`designs`)."""
+    def fit_layer(self, features, layer, best, progress=None):
+        """Fit one layer (nested CV) and add it to ``best``: its :class:`LayerFit` (``features``: see
+        :meth:`designs`)."""
         config, sequence = self.config, self.sequence
         try:
-            result = self.ridge.fit_score(self.designs(features, layer, space), self.responses, sequence.keys,
+            result = self.ridge.fit_score(self.designs(features, layer), self.responses, sequence.keys,
                                           keep_predictions=self.tested, progress=progress,
                                           voxel_groups=[p.n_voxels for p in self.participants],
                                           folds=None if self.test_fold is None else [self.test_fold])

@@ -98,7 +98,7 @@ class JointModelFit:
 
     def designs(self, spaces, layers):
         """Each run's design: the spaces' designs at ``layers`` (``{label: layer}``) side by side; the bands."""
-        per_space = [self.batch.designs(self.model_features[space][0], layers[space.label], space)
+        per_space = [self.batch.designs(self.model_features[space][0], layers[space.label])
                      for space in spaces]
         widths = [blocks[0].shape[1] for blocks in per_space]
         edges = np.cumsum([0] + widths)

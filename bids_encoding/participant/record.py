@@ -43,7 +43,8 @@ def features_record(settings, info):
     """The sidecars' ``Features``: the settings, with the model's window plan and layers."""
     return {**asdict(settings), "window": info.window, "context": info.context,
             "right_context": info.right_context, "layers": list(info.layers),
-            "LayerIndexing": "0 = embeddings, k = block k"}
+            "LayerIndexing": "0 = embeddings, k = block k",
+            **({"Speech": info.speech} if info.speech else {})}
 
 
 @dataclass(frozen=True)

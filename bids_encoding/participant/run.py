@@ -60,7 +60,8 @@ def _participant_level(config):
         raise UsageError(f"--average-participants writes sub-{AVERAGE_LABEL}, but the dataset has a participant "
                          f"labelled {AVERAGE_LABEL}: leave it out with --participant-label")
     specs = model_specs(config.models, config.joint_models, config.joint)
-    check_feature_inputs([spec for spec in specs if not is_joint(spec)], selected)
+    extractor = feature_extractor(config)
+    check_feature_inputs([spec for spec in specs if not is_joint(spec)], selected, extractor)
     if config.neurons:
         from bids_encoding.neurons.atlas import check_atlas
 
@@ -70,7 +71,6 @@ def _participant_level(config):
     stimuli = distinct_stimuli(sequences.values())
     LOGGER.info("%d participant(s), %d run(s), %d distinct stimuli, %d model(s)",
                 len({s for s, _ in selected}), sum(map(len, selected.values())), len(stimuli), len(specs))
-    extractor = feature_extractor(config)
     plan = FitPlan(config, specs, extractor)
     by_signature, by_stimuli = {}, {}
     for (subject, task), runs in selected.items():
@@ -206,7 +206,7 @@ def extract_features(config):
     extractor = feature_extractor(config)
     cache = extractor.cache
     specs = model_specs(config.models)
-    check_feature_inputs(specs, selected)
+    check_feature_inputs(specs, selected, extractor)
     for spec in specs:
         extractor.features(spec, stimuli.values())
     return (f"features of {len(stimuli)} stimuli for {len(config.models)} model(s) in {time.time() - start:.0f} s: "

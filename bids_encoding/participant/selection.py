@@ -37,10 +37,13 @@ def collect_runs(config):
     return {key: [_with_confounds(run, config) for run in runs] for key, runs in selected.items()}
 
 
-def check_feature_inputs(specs, selected):
+AUDIO_SLACK_SECONDS = 1.0  # an audio file may end this much before its last word's offset (rounded annotations)
+
+
+def check_feature_inputs(specs, selected, extractor=None):
     """A feature space whose input a run lacks stops the run before any work: ``phonemes`` needs word timings
-    with a phone tier; the acoustic spaces (``envelope``, ``mel``) need each run's stimulus audio, found and
-    readable."""
+    with a phone tier; the acoustic spaces (``envelope``, ``mel``) and the speech models (``extractor.is_speech``)
+    need each run's stimulus audio, found, readable and as long as its words."""
     from bids_encoding.features.baselines import NEEDS_PHONES
 
     runs = [run for runs in selected.values() for run in runs]
@@ -50,7 +53,7 @@ def check_feature_inputs(specs, selected):
             raise BadDataError(f"{source}: --models {spec.model_id} counts each word's phones, and these word "
                                "timings have no phone tier: give TextGrids with a phone tier (as LeBel et al.'s, "
                                f"--stimuli lebel), or leave {spec.model_id} out")
-    for spec in (spec for spec in specs if spec.is_acoustic):
+    for spec in (spec for spec in specs if spec.is_acoustic or (extractor is not None and extractor.is_speech(spec))):
         for run in runs:
             _check_audio(spec, run)
 
@@ -72,10 +75,16 @@ def _check_audio(spec, run):
         import soundfile
 
         try:
-            soundfile.info(str(run.audio))
+            info = soundfile.info(str(run.audio))
         except (RuntimeError, OSError) as error:
             raise BadDataError(f"cannot read the audio file {run.audio} (for --models {spec.model_id}): "
                                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
+        words = run.words
+        last_word = float((words["onset"] + words["duration"]).max()) - run.audio_origin if len(words) else 0.0
+        if info.duration + AUDIO_SLACK_SECONDS < last_word:
+            raise BadDataError(f"{run.audio} lasts {info.duration:.1f} s and the words of {run.bold_path.name} go on "
+                               f"to {last_word:.1f} s of it: is it the audio of another stimulus, or cut short? Fix "
+                               f"the {run.audio_source}, or leave {spec.model_id} out")
 
 
 def _with_confounds(run, config):
@@ -120,9 +129,11 @@ def distinct_stimuli(sequences):
 
 
 def feature_extractor(config):
-    return FeatureExtractor(FeatureCache(config.feature_cache_dir), config.features, device=config.device,
-                            dtype=config.dtype, trust_remote_code=config.trust_remote_code,
-                            progress=config.progress, ffn_neurons=config.ffn_neurons, placement=config.placement)
+    extractor = FeatureExtractor(FeatureCache(config.feature_cache_dir), config.features, device=config.device,
+                                 dtype=config.dtype, trust_remote_code=config.trust_remote_code,
+                                 progress=config.progress, ffn_neurons=config.ffn_neurons, placement=config.placement)
+    extractor.speech_settings = config.speech
+    return extractor
 
 
 def model_specs(models, joint_models=(), joint=None):

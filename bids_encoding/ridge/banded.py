@@ -16,7 +16,7 @@ training scans come from the same deletion, and give each space's share of the h
 import numpy as np
 import torch
 
-from bids_encoding.ridge.bands import check_bands
+from bids_encoding.ridge.bands import SpaceShares, check_bands
 from bids_encoding.ridge.cv import ALPHA_SCORE_NAMES, DEFAULT_ALPHAS, InnerCV, split_one_stimulus, training_layout
 from bids_encoding.ridge.dual import Deletion, rows_of
 from bids_encoding.ridge.kernels import SCORES_OF_PREDICTIONS
@@ -271,7 +271,7 @@ class BandedRidgeCV:
                 fit = _KernelFit(alphas, dtype, features=x * scale)
             else:
                 fit = _KernelFit(alphas, dtype, kernel=sum(g * k for g, k in zip(gamma64, kernels)))
-            shares = _SpaceShares(x, bands, gamma64, fit.eigenvectors64)
+            shares = SpaceShares(x, bands, gamma64, fit.eigenvectors64)
             fit.full_hat = self.compute.room_for_hat(fit.n_rows)
             block, room = self.compute.dual_block_size(fit, (max_group, n_voxels, len(plans), copied_rows, 0),
                                                        len(self.alphas))
@@ -340,7 +340,7 @@ class BandedRidgeCV:
         the all-scans fit to ``y`` with ``y_H`` replaced by ``ŷ_H`` (block inversion of ``K + αI``: they are 0 on
         the held-out scans), ``w = F c`` with ``c = diag(1 / (λ + α)) Fᵀ y*`` and ``Fᵀ y* = z + F_Hᵀ (ŷ_H - y_H)``:
         a correction of the block's eigen-coordinates on the held-out rows only, from which
-        :class:`_SpaceShares` gives each space's prediction ``γ_i K_i[test] w``. (Forming ``w`` on all scans cost
+        :class:`SpaceShares` gives each space's prediction ``γ_i K_i[test] w``. (Forming ``w`` on all scans cost
         ``2 n r`` per voxel, 70% of a shape-(b) fit; measured: docs/performance.md, "Banded ridge".)"""
         _, test_group, held, _, test_rows = plan
         (y, z, outside), (columns, choice) = block, improved
@@ -366,33 +366,6 @@ class BandedRidgeCV:
         if fold.prediction is not None:
             fold.prediction[:, voxels] = joint.cpu().numpy()
             fold.target[:, voxels] = target.cpu().numpy()
-
-
-class _SpaceShares:
-    """Each space's share ``γ_i X_i[test] X_iᵀ w`` of a fold's held-out prediction, from the dual weights in
-    eigen-coordinates ``w = F c`` (float64): ``γ_i X_i[test] (X_iᵀ F) c`` for every space but the widest, whose
-    share is the joint prediction minus theirs (``Σ_i γ_i K_i w = K_γ w``), so the widest space's features are never
-    multiplied per voxel."""
-
-    def __init__(self, x, bands, gamma, eigenvectors):
-        self.x, self.bands, self.gamma = x, bands, gamma
-        self.widest = int(np.argmax([band.stop - band.start for band in bands]))
-        self.projections = {i: x[:, band].T @ eigenvectors for i, band in enumerate(bands) if i != self.widest}
-
-    def __call__(self, test_rows, coefficients, joint):
-        """The shares ``(n_spaces, n_test, n_voxels)`` (float64) of the test rows, given ``c`` ``(rank, n_voxels)``
-        and the joint prediction."""
-        rank, n_test = coefficients.shape[0], len(test_rows)
-        rows = torch.as_tensor(test_rows, device=coefficients.device)
-        shares = [None] * len(self.bands)
-        for i, projection in self.projections.items():
-            test = self.x[rows][:, self.bands[i]]
-            if test.shape[1] * (rank + n_test) < n_test * rank:
-                shares[i] = self.gamma[i] * (test @ (projection @ coefficients))
-            else:
-                shares[i] = self.gamma[i] * ((test @ projection) @ coefficients)
-        shares[self.widest] = joint.double() - sum(share for share in shares if share is not None)
-        return torch.stack(shares)
 
 
 class _FoldState:

@@ -22,6 +22,7 @@ from bids_encoding.features import FeatureSettings, extract_word_features, load_
 from bids_encoding.ridge.scoring import zscore
 from bids_encoding.synthetic.fmriprep import confounds_table, motion_parameters, write_run_derivatives
 from bids_encoding.synthetic.layouts import LAYOUTS
+from bids_encoding.synthetic.sound import name_sounds, write_sounds
 from bids_encoding.synthetic.story import paragraphs
 
 TASK = "story"
@@ -67,6 +68,10 @@ class GroundTruth:
     lowlevel_amplitude: float = 0.0  # the word rate's response in bilateral auditory spheres
     lowlevel_centers_mm: tuple | None = None
     lowlevel_file: str | None = None  # their mask (the LM's spheres are in labels_file)
+    speech_model: str | None = None  # a speech model whose response to the sound drives the auditory spheres
+    speech_layer: int | None = None
+    speech_amplitude: float = 0.0
+    speech_file: str | None = None  # their mask
 
 
 def story_runs(n_runs, seed=0, words_per_second=2.5):
@@ -158,38 +163,6 @@ def _planted_groups(values, words, shift, repetition_time, n_scans):
                                        frame_times(n_scans, repetition_time)) @ values)
 
 
-AUDIO_RATE = 16000
-
-
-def _write_audio(bids_dir, stories, runs, layout, rng):
-    """Each run's story as sound, and a ``story`` row naming it in the run's events (the ``bids`` layout)."""
-    import soundfile
-
-    if layout.name != "bids":
-        raise ValueError("audio=True writes the bids layout's events; use layout='bids'")
-    (bids_dir / "stimuli").mkdir(exist_ok=True)
-    sidecar = json.loads((bids_dir / "task-story_events.json").read_text())
-    sidecar["trial_type"]["Levels"]["story"] = "the story's sound, from its start (stim_file)"
-    sidecar["stim_file"] = {"Description": "The sound file in stimuli/"}
-    _write_json(bids_dir / "task-story_events.json", sidecar)
-    for k, run in enumerate(runs, start=1):
-        words = stories[run.story]
-        end = float(words["onset"].iloc[-1] + words["duration"].iloc[-1]) + 1.0
-        time = np.arange(int(end * AUDIO_RATE)) / AUDIO_RATE
-        loudness = np.zeros_like(time)
-        for onset, duration, gain in zip(words["onset"], words["duration"], rng.uniform(0.2, 1.0, len(words))):
-            loudness[int(onset * AUDIO_RATE):int((onset + duration) * AUDIO_RATE)] = gain
-        voice = sum(np.sin(2 * np.pi * 140.0 * harmonic * time) / harmonic for harmonic in range(1, 6))
-        sound = 0.3 * loudness * voice + 0.001 * rng.standard_normal(len(time))
-        name = f"story_run-{k}.wav"
-        soundfile.write(bids_dir / "stimuli" / name, sound.astype(np.float32), AUDIO_RATE, subtype="PCM_16")
-        events_path = bids_dir / f"task-story_run-{k}_events.tsv"
-        events = pd.read_csv(events_path, sep="\t")
-        story = pd.DataFrame({"onset": [layout.audio_lead + run.origin], "duration": [end], "trial_type": ["story"],
-                              "word": ["n/a"], "stim_file": [name]})
-        pd.concat([story, events.assign(stim_file="n/a")]).to_csv(events_path, sep="\t", index=False)
-
-
 def _residual(values, regressor):
     """``values`` without what a least-squares fit on ``regressor`` and a constant explains."""
     basis = np.hstack([np.ones((len(regressor), 1)), regressor])
@@ -251,6 +224,11 @@ class SyntheticStudy:
         Write each story's sound (``stimuli/story_run-<k>.wav``, 16 kHz: a voiced burst per word, of a loudness
         drawn per word, silence between) and name it in the events (a ``story`` row with its ``stim_file``):
         the acoustic feature spaces (``envelope``, ``mel``) read it. The ``bids`` layout only.
+    speech_model : str or None
+        A speech model (folder or hub id; needs ``audio``): the top ``n_components`` principal components of its
+        layer ``speech_layer`` (``None``: the last) of each story's sound, computed as the app computes them with
+        ``speech_settings`` and convolved with the HRF, drive the bilateral auditory spheres with
+        ``speech_amplitude`` (``ground_truth/planted_speech.nii.gz``).
     lowlevel_amplitude : float
         The word rate (a 1 per word, convolved with the HRF as the pipeline does) drives bilateral auditory
         spheres with this amplitude (``ground_truth/planted_lowlevel.nii.gz``); they overlap the language model's
@@ -277,6 +255,10 @@ class SyntheticStudy:
     network_amplitude: float = 1.0
     lowlevel_amplitude: float = 0.0
     audio: bool = False
+    speech_model: str | None = None
+    speech_layer: int | None = None
+    speech_amplitude: float = 1.0
+    speech_settings: object = None  # a SpeechSettings; None: the app's default
 
 
 def generate_dataset(root, model, study=None, **options):
@@ -297,7 +279,8 @@ def generate_dataset(root, model, study=None, **options):
     study = replace(study or SyntheticStudy(), **options)
     (n_participants, n_runs, repetition_time, seed, layer, n_components, amplitude_left, amplitude_right, noise_ar1,
      feature_settings, repeats, layout, motion_artifact, head_tissue, neuron_groups, neuron_layer,
-     network_amplitude, lowlevel_amplitude, audio) = (getattr(study, item.name) for item in fields(study))
+     network_amplitude, lowlevel_amplitude, audio, speech_model, speech_layer, speech_amplitude,
+     speech_settings) = (getattr(study, item.name) for item in fields(study))
     root = Path(root)
     bids_dir, truth_dir = root / "bids", root / "ground_truth"
     if bids_dir.exists() and any(bids_dir.iterdir()):
@@ -348,6 +331,21 @@ def generate_dataset(root, model, study=None, **options):
         & brain
     if lowlevel_amplitude:
         nib.Nifti1Image(auditory.astype(np.uint8), affine).to_filename(truth_dir / "planted_lowlevel.nii.gz")
+    sound_runs = runs_by_subject[subjects[0]]
+    if audio and layout.name != "bids":
+        raise ValueError("audio=True writes the bids layout's events; use layout='bids'")
+    sounds = write_sounds(bids_dir, stories, sound_runs, np.random.default_rng(seed + 3000)) if audio else {}
+    speech = None
+    if speech_model is not None:
+        if not audio:
+            raise ValueError("speech_model plants a speech model's response to the sound: it needs audio=True")
+        from bids_encoding.features.speech import SpeechSettings
+        from bids_encoding.synthetic.sound import SpeechTruth
+
+        speech = SpeechTruth(speech_model, {run.story: sounds[k] for k, run in enumerate(sound_runs, start=1)},
+                             speech_settings or SpeechSettings(), speech_layer, n_components)
+        weights_speech = np.random.default_rng(seed + 4000).standard_normal((n_components, int(auditory.sum())))
+        nib.Nifti1Image(auditory.astype(np.uint8), affine).to_filename(truth_dir / "planted_speech.nii.gz")
     networks = None
     if group_drive is not None:
         networks = _write_network_atlas(truth_dir, affine, xyz, brain & ~(left | right), neuron_groups.max() + 1)
@@ -410,6 +408,9 @@ def generate_dataset(root, model, study=None, **options):
                                            repetition_time, scans)
                     drive_components = zscore(_residual(drive_components, rate))
                     signal[:, auditory] += lowlevel_amplitude * rate
+                if speech is not None:
+                    drive = speech.components(run.story, scan_shift(run), repetition_time, scans) @ weights_speech
+                    signal[:, auditory] += speech_amplitude * drive / drive.std(0)
                 for mask, weights, amplitude in ((left, weights_left, amplitude_left),
                                                  (right, weights_right, amplitude_right)):
                     drive = drive_components @ weights
@@ -433,7 +434,7 @@ def generate_dataset(root, model, study=None, **options):
     layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
                           runs_by_subject)
     if audio:
-        _write_audio(bids_dir, stories, runs_by_subject[subjects[0]], layout, np.random.default_rng(seed + 3000))
+        name_sounds(bids_dir, sounds, stories, sound_runs, layout.audio_lead)
     truth = GroundTruth(model=model, layer=int(layer), n_components=n_components,
                         amplitude_left=amplitude_left, amplitude_right=amplitude_right, noise_ar1=noise_ar1,
                         left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,
@@ -445,6 +446,9 @@ def generate_dataset(root, model, study=None, **options):
                         network_amplitude=network_amplitude if networks is not None else 0.0,
                         lowlevel_amplitude=lowlevel_amplitude,
                         lowlevel_centers_mm=auditory_centers if lowlevel_amplitude else None,
-                        lowlevel_file="planted_lowlevel.nii.gz" if lowlevel_amplitude else None)
+                        lowlevel_file="planted_lowlevel.nii.gz" if lowlevel_amplitude else None,
+                        speech_model=speech_model, speech_layer=speech.layer if speech else None,
+                        speech_amplitude=speech_amplitude if speech else 0.0,
+                        speech_file="planted_speech.nii.gz" if speech else None)
     _write_json(truth_dir / "ground_truth.json", {**asdict(truth), "feature_settings": asdict(feature_settings)})
     return truth
