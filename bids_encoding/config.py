@@ -43,6 +43,7 @@ class ParticipantConfig(RunConfig):
     epi_mask_cutoff: float = DEFAULT_EPI_LOWER_CUTOFF
     confounds: ConfoundSettings = field(default_factory=ConfoundSettings)
     average: bool = False  # also fit the average participant of each stimulus sequence (sub-average)
+    data_scaling: object = None  # --data-scaling: a DataScaling (participant/datascaling.py), or None
     bold_filters: dict | None = None  # entity queries on the BOLD files (--bids-filter-file's "bold")
     stimuli: str | None = None  # a preset name or a stimulus specification file; None: events.tsv word rows
     cv_unit: str | None = None  # run (per task) or stimulus (tasks pooled); None: the specification's

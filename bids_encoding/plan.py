@@ -132,6 +132,19 @@ def ridge_flop(n_scans, n_features, n_voxels, n_folds, n_alphas, n_permutations=
         + n_permutations * 2 * n_scans * n_voxels
 
 
+def data_scaling_flop(settings, n_scans, n_folds, n_features, n_voxels, n_alphas):
+    """Operations of ``--data-scaling`` (:class:`DataScaling`) for one model: per outer fold, size and draw, one
+    fold of a nested ridge on the subset's scans and the held-out stimulus (0 without it)."""
+    if settings is None or n_folds < 3:
+        return 0.0
+    per_stimulus = n_scans / n_folds
+    flop = 0.0
+    for size in settings.sizes_for(n_folds - 1):
+        draws = settings.draws if size < n_folds - 1 else 1
+        flop += draws * ridge_flop(per_stimulus * (size + 1), n_features, n_voxels, size + 1, n_alphas) / (size + 1)
+    return n_folds * flop
+
+
 def joint_flop(n_scans, widths, n_voxels, n_folds, n_alphas, settings):
     """Operations of one joint model's fits (:class:`~bids_encoding.features.joint.JointSettings`) for spaces of
     ``widths`` columns: banded ridge, one dual-form ridge of all the columns per candidate kernel weight (one
@@ -223,7 +236,10 @@ def plan_participant_level(config, selected):
                                                                          n_folds, len(config.alphas),
                                                                          layer_permutations)
                                                 + ridge_flop(n_scans, info.hidden_size * delays, n_voxels, n_folds,
-                                                             len(config.alphas), permutations)),
+                                                             len(config.alphas), permutations)
+                                                + data_scaling_flop(config.data_scaling, n_scans, n_folds,
+                                                                    info.hidden_size * delays, n_voxels,
+                                                                    len(config.alphas))),
                                 spec.is_baseline,
                                 _neuron_seconds(config, info, len(layers), n_scans, n_folds, threads, spec),
                                 len(layers) * _layer_seconds(n_voxels, n_scans, threads, device)))

@@ -588,3 +588,25 @@ def test_group_fdr_finds_a_planted_effect_and_reports_its_threshold_in_t():
     # the threshold is a t of 11 df whose one-sided p is BH's largest accepted p
     p = stats.t.sf(extra["Threshold"], 11)
     assert 0 < p <= 0.05
+
+
+def test_speech_and_language_models_get_their_own_scaling_laws():
+    """Family ``all`` fits the language models only and ``speech`` the speech models: each recovers its own
+    planted slope, which a fit of both together would mix."""
+    from bids_encoding.group.scaling import scaling_table
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for modality, slope, sizes in (("language", 0.02, (8.1, 8.5, 9.1, 9.8)), ("speech", -0.01, (7.0, 8.0, 9.0))):
+        for participant in range(8):
+            offset = rng.normal(0, 0.01)
+            for k, size in enumerate(sizes):
+                rows.append({"participant": f"sub-{participant}", "model": f"{modality}{k}", "log10_params": size,
+                             "mean_r": 0.1 + slope * size + offset + rng.normal(0, 0.002), "modality": modality,
+                             "family": "hubert" if modality == "speech" else "opt"})
+    fits = scaling_table(pd.DataFrame(rows), ["mean_r"], ["log10_params"], n_bootstraps=200)
+    group = fits[fits["level"] == "group"].set_index("family")
+    assert group.loc["all", "n_models"] == 4 and group.loc["speech", "n_models"] == 3
+    assert group.loc["all", "ci_low"] <= 0.02 <= group.loc["all", "ci_high"]
+    assert group.loc["speech", "ci_low"] <= -0.01 <= group.loc["speech", "ci_high"] < 0
+    assert group.loc["hubert", "slope"] == pytest.approx(group.loc["speech", "slope"])

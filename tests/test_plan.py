@@ -137,3 +137,16 @@ def test_the_plan_counts_the_joint_models_fits(small_dataset, tiny_model, tmp_pa
     def total(text):
         return next(line for line in text.splitlines() if line.startswith("fits:")).split()[1]
     assert total(printed) > total(alone)
+
+
+def test_the_plan_counts_the_data_scaling_fits():
+    """--data-scaling: per outer fold, size and draw, one fold of a nested ridge on the subset and the held-out
+    stimulus."""
+    from bids_encoding.participant.datascaling import DataScaling
+    from bids_encoding.plan import data_scaling_flop
+
+    n, folds, p, v, alphas = 900, 3, 32, 1000, 4
+    one = ridge_flop(300 * 2, p, v, 2, alphas) / 2  # 1 training stimulus and the test one
+    two = ridge_flop(300 * 3, p, v, 3, alphas) / 3
+    assert data_scaling_flop(DataScaling(draws=3), n, folds, p, v, alphas) == pytest.approx(3 * (3 * one + two))
+    assert data_scaling_flop(None, n, folds, p, v, alphas) == 0

@@ -383,6 +383,12 @@ def build_parser():
             help="banded ridge: candidate weightings of the spaces (random search; the first is uniform)")
     _option(joint, "--no-unique-variance", action="store_true", default=False,
             help="skip the fits of each joint model without each of its spaces (their unique variance)")
+    _option(joint, "--data-scaling", type=_at_least(1), nargs="*", metavar="N_STIMULI", default=None,
+            help="also refit each outer fold on random subsets of N of its training stimuli (default sizes: 1, 2, "
+                 "4, ... and all), tested on the same held-out stimulus: the score against the amount of training "
+                 "data (Antonello et al.'s RQ2), per model at its best layer (_datascaling.tsv)")
+    _option(joint, "--data-scaling-draws", type=_at_least(1), default=3,
+            help="--data-scaling: random subsets per size")
 
     neurons = parser.add_argument_group("neurons to brain networks (Sun et al. 2024; docs/neurons.md)")
     _option(neurons, "--neuron-patterns", type=_at_least(2), default=None, metavar="K",
@@ -689,6 +695,7 @@ def config_from_args(args):
     from bids_encoding.features.speech import SpeechSettings
     from bids_encoding.inputs.timings.spec import StimulusSpec
     from bids_encoding.neurons.settings import NeuronSettings
+    from bids_encoding.participant.datascaling import DataScaling
     from bids_encoding.ridge import InnerCV
 
     preset = _apply_procedure(args)
@@ -734,6 +741,8 @@ def config_from_args(args):
         epi_mask_cutoff=args.epi_mask_cutoff,
         confounds=_confound_settings(args),
         average=args.average_participants,
+        data_scaling=None if args.data_scaling is None else DataScaling(tuple(args.data_scaling),
+                                                                        args.data_scaling_draws),
         models=tuple(dict.fromkeys([*args.models, *(space for _, spaces in joint_entries(args.joint_model)
                                                      for space in spaces)])),
         device=resolve_device(args.device),

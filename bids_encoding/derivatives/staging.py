@@ -40,6 +40,8 @@ BIDSIGNORE = {
     "*_statmap.json": "their sidecars",
     "*_scores.tsv": "per-participant score tables (app-specific)",
     "*_scores.json": "their sidecars",
+    "*_datascaling.tsv": "--data-scaling: held-out scores per training subset (app-specific)",
+    "*_datascaling.json": "their sidecars",
     "*_desc-neurons_*": "neuron patterns: time series, assignments and networks with the model- entity "
                         "(app-specific)",
     "/sub-*/cache": "--isc-cache: cleaned BOLD as .npy for the group's ISC (app-specific)",

@@ -31,6 +31,7 @@ class ParticipantResult:
     ceiling_path: Path = None  # CC_max map, when the participant heard repeated stimuli
     joint: dict = field(default_factory=dict)  # joint model label -> {(desc, stat): map path} (desc: the space)
     joint_sidecars: dict = field(default_factory=dict)  # joint model label -> sidecar of its stat-r map
+    data_scaling: dict = field(default_factory=dict)  # model label -> its _datascaling.tsv (--data-scaling)
     _r_maps: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -89,6 +90,8 @@ def collect(output_dir, task=None, participant_labels=None):
                 result.best_r[name.model] = path
                 result.best_layer_maps[name.model] = files.get(name.with_(stat="layer"))
                 result.sidecars[name.model] = json.loads(sidecar_of(path).read_text())
+            if (name.suffix, name.extension) == ("datascaling", ".tsv"):
+                result.data_scaling[name.model] = path
         for model, maps in joint_model_maps(files).items():
             result.joint[model] = maps
             result.joint_sidecars[model] = json.loads(sidecar_of(maps[(None, "r")]).read_text())
@@ -165,7 +168,9 @@ def _comparable(sidecar, section):
 
 
 def model_table(results):
-    """One row per model: label, id, parameters, layers, hidden size, family, whether it is a baseline."""
+    """One row per model: label, id, parameters, layers, hidden size, family (its architecture), modality
+    (``speech`` for speech models, whose sidecars record ``Features.Speech``; else ``language``), whether it is a
+    baseline."""
     rows = {}
     for result in results:
         for label, sidecar in result.sidecars.items():
@@ -173,5 +178,6 @@ def model_table(results):
             rows[label] = {"model": label, "model_id": model["Id"], "n_params": model["NumberOfParameters"],
                            "n_layers": model["NumberOfLayers"], "hidden_size": model["HiddenSize"],
                            "family": model.get("Type") or model["Label"],
+                           "modality": "speech" if (sidecar.get("Features") or {}).get("Speech") else "language",
                            "baseline": bool(model.get("Untrained")) or model["Source"] == "baseline"}
     return pd.DataFrame(list(rows.values()))

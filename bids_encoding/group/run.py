@@ -160,6 +160,7 @@ def _task_level(config, members, output, average=None):
                      "with log10(parameters), trained models", atlas=atlas)
     group_maps(output, members, models, mask, left, mirror, affine)
     _joint_outputs(config, output, members, (mask, left, mirror, affine), rois)
+    _data_scaling_outputs(config, output, members)
     _figures(output, trained, fits, scores, roi_table)
     _neuron_outputs(config, output, members, models)
     if average is not None:
@@ -170,6 +171,21 @@ def _task_level(config, members, output, average=None):
     slope = f"{group_fit['slope'].iloc[0]:.4f} r per decade" if not group_fit.empty else "n/a"
     return (f"task-{members[0].task}: {len(members)} participant(s), {len(models)} model(s), scaling slope {slope}, "
             f"mean L-R {scores['l_minus_r'].mean():.4f}")
+
+
+def _data_scaling_outputs(config, output, members):
+    """With participants' --data-scaling tables: the scores per training size and the lines against log10(training
+    scans)."""
+    from bids_encoding.group.datascaling import data_scaling_fits, data_scaling_scores
+
+    scores = data_scaling_scores(members)
+    if scores.empty:
+        return
+    output.table(scores, "datascaling", "Per participant, model and number of training stimuli: held-out scores "
+                 "averaged over outer folds and random subsets (--data-scaling)")
+    output.table(data_scaling_fits(scores, config.n_bootstraps), "datafits", "score = intercept + slope x "
+                 "log10(training scans), per model, participant and group; group CI from a bootstrap over "
+                 "participants")
 
 
 def _joint_outputs(config, output, members, geometry, rois):

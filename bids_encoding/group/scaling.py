@@ -119,15 +119,21 @@ def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, con
 
 
 def scaling_table(scores, measures, predictors, n_bootstraps=2000, seed=0):
-    """All fits of ``measures`` x ``predictors`` (and per model family), as one table."""
+    """All fits of ``measures`` x ``predictors`` (and per model family), as one table. Family ``all`` is every
+    language model; with speech models (``modality``), family ``speech`` is every speech model (the two laws are
+    fitted apart, as Antonello et al. do); the other families are the architectures."""
     rows = []
+    modality = scores["modality"] if "modality" in scores else pd.Series("language", index=scores.index)
+    kinds = [("all", scores[modality != "speech"])] + ([("speech", scores[modality == "speech"])]
+                                                       if (modality == "speech").any() else [])
     for predictor in predictors:
         for measure in measures:
-            try:
-                rows.extend({**row, "family": "all"} for row in
-                            scaling_fit(scores, measure, predictor, n_bootstraps, seed=seed))
-            except ValueError:
-                continue
+            for family, subset in kinds:
+                try:
+                    rows.extend({**row, "family": family} for row in
+                                scaling_fit(subset, measure, predictor, n_bootstraps, seed=seed))
+                except ValueError:
+                    continue
         if predictor != "log10_params":
             continue
         for family, subset in scores.groupby("family"):

@@ -140,7 +140,24 @@ class Batch:
         best_sidecars = {subject: {**_with_forms(sidecar, fit.forms), "Layer": "best", "LayerChoice": LAYER_CHOICE}
                          for subject, sidecar in sidecars.items()}
         self._write(spec, "best", best_fit, best_sidecars, columns, best.most_chosen_layer(model_info.layers))
+        if self.config.data_scaling is not None:
+            self._data_scaling(spec, features, sidecars)
         return sidecars
+
+    def _data_scaling(self, spec, features, sidecars):
+        """``--data-scaling`` at the model's layer with the best mean inner-validation score: each participant's
+        ``_datascaling.tsv``."""
+        from bids_encoding.participant.datascaling import DATA_SCALING_COLUMNS, data_scaling_rows
+
+        scores = self.layer_validation[spec.label]
+        layer = max(scores, key=lambda k: np.nanmean(scores[k]))
+        tables = data_scaling_rows(self, self.run_designs(features, layer), layer, self.config.data_scaling)
+        for participant in self.participants:
+            output = participant.output
+            output.write_table(tables[participant.subject], output.name("datascaling", ".tsv", model=spec.label), {
+                **DATA_SCALING_COLUMNS, "Description": "Held-out scores of each outer fold refitted on random subsets "
+                "of its training stimuli (the mean over the participant's mask)", "Layer": layer,
+                "DataScaling": self.config.data_scaling.record(), "Model": sidecars[participant.subject]["Model"]})
 
     def fit_joint(self, spec, model_features, records):
         """Fit a joint model (:class:`~bids_encoding.features.joint.JointSpec`) of spaces whose features are in
@@ -185,9 +202,21 @@ class Batch:
         return {"AlphaPerFold": [float(value) for value in alpha[:, voxels.start]]}
 
     def designs(self, features, layer):
-        """The design of each run at one layer, in the ridge's order. Features per word are ``{layer: values}``
-        per stimulus; per audio frame (acoustic spaces, speech models), ``(frames, values)`` or ``(frames, {layer:
-        values})``, the frames on the audio's clock."""
+        """The design of each run at one layer, delayed for the ridge (:meth:`run_designs`, then across the stacked
+        training runs where the design says so)."""
+        designs, sequence = self.run_designs(features, layer), self.sequence
+        if self.test_fold is not None:  # the training runs in the ridge's order (stimulus groups), then the test runs
+            groups = sequence.groups
+            train_runs = [run for fold, group in enumerate(groups) if fold != self.test_fold for run in group]
+            return self.config.design.delayed_runs(designs, train_runs, groups[self.test_fold])
+        if self.config.design.delays_across_runs:
+            raise ValueError("delays across the stacked training runs need a fixed test stimulus (test_stimulus)")
+        return designs
+
+    def run_designs(self, features, layer):
+        """Each run's design at one layer, in run order, before any delay across runs. Features per word are
+        ``{layer: values}`` per stimulus; per audio frame (acoustic spaces, speech models), ``(frames, values)`` or
+        ``(frames, {layer: values})``, the frames on the audio's clock."""
         config, sequence = self.config, self.sequence
         if isinstance(features[sequence.stimuli[0].cache_key], tuple):  # audio frames: acoustic spaces, speech
             values = []
@@ -200,15 +229,8 @@ class Batch:
         else:
             values = [features[stimulus.cache_key][layer] for stimulus in sequence.stimuli]
             matrices = self.word_matrices
-        designs = [config.design.regressors(run_values, matrix, run.repetition_time, config.cleaning, run.confounds)
-                   for run_values, matrix, run in zip(values, matrices, self.runs)]
-        if self.test_fold is not None:  # the training runs in the ridge's order (stimulus groups), then the test runs
-            groups = sequence.groups
-            train_runs = [run for fold, group in enumerate(groups) if fold != self.test_fold for run in group]
-            return config.design.delayed_runs(designs, train_runs, groups[self.test_fold])
-        if config.design.delays_across_runs:
-            raise ValueError("delays across the stacked training runs need a fixed test stimulus (test_stimulus)")
-        return designs
+        return [config.design.regressors(run_values, matrix, run.repetition_time, config.cleaning, run.confounds)
+                for run_values, matrix, run in zip(values, matrices, self.runs)]
 
     def fit_layer(self, features, layer, best, progress=None):
         """Fit one layer (nested CV) and add it to ``best``: its :class:`LayerFit` (``features``: see

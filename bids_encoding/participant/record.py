@@ -76,6 +76,7 @@ class FitRecord:
     sources: tuple
     average_of: tuple | None = None
     joint: dict | None = None  # a joint model's spaces and solver (JointSpec.record)
+    data_scaling: dict | None = None  # --data-scaling's subsets (DataScaling.record)
     versions: dict = field(default_factory=computation_versions)
 
     @classmethod
@@ -108,6 +109,7 @@ class FitRecord:
                               "Tasks": sorted({run.task for run in runs})},
             left_out_runs=tuple(sorted({name for run in runs for name in run.left_out})),
             joint=spec.record() if spec.source == "joint" else None,
+            data_scaling=config.data_scaling.record() if config.data_scaling and spec.source != "joint" else None,
             sources=tuple([source_path(run.bold_path, config.bids_dir) for run in runs]
                           + sorted({source_path(run.events_path, config.bids_dir) for run in runs})))
 
@@ -150,6 +152,8 @@ class FitRecord:
         }
         if self.joint:
             payload["JointModel"] = self.joint
+        if self.data_scaling:
+            payload["DataScaling"] = self.data_scaling
         if self.procedure != "default":  # (payloads of the default keep their keys: their results stay valid)
             payload["Procedure"] = self.procedure
         return payload
