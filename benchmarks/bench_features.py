@@ -10,6 +10,13 @@ Usage::
 
     python benchmarks/bench_features.py [--context 512] [--model DIR_OR_HUB_ID] [--device cpu]
 
+Speech models (``--speech tiny|base``): a HuBERT of random weights (tiny: 2 layers of 16; base: transformers'
+default HubertConfig, the size of facebook/hubert-base-ls960) over synthetic sound, in the window mode (Antonello
+et al.'s 16.1 s causal window per 0.1 s frame) on ``--window-seconds`` of audio and the chunked mode on
+``--chunk-seconds``: audio seconds per second of each, appended to the same results file::
+
+    python benchmarks/bench_features.py --speech base [--window-seconds 4] [--chunk-seconds 60]
+
 Without ``--model``, a small GPT-2 (4 layers, 256 hidden, 1024 positions,
 random init) with a byte-level BPE trained on the story is built in a
 temporary folder. The LAST line printed is
@@ -76,8 +83,53 @@ def per_word_features(loaded, words, context, batch_size, device):
     return features, processed / len(words), last
 
 
+def speech(args):
+    """``--speech``: audio seconds per second of the window and chunked modes of a random HuBERT."""
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    from bids_encoding.features.speech import MODEL_RATE, SpeechModel, SpeechSettings, chunked_states, window_states
+
+    torch.manual_seed(0)
+    config = HubertConfig() if args.speech == "base" else HubertConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    model = HubertModel(config).eval().to(args.device)
+    speech_model = SpeechModel(model, Wav2Vec2FeatureExtractor(do_normalize=True), args.device)
+    rng = np.random.default_rng(0)
+    seconds = max(args.window_seconds + 16.1, args.chunk_seconds)
+    samples = (0.1 * rng.standard_normal(int(seconds * MODEL_RATE))).astype(np.float32)
+    window_states(speech_model, samples[:MODEL_RATE * 17], SpeechSettings(batch_size=args.batch_size))  # warm-up
+    # the window mode's frames after the first 16.1 s (full windows: the steady-state cost)
+    start = time.perf_counter()
+    full = samples[:int((16.1 + args.window_seconds) * MODEL_RATE)]
+    window = window_states(speech_model, full, SpeechSettings(batch_size=args.batch_size))
+    window_time = time.perf_counter() - start
+    start = time.perf_counter()
+    chunked_states(speech_model, samples[:int(args.chunk_seconds * MODEL_RATE)], SpeechSettings(mode="chunked"))
+    chunk_time = time.perf_counter() - start
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": args.device,
+              "device_name": platform.processor() or "cpu", "threads": torch.get_num_threads(),
+              "speech_model": f"HuBERT {args.speech} (random weights)",
+              "n_params": sum(p.numel() for p in model.parameters()),
+              "window_audio_seconds": round(len(full) / MODEL_RATE, 1), "window_frames": window.shape[1],
+              "window_seconds": round(window_time, 2),
+              "window_audio_seconds_per_second": round(len(full) / MODEL_RATE / window_time, 4),
+              "chunked_audio_seconds": args.chunk_seconds, "chunked_seconds": round(chunk_time, 2),
+              "chunked_audio_seconds_per_second": round(args.chunk_seconds / chunk_time, 3),
+              "chunked_vs_window": round((args.chunk_seconds / chunk_time) / (len(full) / MODEL_RATE / window_time),
+                                         1)}
+    append_result(RESULTS, result)
+    print(f"window mode: {result['window_audio_seconds_per_second']} audio s/s; chunked: "
+          f"{result['chunked_audio_seconds_per_second']} audio s/s")
+    print(f"ratio={result['chunked_vs_window']}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speech", choices=("tiny", "base"), default=None,
+                        help="time a random HuBERT's speech features instead (see above)")
+    parser.add_argument("--window-seconds", type=float, default=4.0)
+    parser.add_argument("--chunk-seconds", type=float, default=60.0)
     parser.add_argument("--context", type=int, default=512, help="C: tokens of left context per word")
     parser.add_argument("--model", default=None, help="model id or directory (default: small GPT-2)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -85,6 +137,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=1, help="repeat the story to lengthen the text")
     args = parser.parse_args()
+    if args.speech:
+        return speech(args)
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_small_gpt2(Path(tmp) / "gpt2small", n_positions=2 * args.context)
