@@ -99,7 +99,7 @@ def speech(args):
     seconds = max(args.window_seconds + 16.1, args.chunk_seconds)
     samples = (0.1 * rng.standard_normal(int(seconds * MODEL_RATE))).astype(np.float32)
     window_states(speech_model, samples[:MODEL_RATE * 17], SpeechSettings(batch_size=args.batch_size))  # warm-up
-    # the window mode's frames after the first 16.1 s (full windows: the steady-state cost)
+    # from the audio's start: the first 16.1 s of frames have shorter windows (cheaper than the steady state)
     start = time.perf_counter()
     full = samples[:int((16.1 + args.window_seconds) * MODEL_RATE)]
     window = window_states(speech_model, full, SpeechSettings(batch_size=args.batch_size))
