@@ -113,9 +113,10 @@ class FeatureExtractor:
         return self._speech[spec]
 
     def record(self, spec, fingerprint, what="hidden_states"):
-        if self.is_speech(spec):
-            return {"what": "speech", "model_id": spec.model_id, "model_revision": spec.revision,
-                    "model_source": spec.source, "untrained": spec.untrained, "dtype": self.dtype,
+        if what == "hidden_states" and self.is_speech(spec):
+            return {"what": "speech", "stimulus": fingerprint, "model_id": spec.model_id,
+                    "model_revision": spec.revision, "model_source": spec.source, "untrained": spec.untrained,
+                    "dtype": self.dtype,
                     "speech": self.speech_settings.record(), "speech_code": SPEECH_CODE_VERSION}
         return {
             "what": what, "stimulus": fingerprint, "model_id": spec.model_id, "model_revision": spec.revision,

@@ -125,7 +125,7 @@ class SpeechModel:
         """Every layer's state at the end of each snippet (all of one length): ``(n_layers + 1, n, hidden)``."""
         import torch
 
-        prepared = self.feature_extractor([s for s in snippets], sampling_rate=MODEL_RATE, return_tensors="pt",
+        prepared = self.feature_extractor(list(snippets), sampling_rate=MODEL_RATE, return_tensors="pt",
                                           **({"return_attention_mask": True} if self.is_whisper else {}))
         dtype = next(self.model.parameters()).dtype
         with torch.inference_mode():
@@ -138,8 +138,7 @@ class SpeechModel:
             return torch.stack([h[:, last] for h in out.hidden_states]).float().cpu().numpy()
 
     def sequence_states(self, samples):
-        """Every layer's states of one snippet at each output frame: ``(n_layers + 1, n_frames, hidden)``, and the
-        output frames' rate (frames per second)."""
+        """Every layer's states of one snippet at each output frame: ``(n_layers + 1, n_frames, hidden)``."""
         import torch
 
         prepared = self.feature_extractor([samples], sampling_rate=MODEL_RATE, return_tensors="pt")

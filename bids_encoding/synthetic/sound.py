@@ -10,10 +10,15 @@ from bids_encoding.ridge.scoring import zscore
 AUDIO_RATE = 16000
 
 
+def story_seconds(words):
+    """The length of a story's sound: 1 s after its last word."""
+    return float(words["onset"].iloc[-1] + words["duration"].iloc[-1]) + 1.0
+
+
 def story_sound(words, rng):
     """A story's sound at :data:`AUDIO_RATE`: a voiced burst (140 Hz and four harmonics) per word, of a loudness
     drawn per word, silence between, and 1 s after the last word."""
-    end = float(words["onset"].iloc[-1] + words["duration"].iloc[-1]) + 1.0
+    end = story_seconds(words)
     time = np.arange(int(end * AUDIO_RATE)) / AUDIO_RATE
     loudness = np.zeros_like(time)
     for onset, duration, gain in zip(words["onset"], words["duration"], rng.uniform(0.2, 1.0, len(words))):
@@ -43,8 +48,7 @@ def name_sounds(bids_dir, paths, stories, runs, audio_lead):
     sidecar["stim_file"] = {"Description": "The sound file in stimuli/"}
     sidecar_path.write_text(json.dumps(sidecar, indent=2) + "\n")
     for k, run in enumerate(runs, start=1):
-        words = stories[run.story]
-        end = float(words["onset"].iloc[-1] + words["duration"].iloc[-1]) + 1.0
+        end = story_seconds(stories[run.story])
         events_path = bids_dir / f"task-story_run-{k}_events.tsv"
         events = pd.read_csv(events_path, sep="\t")
         story = pd.DataFrame({"onset": [audio_lead + run.origin], "duration": [end], "trial_type": ["story"],
