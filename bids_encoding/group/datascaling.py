@@ -39,4 +39,5 @@ def data_scaling_fits(scores, n_bootstraps=2000, seed=0):
             rows.extend({**row, "model": model, "n_sizes": row.pop("n_models", None)} for row in fitted)
     columns = ["model", "measure", "predictor", "level", "participant", "slope", "intercept", "ci_low", "ci_high",
                "confidence", "n_bootstraps", "seed", "t", "p", "n_participants", "n_sizes", "r_across_models"]
-    return pd.DataFrame(rows, columns=columns).rename(columns={"r_across_models": "r_across_sizes"})
+    table = pd.DataFrame(rows, columns=columns).rename(columns={"r_across_models": "r_across_sizes"})
+    return table.astype({"n_participants": "Int64", "n_sizes": "Int64", "n_bootstraps": "Int64", "seed": "Int64"})

@@ -23,7 +23,7 @@ from bids_encoding.group.neurons import MEASURES as NEURON_MEASURES
 from bids_encoding.group.neurons import neuron_tables
 from bids_encoding.group.reliability import reliable_voxels
 from bids_encoding.group.rois import LANGUAGE_ROIS, atlas_parcels, lateral_regions, read_roi_file, sphere_masks
-from bids_encoding.group.scaling import multiple_table, scaling_table
+from bids_encoding.group.scaling import language_models, multiple_table, scaling_table, speech_models
 from bids_encoding.group.scores import (
     MEASURES,
     model_summary,
@@ -140,14 +140,14 @@ def _task_level(config, members, output, average=None):
     fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], config.n_bootstraps)
     output.table(fits, "fits", "score = intercept + slope x predictor, per participant and group; group CI from a "
                  "bootstrap over participants, p from a t-test of participant slopes")
-    output.table(multiple_table(trained, measures, config.n_bootstraps), "multifits",
+    output.table(multiple_table(language_models(trained), measures, config.n_bootstraps), "multifits",
                  "Group-mean score = intercept + b1 log10(parameters) + b2 layers + b3 hidden size (OLS across "
-                 "trained models; CIs from a bootstrap over participants); empty with fewer than 6 models")
+                 "trained language models; CIs from a bootstrap over participants); empty with fewer than 6 models")
     rois = sphere_masks(affine, mask.shape, read_roi_file(config.roi_file) if config.roi_file else LANGUAGE_ROIS)
     roi_table = roi_scores(members, rois, mask)
     output.table(roi_table, "rois", "Language ROIs (10 mm spheres, left and mirrored right)")
-    output.table(roi_scaling(roi_table, models), "roifits",
-                 "Per ROI: correlation of group-mean L - R with log10(parameters), trained models")
+    output.table(roi_scaling(roi_table, language_models(models)), "roifits",
+                 "Per ROI: correlation of group-mean L - R with log10(parameters), trained language models")
     if config.atlas:
         atlas = config.atlas
         parcels = atlas_parcels(atlas, members[0].space, reference)
@@ -156,8 +156,8 @@ def _task_level(config, members, output, average=None):
         atlas_rois = roi_scores(members, lateral_regions(parcels), mask)
         output.table(atlas_rois, "rois", f"{atlas} regions found in both hemispheres (numbered parcels of a "
                      "region united), left and right", atlas=atlas)
-        output.table(roi_scaling(atlas_rois, models), "roifits", "Per region: correlation of group-mean L - R "
-                     "with log10(parameters), trained models", atlas=atlas)
+        output.table(roi_scaling(atlas_rois, language_models(models)), "roifits", "Per region: correlation of "
+                     "group-mean L - R with log10(parameters), trained language models", atlas=atlas)
     group_maps(output, members, models, mask, left, mirror, affine)
     _joint_outputs(config, output, members, (mask, left, mirror, affine), rois)
     _data_scaling_outputs(config, output, members)
@@ -183,9 +183,11 @@ def _data_scaling_outputs(config, output, members):
         return
     output.table(scores, "datascaling", "Per participant, model and number of training stimuli: held-out scores "
                  "averaged over outer folds and random subsets (--data-scaling)")
-    output.table(data_scaling_fits(scores, config.n_bootstraps), "datafits", "score = intercept + slope x "
-                 "log10(training scans), per model, participant and group; group CI from a bootstrap over "
-                 "participants")
+    fits = data_scaling_fits(scores, config.n_bootstraps)
+    output.table(fits, "datafits", "score = intercept + slope x log10(training scans), per model, participant and "
+                 "group; group CI from a bootstrap over participants")
+    if scores["n_stimuli"].nunique() >= 2:
+        figures.data_scaling_figure(scores, fits, output.figure(desc="datascaling"))
 
 
 def _joint_outputs(config, output, members, geometry, rois):
@@ -228,8 +230,9 @@ def _average_outputs(config, output, average, models, mask, left, mirror, reliab
     fits = scaling_table(trained, measures, ["log10_params", "n_layers", "hidden_size"], config.n_bootstraps)
     output.table(fits, "fits", "The average participant: score = intercept + slope x predictor (its own fit; no "
                  "confidence interval across participants)", desc="average")
-    if not trained.empty and trained["n_params"].nunique() >= 2:
-        figures.scaling_figure(trained, fits, ["mean_r", "left", "right"], output.figure(desc="averagescaling"),
+    language = language_models(trained)
+    if not language.empty and language["n_params"].nunique() >= 2:
+        figures.scaling_figure(language, fits, ["mean_r", "left", "right"], output.figure(desc="averagescaling"),
                                scores[scores["baseline"]])
 
 
@@ -267,12 +270,18 @@ def _neuron_outputs(config, output, members, models):
 
 
 def _figures(output, trained, fits, scores, roi_table):
-    if not trained.empty and trained["n_params"].nunique() >= 2:
-        baselines = scores[scores["baseline"]]
-        reliable = ["mean_r_reliable"] if trained["mean_r_reliable"].notna().any() else []
-        figures.scaling_figure(trained, fits, ["mean_r", "left", "right"] + reliable, output.figure(desc="scaling"),
+    """The model-size laws (the language models', with the lateralization, and the speech models'), and the
+    language regions' asymmetry."""
+    baselines = scores[scores["baseline"]]
+    reliable = ["mean_r_reliable"] if trained["mean_r_reliable"].notna().any() else []
+    language, speech = language_models(trained), speech_models(trained)
+    if not language.empty and language["n_params"].nunique() >= 2:
+        figures.scaling_figure(language, fits, ["mean_r", "left", "right"] + reliable, output.figure(desc="scaling"),
                                baselines)
-        figures.scaling_figure(trained, fits, ["l_minus_r"] + (["l_minus_r_reliable"] if reliable else []),
+        figures.scaling_figure(language, fits, ["l_minus_r"] + (["l_minus_r_reliable"] if reliable else []),
                                output.figure(desc="lateralization"), baselines)
+    if not speech.empty and speech["n_params"].nunique() >= 2:
+        figures.scaling_figure(speech, fits, ["mean_r", "left", "right"] + reliable,
+                               output.figure(desc="speechscaling"), baselines, family="speech")
     if not roi_table.empty:
         figures.roi_figure(roi_table, output.figure(desc="roiasymmetry"), model_names(scores))

@@ -118,14 +118,24 @@ def scaling_fit(table, measure, predictor="log10_params", n_bootstraps=2000, con
     return rows
 
 
+def speech_models(table):
+    """The rows of speech models (``modality`` ``speech``)."""
+    return table[table["modality"] == "speech"] if "modality" in table else table.iloc[:0]
+
+
+def language_models(table):
+    """The rows of language models (every row, without a ``modality`` column): the model-size law of language
+    models, which the speech models' sizes would mix (Antonello et al. fit the two apart)."""
+    return table[table["modality"] != "speech"] if "modality" in table else table
+
+
 def scaling_table(scores, measures, predictors, n_bootstraps=2000, seed=0):
     """All fits of ``measures`` x ``predictors`` (and per model family), as one table. Family ``all`` is every
     language model; with speech models (``modality``), family ``speech`` is every speech model (the two laws are
     fitted apart, as Antonello et al. do); the other families are the architectures."""
     rows = []
-    modality = scores["modality"] if "modality" in scores else pd.Series("language", index=scores.index)
-    kinds = [("all", scores[modality != "speech"])] + ([("speech", scores[modality == "speech"])]
-                                                       if (modality == "speech").any() else [])
+    speech = speech_models(scores)
+    kinds = [("all", language_models(scores))] + ([("speech", speech)] if not speech.empty else [])
     for predictor in predictors:
         for measure in measures:
             for family, subset in kinds:

@@ -56,7 +56,8 @@ def model_summary(scores):
     rows = []
     for model, subset in scores.groupby("model", sort=False):
         row = {"model": model, "model_id": subset["model_id"].iloc[0], "n_params": subset["n_params"].iloc[0],
-               "baseline": bool(subset["baseline"].iloc[0]), "n_participants": int(subset["participant"].nunique())}
+               "baseline": bool(subset["baseline"].iloc[0]), "n_participants": int(subset["participant"].nunique()),
+               "modality": subset["modality"].iloc[0] if "modality" in subset else "language"}
         for measure in SUMMARY_MEASURES:
             values = subset[measure].dropna()
             row[measure] = float(values.mean()) if len(values) else float("nan")

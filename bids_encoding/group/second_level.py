@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from bids_encoding.group.scaling import language_models, speech_models
 from bids_encoding.hemispheres import mirror_difference
 
 
@@ -80,21 +81,30 @@ def group_maps(output, results, models, mask, left, mirror, affine):
         one_sample_t(output, [np.nan_to_num(mirror_difference(m, left, mirror)) for m in maps], left_img, affine,
                       label, "LminusR", "One-sample t of r minus its mirror image over participants")
     trained = models[~models["baseline"]]
+    for desc, family in (("", language_models(trained)), ("speech", speech_models(trained))):
+        _slope_maps(output, family, maps_by_model, mask, mask_img, affine, desc)
+
+
+def _slope_maps(output, trained, maps_by_model, mask, mask_img, affine, desc):
+    """The voxel-wise slope of best-layer r on log10(parameters) across ``trained`` (one law: the language models,
+    or the speech models with ``desc`` ``speech``), mean over participants, and its one-sample t map."""
     if trained["n_params"].nunique() < 2:
         return
     centered = np.log10(trained["n_params"].astype(float).to_numpy())
     centered = centered - centered.mean()
-    complete = [subject for subject in sorted({r.subject for r in results})
+    complete = [subject for subject in sorted({s for label in trained["model"] for s in maps_by_model[label]})
                 if all(subject in maps_by_model[label] for label in trained["model"])]
     if not complete:
         return
     slopes = [sum(c * maps_by_model[label][subject] for c, label in zip(centered, trained["model"]))
               / (centered ** 2).sum() for subject in complete]
+    kind = "speech models" if desc else "trained language models"
     output.image(np.nan_to_num(nanmean(slopes)) * mask, affine, "statmap",
-                 "Voxel-wise slope of best-layer r on log10(parameters), mean over participants (trained models)",
-                 {"Models": list(trained["model_id"]), "Participants": [f"sub-{s}" for s in complete]}, stat="slope")
+                 f"Voxel-wise slope of best-layer r on log10(parameters), mean over participants ({kind})",
+                 {"Models": list(trained["model_id"]), "Participants": [f"sub-{s}" for s in complete]},
+                 desc=desc or None, stat="slope")
     if len(slopes) >= 2:
-        one_sample_t(output, [np.nan_to_num(s) for s in slopes], mask_img, affine, None, "slope",
-                      "One-sample t of the participants' voxel-wise scaling slopes")
+        one_sample_t(output, [np.nan_to_num(s) for s in slopes], mask_img, affine, None, desc + "slope",
+                      f"One-sample t of the participants' voxel-wise scaling slopes ({kind})")
 
 

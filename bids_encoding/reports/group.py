@@ -52,11 +52,15 @@ def _task_block(output_dir, group_dir, task, space, files):
     figures = {name.desc: path for name, path in svgs.items() if name.model is None}
     neuron_figures = [{"model": name.model, "figure": inline_svg(path)} for name, path in sorted(svgs.items(),
                       key=lambda item: str(item[0])) if name.desc == "neuronnetworks"]
-    group_fits = []
+    group_fits, speech_fits = [], []
     if fits is not None and not fits.empty:
-        chosen = fits[(fits["level"] == "group") & (fits["family"] == "all") & (fits["predictor"] == "log10_params")
+        chosen = fits[(fits["level"] == "group") & (fits["predictor"] == "log10_params")
                       & fits["measure"].isin(FIT_MEASURES)]
-        group_fits = chosen.to_dict("records")
+        group_fits = chosen[chosen["family"] == "all"].to_dict("records")
+        speech_fits = chosen[chosen["family"] == "speech"].to_dict("records")
+    datafits, datafits_path = _table(files, "datafits")
+    data_fits = [] if datafits is None else datafits[(datafits["level"] == "group") & datafits["measure"].isin(
+        ("mean_r", "mean_r_top10"))].to_dict("records")
     names = {} if models is None else model_names(models)
     joint = _joint_block(output_dir, files, figures, template)
     maps = []
@@ -82,7 +86,7 @@ def _task_block(output_dir, group_dir, task, space, files):
                       and n.extension == ".json"), None)
     rows = models.to_dict("records") if models is not None else []
     for row in rows:
-        row["name"], row["kind"] = model_display(row["model_id"], row["baseline"])
+        row["name"], row["kind"] = model_display(row["model_id"], row["baseline"], row.get("modality") == "speech")
     return {"task": task, "space": space, "planted": planted_model(output_dir),
             "models": rows,
             "models_file": relative(models_path, output_dir) if models_path else None,
@@ -92,6 +96,10 @@ def _task_block(output_dir, group_dir, task, space, files):
             "average": average.to_dict("records") if average is not None else [],
             "average_file": relative(average_path, output_dir) if average_path else None,
             "scaling": inline_svg(figures["scaling"]) if "scaling" in figures else None,
+            "speech_fits": speech_fits,
+            "speechscaling": inline_svg(figures["speechscaling"]) if "speechscaling" in figures else None,
+            "data_fits": data_fits, "datafits_file": relative(datafits_path, output_dir) if datafits_path else None,
+            "datascaling": inline_svg(figures["datascaling"]) if "datascaling" in figures else None,
             "lateralization": inline_svg(figures["lateralization"]) if "lateralization" in figures else None,
             "averagescaling": inline_svg(figures["averagescaling"]) if "averagescaling" in figures else None,
             "roi_figure": inline_svg(figures["roiasymmetry"]) if "roiasymmetry" in figures else None,
@@ -136,8 +144,11 @@ def _caption(name):
     if name.stat == "t":
         what = {"fdr05": "one-sample t of Fisher-z best-layer r over participants",
                 "LminusRfdr05": "one-sample t of r minus its mirror image (left voxels)",
-                "slopefdr05": "one-sample t of the participants' voxel-wise scaling slopes"}
+                "slopefdr05": "one-sample t of the participants' voxel-wise scaling slopes",
+                "speechslopefdr05": "one-sample t of the participants' voxel-wise scaling slopes (speech models)"}
         return what.get(name.desc, name.desc) + ", FDR q < 0.05"
+    if name.stat == "slope" and name.desc == "speech":
+        return "voxel-wise slope of r on log10(parameters), speech models"
     return {"r": "group-mean r, left minus mirror right (left voxels)",
             "slope": "voxel-wise slope of r on log10(parameters)",
             "isc": "inter-subject correlation"}.get(name.stat, name.stat)

@@ -44,7 +44,8 @@ def _model_block(output_dir, files, scores, label, template):
     r_img = nib.load(best["r"])
     chosen = _mode(np.asarray(nib.load(best["layer"]).dataobj, dtype=float)[_top_voxels(r_img)]) \
         if "layer" in best else None
-    name, kind = model_display(sidecar["Model"]["Id"], sidecar["Model"].get("Source") == "baseline")
+    name, kind = model_display(sidecar["Model"]["Id"], sidecar["Model"].get("Source") == "baseline",
+                               bool((sidecar.get("Features") or {}).get("Speech")))
     block = {"label": label, "name": name, "kind": kind,
              "row": best_row,
              "template": template, "sidecar": sidecar,

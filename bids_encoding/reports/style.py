@@ -50,13 +50,13 @@ def model_name(model_id):
     return prefix + (Path(inner).name if inner.startswith(("/", ".")) or inner.endswith(".gguf") else inner)
 
 
-def model_display(model_id, baseline):
+def model_display(model_id, baseline, speech=False):
     """``(name, kind)`` of a model as the reports and figures show it: :func:`model_name` (``, untrained`` after
-    it rather than a prefix) and ``language model``, ``untrained`` or ``baseline``."""
+    it rather than a prefix) and ``language model``, ``speech model``, ``untrained`` or ``baseline``."""
     name = model_name(model_id)
     if name.startswith("untrained:"):
         return f"{name.removeprefix('untrained:')}, untrained", "untrained"
-    return name, "baseline" if baseline else "language model"
+    return name, "baseline" if baseline else "speech model" if speech else "language model"
 
 
 def model_names(table):

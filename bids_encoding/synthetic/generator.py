@@ -221,9 +221,12 @@ class SyntheticStudy:
         the ``g``-th network of a generated atlas (bilateral spheres; ``ground_truth/networks_dseg.nii.gz``
         and its TSV), with ``network_amplitude`` (0: a null dataset with the same atlas).
     audio : bool
-        Write each story's sound (``stimuli/story_run-<k>.wav``, 16 kHz: a voiced burst per word, of a loudness
-        drawn per word, silence between) and name it in the events (a ``story`` row with its ``stim_file``):
-        the acoustic feature spaces (``envelope``, ``mel``) read it. The ``bids`` layout only.
+        Write each story's sound (16 kHz: a voiced burst per word, of a loudness drawn per word, silence
+        between) where the layout's dataset keeps it: ``stimuli/story_run-<k>.wav`` named in the events (a
+        ``story`` row with its ``stim_file``) for the demo's layouts, ``stimuli/<story>.wav`` for LeBel,
+        ``stimuli/<story>_audio.wav`` after 15 s of music for Narratives, ``stimuli/task-lppEN_section-<n>.wav``
+        for Le Petit Prince (:mod:`bids_encoding.synthetic.layouts`). The acoustic and speech feature spaces
+        read it.
     speech_model : str or None
         A speech model (folder or hub id; needs ``audio``): the top ``n_components`` principal components of its
         layer ``speech_layer`` (``None``: the last) of each story's sound, computed as the app computes them with
@@ -332,9 +335,7 @@ def generate_dataset(root, model, study=None, **options):
     if lowlevel_amplitude:
         nib.Nifti1Image(auditory.astype(np.uint8), affine).to_filename(truth_dir / "planted_lowlevel.nii.gz")
     sound_runs = runs_by_subject[subjects[0]]
-    if audio and layout.name != "bids":
-        raise ValueError("audio=True writes the bids layout's events; use layout='bids'")
-    sounds = write_sounds(bids_dir, stories, sound_runs, np.random.default_rng(seed + 3000)) if audio else {}
+    sounds = write_sounds(bids_dir, layout, stories, sound_runs, np.random.default_rng(seed + 3000)) if audio else {}
     speech = None
     if speech_model is not None:
         if not audio:
@@ -342,7 +343,8 @@ def generate_dataset(root, model, study=None, **options):
         from bids_encoding.features.speech import SpeechSettings
         from bids_encoding.synthetic.sound import SpeechTruth
 
-        speech = SpeechTruth(speech_model, {run.story: sounds[k] for k, run in enumerate(sound_runs, start=1)},
+        speech = SpeechTruth(speech_model, {run.story: sounds[k] for k, run in enumerate(sound_runs, start=1)
+                                            if k in sounds},
                              speech_settings or SpeechSettings(), speech_layer, n_components)
         weights_speech = np.random.default_rng(seed + 4000).standard_normal((n_components, int(auditory.sum())))
         nib.Nifti1Image(auditory.astype(np.uint8), affine).to_filename(truth_dir / "planted_speech.nii.gz")
@@ -409,7 +411,7 @@ def generate_dataset(root, model, study=None, **options):
                     drive_components = zscore(_residual(drive_components, rate))
                     signal[:, auditory] += lowlevel_amplitude * rate
                 if speech is not None:
-                    drive = speech.components(run.story, scan_shift(run), repetition_time, scans) @ weights_speech
+                    drive = speech.components(run.story, run.origin, repetition_time, scans) @ weights_speech
                     signal[:, auditory] += speech_amplitude * drive / drive.std(0)
                 for mask, weights, amplitude in ((left, weights_left, amplitude_left),
                                                  (right, weights_right, amplitude_right)):
@@ -433,8 +435,8 @@ def generate_dataset(root, model, study=None, **options):
 
     layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
                           runs_by_subject)
-    if audio:
-        name_sounds(bids_dir, sounds, stories, sound_runs, layout.audio_lead)
+    if audio and layout.events_name_sounds:
+        name_sounds(bids_dir, sounds, stories, sound_runs)
     truth = GroundTruth(model=model, layer=int(layer), n_components=n_components,
                         amplitude_left=amplitude_left, amplitude_right=amplitude_right, noise_ar1=noise_ar1,
                         left_center_mm=LEFT_CLUSTER, right_center_mm=right_center,

@@ -63,6 +63,11 @@ class DemoLayout:
                 bids_dir / f"task-story_run-{k}_events.tsv", sep="\t", index=False)
 
     stimuli = None
+    events_name_sounds = True  # the sound is named by a ``story`` row of the events (``stim_file``)
+
+    def sound_file(self, number, run):
+        """Where run ``number``'s sound goes, relative to the BIDS root (where the dataset keeps its audio)."""
+        return f"stimuli/story_run-{number}.wav"
 
 
 class LeBelLayout(DemoLayout):
@@ -72,6 +77,10 @@ class LeBelLayout(DemoLayout):
     name = "lebel"
     origin = 10.0
     stimuli = "lebel"
+    events_name_sounds = False
+
+    def sound_file(self, number, run):
+        return f"stimuli/{run.task}.wav"
 
     def subjects(self, n):
         return [f"UTS{i + 1:02d}" for i in range(n)]
@@ -105,6 +114,10 @@ class LePetitPrinceLayout(DemoLayout):
     name = "lpp"
     stimuli = "lpp"
     extra_raw_volumes = 4
+    events_name_sounds = False
+
+    def sound_file(self, number, run):
+        return f"stimuli/task-lppEN_section-{run.story + 1}.wav"
 
     def subjects(self, n):
         return [f"EN{57 + i:03d}" for i in range(n)]
@@ -162,12 +175,17 @@ class NarrativesLayout(DemoLayout):
     """ds002345: one run per story, each its own task; events.tsv holds blocks (music, then story) naming
     the audio file, whose start differs between participants; gentle ``align.csv`` per story in
     ``stimuli/gentle/<story>/``, times from the audio file's start (unaligned and ``<unk>`` words included);
-    the preprocessed BOLD in fMRIPrep 20.0's naming under ``derivatives/fmriprep/``."""
+    the preprocessed BOLD in fMRIPrep 20.0's naming under ``derivatives/fmriprep/``; the audio file
+    (``stimuli/<story>_audio.wav``) starts with the music."""
 
     name = "narratives"
     stimuli = "narratives"
     audio_lead = NARRATIVES_MUSIC
     fmriprep = "20.0"
+    events_name_sounds = False  # the events' music and story rows name it
+
+    def sound_file(self, number, run):
+        return f"stimuli/{run.task}_audio.wav"
 
     def subjects(self, n):
         return [f"{i + 1:03d}" for i in range(n)]

@@ -27,21 +27,37 @@ def story_sound(words, rng):
     return (0.3 * loudness * voice + 0.001 * rng.standard_normal(len(time))).astype(np.float32)
 
 
-def write_sounds(bids_dir, stories, runs, rng):
-    """Each run's story as ``stimuli/story_run-<k>.wav`` (16-bit PCM); returns the paths by run number."""
+def music(seconds, rng, silence=2.0):
+    """``seconds`` of sound before a story (Narratives' audio files start with 13 s of music and 2 s of silence):
+    quarter-second notes of random pitches of a major scale, then ``silence``; nothing for 0 s."""
+    if seconds <= 0:
+        return np.zeros(0, np.float32)
+    n_tune, note = int(max(seconds - silence, 0.0) * AUDIO_RATE), AUDIO_RATE // 4
+    pitches = 220.0 * 2 ** (rng.choice([0, 2, 4, 5, 7, 9, 11, 12], n_tune // note + 1) / 12)
+    tune = 0.2 * np.sin(2 * np.pi * np.cumsum(np.repeat(pitches, note)[:n_tune]) / AUDIO_RATE)
+    return np.concatenate([tune, np.zeros(int(seconds * AUDIO_RATE) - n_tune)]).astype(np.float32)
+
+
+def write_sounds(bids_dir, layout, stories, runs, rng):
+    """Each run's story sound where ``layout`` keeps it (``layout.sound_file``; 16 kHz, 16-bit PCM), after
+    ``layout.audio_lead`` seconds of :func:`music`; one sound per story. Returns the paths by run number."""
     import soundfile
 
-    (bids_dir / "stimuli").mkdir(exist_ok=True)
-    paths = {}
-    for k, run in enumerate(runs, start=1):
-        paths[k] = bids_dir / "stimuli" / f"story_run-{k}.wav"
-        soundfile.write(paths[k], story_sound(stories[run.story], rng), AUDIO_RATE, subtype="PCM_16")
+    sounds, paths = {}, {}
+    for number, run in enumerate(runs, start=1):
+        if run.aborted:
+            continue
+        if run.story not in sounds:
+            sounds[run.story] = np.concatenate([music(layout.audio_lead, rng), story_sound(stories[run.story], rng)])
+        paths[number] = bids_dir / layout.sound_file(number, run)
+        paths[number].parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(paths[number], sounds[run.story], AUDIO_RATE, subtype="PCM_16")
     return paths
 
 
-def name_sounds(bids_dir, paths, stories, runs, audio_lead):
+def name_sounds(bids_dir, paths, stories, runs):
     """A ``story`` row naming each run's sound (``stim_file``) at the top of its events, and the sidecar's
-    description of it."""
+    description of it (the layouts whose events hold the words: ``layout.events_name_sounds``)."""
     sidecar_path = bids_dir / "task-story_events.json"
     sidecar = json.loads(sidecar_path.read_text())
     sidecar["trial_type"]["Levels"]["story"] = "the story's sound, from its start (stim_file)"
@@ -51,7 +67,7 @@ def name_sounds(bids_dir, paths, stories, runs, audio_lead):
         end = story_seconds(stories[run.story])
         events_path = bids_dir / f"task-story_run-{k}_events.tsv"
         events = pd.read_csv(events_path, sep="\t")
-        story = pd.DataFrame({"onset": [audio_lead + run.origin], "duration": [end], "trial_type": ["story"],
+        story = pd.DataFrame({"onset": [run.origin], "duration": [end], "trial_type": ["story"],
                               "word": ["n/a"], "stim_file": [paths[k].name]})
         pd.concat([story, events.assign(stim_file="n/a")]).to_csv(events_path, sep="\t", index=False)
 
@@ -66,7 +82,8 @@ class SpeechTruth:
     model : str
         A speech model (folder or hub id).
     paths : dict
-        ``{story: written sound file}`` (read back as the app reads it: the 16-bit samples).
+        ``{story: written sound file}`` (read back as the app reads it: the 16-bit samples; any music before the
+        story included).
     settings : SpeechSettings
     layer : int or None
         ``None``: the last layer.
@@ -88,7 +105,8 @@ class SpeechTruth:
         self.stride, self.n_components, self.basis = settings.stride, n_components, None
 
     def components(self, story, shift, repetition_time, n_scans):
-        """``(n_scans, n_components)``: the planted components of one run (the basis from the first run asked)."""
+        """``(n_scans, n_components)``: the planted components of one run whose sound file starts at scan time
+        ``shift`` (the basis from the first run asked)."""
         from bids_encoding.design import DesignSettings
         from bids_encoding.features.acoustic import frames_table
 
