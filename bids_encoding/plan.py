@@ -241,6 +241,7 @@ def plan_participant_level(config, selected):
                                                                     info.hidden_size * delays, n_voxels,
                                                                     len(config.alphas))),
                                 spec.is_baseline,
+                                0.0 if extractor.is_speech(spec) else
                                 _neuron_seconds(config, info, len(layers), n_scans, n_folds, threads, spec),
                                 len(layers) * _layer_seconds(n_voxels, n_scans, threads, device)))
     models += _joint_plans(config, extractor, (n_scans, n_voxels, n_folds, delays), fitted_share, threads, device)

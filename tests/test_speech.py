@@ -229,3 +229,26 @@ def test_a_planted_speech_response_is_recovered_on_the_lebel_replica(models, tmp
     assert np.median(r[planted & fitted]) > 0.5 and abs(np.median(r[~planted & fitted])) < 0.05
     sizes = pd.read_csv(next(func.glob("*model-tinyhubert_datascaling.tsv")), sep="\t")
     assert sorted(sizes["n_stimuli"].unique()) == [1, 2] and sizes["fold"].nunique() == 3
+
+
+def test_neuron_patterns_analyse_the_language_models_and_fit_the_speech_models(models, tmp_path, tiny_model):
+    """--neuron-patterns reads a language model's feed-forward neurons; a speech model beside it is fitted as
+    usual, without a neurons analysis (before: exit 64 after every fit, asking for --ffn-neurons)."""
+    import nibabel as nib
+
+    from bids_encoding.cli import main
+    from bids_encoding.synthetic import generate_dataset
+
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=3, audio=True)
+    labels = nib.load(tmp_path / "ground_truth" / "planted_labels.nii.gz")
+    atlas = tmp_path / "networks.nii.gz"
+    nib.Nifti1Image((np.asarray(labels.dataobj) > 0).astype(np.uint8) + 1, labels.affine).to_filename(atlas)
+    atlas.with_name("networks.tsv").write_text("index\tname\n1\tRest\n2\tLanguage\n")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "bids"), str(out), "participant", "--models", str(tiny_model), str(models["hubert"]),
+                 "--device", "cpu", "--speech-mode", "chunked", "--pvalue-method", "none", "--neuron-patterns", "2",
+                 "--network-atlas", str(atlas)]) == 0
+    func = out / "sub-01" / "func"
+    assert list(func.glob("*model-tinyhubert_layer-best_stat-r_statmap.nii.gz"))
+    neurons = sorted(path.name for path in func.glob("*_desc-neurons_*.tsv"))
+    assert neurons and all("model-tinygpt2" in name for name in neurons)

@@ -90,8 +90,8 @@ def _participant_level(config):
     needed = {space for specs_to_fit in plan.to_fit.values() for spec in specs_to_fit
               for space in (spec.spaces if is_joint(spec) else (spec,))}
     model_features = {spec: extractor.features(spec, stimuli.values()) for spec in specs if spec in needed}
-    neurons = {spec: partial(extractor.neurons, spec) for spec in model_features
-               if config.neurons and not spec.is_baseline}
+    neurons = {spec: partial(extractor.neurons, spec) for spec in model_features  # language models' neurons
+               if config.neurons and not spec.is_baseline and not extractor.is_speech(spec)}
     best = []
     for (task, _), members in by_signature.items():
         for batch in _batches(members, config):
