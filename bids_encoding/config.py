@@ -47,6 +47,8 @@ class ParticipantConfig(RunConfig):
     bold_filters: dict | None = None  # entity queries on the BOLD files (--bids-filter-file's "bold")
     stimuli: str | None = None  # a preset name or a stimulus specification file; None: events.tsv word rows
     cv_unit: str | None = None  # run (per task) or stimulus (tasks pooled); None: the specification's
+    transcripts: Path | None = None  # --transcripts: a folder of original texts (inputs/transcripts.py)
+    transcript_min_match: float = 0.9  # the fraction of a run's timed words that must match its transcript
     models: tuple = DEFAULT_MODELS
     device: str = "cpu"
     dtype: str | None = None

@@ -32,9 +32,14 @@ class Stimulus:
         The run's stimulus audio (``Run.audio``), for the acoustic feature spaces; not part of the keys, which
         are the words' (the acoustic features' cache record holds the file's content: :attr:`audio_record`).
     cache_key : str
-        Hash of the words, timings and context: what makes two runs' features
+        Hash of the words, timings, context and transcript: what makes two runs' features
         equal (feature cache, design matrices); the fingerprint when there is
-        no context.
+        no context and no transcript.
+    read_words : tuple of str or None
+        What the language models read when the run has a transcript (its words, and the timed words it lacks:
+        :class:`~bids_encoding.inputs.transcripts.TranscriptAlignment`); ``None``: the words.
+    word_ranges : tuple of (int, int) or None
+        With ``read_words``: the first and last of them whose tokens each word takes.
     """
 
     fingerprint: str
@@ -44,10 +49,17 @@ class Stimulus:
     phones: tuple | None = None
     language: str | None = None
     audio: Path | None = None
+    read_words: tuple | None = None
+    word_ranges: tuple | None = None
 
     def __post_init__(self):
         if not self.cache_key:
             object.__setattr__(self, "cache_key", self.fingerprint)
+
+    @property
+    def text(self):
+        """The words the language models read: ``read_words`` with a transcript, else ``words``."""
+        return self.read_words if self.read_words is not None else self.words
 
     @property
     def audio_record(self):
@@ -77,8 +89,13 @@ def run_stimuli(runs, continuous=False):
         phones = tuple(tuple(str(labels).split()) for labels in run.words["phones"].fillna("")) \
             if "phones" in run.words else None
         language = (getattr(run, "word_source", None) or {}).get("Language")
-        stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.words if context else None,
-                                cache_key, phones, language, getattr(run, "audio", None)))
+        transcript = getattr(run, "transcript_alignment", None)
+        if transcript is not None:
+            cache_key = stimulus_fingerprint(heard, f"{cache_key}|transcript:{transcript.digest}")
+        stimuli.append(Stimulus(fingerprint, tuple(run.words["word"]), context.text if context else None,
+                                cache_key, phones, language, getattr(run, "audio", None),
+                                transcript.read_words if transcript else None,
+                                transcript.word_ranges if transcript else None))
         previous = stimuli[-1]
     return stimuli
 

@@ -16,6 +16,7 @@ from bids_encoding.errors import UsageError
 from bids_encoding.inputs import load_layout
 from bids_encoding.inputs.layout import BoldQuery, check_timings, select_runs, select_subjects
 from bids_encoding.inputs.timings.spec import StimulusSpec
+from bids_encoding.inputs.transcripts import alignment_table, attach_transcript, read_transcript
 
 LOGGER = logging.getLogger(__name__)
 SUMMARY = "words.tsv"
@@ -37,6 +38,7 @@ def run_words_level(config):
                                          query=BoldQuery(config.space, filters=config.bold_filters)).values()
             for run in task_runs]
     check_timings(runs)
+    runs = [attach_transcript(run, config.transcripts, config.transcript_min_match) for run in runs]
     write_dataset_description(config.output_dir, config.bids_dir)
     output = StagedOutput(config.output_dir, ".", {})
     rows = []
@@ -50,16 +52,27 @@ def run_words_level(config):
             "onset": {"Description": "Seconds from the first volume (annotation time + origin)", "Units": "s"},
             "Sources": [source_path(run.events_path, config.bids_dir)],
             "StimulusSpecification": stimuli.name, "Words": run.word_source}, relative)
+        if run.transcript_alignment is not None:
+            name = events_name(run).replace("_events.tsv", "_alignment.tsv")
+            alignment_table(run.transcript_alignment, read_transcript(run.transcript), run.words["word"]).to_csv(
+                output.path(name, relative), sep="\t", index=False, na_rep="n/a")
+            output.write_json(name.replace(".tsv", ".json"), {
+                "Description": "The transcript's words aligned to the timed words: one row per timed word "
+                               "(kind match, substitution or deletion) and per transcript word no timed word took "
+                               "(insertion)", **run.word_source["Transcript"],
+                "WorstStretches": list(run.transcript_alignment.stretches)}, relative)
         rows.append({"run": run.bold_path.name, "words": len(run.words), "rank": run.word_source["Rank"],
                      "origin_s": run.origin, "first_word_s": round(float(run.words["onset"].min()), 3),
                      "last_word_end_s": round(float(run.words["offset"].max()), 3),
                      "scan_s": round(run.scan_duration, 3), "dropped": run.word_source["Dropped"],
                      "interpolated": run.word_source["Interpolated"], "annotation": run.word_source["Annotation"],
-                     "left_out": ",".join(run.word_source["LeftOut"]) or "n/a"})
+                     "left_out": ",".join(run.word_source["LeftOut"]) or "n/a",
+                     "transcript_match": run.word_source.get("Transcript", {}).get("MatchRate", "n/a")})
     pd.DataFrame(rows).to_csv(output.path(SUMMARY), sep="\t", index=False, na_rep="n/a")
     output.path(SUMMARY.replace(".tsv", ".json")).write_text(json.dumps(
         {"Description": "One row per run: the words written, their time origin and what the reader dropped or "
-                        "interpolated; left_out lists aborted runs the ranks skip",
+                        "interpolated; left_out lists aborted runs the ranks skip; transcript_match: the fraction "
+                        "of the words that took a transcript word (each run's _alignment.tsv)",
          "StimulusSpecification": stimuli.name, "CVUnit": stimuli.cv_unit, "Label": stimuli.label}, indent=2))
     output.commit()
     return f"words of {len(runs)} run(s) written to {config.output_dir} (summary: {SUMMARY})"

@@ -125,6 +125,14 @@ def _bare_label(entity):
     return label
 
 
+def _existing_directory(text):
+    """The ``type=`` of an option naming a folder that must exist."""
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    return path
+
+
 def _compcor_count(text):
     """``--n-compcor``: a number of components or ``all`` (as text)."""
     if not (str(text) == "all" or str(text).isdigit()):
@@ -221,6 +229,13 @@ def build_parser():
             help="where the word timings are: a preset (lpp, lpp-en, lpp-fr, lpp-cn, narratives, lebel), a "
                  "stimulus specification TOML file (docs/stimuli.md), or a folder the 'words' level wrote "
                  "(default: word rows of the events.tsv)")
+    _option(selection, "--transcripts", type=_existing_directory, default=None, metavar="DIR",
+            help="a folder of original texts (cased, punctuated; UTF-8) that the language models read instead "
+                 "of the timed words, aligned to them (docs/stimuli.md): for each run the first of "
+                 "<audio file stem>.txt, task-<task>_run-<run>.txt, task-<task>.txt, <task>.txt (default: the "
+                 "stimulus specification's transcript, e.g. Narratives' transcript.txt, else none)")
+    _option(selection, "--transcript-min-match", type=_in_range(0, 1), default=0.9, metavar="FRACTION",
+            help="a run whose timed words match its transcript less than this stops")
     _option(selection, "--cv-unit", choices=("run", "stimulus"), default=None,
             help="units of cross-validation: 'run' (each task on its own) or 'stimulus' (a participant's tasks "
                  "pooled; one task per story) (default: the stimulus specification's, else run)")
@@ -735,6 +750,8 @@ def config_from_args(args):
         bold_filters=_bold_filters(args),
         stimuli=args.stimuli,
         cv_unit=args.cv_unit or (StimulusSpec.load(args.stimuli).cv_unit if args.stimuli else "run"),
+        transcripts=args.transcripts.resolve() if args.transcripts else None,
+        transcript_min_match=args.transcript_min_match,
         resolution=args.resolution,
         derivatives=tuple(path.resolve() for path in args.derivatives) if args.derivatives else None,
         mask=args.mask,

@@ -46,6 +46,8 @@ BIDSIGNORE = {
                         "(app-specific)",
     "/sub-*/cache": "--isc-cache: cleaned BOLD as .npy for the group's ISC (app-specific)",
     "/words.tsv": "the words level's summary table (app-specific)",
+    "*_alignment.tsv": "the words level's transcript alignments (app-specific)",
+    "*_alignment.json": "their sidecars",
     "/words.json": "its sidecar",
 }
 STANDARD_SPACES = (  # BIDS's standard template identifiers (the validator's _StandardTemplateCoordSys)

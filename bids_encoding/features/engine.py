@@ -169,9 +169,9 @@ class FeatureExtractor:
                     LOGGER.info("loading model %s (%s)", spec.model_id, spec.location)
                     loaded = load_model(spec, self.device, self.dtype, self.trust_remote_code, self.placement)
                 settings = _with_layers(self.settings, missing)
-                result = extract_word_features(loaded, list(stimulus.words), settings, device=self.device,
+                result = extract_word_features(loaded, list(stimulus.text), settings, device=self.device,
                                                progress=self.progress, context_words=stimulus.context_words,
-                                               neurons=self.ffn_neurons)
+                                               neurons=self.ffn_neurons, word_ranges=stimulus.word_ranges)
                 arrays, extraction = result.hidden, result.info
                 if self.ffn_neurons:
                     self.cache.save(self.record(spec, fingerprint, "ffn_neurons"), result.neurons, extraction)

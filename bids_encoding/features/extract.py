@@ -206,7 +206,7 @@ class WordFeatures:
 
 
 def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu", progress=True,
-                          context_words=None, neurons=False):
+                          context_words=None, neurons=False, word_ranges=None):
     """Hidden states of the chosen layers for every word of one run.
 
     Parameters
@@ -224,6 +224,9 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
     neurons : bool
         Also return the feed-forward activations (input of each block's
         second feed-forward linear layer), per word.
+    word_ranges : sequence of (int, int) or None
+        One row per range instead of one per word: the tokens from the first word's to the last word's of each
+        (``words`` is a transcript, the ranges are its timed words: ``Stimulus.word_ranges``).
 
     Returns
     -------
@@ -287,10 +290,13 @@ def extract_word_features(loaded, words, settings=FeatureSettings(), device="cpu
         LOGGER.warning("%d word(s) got no token and inherit the previous word's vector: %s",
                        missing.size, ", ".join(repr(words[i]) for i in missing[:5]))
     first, last = _inherit_previous(first), _inherit_previous(last)
+    if word_ranges is not None:
+        ranges = np.asarray(word_ranges, dtype=np.int64).reshape(-1, 2)
+        first, last = first[ranges[:, 0]], last[ranges[:, 1]]
     features = {layer: _pool(values, first, last, settings.pooling) for layer, values in states.items()}
     info = {
         "window": window, "context": left, "right_context": right, "n_windows": len(plans),
-        "batch_size": batch_size, "layers": layers, "n_tokens": n_tokens, "n_words": len(words),
+        "batch_size": batch_size, "layers": layers, "n_tokens": n_tokens, "n_words": len(first),
         "n_context_tokens": len(context_ids),
         "tokens_processed_per_token": float(sum(min(s + window, len(stream)) - s for s, _, _ in plans)
                                             / max(n_tokens, 1)),

@@ -63,6 +63,8 @@ class Run:
     audio: Path | None = None  # the stimulus audio (it may not exist: check_feature_inputs says so when needed)
     audio_origin: float | None = None  # the scan time of the audio's first sample (see above)
     audio_source: str | None = None  # where the audio was found: "events.tsv stim_file", "stimulus specification"
+    transcript: Path | None = None  # the original text (the specification's pattern; it may not exist)
+    transcript_alignment: object = field(default=None, repr=False)  # a TranscriptAlignment, once aligned
 
     @property
     def scan_duration(self):
@@ -341,7 +343,7 @@ def _check_words(run):
 
 def _words_from_spec(layout, runs, stimuli):
     """Read each run's words as the stimulus specification says; leave aborted runs out (logged, recorded)."""
-    from bids_encoding.inputs.timings.spec import run_audio, run_timings
+    from bids_encoding.inputs.timings.spec import run_audio, run_timings, run_transcript
 
     kept, skipped = drop_aborted(runs, stimuli.min_run_fraction)
     unmatched, read = [], []
@@ -356,6 +358,7 @@ def _words_from_spec(layout, runs, stimuli):
         timings = run_timings(entry, layout.root, entities, run.events_path)
         left_out = tuple(run.left_out) + tuple(r.bold_path.name for r in skipped)
         run = _with_audio(run, run_audio(layout.root, run.events_path, entry, entities, timings.origin))
+        run = replace(run, transcript=run_transcript(layout.root, entry, entities))
         read.append(with_notes(replace(run, words=timings.words, audio_words=timings.audio_words,
                                        origin=timings.origin, left_out=left_out, events_path=timings.annotation,
                                        word_source={**timings.record(), "Annotation": str(timings.annotation),

@@ -10,6 +10,7 @@ from bids_encoding.inputs import load_layout, select_runs
 from bids_encoding.inputs.derivatives import derivative_roots
 from bids_encoding.inputs.layout import BoldQuery, check_timings, select_subjects
 from bids_encoding.inputs.timings.spec import StimulusSpec
+from bids_encoding.inputs.transcripts import attach_transcript
 from bids_encoding.stimuli import StimulusSequence
 
 MIN_SCANS_AFTER_TRIM = 20
@@ -34,7 +35,8 @@ def collect_runs(config):
             selected[(subject, task)] = runs
     if stimuli is not None:
         check_timings([run for runs in selected.values() for run in runs])
-    return {key: [_with_confounds(run, config) for run in runs] for key, runs in selected.items()}
+    return {key: [_with_confounds(attach_transcript(run, config.transcripts, config.transcript_min_match), config)
+                  for run in runs] for key, runs in selected.items()}
 
 
 AUDIO_SLACK_SECONDS = 1.0  # an audio file may end this much before its last word's offset (rounded annotations)

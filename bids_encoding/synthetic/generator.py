@@ -24,6 +24,7 @@ from bids_encoding.synthetic.fmriprep import confounds_table, motion_parameters,
 from bids_encoding.synthetic.layouts import LAYOUTS
 from bids_encoding.synthetic.sound import name_sounds, write_sounds
 from bids_encoding.synthetic.story import paragraphs
+from bids_encoding.synthetic.transcript import timed_spelling, write_transcripts
 
 TASK = "story"
 VOXEL_SIZE = 8.0
@@ -262,6 +263,7 @@ class SyntheticStudy:
     speech_layer: int | None = None
     speech_amplitude: float = 1.0
     speech_settings: object = None  # a SpeechSettings; None: the app's default
+    transcript: bool = False
 
 
 def generate_dataset(root, model, study=None, **options):
@@ -283,7 +285,7 @@ def generate_dataset(root, model, study=None, **options):
     (n_participants, n_runs, repetition_time, seed, layer, n_components, amplitude_left, amplitude_right, noise_ar1,
      feature_settings, repeats, layout, motion_artifact, head_tissue, neuron_groups, neuron_layer,
      network_amplitude, lowlevel_amplitude, audio, speech_model, speech_layer, speech_amplitude,
-     speech_settings) = (getattr(study, item.name) for item in fields(study))
+     speech_settings, transcript) = (getattr(study, item.name) for item in fields(study))
     root = Path(root)
     bids_dir, truth_dir = root / "bids", root / "ground_truth"
     if bids_dir.exists() and any(bids_dir.iterdir()):
@@ -433,8 +435,11 @@ def generate_dataset(root, model, study=None, **options):
                 write_run_derivatives(path, confounds_table(motion, tissue, repetition_time, motion_rng), brain,
                                       affine, layout.fmriprep)
 
-    layout.write_metadata(bids_dir, [words.assign(trial_type="word") for words in stories], repetition_time,
-                          runs_by_subject)
+    timed = [words.assign(trial_type="word", word=words["word"].map(timed_spelling) if transcript else words["word"])
+             for words in stories]
+    layout.write_metadata(bids_dir, timed, repetition_time, runs_by_subject)
+    if transcript:
+        write_transcripts(root, layout, stories, runs_by_subject[subjects[0]])
     if audio and layout.events_name_sounds:
         name_sounds(bids_dir, sounds, stories, sound_runs)
     truth = GroundTruth(model=model, layer=int(layer), n_components=n_components,

@@ -69,6 +69,11 @@ class DemoLayout:
         """Where run ``number``'s sound goes, relative to the BIDS root (where the dataset keeps its audio)."""
         return f"stimuli/story_run-{number}.wav"
 
+    def transcript_file(self, number, run):
+        """Where run ``number``'s transcript goes, relative to the dataset's parent folder: where the dataset
+        keeps it, else in ``transcripts/`` named as ``--transcripts`` looks for it."""
+        return f"transcripts/task-{run.task}_run-{number}.txt"
+
 
 class LeBelLayout(DemoLayout):
     """ds003020: one BIDS task per story over sessions, no events.tsv; TextGrids in ``derivative/TextGrids``
@@ -81,6 +86,9 @@ class LeBelLayout(DemoLayout):
 
     def sound_file(self, number, run):
         return f"stimuli/{run.task}.wav"
+
+    def transcript_file(self, number, run):
+        return f"transcripts/{run.task}.txt"
 
     def subjects(self, n):
         return [f"UTS{i + 1:02d}" for i in range(n)]
@@ -118,6 +126,9 @@ class LePetitPrinceLayout(DemoLayout):
 
     def sound_file(self, number, run):
         return f"stimuli/task-lppEN_section-{run.story + 1}.wav"
+
+    def transcript_file(self, number, run):
+        return f"transcripts/task-lppEN_section-{run.story + 1}.txt"
 
     def subjects(self, n):
         return [f"EN{57 + i:03d}" for i in range(n)]
@@ -186,6 +197,9 @@ class NarrativesLayout(DemoLayout):
 
     def sound_file(self, number, run):
         return f"stimuli/{run.task}_audio.wav"
+
+    def transcript_file(self, number, run):
+        return f"bids/stimuli/gentle/{run.task}/transcript.txt"
 
     def subjects(self, n):
         return [f"{i + 1:03d}" for i in range(n)]

@@ -46,6 +46,8 @@ format = "gentle-csv"
 origin = "events:story"
 options = { unaligned = "interpolate" }
 # the audio (acoustic features): the events' stim_file (stimuli/<story>_audio.wav), no pattern needed
+# the original text, which the language models read (aligned to align.csv's words)
+transcript = "stimuli/gentle/{task}/transcript.txt"
 ''',
     "lebel": '''
 description = "LeBel et al. 2023 (ds003020): one BIDS task per story, TextGrids in derivative/TextGrids"

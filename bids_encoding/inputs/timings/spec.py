@@ -12,8 +12,9 @@ A specification is a TOML file (or a built-in preset, :mod:`presets`)::
     origin = 10.0            # the audio starts 10 s after the first volume
     options = { tier = "word" }
     audio = "stimuli/{task}.wav"   # optional: the run's stimulus audio, relative to the BIDS root
+    transcript = "stimuli/{task}.txt"   # optional: the story's original text, which the model reads
 
-``annotation``, ``audio`` and string ``options`` take the placeholders ``{subject}``,
+``annotation``, ``audio``, ``transcript`` and string ``options`` take the placeholders ``{subject}``,
 ``{task}``, ``{session}``, ``{run}`` and ``{rank}`` (the run's rank, from 1,
 among the participant's runs of the task ordered by their integer run label,
 aborted runs left out). ``origin`` is a number of seconds (0: the annotation
@@ -58,6 +59,7 @@ class StimulusEntry:
     match: dict = field(default_factory=dict)
     language: str | None = None  # the stimuli's language (ISO 639: en, fr, zh), for language-specific features
     audio: str | None = None  # the stimulus audio, relative to the BIDS root, with the annotation's placeholders
+    transcript: str | None = None  # the original text (bids_encoding.inputs.transcripts), as ``audio``
 
     def matches(self, entities):
         return all(fnmatch.fnmatchcase(str(entities.get(key) or ""), str(pattern))
@@ -90,7 +92,7 @@ class StimulusSpec:
                 raise UsageError(f"stimulus specification {name}: format '{entry['format']}' is not one of "
                                  f"{', '.join(READERS)}")
             match = {key: entry.pop(key) for key in ENTITY_KEYS if key in entry}
-            extra = set(entry) - {"annotation", "format", "origin", "options", "language", "audio"}
+            extra = set(entry) - {"annotation", "format", "origin", "options", "language", "audio", "transcript"}
             if extra:
                 raise UsageError(f"stimulus specification {name}: [[stimulus]] {number} has unknown key(s) "
                                  f"{', '.join(sorted(extra))}")
@@ -101,7 +103,7 @@ class StimulusSpec:
             entries.append(StimulusEntry(entry["annotation"], entry["format"],
                                          float(origin) if isinstance(origin, (int, float)) else origin,
                                          dict(entry.get("options", {})), match, entry.get("language"),
-                                         entry.get("audio")))
+                                         entry.get("audio"), entry.get("transcript")))
         if not entries:
             raise UsageError(f"stimulus specification {name} has no [[stimulus]] entry")
         cv_unit = data.get("cv_unit", "run")
@@ -244,6 +246,14 @@ def run_audio(bids_dir, events_path=None, entry=None, entities=None, origin=0.0)
         values = {key: "" if value is None else value for key, value in (entities or {}).items()}
         return Path(bids_dir) / _fill(entry.audio, values), float(origin), "stimulus specification"
     return None
+
+
+def run_transcript(bids_dir, entry, entities):
+    """The entry's transcript file for a run (its ``transcript`` pattern filled as the annotation's), or ``None``."""
+    if entry is None or not entry.transcript:
+        return None
+    values = {key: "" if value is None else value for key, value in entities.items()}
+    return Path(bids_dir) / _fill(entry.transcript, values)
 
 
 def events_audio(events_path, trial_type=None):
