@@ -71,6 +71,9 @@ def test_the_planted_response_of_the_punctuated_text_is_recovered_better_with_it
                          .read_text())
     record = sidecar["Runs"][0]["Words"]["Transcript"]
     assert record["MatchRate"] == 1.0 and record["File"].endswith("task-story_run-1.txt")
+    from bids_encoding.reports.boilerplate import methods
+
+    assert "original transcript of each story" in methods([sidecar])[0]
 
 
 def test_the_narratives_replica_is_read_with_its_transcript_through_the_preset(tmp_path, tiny_model):

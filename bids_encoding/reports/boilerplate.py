@@ -128,7 +128,15 @@ def _features(sidecars):
     else:
         context = "each model in its own windows: " + "; ".join(
             f"{windows(sidecar['Features'])} for `{model_name(sidecar['Model']['Id'])}`" for sidecar in models)
-    return (f"Each run's text was passed through {context}; a word's vector was {pooling}, at every layer (0: the "
+    transcripts = [run["Words"]["Transcript"] for run in models[0].get("Runs", [])
+                   if (run.get("Words") or {}).get("Transcript")]
+    text = "Each run's text"
+    if transcripts:
+        rates = [record["MatchRate"] for record in transcripts]
+        text = (f"The original transcript of each story (cased and punctuated) was aligned to its timed words "
+                f"(rapidfuzz Levenshtein alignment of normalised words; {min(rates):.1%} to {max(rates):.1%} of a "
+                f"run's timed words matched a transcript word); each run's transcript")
+    return (f"{text} was passed through {context}; a word's vector was {pooling}, at every layer (0: the "
             "embeddings)")
 
 
