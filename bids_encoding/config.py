@@ -101,6 +101,14 @@ class GroupConfig(RunConfig):
     mask_threshold: float = 1.0  # fraction of participants whose masks must have a voxel (1: intersection)
 
 
+@dataclass
+class DatasetsConfig(RunConfig):
+    """The datasets level: ``bids_dir`` is the folder of the output folders to combine (one per dataset)."""
+
+    roi_file: Path | None = None
+    datasets: list | None = None  # their names (subfolders of bids_dir) or paths; None: every one found
+
+
 def save_config(config, path, options, level, command):
     """Write the effective configuration as TOML: the run's ``options`` (every option after the config file and
     the command line, as ``--config-file`` reads them), then, under ``[resolved]``, what they resolved to (the

@@ -15,7 +15,7 @@ from bids_encoding import __version__, version_line
 from bids_encoding.config import RESOLVED
 from bids_encoding.errors import BidsAppError, MissingInputError, UsageError
 
-LEVELS = ("participant", "group", "words")
+LEVELS = ("participant", "group", "words", "datasets")
 # Options that earlier versions of bids_encoding, or other BIDS-Apps, take under another name: what to write now.
 RENAMED_OPTIONS = {
     "--permutation-scheme": "--pvalue-method circular or --pvalue-method blocks (renamed in 0.2.0)",
@@ -218,7 +218,9 @@ def build_parser():
     parser.add_argument("output_dir", type=Path, help="folder for the BIDS-Derivatives outputs")
     parser.add_argument("analysis_level", help="'participant', then 'group' (reads the participant results "
                                                "in output_dir); 'words' writes the word timings that --stimuli "
-                                               "finds as BIDS events in output_dir, to inspect and correct")
+                                               "finds as BIDS events in output_dir, to inspect and correct; "
+                                               "'datasets' combines several datasets' results (BIDS_DIR: the "
+                                               "folder of their output folders)")
     parser.add_argument("--version", action="version", version=version_line())
 
     selection = parser.add_argument_group("what to analyse")
@@ -436,6 +438,12 @@ def build_parser():
                  "participant has")
     _option(group, "--group-bootstraps", type=_at_least(10), default=2000,
             help="bootstrap resamples of participants for the scaling slopes' confidence intervals")
+
+    across = parser.add_argument_group("datasets level (BIDS_DIR: a folder of this app's output folders, one per "
+                                       "dataset; docs/group.md)")
+    _option(across, "--datasets", nargs="+", default=None, metavar="NAME",
+            help="the output folders to combine: subfolders of BIDS_DIR by name, or paths (default: every output "
+                 "folder of bids_encoding in BIDS_DIR)")
 
     run = parser.add_argument_group("running")
     _option(run, "-w", "--work-dir", type=Path, default=None,
@@ -732,6 +740,11 @@ def config_from_args(args):
                           unique=not args.no_unique_variance)
     joint_specs(joint_entries(args.joint_model), joint, parse_model_spec)  # one-line errors before any work
     bids_dir, output_dir, work_dir = _output_paths(args)
+    if args.analysis_level == "datasets":
+        from bids_encoding.config import DatasetsConfig
+
+        return DatasetsConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, nprocs=args.nprocs,
+                              omp_nthreads=args.omp_nthreads, roi_file=args.roi_file, datasets=args.datasets)
     if args.analysis_level == "group":
         return GroupConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
                            participant_labels=args.participant_label, task=args.task, nprocs=args.nprocs,

@@ -18,7 +18,7 @@ def run(args):
 
     if args.analysis_level not in LEVELS:
         raise BidsAppError(f"unknown analysis level '{args.analysis_level}': use 'participant', then 'group' "
-                           "(or 'words')",
+                           "(or 'words', or 'datasets' across datasets)",
                            EXIT_UNKNOWN_LEVEL)
     config = config_from_args(args)
     level = args.analysis_level
@@ -87,6 +87,10 @@ def _validate_input(config, log_file):
 
 
 def _run_level(level, config, args):
+    if level == "datasets":
+        from bids_encoding.across.run import run_datasets_level
+
+        return run_datasets_level(config)
     if level == "group":
         from bids_encoding.group.run import run_group_level
 

@@ -35,6 +35,7 @@ BIDSIGNORE = {
     "*.html": "reports (app-specific, as fMRIPrep's)",
     "figures": "report figures, sub-<p>/figures and group/figures (app-specific, as fMRIPrep's)",
     "/group": "group-level results: BIDS defines no place for results across participants",
+    "/datasets": "the datasets level: results across datasets (app-specific)",
     "*_statmap.nii.gz": "statistical maps: stat-<label>_statmap of BEP041 (statistical model derivatives, a "
                         "proposal), with this app's model- and layer- entities",
     "*_statmap.json": "their sidecars",
