@@ -99,6 +99,7 @@ class GroupConfig(RunConfig):
     n_bootstraps: int = 2000
     reliable_fraction: float = 0.25
     mask_threshold: float = 1.0  # fraction of participants whose masks must have a voxel (1: intersection)
+    neurovault: bool = False  # --neurovault: the maps as a NeuroVault collection in OUTPUT_DIR/neurovault/
 
 
 @dataclass
@@ -107,6 +108,7 @@ class DatasetsConfig(RunConfig):
 
     roi_file: Path | None = None
     datasets: list | None = None  # their names (subfolders of bids_dir) or paths; None: every one found
+    neurovault: bool = False  # --neurovault: the maps as a NeuroVault collection in OUTPUT_DIR/neurovault/
 
 
 def save_config(config, path, options, level, command):

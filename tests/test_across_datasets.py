@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import build_tiny_gpt2, validator_errors
+from conftest import bidsignore_patterns_used, build_tiny_gpt2, validator_errors
 from scipy import stats
 
 from bids_encoding.cli import main
@@ -35,7 +35,7 @@ def combined(tmp_path_factory, tiny_model):
     pd.DataFrame({"name": ["planted"], "x": [PLANTED[0]], "y": [PLANTED[1]], "z": [PLANTED[2]]}).to_csv(
         rois, sep="\t", index=False)
     out = root / "combined"
-    assert main([str(results), str(out), "datasets", "--roi-file", str(rois)]) == 0
+    assert main([str(results), str(out), "datasets", "--roi-file", str(rois), "--neurovault"]) == 0
     return root, results, out
 
 
@@ -102,6 +102,7 @@ def test_maps_slopes_models_and_validity(combined):
     assert models["in_all"].all() and set(models["model"]) == {"tinygpt2", "widegpt2"}
     assert list((folder / "figures").glob("*_desc-slopes_plot.svg"))
     assert validator_errors(out) == []
+    assert {"/datasets", "/neurovault"} <= bidsignore_patterns_used(out, out.parent / "check")
 
 
 def test_datasets_in_other_spaces_are_refused(combined, tiny_model, capsys):
@@ -114,3 +115,89 @@ def test_datasets_in_other_spaces_are_refused(combined, tiny_model, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 65 and "dataset native" in err[-1] and "space-orig, not a template space" in err[-1]
     assert not (root / "refused" / "datasets").exists()
+
+
+# NeuroVault's API fields and codes (NeuroVault/NeuroVault apps/statmaps/models.py, api/serializers.py)
+COLLECTION_SCHEMA = {
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {"name": {"type": "string", "maxLength": 200}, "description": {"type": "string"},
+                   "full_dataset_url": {"type": "string", "pattern": "^https?://"}}}
+IMAGE_SCHEMA = {
+    "type": "array", "minItems": 1, "items": {
+        "type": "object", "additionalProperties": False,
+        "required": ["file", "name", "map_type", "modality", "analysis_level", "number_of_subjects",
+                     "target_template_image"],
+        "properties": {
+            "file": {"type": "string", "pattern": r"^images/.+\.nii\.gz$"},
+            "name": {"type": "string", "maxLength": 200}, "description": {"type": "string"},
+            "map_type": {"enum": ["T", "Z", "F", "X2", "P", "IP", "M", "U", "R", "Pa", "A", "V", "Other"]},
+            "modality": {"enum": ["fMRI-BOLD", "fMRI-CBF", "fMRI-CBV", "Diffusion MRI", "Structural MRI", "PET FDG",
+                                  "PET [15O]-water", "PET other", "MEG", "EEG", "Other"]},
+            "analysis_level": {"enum": ["S", "G", "M", "Other"]},
+            "number_of_subjects": {"type": "integer", "minimum": 1},
+            "target_template_image": {"enum": ["GenericMNI", "Dorr2008", "NMT", "MNI152NLin2009cAsym"]},
+            "cognitive_paradigm_short_description": {"type": "string"},
+            "contrast_definition": {"type": "string", "maxLength": 200}}}}
+
+
+def _check_collection(folder, level, n_subjects, tmp_path):
+    import subprocess
+    import sys
+
+    jsonschema = pytest.importorskip("jsonschema")
+    collection = json.loads((folder / "collection.json").read_text())
+    images = json.loads((folder / "images.json").read_text())
+    jsonschema.validate(collection, COLLECTION_SCHEMA)
+    jsonschema.validate(images, IMAGE_SCHEMA)
+    for image in images:
+        assert (folder / image["file"]).is_file() and "fdr05" not in image["file"]
+        assert image["analysis_level"] == level and image["number_of_subjects"] == n_subjects
+        assert image["target_template_image"] == "MNI152NLin2009cAsym"
+        stat = image["file"].split("_stat-")[1].split("_")[0]
+        assert image["map_type"] == {"t": "T", "tau2": "V"}.get(stat, "Other")  # never R (an ROI) for r maps
+    stub = tmp_path / "stub"  # pynv as the upload script calls it, recording the calls instead of uploading
+    (stub / "pynv").mkdir(parents=True)
+    (stub / "pynv" / "__init__.py").write_text(
+        "import json, os\n"
+        "class Client:\n"
+        "    def __init__(self, access_token): self.calls = []\n"
+        "    def create_collection(self, name, **data):\n"
+        "        open(os.environ['CALLS'], 'a').write(json.dumps(['collection', name, data]) + '\\n')\n"
+        "        return {'id': 7}\n"
+        "    def add_image(self, collection_id, file, **data):\n"
+        "        assert os.path.isfile(file)\n"
+        "        open(os.environ['CALLS'], 'a').write(json.dumps(['image', collection_id, data]) + '\\n')\n")
+    calls = tmp_path / "calls.jsonl"
+    done = subprocess.run([sys.executable, str(folder / "upload.py")], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(stub), "NEUROVAULT_TOKEN": "x", "CALLS": str(calls)})
+    assert done.returncode == 0, done.stderr
+    made = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert made[0][:2] == ["collection", collection["name"]] and len(made) == len(images) + 1
+    assert all(call[:2] == ["image", 7] and call[2]["modality"] == "fMRI-BOLD" for call in made[1:])
+    return images
+
+
+def test_the_combined_maps_are_ready_for_neurovault(combined, tmp_path):
+    _, _, out = combined
+    images = _check_collection(out / "neurovault" / "datasets", "M", 9, tmp_path)
+    assert any(image["map_type"] == "T" for image in images) and any(image["map_type"] == "V" for image in images)
+
+
+def test_the_group_maps_are_ready_for_neurovault(combined, tmp_path):
+    root, results, _ = combined
+    assert main([str(root / "alpha" / "bids"), str(results / "alpha"), "group", "--group-bootstraps", "50",
+                 "--neurovault"]) == 0
+    images = _check_collection(results / "alpha" / "neurovault" / "group_task-story", "G", 3, tmp_path)
+    assert {image["map_type"] for image in images} >= {"T", "Other"}
+
+
+def test_the_report_shows_the_slopes_the_flagged_dataset_and_its_sources(combined):
+    from test_reports import assert_numbers_match_their_sources
+
+    from bids_encoding.reports.datasets import write_datasets_report
+
+    _, _, out = combined
+    report = write_datasets_report(out)
+    text = report.read_text()
+    assert "<svg" in text and "gamma in planted_L (tinygpt2)" in text
+    assert_numbers_match_their_sources(report, out)

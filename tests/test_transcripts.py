@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import validator_errors
+from conftest import bidsignore_patterns_used, validator_errors
 
 from bids_encoding.cli import main
 from bids_encoding.inputs.transcripts import align_transcript
@@ -96,6 +96,21 @@ def test_the_narratives_replica_is_read_with_its_transcript_through_the_preset(t
     assert main([str(bids), str(out), "participant", "--stimuli", "narratives", "--models", str(tiny_model),
                  "--device", "cpu", "--pvalue-method", "none"]) == 0
     assert _left_r(out, "001") > 0.3
+
+
+def test_the_lebel_replica_with_transcripts_given_by_the_user(tmp_path, tiny_model):
+    """LeBel et al. ship no transcripts: ``--transcripts DIR`` with ``<story>.txt``; the words level writes each
+    run's alignment beside its events, and the outputs stay valid BIDS."""
+    generate_dataset(tmp_path, str(tiny_model), n_participants=1, n_runs=2, layout="lebel", transcript=True)
+    words_out = tmp_path / "words"
+    assert main([str(tmp_path / "bids"), str(words_out), "words", "--stimuli", "lebel", "--transcripts",
+                 str(tmp_path / "transcripts")]) == 0
+    tables = sorted(words_out.glob("sub-UTS01/ses-*/func/*_alignment.tsv"))
+    assert [path.name.split("task-")[1] for path in tables] == ["alternateithicatom_alignment.tsv",
+                                                               "souls_alignment.tsv"]
+    assert (pd.read_csv(words_out / "words.tsv", sep="\t")["transcript_match"] == 1.0).all()
+    assert validator_errors(words_out) == []
+    assert {"*_alignment.tsv", "*_alignment.json"} <= bidsignore_patterns_used(words_out, tmp_path / "check")
 
 
 def test_a_transcript_of_another_text_stops_with_its_match_rate(tmp_path, tiny_model, capsys):

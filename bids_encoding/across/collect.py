@@ -123,7 +123,7 @@ def read_datasets(folders):
                                "output folder per space")
         spaces[name] = space.pop()
         datasets.append(DatasetResults(name, Path(folder), results, model_table(results),
-                                       source=_source(folder)))
+                                       source=dataset_source(folder)))
     for name, space in spaces.items():
         if not is_template_space(space):
             raise BadDataError(f"dataset {name} ({folders[name]}) is in space-{space}, not a template space: the "
@@ -154,7 +154,7 @@ def common_mask(datasets, reference, min_participants=2):
     return mask
 
 
-def _source(folder):
+def dataset_source(folder):
     """The raw dataset's ``Name`` and ``DatasetDOI``, from the dataset_description.json that the outputs'
     ``DatasetLinks.raw`` points to."""
     from urllib.parse import urlparse

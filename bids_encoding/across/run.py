@@ -66,8 +66,25 @@ def run_datasets_level(config):
     except BaseException:
         output.discard()
         raise
+    if config.neurovault:
+        _neurovault(config, datasets, space)
     return (f"datasets level done: {len(datasets)} datasets ({', '.join(d.name for d in datasets)}), "
             f"{len(matched)} model(s) in all of them; results in {Path(config.output_dir) / 'datasets'}")
+
+
+def _neurovault(config, datasets, space):
+    """--neurovault: the combined maps as a NeuroVault collection (``analysis_level`` M, meta-analysis)."""
+    from bids_encoding.derivatives.neurovault import collection_record, export_collection
+
+    names = ", ".join(d.source.get("Name", d.name) for d in datasets)
+    record = collection_record(f"Encoding models of language across datasets ({names}; bids_encoding)",
+                               f"Random-effects combination (DerSimonian-Laird, Knapp-Hartung) of {len(datasets)} "
+                               "datasets' mean Fisher-z best-layer r per model: the combined effect, its t, tau2 "
+                               "and I2, per layer and for the left-minus-right asymmetry.",
+                               [d.source or {"Name": d.name} for d in datasets])
+    folder = export_collection(Path(config.output_dir) / "neurovault" / "datasets", Path(config.output_dir) /
+                               "datasets", record, "M", sum(len(d.subjects) for d in datasets), {"space": space})
+    LOGGER.info("NeuroVault collection written to %s (upload: python %s)", folder, folder / "upload.py")
 
 
 def match_models(datasets):

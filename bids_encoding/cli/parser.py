@@ -438,6 +438,10 @@ def build_parser():
                  "participant has")
     _option(group, "--group-bootstraps", type=_at_least(10), default=2000,
             help="bootstrap resamples of participants for the scaling slopes' confidence intervals")
+    _option(group, "--neurovault", action="store_true", default=False,
+            help="group and datasets levels: also write the unthresholded maps as a NeuroVault collection, ready "
+                 "to upload (OUTPUT_DIR/neurovault/<level>/: collection.json, images.json, the images, upload.py "
+                 "with pynv)")
 
     across = parser.add_argument_group("datasets level (BIDS_DIR: a folder of this app's output folders, one per "
                                        "dataset; docs/group.md)")
@@ -744,13 +748,15 @@ def config_from_args(args):
         from bids_encoding.config import DatasetsConfig
 
         return DatasetsConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir, nprocs=args.nprocs,
-                              omp_nthreads=args.omp_nthreads, roi_file=args.roi_file, datasets=args.datasets)
+                              omp_nthreads=args.omp_nthreads, roi_file=args.roi_file, datasets=args.datasets,
+                              neurovault=args.neurovault)
     if args.analysis_level == "group":
         return GroupConfig(bids_dir=bids_dir, output_dir=output_dir, work_dir=work_dir,
                            participant_labels=args.participant_label, task=args.task, nprocs=args.nprocs,
                            omp_nthreads=args.omp_nthreads, atlas=args.atlas,
                            roi_file=args.roi_file, n_bootstraps=args.group_bootstraps,
-                           reliable_fraction=args.reliable_fraction, mask_threshold=args.group_mask_threshold)
+                           reliable_fraction=args.reliable_fraction, mask_threshold=args.group_mask_threshold,
+                           neurovault=args.neurovault)
     return ParticipantConfig(
         bids_dir=bids_dir,
         output_dir=output_dir,

@@ -57,8 +57,8 @@ def run(args):
         failure = {"message": f"unexpected {type(error).__name__}: {error}", "log": str(log_file)}
         raise
     finally:
-        if level in ("participant", "group") and not (args.boilerplate_only or args.skip_reports or args.plan
-                                                      or args.features_only):
+        if level in ("participant", "group", "datasets") and not (args.boilerplate_only or args.skip_reports
+                                                                  or args.plan or args.features_only):
             _reports(level, config, failure, log_file)
     LOGGER.info(summary)
     return 0

@@ -36,6 +36,7 @@ BIDSIGNORE = {
     "figures": "report figures, sub-<p>/figures and group/figures (app-specific, as fMRIPrep's)",
     "/group": "group-level results: BIDS defines no place for results across participants",
     "/datasets": "the datasets level: results across datasets (app-specific)",
+    "/neurovault": "--neurovault: maps and metadata ready for a NeuroVault upload (app-specific)",
     "*_statmap.nii.gz": "statistical maps: stat-<label>_statmap of BEP041 (statistical model derivatives, a "
                         "proposal), with this app's model- and layer- entities",
     "*_statmap.json": "their sidecars",

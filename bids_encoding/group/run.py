@@ -68,7 +68,24 @@ def run_group_level(config):
         except BaseException:
             output.discard()
             raise
+        if config.neurovault:
+            _neurovault(config, task, members)
     return "group level done: " + "; ".join(summaries) + f"; results in {Path(config.output_dir) / 'group'}"
+
+
+def _neurovault(config, task, members):
+    """--neurovault: the task's unthresholded group maps as a NeuroVault collection."""
+    from bids_encoding.across.collect import dataset_source
+    from bids_encoding.derivatives.neurovault import collection_record, export_collection
+
+    source = dataset_source(config.output_dir)
+    record = collection_record(f"{source.get('Name', Path(config.bids_dir).name)}, task-{task}: encoding models of "
+                               "language (bids_encoding)", f"Group maps of {len(members)} participants listening "
+                               f"to stories (task-{task}): one-sample t of Fisher-z best-layer r per model, its "
+                               "left-minus-right asymmetry and the voxel-wise scaling slope.", [source])
+    folder = export_collection(Path(config.output_dir) / "neurovault" / f"group_task-{task}",
+                               Path(config.output_dir) / "group", record, "G", len(members), {"task": task})
+    LOGGER.info("NeuroVault collection written to %s (upload: python %s)", folder, folder / "upload.py")
 
 
 def _report_participants(config, results):

@@ -36,16 +36,22 @@ def _warnings_for(config, report, warnings, rebuild):
 
 
 def write_reports(level, config, warnings=(), failure=None, log=None, rebuild=False):
-    """Write the reports of ``level`` (``participant`` or ``group``) into ``config.output_dir`` and, after a
-    participant level, the methods boilerplate in ``logs/``. ``failure``: ``{"message", "log"}`` of a run that
-    stopped; ``rebuild``: ``--reports-only`` (the warnings of the run that made the results are shown too).
+    """Write the reports of ``level`` (``participant``, ``group`` or ``datasets``) into ``config.output_dir``
+    and, after a participant level, the methods boilerplate in ``logs/``. ``failure``: ``{"message", "log"}`` of a
+    run that stopped; ``rebuild``: ``--reports-only`` (the warnings of the run that made the results are shown too).
     Returns the reports written; a report that cannot be written is logged, never raised."""
     from bids_encoding.reports.group import write_group_report
     from bids_encoding.reports.participant import participant_results, write_participant_report
 
     written = []
     try:
-        if level == "group":
+        if level == "datasets":
+            from bids_encoding.reports.datasets import write_datasets_report
+
+            if (Path(config.output_dir) / "datasets").is_dir() or failure is not None:
+                written.append(write_datasets_report(config.output_dir, _warnings_for(config, "datasets", warnings,
+                                                                                       rebuild), failure, log))
+        elif level == "group":
             if find(Path(config.output_dir) / "group", sub=None, suffix="scores", extension=".tsv") \
                     or failure is not None:
                 written.append(write_group_report(config.output_dir, _warnings_for(config, "group", warnings, rebuild),
