@@ -30,7 +30,8 @@ def combined(tmp_path_factory, tiny_model):
                          amplitude_left=amplitude, amplitude_right=0.3 * amplitude)
         preset = ["--stimuli", "narratives"] if layout == "narratives" else []
         assert main([str(root / name / "bids"), str(results / name), "participant", "--models", str(tiny_model),
-                     str(wider), "--device", "cpu", "--pvalue-method", "none", *preset]) == 0
+                     str(wider), "--joint-model", "tinygpt2+wordrate", "--device", "cpu", "--pvalue-method", "none",
+                     *preset]) == 0
     rois = root / "rois.tsv"
     pd.DataFrame({"name": ["planted"], "x": [PLANTED[0]], "y": [PLANTED[1]], "z": [PLANTED[2]]}).to_csv(
         rois, sep="\t", index=False)
@@ -99,10 +100,36 @@ def test_maps_slopes_models_and_validity(combined):
     combined_row = slopes.iloc[-1]
     assert combined_row["ci_low"] <= combined_row["estimate"] <= combined_row["ci_high"]
     models = pd.read_csv(next(folder.glob("*_models.tsv")), sep="\t")
-    assert models["in_all"].all() and set(models["model"]) == {"tinygpt2", "widegpt2"}
+    assert models["in_all"].all() and set(models["model"]) == {"tinygpt2", "widegpt2", "wordrate"}
+    for space in ("tinygpt2", "wordrate"):  # the joint model's split, per space
+        for desc in ("unique", "split"):
+            assert f"space-MNI152NLin2009cAsym_model-jointtinygpt2_desc-{space}{desc}_stat-t_statmap.nii.gz" in names
     assert list((folder / "figures").glob("*_desc-slopes_plot.svg"))
     assert validator_errors(out) == []
     assert {"/datasets", "/neurovault"} <= bidsignore_patterns_used(out, out.parent / "check")
+
+
+def test_a_grid_that_differs_is_resampled_and_a_model_missing_somewhere_is_left_out(tmp_path):
+    from types import SimpleNamespace
+
+    from bids_encoding.across.collect import _on_grid
+    from bids_encoding.across.run import match_models
+
+    reference = nib.Nifti1Image(np.zeros((10, 10, 10), np.float32), np.diag([4.0, 4.0, 4.0, 1.0]))
+    data = np.fromfunction(lambda i, j, k: 2.0 * i + j, (20, 20, 20))  # linear: resampling keeps it exact
+    finer = nib.Nifti1Image(data.astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0]))
+    resampled = _on_grid(finer, reference, "continuous")
+    i, j, _ = np.indices((10, 10, 10))
+    inside = (i < 9) & (j < 9)
+    assert np.allclose(resampled[inside], (2.0 * (2 * i) + 2 * j)[inside], atol=1e-3)
+    assert _on_grid(reference, reference, "continuous").shape == (10, 10, 10)
+    table = pd.DataFrame({"model": ["a", "b"], "n_params": [10, 20], "baseline": [False, False]})
+    datasets = [SimpleNamespace(name="one", models=table), SimpleNamespace(name="two", models=table.iloc[:1])]
+    matched, models = match_models(datasets)
+    assert list(matched["model"]) == ["a"]
+    assert models.set_index("model").loc["b", "datasets"] == "one" and not models.set_index("model").loc["b", "in_all"]
+    other_size = table.assign(n_params=[10, 30])  # same label, another size: not the same model
+    assert list(match_models([datasets[0], SimpleNamespace(name="two", models=other_size)])[0]["model"]) == ["a"]
 
 
 def test_datasets_in_other_spaces_are_refused(combined, tiny_model, capsys):

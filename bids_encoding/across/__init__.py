@@ -1,0 +1,1 @@
+"""The datasets level: one analysis across several datasets' results (docs/group.md)."""

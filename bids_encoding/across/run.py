@@ -48,6 +48,7 @@ def run_datasets_level(config):
         region_rows = []
         for label in matched["model"]:
             region_rows += _model_outputs(output, datasets, label, (mask, left, mirror), rois, reference)
+        _joint_outputs(output, datasets, mask, reference)
         output.table(pd.DataFrame(region_rows), "rois", "Per model, measure and region (10 mm spheres, left and "
                      "mirrored right): each dataset's mean Fisher-z r over its participants (estimate, variance, "
                      "externally standardized residual against the other datasets, flagged when |residual| > "
@@ -153,6 +154,32 @@ def _model_outputs(output, datasets, label, geometry, rois, reference):
         rows += region_rows(values, [d.name for d in datasets], {"model": label, "measure": "fisher_z_r",
                                                                  "roi": region})
     return rows
+
+
+JOINT_STATS = {"uniquer2": ("unique", "unique R²"), "splitr2": ("split", "split R²")}
+
+
+def _joint_outputs(output, datasets, mask, reference):
+    """Per joint model that every dataset fitted with the same spaces, per space: its unique and split R²
+    combined (no Fisher transform: R² is averaged as it is), as the group level's ``desc-<space>{unique,split}``."""
+    from bids_encoding.group.joint import joint_models
+
+    shared = None
+    for dataset in datasets:
+        found = {label: tuple(about["spaces"]) for label, about in joint_models(dataset.results).items()}
+        shared = found if shared is None else {label: spaces for label, spaces in shared.items()
+                                               if found.get(label) == spaces}
+    for label, spaces in sorted((shared or {}).items()):
+        for space in spaces:
+            for stat, (desc, what) in JOINT_STATS.items():
+                def read(result, label=label, space=space, stat=stat):
+                    return result.joint_map(label, space, stat)
+
+                read.__qualname__ = f"{label}-{space}-{stat}"
+                per_dataset = [dataset.z_maps(label, reference, read, fisher=False) for dataset in datasets]
+                if all(maps is not None for maps in per_dataset):
+                    _combined_maps(output, per_dataset, mask, reference.affine, f"joint model {label}, {space}: "
+                                   f"{what}", model=label, desc=f"{space}{desc}")
 
 
 def region_rows(values, names, keys):
