@@ -30,8 +30,8 @@ def combined(tmp_path_factory, tiny_model):
                          amplitude_left=amplitude, amplitude_right=0.3 * amplitude)
         preset = ["--stimuli", "narratives"] if layout == "narratives" else []
         assert main([str(root / name / "bids"), str(results / name), "participant", "--models", str(tiny_model),
-                     str(wider), "--joint-model", "tinygpt2+wordrate", "--device", "cpu", "--pvalue-method", "none",
-                     *preset]) == 0
+                     str(wider), "--joint-model", f"{tiny_model}+wordrate", "--device", "cpu", "--pvalue-method",
+                     "none", *preset]) == 0
     rois = root / "rois.tsv"
     pd.DataFrame({"name": ["planted"], "x": [PLANTED[0]], "y": [PLANTED[1]], "z": [PLANTED[2]]}).to_csv(
         rois, sep="\t", index=False)

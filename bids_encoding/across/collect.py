@@ -13,6 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from bids_encoding.derivatives.neurovault import dataset_source
 from bids_encoding.errors import BadDataError, MissingInputError
 from bids_encoding.group.collect import collect, model_table
 from bids_encoding.hemispheres import is_template_space
@@ -155,16 +156,3 @@ def common_mask(datasets, reference, min_participants=2):
             count += _on_grid(nib.load(result.mask_path), reference, "nearest") > 0
         mask &= count >= min_participants
     return mask
-
-
-def dataset_source(folder):
-    """The raw dataset's ``Name`` and ``DatasetDOI``, from the dataset_description.json that the outputs'
-    ``DatasetLinks.raw`` points to."""
-    from urllib.parse import urlparse
-
-    try:
-        links = json.loads((Path(folder) / "dataset_description.json").read_text()).get("DatasetLinks", {})
-        raw = json.loads((Path(urlparse(links.get("raw", "")).path) / "dataset_description.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return {key: raw[key] for key in ("Name", "DatasetDOI") if raw.get(key)}

@@ -119,3 +119,16 @@ def source_url(doi):
         return None
     doi = str(doi).removeprefix("doi:").removeprefix("https://doi.org/")
     return f"https://doi.org/{doi}"
+
+
+def dataset_source(folder):
+    """The raw dataset's ``Name`` and ``DatasetDOI``, from the dataset_description.json that the outputs'
+    ``DatasetLinks.raw`` points to."""
+    from urllib.parse import urlparse
+
+    try:
+        links = json.loads((Path(folder) / "dataset_description.json").read_text()).get("DatasetLinks", {})
+        raw = json.loads((Path(urlparse(links.get("raw", "")).path) / "dataset_description.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {key: raw[key] for key in ("Name", "DatasetDOI") if raw.get(key)}

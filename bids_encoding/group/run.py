@@ -75,8 +75,7 @@ def run_group_level(config):
 
 def _neurovault(config, task, members):
     """--neurovault: the task's unthresholded group maps as a NeuroVault collection."""
-    from bids_encoding.across.collect import dataset_source
-    from bids_encoding.derivatives.neurovault import collection_record, export_collection
+    from bids_encoding.derivatives.neurovault import collection_record, dataset_source, export_collection
 
     source = dataset_source(config.output_dir)
     record = collection_record(f"{source.get('Name', Path(config.bids_dir).name)}, task-{task}: encoding models of "
