@@ -45,7 +45,7 @@ class DatasetResults:
     models: object
     resampled: bool = False
     source: dict = field(default_factory=dict)
-    _maps: dict = field(default_factory=dict, repr=False)
+    _best: dict = field(default_factory=dict, repr=False)
 
     @property
     def subjects(self):
@@ -57,25 +57,28 @@ class DatasetResults:
 
     def z_maps(self, label, reference, read=None, fisher=True):
         """``(n_participants, *grid)``: each participant's Fisher-z map of model ``label`` (``read(result)``:
-        the map to read, or ``None`` where it has none; default its best-layer r; ``fisher=False``: the values
-        as read, e.g. R²), NaN outside its mask; several tasks averaged. ``None`` when no participant has one."""
-        key = (label, getattr(read, "__qualname__", None), fisher)
-        if key not in self._maps:
-            per_subject = {}
-            for result in self.results:
-                if read is None:
-                    values = result.r_map(label) if label in result.best_r else None
-                else:
-                    values = read(result)
-                if values is None:
-                    continue
-                image = nib.Nifti1Image(np.asarray(values, dtype=np.float32), nib.load(result.mask_path).affine)
-                values = _on_grid(image, reference, "continuous")
-                values = np.arctanh(np.clip(values, -0.999, 0.999)) if fisher else values
-                per_subject.setdefault(result.subject, []).append(values)
-            self._maps[key] = np.stack([np.nanmean(maps, axis=0) if len(maps) > 1 else maps[0]
-                                        for _, maps in sorted(per_subject.items())]) if per_subject else None
-        return self._maps[key]
+        the map to read, or ``None`` where it has none; default its best-layer r, read once and kept;
+        ``fisher=False``: the values as read, e.g. R²), NaN outside its mask; several tasks averaged. ``None`` when
+        no participant has one."""
+        if read is None and label in self._best:
+            return self._best[label]
+        per_subject = {}
+        for result in self.results:
+            if read is None:
+                values = result.r_map(label) if label in result.best_r else None
+            else:
+                values = read(result)
+            if values is None:
+                continue
+            image = nib.Nifti1Image(np.asarray(values, dtype=np.float32), nib.load(result.mask_path).affine)
+            values = _on_grid(image, reference, "continuous")
+            values = np.arctanh(np.clip(values, -0.999, 0.999)) if fisher else values
+            per_subject.setdefault(result.subject, []).append(values)
+        maps = np.stack([np.nanmean(maps, axis=0) if len(maps) > 1 else maps[0]
+                         for _, maps in sorted(per_subject.items())]) if per_subject else None
+        if read is None:
+            self._best[label] = maps
+        return maps
 
 
 def _on_grid(image, reference, interpolation):

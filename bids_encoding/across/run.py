@@ -175,7 +175,6 @@ def _joint_outputs(output, datasets, mask, reference):
                 def read(result, label=label, space=space, stat=stat):
                     return result.joint_map(label, space, stat)
 
-                read.__qualname__ = f"{label}-{space}-{stat}"
                 per_dataset = [dataset.z_maps(label, reference, read, fisher=False) for dataset in datasets]
                 if all(maps is not None for maps in per_dataset):
                     _combined_maps(output, per_dataset, mask, reference.affine, f"joint model {label}, {space}: "
@@ -242,5 +241,4 @@ def _layer_reader(label, layer):
             return None
         return np.where(result.own_mask, np.asarray(nib.load(path).dataobj, dtype=float), np.nan)
 
-    read.__qualname__ = f"layer{layer}"
     return read
