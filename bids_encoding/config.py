@@ -82,6 +82,7 @@ class ParticipantConfig(RunConfig):
     pvalue_method: str = "prewhitening"  # or circular, blocks, none
     pvalue_layers: str = "all"  # layers with p and q maps: all, or best only
     ridge_rank: int | None = None  # approximate dual form: ridge on a randomized rank-K approximation of the features
+    surface: str = "auto"  # maps on fsaverage5: auto (fMRIPrep surface BOLD, else projected), volume, none
     isc_cache: bool = False  # keep each participant's cleaned BOLD for the group's inter-subject correlation
     progress: bool = True
 

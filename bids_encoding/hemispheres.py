@@ -12,6 +12,21 @@ from bids_encoding.errors import BadDataError
 # hemisphere and group analyses hold; it has no TemplateFlow files (no template mask, no ROI coverage).
 SYNTHETIC_SPACES = ("DemoMNI",)
 
+# Left-hemisphere MNI centres (mm) of the language ROIs used by Bonnasse-Gahot & Pallier (2024), taken from
+# their code (roi masks script): TP, aSTS, pSTS from Pallier, Devauchelle & Dehaene (2011); BA44, BA45, BA47
+# from Zaccarella, Schell & Friederici (2017); AG/TPJ from Price et al. (2015). Each is mirrored to the right
+# hemisphere (x -> -x); --roi-file replaces them.
+LANGUAGE_ROIS = {
+    "TP": (-48, 15, -27),
+    "aSTS": (-54, -12, -12),
+    "pSTS": (-51, -39, 3),
+    "AGTPJ": (-52, -56, 22),
+    "BA45": (-52, 28, 10),
+    "BA47": (-44, 34, -8),
+    "BA44": (-50, 12, 16),
+}
+ROI_RADIUS_MM = 10.0
+
 
 def is_template_space(space):
     """Whether ``space`` is a template space, where x = 0 is the midline: a TemplateFlow template, or the

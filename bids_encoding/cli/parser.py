@@ -380,6 +380,10 @@ def build_parser():
                  "randomized range finder, in the dual form (for very many features and scans together: "
                  "FIR-stacked features of large models on long datasets); off by default: the exact fit "
                  "(docs/ridge.md)")
+    _option(fit, "--surface", choices=("auto", "volume", "none"), default="auto",
+            help="maps on the cortical surface (fsaverage5, GIFTI): auto fits fMRIPrep's own surface BOLD "
+                 "(space-fsaverage*) where every run has it, else projects the volume maps of an MNI space; volume "
+                 "always projects; none writes no surface maps (docs/outputs.md)")
     _option(fit, "--isc-cache", action="store_true",
             help="keep each participant's cleaned BOLD (float32, in sub-<label>/cache/) so that the group level's "
                  "inter-subject correlation reads it instead of reading and cleaning every run again; costs "
@@ -820,6 +824,7 @@ def config_from_args(args):
         pvalue_method=args.pvalue_method,
         pvalue_layers=args.pvalue_layers,
         isc_cache=args.isc_cache,
+        surface=args.surface,
         ridge_rank=args.ridge_rank,
         progress=sys.stderr.isatty(),
     )

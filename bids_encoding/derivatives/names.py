@@ -1,6 +1,8 @@
 """File names of the derivatives: built and parsed in one place, so every stage finds what another wrote.
 
-Participant files: ``sub-<p>_task-<t>_space-<s>[_model-<m>][_layer-<k>][_desc-<d>][_stat-<x>]_<suffix><ext>``
+Participant files:
+``sub-<p>_task-<t>[_hemi-<L|R>]_space-<s>[_model-<m>][_layer-<k>][_desc-<d>][_stat-<x>]_<suffix><ext>``
+(``hemi-`` and ``space-fsaverage5`` for the maps on the cortical surface, GIFTI ``.func.gii``)
 under ``sub-<p>/func/`` (figures in ``sub-<p>/figures/``, the ``--isc-cache`` in
 ``sub-<p>/cache/``). Group files: the same without ``sub-`` (and with
 ``atlas-`` where a table is per atlas), under ``group/``. The HTML reports,
@@ -17,9 +19,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 AVERAGE_LABEL = "average"  # the participant label of the average participant (--average-participants)
-ENTITY_ORDER = ("sub", "task", "space", "atlas", "model", "layer", "desc", "stat")
-_EXTENSIONS = (".nii.gz", ".nii", ".tsv", ".json", ".svg", ".html", ".npz", ".npy")
+ENTITY_ORDER = ("sub", "task", "hemi", "space", "atlas", "model", "layer", "desc", "stat")
+_EXTENSIONS = (".nii.gz", ".nii", ".func.gii", ".label.gii", ".tsv", ".json", ".svg", ".html", ".npz", ".npy")
 _LABEL = re.compile(r"^[A-Za-z0-9]+$")
+ANY = object()  # find(): any value of the entity, or none
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class DerivativeName:
     extension: str
     sub: str | None = None
     task: str | None = None
+    hemi: str | None = None
     space: str | None = None
     atlas: str | None = None
     model: str | None = None
@@ -92,7 +96,9 @@ class DerivativeName:
 
 def find(folder, pattern="*", **wanted):
     """Derivative files in ``folder`` whose entities, suffix and extension match ``wanted``
-    (a value of ``None`` asks for the entity to be absent), as ``{DerivativeName: Path}``."""
+    (a value of ``None`` asks for the entity to be absent), as ``{DerivativeName: Path}``. The surface files
+    (``hemi-``) are found only when ``hemi`` is asked for (``L``, ``R``, or :data:`ANY`)."""
+    wanted.setdefault("hemi", None)
     known = {field.name for field in fields(DerivativeName)}
     unknown = set(wanted) - known
     if unknown:
@@ -103,7 +109,8 @@ def find(folder, pattern="*", **wanted):
             name = DerivativeName.parse(path.name)
         except ValueError:
             continue
-        if all(getattr(name, key) == (None if value is None else str(value)) for key, value in wanted.items()):
+        if all(value is ANY or getattr(name, key) == (None if value is None else str(value))
+               for key, value in wanted.items()):
             found[name] = path
     return found
 

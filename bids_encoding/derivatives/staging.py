@@ -23,6 +23,7 @@ from bids_encoding import __version__
 from bids_encoding.atomic import atomic_write
 from bids_encoding.derivatives.names import DerivativeName
 from bids_encoding.errors import EXIT_CANNOT_CREATE, BidsAppError
+from bids_encoding.surface import HEMIS, SURFACE_SPACE, write_gifti
 
 BIDS_VERSION = "1.10.0"
 CODE_URL = "https://github.com/bids-encoding/bids_encoding"
@@ -40,6 +41,7 @@ BIDSIGNORE = {
     "*_statmap.nii.gz": "statistical maps: stat-<label>_statmap of BEP041 (statistical model derivatives, a "
                         "proposal), with this app's model- and layer- entities",
     "*_statmap.json": "their sidecars",
+    "*_statmap.func.gii": "the same maps on the cortical surface (hemi-, space-fsaverage5: GIFTI)",
     "*_scores.tsv": "per-participant score tables (app-specific)",
     "*_scores.json": "their sidecars",
     "*_datascaling.tsv": "--data-scaling: held-out scores per training subset (app-specific)",
@@ -237,6 +239,10 @@ class StagedOutput:
         self.entities = {key: value for key, value in entities.items() if value is not None}
         self.last_suffix = last_suffix
         self.prefix = str(DerivativeName(suffix="x", extension="", **self.entities))[:-2]
+        # the same output's files on the cortical surface (hemi-L|R, space-fsaverage5)
+        self.prefixes = [self.prefix] + ([str(DerivativeName(suffix="x", extension="", **{
+            **self.entities, "hemi": hemi, "space": SURFACE_SPACE}))[:-2] for hemi in HEMIS]
+            if "space" in self.entities else [])
         unique = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.staging = self.output_dir / f".staging-{unique}-{self.prefix}"
         try:
@@ -259,6 +265,16 @@ class StagedOutput:
         self.files.append(relative)
         return self.staging / relative
 
+    def write_surface(self, values, sidecar, suffix="statmap", label_names=None, **entities):
+        """A map on fsaverage5 (``values``: ``{"L": ..., "R": ...}``, or one of them) as one GIFTI file per hemisphere
+        (``hemi-L|R_space-fsaverage5``; ``.func.gii``, or ``.label.gii`` with ``label_names``), each with its
+        sidecar."""
+        extension = ".func.gii" if label_names is None else ".label.gii"
+        for hemi in (hemi for hemi in HEMIS if hemi in values):
+            name = self.name(suffix, extension, **entities).with_(hemi=hemi, space=SURFACE_SPACE)
+            write_gifti(values[hemi], hemi, self.path(name), label_names)
+            self.write_json(name.sidecar, {**sidecar, "Hemisphere": hemi, "SoftwareVersions": software_versions()})
+
     def write_json(self, name, content, subfolder=None):
         self.path(name, subfolder).write_text(json.dumps(content, indent=2, default=_jsonable))
 
@@ -276,9 +292,10 @@ class StagedOutput:
         """Remove the stale files, then move the new ones into place (``last_suffix`` last)."""
         fresh = set(self.files)
         for folder in {self.folder} | {relative.parent for relative in self.files} | self.cleaned:
-            for old in (self.output_dir / folder).glob(f"{self.prefix}_*"):
-                if old.is_file() and old.relative_to(self.output_dir) not in fresh:
-                    old.unlink()
+            for prefix in self.prefixes:
+                for old in (self.output_dir / folder).glob(f"{prefix}_*"):
+                    if old.is_file() and old.relative_to(self.output_dir) not in fresh:
+                        old.unlink()
         for relative in sorted(self.files, key=lambda path: path.name.endswith(f"_{self.last_suffix}.tsv")):
             (self.output_dir / relative).parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.staging / relative, self.output_dir / relative)
@@ -344,11 +361,12 @@ class ParticipantOutput(StagedOutput):
         folder = self.output_dir / self.folder
         if model_label is None:
             figures = self.folder.parent / "figures"
-            old_files = [(path, None) for path in folder.glob(f"{self.prefix}_*") if "_model-" not in path.name
-                         and not path.name.endswith(("_scores.tsv", "_scores.json"))]
+            old_files = [(path, None) for prefix in self.prefixes for path in folder.glob(f"{prefix}_*")
+                         if "_model-" not in path.name and not path.name.endswith(("_scores.tsv", "_scores.json"))]
             old_files += [(path, figures) for path in (self.output_dir / figures).glob(f"{self.prefix}_*")]
         else:
-            old_files = [(path, None) for path in folder.glob(f"{self.prefix}_model-{model_label}_*")]
+            old_files = [(path, None) for prefix in self.prefixes
+                         for path in folder.glob(f"{prefix}_model-{model_label}_*")]
         for old, subfolder in sorted(old_files):
             target = self.path(old.name, folder=subfolder)
             try:

@@ -6,22 +6,8 @@ import nibabel as nib
 import numpy as np
 
 from bids_encoding.errors import MissingInputError
-from bids_encoding.hemispheres import templateflow_file
+from bids_encoding.hemispheres import LANGUAGE_ROIS, ROI_RADIUS_MM, templateflow_file  # noqa: F401 (re-exported)
 
-# Left-hemisphere MNI centres (mm) of the language ROIs used by Bonnasse-Gahot & Pallier (2024), taken from
-# their code (roi masks script): TP, aSTS, pSTS from Pallier, Devauchelle & Dehaene (2011); BA44, BA45, BA47
-# from Zaccarella, Schell & Friederici (2017); AG/TPJ from Price et al. (2015). Each is mirrored to the right
-# hemisphere (x -> -x); --roi-file replaces them.
-LANGUAGE_ROIS = {
-    "TP": (-48, 15, -27),
-    "aSTS": (-54, -12, -12),
-    "pSTS": (-51, -39, 3),
-    "AGTPJ": (-52, -56, 22),
-    "BA45": (-52, 28, 10),
-    "BA47": (-44, 34, -8),
-    "BA44": (-50, 12, 16),
-}
-ROI_RADIUS_MM = 10.0
 # TemplateFlow atlases. Harvard-Oxford is the lateralized cortical atlas (HOCPAL) so that every region has
 # a left and a right part; TemplateFlow keeps its label table only in MNI152NLin6Asym (the labels are the
 # same in every template), with indices starting at 0 while the image's labels start at 1.

@@ -33,6 +33,7 @@ from bids_encoding.group.scores import (
     roi_scores,
 )
 from bids_encoding.group.second_level import group_maps
+from bids_encoding.group.surface import project_group_maps
 from bids_encoding.hemispheres import is_template_space, symmetric_mask
 from bids_encoding.reports.style import model_names
 
@@ -176,6 +177,8 @@ def _task_level(config, members, output, average=None):
                      "group-mean L - R with log10(parameters), trained language models", atlas=atlas)
     group_maps(output, members, models, mask, left, mirror, affine)
     _joint_outputs(config, output, members, (mask, left, mirror, affine), rois)
+    project_group_maps(output, nib.Nifti1Image(mask.astype(np.uint8), affine),
+                       {None: rois, **({config.atlas: lateral_regions(parcels)} if config.atlas else {})})
     _data_scaling_outputs(config, output, members)
     _figures(output, trained, fits, scores, roi_table)
     _neuron_outputs(config, output, members, models)

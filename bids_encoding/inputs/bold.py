@@ -6,6 +6,7 @@ import numpy as np
 
 from bids_encoding.design.cleaning import Cleaning
 from bids_encoding.errors import BadDataError
+from bids_encoding.surface import DENSITIES, HEMIS, N_VERTICES, read_gifti
 
 
 def read_bold(bold_path, read):
@@ -34,6 +35,19 @@ def clean_run_bold(bold_path, mask_img, repetition_time, trim=(0, 0), cleaning=C
         ``(n_kept_scans, n_voxels)`` float32.
     """
     data = read_bold(bold_path, lambda path: cleaning.read(path, mask_img, resampled_dir))
+    return clean_run_data(data, repetition_time, trim, cleaning, notes, confounds)
+
+
+def clean_surface_bold(paths, space, repetition_time, trim=(0, 0), cleaning=Cleaning(), notes=None, confounds=None):
+    """One run of fMRIPrep's surface BOLD (``paths``: ``{"L": path, "R": path}`` in fsaverage density ``space``)
+    on fsaverage5's vertices, left then right, trimmed and cleaned as :func:`clean_run_bold` cleans the volume:
+    ``(n_kept_scans, 2 * 10242)`` float32."""
+    data = read_bold(paths["L"], lambda _: read_surface_bold(paths, space))
+    return clean_run_data(data, repetition_time, trim, cleaning, notes, confounds)
+
+
+def clean_run_data(data, repetition_time, trim=(0, 0), cleaning=Cleaning(), notes=None, confounds=None):
+    """:func:`clean_run_bold` of a run already read: ``data`` ``(n_scans, n_voxels)``."""
     found = []
     invalid = ~np.isfinite(data).all(axis=0)
     if invalid.any():
@@ -48,3 +62,16 @@ def clean_run_bold(bold_path, mask_img, repetition_time, trim=(0, 0), cleaning=C
     if notes is not None:
         notes.extend(found)
     return cleaning.run(data, repetition_time, trim_start, trim_end, confounds=confounds)
+
+
+def read_surface_bold(paths, space):
+    """Both hemispheres of one run's surface BOLD on fsaverage5's vertices: ``(n_scans, 2 * 10242)``, left
+    first."""
+    parts = []
+    for hemi in HEMIS:
+        data = np.atleast_2d(read_gifti(paths[hemi]))
+        if data.shape[1] != DENSITIES[space]:
+            raise BadDataError(f"{paths[hemi]}: {data.shape[1]} vertices where {space} has {DENSITIES[space]}: "
+                               "give fMRIPrep's own file, or run with --surface volume")
+        parts.append(data[:, :N_VERTICES])
+    return np.concatenate(parts, axis=1).astype(np.float32)

@@ -16,10 +16,12 @@ When a participant has preprocessed BOLD, the raw BOLD is not used.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from bids_encoding.errors import MissingInputError
+from bids_encoding.surface import DENSITIES, HEMIS
 
 LOGGER = logging.getLogger(__name__)
 _WARNED = set()  # derivative folders already warned about in this process
@@ -94,3 +96,25 @@ def run_brain_mask(bold_path):
                                                                "_desc-brain_mask.nii.gz"))
             return candidate if candidate.is_file() else None
     return None
+
+
+# fMRIPrep's surface BOLD beside its volume BOLD, in each generation's naming: ``_hemi-L_space-fsaverage5_bold``
+# (20.2 and later), ``_space-fsaverage5_hemi-L_bold`` and ``_space-fsaverage6_hemi-L`` (1.2 to 20.1; the
+# Narratives dataset), ``_bold_space-fsaverage5.L`` (before 1.2).
+_SURFACE_BOLD = re.compile(r"_(?:hemi-(?P<h1>[LR])_)?(?:bold_)?space-(?P<space>fsaverage\d?)(?:_hemi-(?P<h2>[LR]))?"
+                           r"(?:_bold)?(?:\.(?P<h3>[LR]))?\.func\.gii$")
+
+
+def surface_bold(bold_path):
+    """fMRIPrep's surface BOLD of the run whose volume BOLD is ``bold_path``: ``(space, {"L": path, "R": path})``
+    in the sparsest fsaverage density at least as dense as fsaverage5, or ``None``."""
+    bold_path = Path(bold_path)
+    run = re.split(r"_(?:space|desc|res)-", bold_path.name)[0]
+    found = {}
+    for path in bold_path.parent.glob(f"{run}_*.func.gii"):
+        match = _SURFACE_BOLD.fullmatch(path.name[len(run):])
+        hemi = match and (match["h1"] or match["h2"] or match["h3"])
+        if hemi and match["space"] in DENSITIES:
+            found.setdefault(match["space"], {})[hemi] = path
+    complete = [space for space in sorted(found, key=DENSITIES.get) if len(found[space]) == 2]
+    return (complete[0], {hemi: found[complete[0]][hemi] for hemi in HEMIS}) if complete else None

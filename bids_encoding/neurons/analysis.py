@@ -123,6 +123,8 @@ def analyse_neurons(batch, spec, model_info, neurons, sidecars):
     settings = config.neurons
     measures = {}
     for index, participant in enumerate(participants):
+        if participant.on_surface:  # fMRIPrep's surface BOLD: fitted with the volume's, no network atlas there
+            continue
         voxels = batch.voxels(index)
         atlas = network_atlas(settings.atlas, participant.output.space, participant.mask.img)
         matches = match_networks(fit.weights[:, voxels], atlas.labels, atlas.names, settings.n_permutations,

@@ -45,7 +45,7 @@ class Batch:
     def __init__(self, participants, sequence, config):
         self.participants, self.sequence, self.config = participants, sequence, config
         self.runs = participants[0].runs
-        self.label = ",".join(f"sub-{p.subject}" for p in participants)
+        self.label = ",".join(dict.fromkeys(f"sub-{p.subject}" for p in participants))
         self.ridge = build_ridge(config)
         self.n_folds, self.repeated_folds, self.test_fold = self._folds()
         self.offsets = np.cumsum([0] + [p.n_voxels for p in participants])
@@ -153,6 +153,8 @@ class Batch:
         layer = max(scores, key=lambda k: np.nanmean(scores[k]))
         tables = data_scaling_rows(self, self.run_designs(features, layer), layer, self.config.data_scaling)
         for participant in self.participants:
+            if participant.on_surface:
+                continue
             output = participant.output
             output.write_table(tables[participant.subject], output.name("datascaling", ".tsv", model=spec.label), {
                 **DATA_SCALING_COLUMNS, "Description": "Held-out scores of each outer fold refitted on random subsets "

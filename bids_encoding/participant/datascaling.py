@@ -92,6 +92,8 @@ def data_scaling_rows(batch, designs, layer, settings):
                                                [keys[run] for run in runs], folds=[len(chosen)])
                 n_scans = sum(len(designs[run]) for index in chosen for run in others[index])
                 for index, participant in enumerate(batch.participants):
+                    if participant.on_surface:
+                        continue
                     voxels = batch.voxels(index)
                     rows[participant.subject].append(_row(result, len(chosen), voxels, {
                         "layer": layer, "fold": fold, "n_stimuli": size, "n_scans": n_scans, "draw": draw}))

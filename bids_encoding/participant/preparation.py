@@ -38,6 +38,7 @@ class Participant:
     average_of: list | None = None  # the participants averaged, for the average participant
     ceiling: np.ndarray | None = None
     rows: list = field(default_factory=list)
+    on_surface: bool = False  # the vertices of fMRIPrep's surface BOLD (participant/surface.py), not a brain mask's
 
     @property
     def n_voxels(self):
@@ -123,15 +124,20 @@ def _participant(subject, task, runs, responses, mask, config, sequence):
         output.write_isc_cache(responses, runs, isc_cache_record(runs, config))
     else:
         output.drop_isc_cache()
-    if sequence.repeated_groups:
-        lengths = {responses[run].shape[0] for group in sequence.repeated_groups for run in group}
-        if len(lengths) > 1:
-            LOGGER.warning("sub-%s: repeated runs have different numbers of scans after censoring: no noise "
-                           "ceiling", subject)
-        else:
-            participant.ceiling = cc_max([np.stack([responses[run] for run in group])
-                                          for group in sequence.repeated_groups])
+    participant.ceiling = noise_ceiling(subject, responses, sequence)
     return participant
+
+
+def noise_ceiling(subject, responses, sequence):
+    """CC_max of each voxel where stimuli repeat (the runs of ``sequence.repeated_groups``), else ``None``."""
+    if not sequence.repeated_groups:
+        return None
+    lengths = {responses[run].shape[0] for group in sequence.repeated_groups for run in group}
+    if len(lengths) > 1:
+        LOGGER.warning("sub-%s: repeated runs have different numbers of scans after censoring: no noise ceiling",
+                       subject)
+        return None
+    return cc_max([np.stack([responses[run] for run in group]) for group in sequence.repeated_groups])
 
 
 def average_participant(members, task, config, sequence):

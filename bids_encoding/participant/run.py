@@ -28,6 +28,7 @@ from bids_encoding.participant.selection import (
     stimulus_sequences,
     stimulus_signature,
 )
+from bids_encoding.participant.surface import project_maps, surface_member
 from bids_encoding.ridge.memory import memory_budget
 from bids_encoding.stimuli import StimulusSequence
 
@@ -146,7 +147,8 @@ def _fit_and_write(preparers, sequence, model_features, config, planned, neurons
     try:
         for prepare in preparers:
             prepared.append(prepare())
-        batch = Batch(prepared, sequence, config)
+        surfaces = [member for member in (surface_member(p, config, sequence) for p in prepared) if member]
+        batch = Batch(prepared + surfaces, sequence, config)
         batch.write_ceilings()
         for spec in planned.specs:
             if is_joint(spec):
@@ -160,6 +162,7 @@ def _fit_and_write(preparers, sequence, model_features, config, planned, neurons
         for participant in prepared:
             for label in planned.adopted.get(participant.subject, []):
                 participant.rows.extend(participant.output.adopt(label))
+            project_maps(participant.output, config)
             participant.rows.sort(key=lambda row: order[row["model"]])
             participant.output.write_scores(participant.rows, planned.fits[participant.subject])
             participant.output.commit()

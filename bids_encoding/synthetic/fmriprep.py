@@ -102,3 +102,33 @@ def write_run_derivatives(preproc_path, table, brain, affine, generation):
     nib.Nifti1Image(brain.astype(np.uint8), affine).to_filename(mask_path)
     mask_path.with_name(mask_path.name.replace(".nii.gz", ".json")).write_text(
         json.dumps({"Type": "Brain", "RawSources": [preproc_path.name]}) + "\n")
+
+
+def write_surface_bold(preproc_path, image, brain, generation, rng):
+    """fMRIPrep's surface BOLD beside a preprocessed run: at each fsaverage5 vertex, the time series of the brain
+    voxel nearest to its mid-thickness point (noise at the baseline's level where none is inside the brain), one
+    GIFTI array per volume. Generation ``24``: ``_hemi-L_space-fsaverage5_bold.func.gii``; ``20.0`` (the
+    Narratives dataset's): ``_space-fsaverage6_hemi-L.func.gii``, whose first 10242 vertices are fsaverage5's
+    (the others constant)."""
+    import nibabel as nib
+
+    from bids_encoding.surface import DENSITIES, N_VERTICES, mesh
+
+    preproc_path = Path(preproc_path)
+    stem = preproc_path.name.split("_space-")[0]
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    level = float(data[brain].mean())
+    space = "fsaverage5" if generation != "20.0" else "fsaverage6"
+    for hemi in ("L", "R"):
+        middle = (mesh("pial", hemi).coordinates + mesh("white_matter", hemi).coordinates) / 2
+        ijk = np.rint(nib.affines.apply_affine(np.linalg.inv(image.affine), middle)).astype(int)
+        inside = np.all((ijk >= 0) & (ijk < np.array(brain.shape)), axis=1)
+        inside[inside] = brain[tuple(ijk[inside].T)]
+        values = np.full((DENSITIES[space], data.shape[3]), level, dtype=np.float32)  # the denser vertices: flat
+        values[:N_VERTICES] += rng.normal(0, 2.0, (N_VERTICES, data.shape[3])).astype(np.float32)
+        values[:N_VERTICES][inside] = data[tuple(ijk[inside].T)]
+        name = (f"{stem}_space-{space}_hemi-{hemi}.func.gii" if generation == "20.0"
+                else f"{stem}_hemi-{hemi}_space-{space}_bold.func.gii")
+        arrays = [nib.gifti.GiftiDataArray(volume, intent="NIFTI_INTENT_TIME_SERIES", datatype="NIFTI_TYPE_FLOAT32")
+                  for volume in np.ascontiguousarray(values.T)]
+        nib.save(nib.gifti.GiftiImage(darrays=arrays), str(preproc_path.with_name(name)))

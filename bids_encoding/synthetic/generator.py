@@ -20,7 +20,12 @@ import pandas as pd
 from bids_encoding.design import frame_times, word_response_matrix
 from bids_encoding.features import FeatureSettings, extract_word_features, load_model, parse_model_spec
 from bids_encoding.ridge.scoring import zscore
-from bids_encoding.synthetic.fmriprep import confounds_table, motion_parameters, write_run_derivatives
+from bids_encoding.synthetic.fmriprep import (
+    confounds_table,
+    motion_parameters,
+    write_run_derivatives,
+    write_surface_bold,
+)
 from bids_encoding.synthetic.layouts import LAYOUTS
 from bids_encoding.synthetic.sound import name_sounds, write_sounds
 from bids_encoding.synthetic.story import paragraphs
@@ -233,6 +238,10 @@ class SyntheticStudy:
         layer ``speech_layer`` (``None``: the last) of each story's sound, computed as the app computes them with
         ``speech_settings`` and convolved with the HRF, drive the bilateral auditory spheres with
         ``speech_amplitude`` (``ground_truth/planted_speech.nii.gz``).
+    surfaces : bool
+        With a layout of fMRIPrep derivatives: each run's BOLD projected onto fsaverage5 (noise where no brain
+        voxel lies) and written beside it as fMRIPrep's surface BOLD of the layout's generation
+        (:func:`~bids_encoding.synthetic.fmriprep.write_surface_bold`).
     lowlevel_amplitude : float
         The word rate (a 1 per word, convolved with the HRF as the pipeline does) drives bilateral auditory
         spheres with this amplitude (``ground_truth/planted_lowlevel.nii.gz``); they overlap the language model's
@@ -264,6 +273,7 @@ class SyntheticStudy:
     speech_amplitude: float = 1.0
     speech_settings: object = None  # a SpeechSettings; None: the app's default
     transcript: bool = False
+    surfaces: bool = False
 
 
 def generate_dataset(root, model, study=None, **options):
@@ -285,7 +295,7 @@ def generate_dataset(root, model, study=None, **options):
     (n_participants, n_runs, repetition_time, seed, layer, n_components, amplitude_left, amplitude_right, noise_ar1,
      feature_settings, repeats, layout, motion_artifact, head_tissue, neuron_groups, neuron_layer,
      network_amplitude, lowlevel_amplitude, audio, speech_model, speech_layer, speech_amplitude,
-     speech_settings, transcript) = (getattr(study, item.name) for item in fields(study))
+     speech_settings, transcript, surfaces) = (getattr(study, item.name) for item in fields(study))
     root = Path(root)
     bids_dir, truth_dir = root / "bids", root / "ground_truth"
     if bids_dir.exists() and any(bids_dir.iterdir()):
@@ -293,6 +303,7 @@ def generate_dataset(root, model, study=None, **options):
     bids_dir.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    surface_rng = np.random.default_rng(seed + 5000)  # the surface BOLD's own draws: the volumes stay the same
     layout = LAYOUTS[layout] if isinstance(layout, str) else layout
     stories = story_runs(n_runs, seed=seed)
     subjects = layout.subjects(n_participants)
@@ -434,6 +445,8 @@ def generate_dataset(root, model, study=None, **options):
                           "white_matter": motion_rng.standard_normal(scans)}
                 write_run_derivatives(path, confounds_table(motion, tissue, repetition_time, motion_rng), brain,
                                       affine, layout.fmriprep)
+                if surfaces:
+                    write_surface_bold(path, image, brain, layout.fmriprep, surface_rng)
 
     timed = [words.assign(trial_type="word", word=words["word"].map(timed_spelling) if transcript else words["word"])
              for words in stories]
