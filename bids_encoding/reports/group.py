@@ -14,6 +14,7 @@ from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map
 from bids_encoding.reports.render import inline_svg, relative, render
 from bids_encoding.reports.style import model_display, model_names
+from bids_encoding.reports.surface import group_surfaces
 
 FIT_MEASURES = ("mean_r", "left", "right", "l_minus_r", "mean_r_reliable", "l_minus_r_reliable")
 
@@ -38,6 +39,12 @@ def planted_model(output_dir):
         return json.loads((raw.parent / "ground_truth" / "ground_truth.json").read_text()).get("model")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def planted_label(output_dir, names):
+    """The label (``model-``) of the demo's planted model among the group's models, or ``None``."""
+    planted = planted_model(output_dir)
+    return next((label for label, name in names.items() if planted and Path(planted).name in (label, name)), None)
 
 
 def _task_block(output_dir, group_dir, task, space, files):
@@ -109,6 +116,7 @@ def _task_block(output_dir, group_dir, task, space, files):
             "neuronnetworks": neuron_figures,
             "maps": maps,
             "joint": joint,
+            "surface": group_surfaces(group_dir, task, names, planted_label(output_dir, names)),
             "mask": json.loads(mask_json.read_text()) if mask_json else {}}
 
 

@@ -15,6 +15,7 @@ from bids_encoding.reports.boilerplate import REFERENCES, methods, to_html
 from bids_encoding.reports.figures import brain_map, layer_curve
 from bids_encoding.reports.render import inline_svg, relative, render
 from bids_encoding.reports.style import model_display
+from bids_encoding.reports.surface import participant_surfaces
 
 SIGNIFICANCE_Q = 0.05
 
@@ -99,6 +100,7 @@ def _task_block(output_dir, scores_path, files):
     labels = [label for label in dict.fromkeys(scores["model"].astype(str)) if label not in joint_labels]
     models = [_model_block(output_dir, files, scores, label, template) for label in labels]
     joints = [_joint_block(output_dir, files, scores, label, template) for label in sorted(joint_labels)]
+    surface = participant_surfaces(output_dir, scores_path.parent, name, models, joints)
     first = models[0]["sidecar"]
     sidecar_path = next(path for n, path in files.items() if n.model == labels[0] and n.layer == "best"
                         and n.stat == "r" and n.extension == ".json")
@@ -116,7 +118,7 @@ def _task_block(output_dir, scores_path, files):
             "timeline": inline_svg(timeline),
             "mask": {"file": relative(mask_json, output_dir), "source": source.get("Source", "not recorded"),
                      "files": source.get("Files", []), "coverage": mask.get("LanguageROICoverage", {})},
-            "models": models, "joints": joints,
+            "models": models, "joints": joints, "surface": surface,
             # R² means little where alphas were chosen on r (predictions not scaled to the data): shown only when
             # they were chosen on R²
             "r2_shown": str((first.get("Ridge") or {}).get("AlphaScore", "")).lower().endswith(("r²", "r2")),
