@@ -18,6 +18,17 @@ for subject, left, right, null in participants:
     if not ordered:
         failures.append(f"{subject}: the planted ordering does not hold")
 
+surface = re.findall(r"^(sub-\w+): on the cortical surface \(fsaverage5\), best-layer mean r\s+"
+                     r"planted left sphere (\S+)\s+elsewhere (\S+)", log, flags=re.M)
+if not surface:
+    failures.append("no participant's surface line (sub-XX: on the cortical surface (fsaverage5) ...)")
+for subject, planted, elsewhere in surface:
+    landed = float(planted) > float(elsewhere)
+    print(f"demo check: {subject} on fsaverage5, planted {planted} > elsewhere {elsewhere}: "
+          f"{'yes' if landed else 'NO'}")
+    if not landed:
+        failures.append(f"{subject}: the planted response is not where it was planted on the surface")
+
 validator = re.search(r"^BIDS validator on the results: (\d+) error\(s\)", log, flags=re.M)
 if validator is None:
     failures.append("no BIDS validator line (BIDS validator on the results: N error(s) ...)")

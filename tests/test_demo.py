@@ -1,6 +1,7 @@
 """``bids_encoding demo``: dataset, ground truth and results in one folder."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,11 @@ def test_demo_command(tmp_path, tiny_model, capsys):
     participants = pd.read_csv(tmp_path / "demo" / "bids" / "participants.tsv", sep="\t")
     assert list(participants["participant_id"]) == ["sub-01", "sub-02"]
     assert len(list((tmp_path / "demo" / "derivatives" / "bids_encoding").glob("sub-*/func/*_scores.tsv"))) == 2
+    surface = re.findall(r"^sub-\d+: on the cortical surface \(fsaverage5\), best-layer mean r  planted left sphere "
+                         r"(\S+)  elsewhere (\S+)$", out, flags=re.M)
+    assert len(surface) == 2 and all(float(planted) > float(elsewhere) + 0.1 for planted, elsewhere in surface)
+    group = tmp_path / "demo" / "derivatives" / "bids_encoding" / "group"
+    assert list(group.glob("*_hemi-L_*_stat-t_statmap.func.gii"))
     group_line = next(line for line in out.splitlines() if line.startswith("group "))
     assert float(group_line.split("L-R ")[1].split()[0]) > 0  # the left-planted asymmetry
 

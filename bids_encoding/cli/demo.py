@@ -77,6 +77,22 @@ def recovery_summary(output_dir, truth_dir, model_label):
     return summary
 
 
+def surface_summary(output_dir, truth_dir, model_label):
+    """Per participant, the mean best-layer r on fsaverage5 over the vertices of the planted left sphere and over
+    the other vertices: ``{"planted": ..., "elsewhere": ...}`` (the planted labels projected as the maps are)."""
+    from bids_encoding.surface import project, read_gifti
+
+    planted = project(nib.load(Path(truth_dir) / "planted_labels.nii.gz"), interpolation="nearest_most_frequent")
+    summary = {}
+    for name, path in find_participants(output_dir, hemi="L", model=model_label, layer="best", stat="r",
+                                        extension=".func.gii").items():
+        values = {"L": read_gifti(path), "R": read_gifti(path.with_name(str(name.with_(hemi="R"))))}
+        inside = values["L"][planted["L"] == 1]
+        outside = np.concatenate([values["L"][planted["L"] != 1], values["R"][planted["R"] == 0]])
+        summary[f"sub-{name.sub}"] = {"planted": float(np.nanmean(inside)), "elsewhere": float(np.nanmean(outside))}
+    return summary
+
+
 DEMO_LOWLEVEL = 1.0  # the word rate's planted response (the joint model's split)
 
 
@@ -146,6 +162,9 @@ def run_demo(argv):
               f"planted right {values['right']:.3f}  null {values['null']:.3f}")
     recovered = sum(values["left"] > values["right"] > values["null"] for values in summary.values())
     print(f"planted recovery: left > right > null in {recovered} of {len(summary)} participants")
+    for subject, values in surface_summary(output_dir, truth_dir, spec.label).items():
+        print(f"{subject}: on the cortical surface (fsaverage5), best-layer mean r  planted left sphere "
+              f"{values['planted']:.3f}  elsewhere {values['elsewhere']:.3f}")
     for subject, values in split_summary(output_dir, truth_dir, "joint" + spec.label, spec.label).items():
         print(f"{subject}: joint model {spec.label}+wordrate, unique variance gives the language sphere to "
               f"{spec.label} in {values['language']:.0%} of its voxels, the auditory spheres to the word rate in "

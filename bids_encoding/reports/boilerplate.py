@@ -78,6 +78,12 @@ REFERENCES = {
                     "and King, Andrew J. and Schnupp, Jan W. H.},\n  title = {Measuring the performance of neural "
                     "models},\n  journal = {Frontiers in Computational Neuroscience},\n  volume = {10},\n"
                     "  pages = {10},\n  year = {2016}\n}"),
+    "esteban2019": ("Esteban, O., Markiewicz, C. J., Blair, R. W., et al. (2019). fMRIPrep: a robust preprocessing "
+                    "pipeline for functional MRI. Nature Methods, 16(1), 111-116. doi:10.1038/s41592-018-0235-4.",
+                    "@article{esteban2019,\n  author = {Esteban, Oscar and Markiewicz, Christopher J. and Blair, Ross "
+                    "W. and others},\n  title = {fMRIPrep: a robust preprocessing pipeline for functional MRI},\n"
+                    "  journal = {Nature Methods},\n  volume = {16},\n  number = {1},\n  pages = {111--116},\n"
+                    "  year = {2019},\n  doi = {10.1038/s41592-018-0235-4}\n}"),
     "templateflow": ("Ciric, R., Thompson, W. H., Lorenz, R., et al. (2022). TemplateFlow: FAIR-sharing of "
                      "multi-scale, multi-species brain models. Nature Methods, 19, 1568-1571.",
                      "@article{templateflow,\n  author = {Ciric, Rastko and Thompson, William H. and Lorenz, Romy "
@@ -242,9 +248,9 @@ def _joint_models(joints):
     return text, ["dupre2022"] + cites
 
 
-def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=False, joints=()):
+def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=False, joints=(), surface=None):
     """The methods text (Markdown) and the reference keys it cites, from one best-layer sidecar per model (and one
-    sidecar per joint model, ``joints``)."""
+    sidecar per joint model, ``joints``); ``surface``: the ``Surface`` record of a map on fsaverage5, if any."""
     sidecars = sorted(sidecars, key=lambda s: (s["Model"].get("Source") == "baseline",
                                                bool(s["Model"].get("Untrained"))))
     first = sidecars[0]
@@ -278,6 +284,14 @@ def methods(sidecars, versions=None, n_participants=None, group=False, ceiling=F
         paragraphs.append("**Noise ceiling.** Where a stimulus was heard more than once, the noise ceiling CC_max "
                           "was computed from the repeats and r was normalized by it (Schoppe et al., 2016).")
         cites.append("schoppe2016")
+    if surface:
+        how = ("the same encoding models were fitted to fMRIPrep's surface BOLD sampled on fsaverage5 (Esteban et al., "
+               "2019)" if str(surface.get("Source", "")).startswith("fMRIPrep") else
+               "the volume maps were projected onto fsaverage5 with nilearn's vol_to_surf (samples between the white "
+               "and pial surfaces, linear interpolation)")
+        paragraphs.append(f"**Cortical surface.** For the surface maps, {how}.")
+        if "fMRIPrep" in how:
+            cites.append("esteban2019")
     if group:
         paragraphs.append("**Group level.** Scores were averaged over a mask made symmetric about the midline; "
                           "the score was regressed on log10(parameters) per participant and for the group, with "

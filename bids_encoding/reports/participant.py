@@ -142,7 +142,9 @@ def write_participant_report(output_dir, subject, warnings=(), failure=None, log
         tasks.append(_task_block(output_dir, scores_path, files))
     sidecars = tasks[0]["sidecars"] if tasks else []
     joints = [joint["sidecar"] for t in tasks for joint in t["joints"]]
-    text, cites = methods(sidecars, ceiling=any(t["ceiling_map"] for t in tasks), joints=joints) if sidecars \
+    surface = next((t["surface"]["record"] for t in tasks if t["surface"]), None)
+    text, cites = methods(sidecars, ceiling=any(t["ceiling_map"] for t in tasks), joints=joints,
+                          surface=surface) if sidecars \
         else ("", [])
     versions = sidecars[0].get("SoftwareVersions", {}) if sidecars else {}
     if failure is not None:

@@ -149,11 +149,14 @@ def planted_outlines(output_dir):
     return {hemi: np.rint(np.nan_to_num(values)).astype(int) for hemi, values in projected.items()}
 
 
-def surface_source(files):
-    """How a map came onto the surface, from its sidecar's ``Surface`` record: ``fitted on fMRIPrep's surface
-    BOLD`` or ``projected from the volume``."""
+def surface_record(files):
+    """The ``Surface`` record of a map's sidecar (how it came onto the surface)."""
     path = next(iter(files.values()))
-    record = json.loads(path.with_name(path.name.replace(".func.gii", ".json")).read_text()).get("Surface", {})
+    return json.loads(path.with_name(path.name.replace(".func.gii", ".json")).read_text()).get("Surface", {})
+
+
+def surface_source(record):
+    """``fitted on fMRIPrep's surface BOLD`` or ``projected from the volume``, from a ``Surface`` record."""
     return "fitted on fMRIPrep's surface BOLD" if str(record.get("Source", "")).startswith("fMRIPrep") \
         else "projected from the volume (nilearn vol_to_surf)"
 
@@ -185,7 +188,8 @@ def participant_surfaces(output_dir, folder, name, models, joints):
                 space["surface_map"] = surface_views(unique, shared_vmax([unique]), cmap="viridis", symmetric=False,
                                                      outlines=outlines)
     best = max(values, key=lambda label: next(m["row"].get("mean_r_top10", 0) for m in models if m["label"] == label))
-    return {"source": surface_source(maps[best]), "vmax": vmax, "best": best,
+    record = surface_record(maps[best])
+    return {"source": surface_source(record), "record": record, "vmax": vmax, "best": best,
             "outlines": "the planted regions" if planted is not None else
             "the language ROIs (10 mm spheres, left and mirrored right)",
             "viewer": surface_viewer(values[best], vmax, f"sub-{name.sub} {best}: best-layer r")}
