@@ -12,8 +12,10 @@ import nibabel as nib
 import numpy as np
 
 from bids_encoding.features import resolve_layers
+from bids_encoding.participant.surface import surface_bold_runs
 from bids_encoding.ridge.memory import Compute, working_memory
 from bids_encoding.ridge.solver import shape_form
+from bids_encoding.surface import N_VERTICES
 
 # FLOP/s measured on 2 CPU cores (benchmarks/results/bench_ridge.jsonl: 0.17 TFLOP/s in the ridge's main
 # products; bench_features.jsonl: 0.07 TFLOP/s for a small GPT-2), scaled linearly with threads. No GPU rate
@@ -217,6 +219,9 @@ def plan_participant_level(config, selected):
     if config.ridge_dtype == "float64":
         rate["ridge"] /= 2
     n_voxels, voxel_source = _voxels(runs, config)
+    if surface_bold_runs(runs, config)[0] is not None:  # fitted beside the voxels (participant/surface.py)
+        n_voxels += 2 * N_VERTICES
+        voxel_source += f" + {2 * N_VERTICES} vertices of fMRIPrep's surface BOLD"
     delays = len(config.design.fir_delays) if config.design.kind == "lanczos-fir" else 1
     permutations = config.n_permutations if config.pvalue_method in ("circular", "blocks") else 0
     layer_permutations = permutations if config.pvalue_layers == "all" else 0

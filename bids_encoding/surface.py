@@ -67,6 +67,8 @@ def project(img, mask_img=None, interpolation="linear"):
 
     from nilearn import image, surface
 
+    if interpolation != "linear":
+        img = _covering(img)
     projected = {}
     for hemi in HEMIS:
         with warnings.catch_warnings():  # a vertex with no sample inside the mask is NaN, as documented
@@ -76,12 +78,28 @@ def project(img, mask_img=None, interpolation="linear"):
                                          kind=PROJECTION["Kind"], mask_img=None if labels else mask_img,
                                          interpolation="linear" if interpolation == "thresholded" else interpolation)
             if interpolation == "thresholded":
-                kept = image.new_img_like(img, (np.asarray(img.dataobj) != 0).astype(np.int16), copy_header=False)
+                kept = _covering(image.new_img_like(img, (np.asarray(img.dataobj) != 0).astype(np.int16),
+                                                    copy_header=False))
                 inside = surface.vol_to_surf(kept, mesh("pial", hemi), inner_mesh=mesh("white_matter", hemi),
                                              kind=PROJECTION["Kind"], interpolation="nearest_most_frequent")
                 values = np.where(np.nan_to_num(inside) > 0, values, 0.0)
         projected[hemi] = np.asarray(values, dtype=np.float32)
     return projected
+
+
+def _covering(img):
+    """``img`` padded with 0 so that its grid covers fsaverage5's white and pial surfaces: nilearn's
+    ``nearest_most_frequent`` (0.14) fails on a vertex whose samples all fall outside the image."""
+    points = np.vstack([mesh(kind, hemi).coordinates for kind in ("pial", "white_matter") for hemi in HEMIS])
+    ijk = nib.affines.apply_affine(np.linalg.inv(img.affine), points)
+    shape = np.array(img.shape[:3])
+    low = np.minimum(np.floor(ijk.min(axis=0)).astype(int) - 1, 0)
+    high = np.maximum(np.ceil(ijk.max(axis=0)).astype(int) + 2, shape)
+    if not low.any() and (high == shape).all():
+        return img
+    data = np.zeros(tuple(high - low), dtype=np.asarray(img.dataobj).dtype)
+    data[tuple(slice(-start, -start + size) for start, size in zip(low, shape))] = np.asarray(img.dataobj)
+    return nib.Nifti1Image(data, img.affine @ nib.affines.from_matvec(np.eye(3), low))
 
 
 def sphere_labels(centres, radius):

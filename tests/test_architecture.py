@@ -132,6 +132,7 @@ INPUT_GLOBS = {
     ("bids_encoding.group.run", "sub-*"),  # the BIDS dataset's participants
     ("bids_encoding.reports.run", "sub-*"),  # the BIDS dataset's participants
     ("bids_encoding.cli.demo", "*.gguf"),  # an installed model's file
+    ("bids_encoding.reports.pycortex", "f'{kind}_{hemi}.*'"),  # a pycortex subject's surfaces
 }
 NAME_OWNERS = ("bids_encoding.derivatives", "bids_encoding.inputs")  # write the derivatives; read the inputs
 GLOBS = {"glob", "rglob", "iglob", "fnmatch", "fnmatchcase"}

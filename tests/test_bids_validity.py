@@ -54,12 +54,12 @@ def test_each_bidsignore_pattern_covers_only_what_bids_does_not_define(study, tm
     assert (out / ".bidsignore").read_text().split() == list(BIDSIGNORE)
     used = bidsignore_patterns_used(out, tmp_path)
     # every kind of output was written: every pattern is exercised but the words level's summary and transcript
-    # alignments, the neuron patterns' files, the data-scaling tables, the datasets level and the NeuroVault export
-    # (tests/test_datasets.py, test_transcripts.py, test_neurons_end_to_end.py, test_datascaling.py and
-    # test_across_datasets.py check those)
+    # alignments, the neuron patterns' files, the data-scaling tables, the datasets level, the NeuroVault export
+    # and the surface maps of template spaces (tests/test_datasets.py, test_transcripts.py,
+    # test_neurons_end_to_end.py, test_datascaling.py, test_across_datasets.py and test_surface.py check those)
     assert used >= set(BIDSIGNORE) - {"/words.tsv", "/words.json", "*_alignment.tsv", "*_alignment.json",
                                       "*_desc-neurons_*", "*_datascaling.tsv", "*_datascaling.json", "/datasets",
-                                      "/neurovault"}, set(BIDSIGNORE) - used
+                                      "/neurovault", "*_statmap.func.gii"}, set(BIDSIGNORE) - used
 
 
 def test_a_user_line_in_bidsignore_is_kept(tmp_path):

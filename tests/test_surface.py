@@ -213,3 +213,13 @@ def test_the_reports_render_in_chromium_without_a_network_request(surface_study,
                    and not event["params"]["url"].startswith(("file:", "data:", "about:", "blob:"))}
         assert not fetched, fetched
         assert (tmp_path / "shot.png").stat().st_size > 10_000
+
+
+def test_the_plan_counts_the_surface_vertices_fitted_beside_the_voxels(surface_study, tiny_model, tmp_path, capsys):
+    root, _, _, _ = surface_study
+    arguments = [str(root / "bids"), str(tmp_path / "out"), "participant", "--models", str(tiny_model),
+                 "--participant-label", "01", "--device", "cpu", "--plan"]
+    assert main(arguments) == 0
+    assert f"+ {2 * N_VERTICES} vertices of fMRIPrep's surface BOLD" in capsys.readouterr().out
+    assert main([*arguments, "--surface", "volume"]) == 0
+    assert "vertices" not in capsys.readouterr().out

@@ -40,22 +40,32 @@ class SurfaceMaps:
                                       {**sidecar, "Surface": self.record}, **entities)
 
 
+def surface_bold_runs(runs, config):
+    """``(found, reason)``: each run's fMRIPrep surface BOLD (``[(space, {"L": path, "R": path}), ...]``) when the
+    runs are fitted on it (``--surface auto``, every run has it, no procedure resamples or smooths the volume), else
+    ``None`` and why (``""`` where there is nothing to say)."""
+    if config.surface != "auto":
+        return None, ""
+    found = [surface_bold(run.bold_path) for run in runs]
+    if not all(found):
+        return None, (f"fMRIPrep surface BOLD for {sum(map(bool, found))} of {len(found)} runs: the volume maps are "
+                      f"projected onto {SURFACE_SPACE} instead") if any(found) else ""
+    if config.cleaning.grid is not None or config.cleaning.smoothing_fwhm:
+        return None, (f"--procedure {config.procedure} resamples or smooths the volume BOLD: its maps are projected "
+                      f"onto {SURFACE_SPACE} rather than fitted on fMRIPrep's surface BOLD")
+    return found, ""
+
+
 def surface_member(participant, config, sequence):
     """The participant's fMRIPrep surface BOLD as another member of its batch (fitted with the same design and
     ridge), or ``None`` where it is not used: ``--surface`` other than ``auto``, an average participant, a run
     without both hemispheres in an fsaverage density, or a procedure that resamples or smooths the volume."""
-    if config.surface != "auto" or participant.average_of is not None:
+    if participant.average_of is not None:
         return None
-    found = [surface_bold(run.bold_path) for run in participant.runs]
-    if not all(found):
-        if any(found):
-            LOGGER.warning("sub-%s: fMRIPrep surface BOLD for %d of %d runs: the volume maps are projected onto "
-                           "%s instead", participant.subject, sum(map(bool, found)), len(found), SURFACE_SPACE)
-        return None
-    if config.cleaning.grid is not None or config.cleaning.smoothing_fwhm:
-        LOGGER.info("sub-%s: --procedure %s resamples or smooths the volume BOLD: its maps are projected onto %s "
-                    "rather than fitted on fMRIPrep's surface BOLD", participant.subject, config.procedure,
-                    SURFACE_SPACE)
+    found, reason = surface_bold_runs(participant.runs, config)
+    if found is None:
+        if reason:
+            LOGGER.warning("sub-%s: %s", participant.subject, reason)
         return None
     trim = (config.design.trim_start, config.design.trim_end)
     responses = [clean_surface_bold(paths, space, run.repetition_time, trim, config.cleaning,

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from bids_encoding.derivatives.names import ANY, find
 from bids_encoding.hemispheres import LANGUAGE_ROIS, ROI_RADIUS_MM
+from bids_encoding.reports.pycortex import pycortex_flatmap
 from bids_encoding.reports.style import png_uri
 from bids_encoding.surface import HEMIS, N_VERTICES, fsaverage5, label_names, mesh, project, read_gifti, sphere_labels
 
@@ -180,6 +181,7 @@ def participant_surfaces(output_dir, folder, name, models, joints):
     for model in models:
         if model["label"] in values:
             model["surface_map"] = surface_views(values[model["label"]], vmax, outlines=outlines)
+            model["pycortex_map"] = pycortex_flatmap(values[model["label"]], vmax)  # None without pycortex's subject
     for joint in joints:
         for space in joint["spaces"]:
             files = surface_files(folder, **entities, model=joint["label"], desc=space["label"], stat="uniquer2")
