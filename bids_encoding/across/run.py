@@ -36,8 +36,7 @@ def run_datasets_level(config):
     datasets, space, reference = read_datasets(find_datasets(config.bids_dir, config.datasets))
     matched, models = match_models(datasets)
     write_dataset_description(config.output_dir, config.bids_dir)
-    output = AcrossOutput(config.output_dir, space)
-    try:
+    with AcrossOutput(config.output_dir, space) as output:
         mask, left, mirror = symmetric_mask([common_mask(datasets, reference)], reference.affine)
         output.table(dataset_table(datasets), "datasets", "The datasets combined: their output folder, "
                      "participants, tasks, whether their maps were resampled to the common grid, and the raw dataset")
@@ -63,10 +62,6 @@ def run_datasets_level(config):
             from bids_encoding.across.figures import forest_plot
 
             forest_plot(slopes, output.figure(desc="slopes"))
-        output.commit()
-    except BaseException:
-        output.discard()
-        raise
     if config.neurovault:
         _neurovault(config, datasets, space)
     return (f"datasets level done: {len(datasets)} datasets ({', '.join(d.name for d in datasets)}), "

@@ -288,6 +288,35 @@ class StagedOutput:
         image.to_filename(self.path(name))
         self.write_json(DerivativeName.parse(str(name)).sidecar, sidecar)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        """Commit what was staged when the block ends without an error; else (or when the commit fails) discard it:
+        nothing partial is ever moved into place."""
+        if error_type is not None:
+            self.discard()
+            return False
+        try:
+            self.commit()
+        except BaseException:
+            self.discard()
+            raise
+        return False
+
+    def staged_maps(self):
+        """The staged volume maps (``_statmap.nii.gz``): ``[(DerivativeName, relative path, sidecar, entities)]``,
+        ``entities`` those of the name that this output does not set (what :meth:`write_surface` takes)."""
+        maps = []
+        for relative in list(self.files):
+            name = DerivativeName.parse(relative.name)
+            if name.hemi or (name.suffix, name.extension) != ("statmap", ".nii.gz"):
+                continue
+            sidecar = json.loads((self.staging / relative).with_name(str(name.sidecar)).read_text())
+            own = {key: value for key, value in name.entities.items() if key not in self.entities}
+            maps.append((name, relative, sidecar, own))
+        return maps
+
     def commit(self):
         """Remove the stale files, then move the new ones into place (``last_suffix`` last)."""
         fresh = set(self.files)

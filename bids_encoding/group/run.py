@@ -62,13 +62,8 @@ def run_group_level(config):
         average = [r for r in results if r.task == task and r.is_average]
         if not members:  # only the average participant: it is the group
             members, average = average, []
-        output = GroupOutput(config.output_dir, task, members[0].space)
-        try:
+        with GroupOutput(config.output_dir, task, members[0].space) as output:
             summaries.append(_task_level(config, members, output, average[0] if average else None))
-            output.commit()
-        except BaseException:
-            output.discard()
-            raise
         if config.neurovault:
             _neurovault(config, task, members)
     return "group level done: " + "; ".join(summaries) + f"; results in {Path(config.output_dir) / 'group'}"
@@ -170,7 +165,8 @@ def _task_level(config, members, output, average=None):
         parcels = atlas_parcels(atlas, members[0].space, reference)
         output.table(parcel_scores(members, parcels, mask), "parcels",
                      f"Mean best-layer r per {atlas} parcel, on the symmetric mask", atlas=atlas)
-        atlas_rois = roi_scores(members, lateral_regions(parcels), mask)
+        atlas_regions = lateral_regions(parcels)
+        atlas_rois = roi_scores(members, atlas_regions, mask)
         output.table(atlas_rois, "rois", f"{atlas} regions found in both hemispheres (numbered parcels of a "
                      "region united), left and right", atlas=atlas)
         output.table(roi_scaling(atlas_rois, language_models(models)), "roifits", "Per region: correlation of "
@@ -178,7 +174,7 @@ def _task_level(config, members, output, average=None):
     group_maps(output, members, models, mask, left, mirror, affine)
     _joint_outputs(config, output, members, (mask, left, mirror, affine), rois)
     project_group_maps(output, nib.Nifti1Image(mask.astype(np.uint8), affine),
-                       {None: rois, **({config.atlas: lateral_regions(parcels)} if config.atlas else {})})
+                       {None: rois, **({config.atlas: atlas_regions} if config.atlas else {})})
     _data_scaling_outputs(config, output, members)
     _figures(output, trained, fits, scores, roi_table)
     _neuron_outputs(config, output, members, models)

@@ -6,7 +6,6 @@ import logging
 import nibabel as nib
 import numpy as np
 
-from bids_encoding.derivatives.names import DerivativeName
 from bids_encoding.surface import PROJECTION, SURFACE_SPACE, project, projectable
 
 LOGGER = logging.getLogger(__name__)
@@ -28,18 +27,14 @@ def project_group_maps(output, mask_img, regions):
     if not projectable(space):
         LOGGER.info("space-%s is not an MNI space: no group maps on the cortical surface", space)
         return
-    for relative in list(output.files):
-        name = DerivativeName.parse(relative.name)
-        if name.hemi or name.suffix != "statmap" or name.extension != ".nii.gz" or name.stat not in SURFACE_STATS:
+    for name, relative, sidecar, entities in output.staged_maps():
+        if name.stat not in SURFACE_STATS:
             continue
-        path = output.staging / relative
-        sidecar = _sidecar(path)
         thresholded = "Threshold" in sidecar
         record = {"Source": "the group's volume map projected", "Space": SURFACE_SPACE,
                   "Volume": f"bids::{relative.as_posix()}", **PROJECTION,
                   "Interpolation": "thresholded" if thresholded else "linear"}
-        entities = {key: value for key, value in name.entities.items() if key not in ("task", "space")}
-        projected = project(nib.load(path), mask_img, record["Interpolation"])
+        projected = project(nib.load(output.staging / relative), mask_img, record["Interpolation"])
         if (name.desc or "").startswith("LminusR"):  # defined on the left voxels only
             projected = {"L": projected["L"]}
         output.write_surface(projected, {**sidecar, "Surface": record}, **entities)
@@ -59,8 +54,3 @@ def project_group_maps(output, mask_img, regions):
                                           **PROJECTION, "Interpolation": "nearest_most_frequent"}},
                              suffix="dseg", label_names=names, atlas=atlas, desc="rois")
 
-
-def _sidecar(path):
-    import json
-
-    return json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())

@@ -189,15 +189,10 @@ def _neuron_analysis(batch, spec, model_info, load, sidecars):
 def _keep_committed(config, subject, task, space, fits):
     """Rewrite a committed result with only the models of ``fits``, all kept as they are (a rerun with fewer
     models): the files of the models left out go."""
-    output = ParticipantOutput(config.output_dir, subject, task, space, None)
-    try:
+    with ParticipantOutput(config.output_dir, subject, task, space, None) as output:
         output.adopt()
         rows = [row for label in fits for row in output.adopt(label)]
         output.write_scores(rows, fits)
-        output.commit()
-    except BaseException:
-        output.discard()
-        raise
 
 
 def extract_features(config):

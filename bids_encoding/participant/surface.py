@@ -93,20 +93,12 @@ def project_maps(output, config):
                     "to MNI; give BOLD in an MNI space, or fMRIPrep's fsaverage surfaces)", output.subject,
                     output.space)
         return
-    staged = {DerivativeName.parse(path.name): path for path in output.files}
-    done = {name.with_(hemi=None, space=output.space, extension=".nii.gz") for name in staged if name.hemi}
-    for name, relative in staged.items():
-        if name.hemi or name.extension != ".nii.gz" or not on_surface(name) or name in done:
+    done = {DerivativeName.parse(relative.name).with_(hemi=None, space=output.space, extension=".nii.gz")
+            for relative in output.files if "_hemi-" in relative.name}
+    for name, relative, sidecar, entities in output.staged_maps():
+        if not on_surface(name) or name in done:
             continue
-        path = output.staging / relative
-        sidecar = _read_json(path)
         record = {"Source": "the volume map projected", "Space": SURFACE_SPACE,
                   "Volume": f"bids::{relative.as_posix()}", **PROJECTION}
-        entities = {key: value for key, value in name.entities.items() if key not in ("sub", "task", "space")}
-        output.write_surface(project(nib.load(path), output.mask_img), {**sidecar, "Surface": record}, **entities)
-
-
-def _read_json(path):
-    import json
-
-    return json.loads(path.with_name(path.name.replace(".nii.gz", ".json")).read_text())
+        output.write_surface(project(nib.load(output.staging / relative), output.mask_img),
+                             {**sidecar, "Surface": record}, **entities)

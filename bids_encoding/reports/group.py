@@ -15,6 +15,7 @@ from bids_encoding.reports.figures import brain_map
 from bids_encoding.reports.render import inline_svg, relative, render
 from bids_encoding.reports.style import model_display, model_names
 from bids_encoding.reports.surface import group_surfaces
+from bids_encoding.reports.truth import demo_truth
 
 FIT_MEASURES = ("mean_r", "left", "right", "l_minus_r", "mean_r_reliable", "l_minus_r_reliable")
 
@@ -28,17 +29,8 @@ def _table(files, suffix, desc=None, atlas=None):
 def planted_model(output_dir):
     """The model the demo planted its signal through, when the input is the demo's synthetic dataset (its
     ground truth beside it), else ``None``."""
-    from urllib.parse import urlparse
-
-    try:
-        links = json.loads((Path(output_dir) / "dataset_description.json").read_text()).get("DatasetLinks", {})
-        raw = Path(urlparse(links.get("raw", "")).path)
-        generated = json.loads((raw / "dataset_description.json").read_text()).get("GeneratedBy", [])
-        if not any(entry.get("Name") == "bids_encoding demo generator" for entry in generated):
-            return None
-        return json.loads((raw.parent / "ground_truth" / "ground_truth.json").read_text()).get("model")
-    except (OSError, ValueError, AttributeError):
-        return None
+    truth = demo_truth(output_dir)
+    return None if truth is None else truth[1].get("model")
 
 
 def planted_label(output_dir, names):

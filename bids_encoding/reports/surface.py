@@ -6,7 +6,6 @@ inline, so nothing is fetched)."""
 import html
 import json
 import re
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -16,6 +15,7 @@ from bids_encoding.derivatives.names import ANY, find
 from bids_encoding.hemispheres import LANGUAGE_ROIS, ROI_RADIUS_MM
 from bids_encoding.reports.pycortex import pycortex_flatmap
 from bids_encoding.reports.style import png_uri
+from bids_encoding.reports.truth import demo_truth
 from bids_encoding.surface import HEMIS, N_VERTICES, fsaverage5, label_names, mesh, project, read_gifti, sphere_labels
 
 VIEWS = (("L", "lateral"), ("L", "medial"), ("R", "medial"), ("R", "lateral"))
@@ -24,9 +24,10 @@ OUTSIDE = 1e-7
 SULCUS, GYRUS = (0.55, 0.55, 0.55, 1.0), (0.8, 0.8, 0.8, 1.0)  # the flat maps' background, from the sulcal depth
 
 
-def surface_files(folder, **entities):
-    """``{"L": path, "R": path}`` (or one of them) of a map on the surface in ``folder``, by its entities."""
-    found = find(folder, hemi=ANY, extension=".func.gii", **entities)
+def surface_files(folder, extension=".func.gii", **entities):
+    """``{"L": path, "R": path}`` (or one of them) of a map (``.label.gii``: labels) on the surface in ``folder``,
+    by its entities."""
+    found = find(folder, hemi=ANY, extension=extension, **entities)
     return {name.hemi: path for name, path in found.items() if name.hemi}
 
 
@@ -135,16 +136,15 @@ def label_outlines(files):
 
 
 def planted_outlines(output_dir):
-    """The demo's planted regions on the surface (``ground_truth/planted_labels.nii.gz`` beside the raw dataset
-    that ``dataset_description.json`` links), or ``None`` for any other dataset."""
-    from urllib.parse import urlparse
-
+    """The demo's planted regions on the surface (its ground truth's labels image, projected as the maps are), or
+    ``None`` for any other dataset."""
+    truth = demo_truth(output_dir)
+    if truth is None:
+        return None
+    folder, content = truth
     try:
-        links = json.loads((Path(output_dir) / "dataset_description.json").read_text()).get("DatasetLinks", {})
-        truth = Path(urlparse(links.get("raw", "")).path).parent / "ground_truth"
-        labels = truth / json.loads((truth / "ground_truth.json").read_text())["labels_file"]
-        image = nib.load(labels)
-    except (OSError, ValueError, KeyError, AttributeError):
+        image = nib.load(folder / content["labels_file"])
+    except (OSError, KeyError):
         return None
     projected = project(image, interpolation="nearest_most_frequent")
     return {hemi: np.rint(np.nan_to_num(values)).astype(int) for hemi, values in projected.items()}
@@ -214,7 +214,7 @@ def group_surfaces(group_dir, task, names, planted=None):
             rows.append((what, maps, shared_vmax(maps.values())))
     if not rows:
         return None
-    regions = surface_files_labels(group_dir, **entities)
+    regions = surface_files(group_dir, ".label.gii", **entities, suffix="dseg", desc="rois", atlas=None)
     outlines, region_names = label_outlines(regions) if regions else (None, [])
     figures = [{"caption": f"{names.get(model, model)}: {what} (|t| up to {vmax:.3g})",
                 "image": surface_views(values, vmax, outlines=outlines)}
@@ -229,8 +229,3 @@ def group_surfaces(group_dir, task, names, planted=None):
     return {"figures": figures, "regions": region_names, "viewer": viewer,
             "viewer_model": names.get(chosen, chosen)}
 
-
-def surface_files_labels(folder, **entities):
-    """``{"L": path, "R": path}`` of the ROI table's regions on the surface (``desc-rois_dseg.label.gii``)."""
-    found = find(folder, hemi=ANY, extension=".label.gii", suffix="dseg", desc="rois", atlas=None, **entities)
-    return {name.hemi: path for name, path in found.items() if name.hemi}
