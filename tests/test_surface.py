@@ -223,3 +223,17 @@ def test_the_plan_counts_the_surface_vertices_fitted_beside_the_voxels(surface_s
     assert f"+ {2 * N_VERTICES} vertices of fMRIPrep's surface BOLD" in capsys.readouterr().out
     assert main([*arguments, "--surface", "volume"]) == 0
     assert "vertices" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_surface_bold_file_stops_with_a_line_that_names_it(tmp_path, damage):
+    from bids_encoding.inputs.bold import clean_surface_bold
+
+    rng = np.random.default_rng(0)
+    paths = {hemi: tmp_path / f"sub-01_task-story_hemi-{hemi}_space-fsaverage5_bold.func.gii" for hemi in "LR"}
+    for hemi in "LR":
+        write_series(paths[hemi], rng.normal(size=(N_VERTICES, 20)))
+    written = paths["R"].read_bytes()
+    paths["R"].write_bytes(written[:len(written) // 2] if damage == "truncated" else b"")
+    with pytest.raises(BadDataError, match=re.escape(str(paths["R"])) + ".*truncated or corrupt"):
+        clean_surface_bold(paths, "fsaverage5", 2.0)

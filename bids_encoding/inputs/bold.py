@@ -12,9 +12,13 @@ from bids_encoding.surface import DENSITIES, HEMIS, N_VERTICES, read_gifti
 def read_bold(bold_path, read):
     """``read(str(bold_path))``; a truncated or corrupt file (nibabel and gzip raise many kinds) stops with a
     line that names it."""
+    from xml.parsers.expat import ExpatError
+
+    from nibabel.filebasedimages import ImageFileError
+
     try:
         return read(str(bold_path))
-    except (EOFError, OSError, ValueError, zlib.error) as error:
+    except (EOFError, OSError, ValueError, zlib.error, ImageFileError, ExpatError) as error:  # GIFTI is XML
         raise BadDataError(f"cannot read the data of {bold_path}: the file is truncated or corrupt ({error}); "
                            "fetch it again (e.g. datalad get)") from error
 
@@ -42,7 +46,7 @@ def clean_surface_bold(paths, space, repetition_time, trim=(0, 0), cleaning=Clea
     """One run of fMRIPrep's surface BOLD (``paths``: ``{"L": path, "R": path}`` in fsaverage density ``space``)
     on fsaverage5's vertices, left then right, trimmed and cleaned as :func:`clean_run_bold` cleans the volume:
     ``(n_kept_scans, 2 * 10242)`` float32."""
-    data = read_bold(paths["L"], lambda _: read_surface_bold(paths, space))
+    data = read_surface_bold(paths, space)
     return clean_run_data(data, repetition_time, trim, cleaning, notes, confounds)
 
 
@@ -69,7 +73,7 @@ def read_surface_bold(paths, space):
     first."""
     parts = []
     for hemi in HEMIS:
-        data = np.atleast_2d(read_gifti(paths[hemi]))
+        data = np.atleast_2d(read_bold(paths[hemi], read_gifti))
         if data.shape[1] != DENSITIES[space]:
             raise BadDataError(f"{paths[hemi]}: {data.shape[1]} vertices where {space} has {DENSITIES[space]}: "
                                "give fMRIPrep's own file, or run with --surface volume")
